@@ -1,0 +1,1 @@
+"""Ad-fatigue insights platform: gRPC services and their shared code."""

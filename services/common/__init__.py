@@ -1,0 +1,1 @@
+"""Code shared by every service: typed rows, settings, gRPC serving, dates."""

@@ -1,0 +1,1 @@
+"""fatigue_engine."""
