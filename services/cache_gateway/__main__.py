@@ -1,0 +1,3 @@
+from services.cache_gateway.server import main
+
+main()

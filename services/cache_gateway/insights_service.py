@@ -1,0 +1,183 @@
+"""The gateway's business logic: answer a range from L2, fetching from L3 only
+what is missing or due (DESIGN.md R1-R4). No transport code here.
+
+Per request:
+1. plan the days of the range that are missing or due (freshness policy);
+2. *missing* days are fetched before answering (single-flight shares
+   overlapping fetches); if that fails the request fails with the upstream's
+   status — data never seen cannot be served;
+3. *due* days that L2 already holds are answered at once, marked
+   STALE_REVALIDATING, while a background refresh runs (stale-while-revalidate);
+   if the last refresh of the account failed, they are marked
+   STALE_UPSTREAM_ERROR with the reason (stale-if-error) — never silently;
+4. the answer is one consistent L2 snapshot at one account version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import grpc
+
+from services.cache_gateway.freshness import FreshnessPolicy
+from services.cache_gateway.l2_store import InsightsStore, Snapshot
+from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
+from services.cache_gateway.single_flight import SingleFlight
+from services.cache_gateway.stats import GatewayCounters
+from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
+from services.common.dates import DateRange
+
+log = logging.getLogger(__name__)
+
+FRESH, STALE_REVALIDATING, STALE_UPSTREAM_ERROR = 1, 2, 3  # adfatigue.v1.DataStatus
+
+
+@dataclass(slots=True)
+class ReadResult:
+    snapshot: Snapshot
+    status: int
+    reason: str
+    due: set[date]
+    fetched_ranges: list[DateRange]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFailure:
+    message: str
+    code: grpc.StatusCode
+    at: datetime
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+class InsightsService:
+    """Reads and refreshes account insights through L2 and the upstream.
+
+    ``on_change(account_id, version)`` is called after every write that changed rows.
+    """
+
+    def __init__(
+        self,
+        store: InsightsStore,
+        upstream: InsightsUpstream,
+        policy: FreshnessPolicy | None = None,
+        max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        on_change: Callable[[str, int], None] | None = None,
+    ):
+        self.store = store
+        self.upstream = upstream
+        self.policy = policy or FreshnessPolicy()
+        self.max_range_days = max_range_days
+        self.clock = clock
+        self.on_change = on_change
+        self.flight = SingleFlight()
+        self.counters = GatewayCounters()
+        self.last_failure: dict[str, UpstreamFailure] = {}
+        self._background: set[asyncio.Task] = set()
+
+    async def timezone_of(self, account_id: str) -> ZoneInfo:
+        state = await self.store.account(account_id)
+        return zone(state.timezone if state else "")
+
+    async def read(self, account_id: str, days: DateRange, revalidate: bool = True) -> ReadResult:
+        """Answer ``days`` for the account; raises UpstreamError when missing days cannot be fetched."""
+        tz = await self.timezone_of(account_id)
+        fetched = await self.store.fetched_at(account_id, days)
+        due = set(due_days(days, fetched, self.policy, self.clock(), tz))
+        missing = sorted(d for d in due if d not in fetched)
+        ranges: list[DateRange] = []
+        if missing:
+            self.counters.l2_misses += 1
+            ranges, _ = await self._fetch_days(account_id, missing)
+        else:
+            self.counters.l2_hits += 1
+        stale = due.difference(missing)
+        status, reason = FRESH, ""
+        if stale:
+            failure = self.last_failure.get(account_id)
+            if failure is not None:
+                status, reason = STALE_UPSTREAM_ERROR, f"{failure.message} (at {failure.at:%Y-%m-%d %H:%M} UTC)"
+            else:
+                status, reason = STALE_REVALIDATING, f"{len(stale)} day(s) due for refresh; refreshing in the background"
+            if revalidate:
+                self._refresh_in_background(account_id, sorted(stale))
+            self.counters.stale_answers += 1
+        snap = await self.store.snapshot(account_id, days)
+        if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
+            return await self.read(account_id, days, revalidate)
+        return ReadResult(snap, status, reason, stale, ranges)
+
+    async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
+        """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).
+
+        Raises UpstreamError when the provider fails.
+        """
+        if force:
+            todo = days.days()
+        else:
+            tz = await self.timezone_of(account_id)
+            fetched = await self.store.fetched_at(account_id, days)
+            todo = due_days(days, fetched, self.policy, self.clock(), tz)
+        return await self._fetch_days(account_id, todo)
+
+    async def _fetch_days(self, account_id: str, days: list[date]) -> tuple[list[DateRange], int]:
+        """Fetch ``days`` (joining fetches already in flight); returns (ranges started here, rows changed)."""
+        own, waits = self.flight.split(account_id, days)
+        if waits:
+            self.counters.upstream_calls_avoided += len(waits)
+        ranges = merge_ranges(own, self.max_range_days)
+        futures = self.flight.run(account_id, ranges, lambda rng: self._fetch_and_store(account_id, rng))
+        results = await asyncio.gather(*(asyncio.shield(f) for f in futures + waits), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return ranges, sum(results[: len(futures)])
+
+    async def _fetch_and_store(self, account_id: str, rng: DateRange) -> int:
+        self.counters.upstream_calls += 1
+        try:
+            result = await self.upstream.fetch(account_id, rng)
+        except UpstreamError as exc:
+            if exc.code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+                self.last_failure[account_id] = UpstreamFailure(exc.message, exc.code, self.clock())
+            raise
+        if result.timezone or result.currency:
+            await self.store.set_account_info(account_id, result.timezone, result.currency)
+        write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
+        self.last_failure.pop(account_id, None)
+        if write.rows_changed and self.on_change:
+            self.on_change(account_id, write.version)
+        return write.rows_changed
+
+    def _refresh_in_background(self, account_id: str, days: list[date]) -> None:
+        own, _ = self.flight.split(account_id, days)
+        if not own:
+            return
+
+        async def run() -> None:
+            try:
+                await self._fetch_days(account_id, own)
+            except UpstreamError as exc:
+                log.warning("background refresh of %s failed: %s", account_id, exc.message)
+            except Exception:  # never let a background task die silently
+                log.exception("background refresh of %s failed", account_id)
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background refreshes (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)

@@ -1,0 +1,239 @@
+"""L2: MongoDB, the source of truth the gateway reads and writes (DESIGN.md R2).
+
+Collections (database ``adfatigue`` by default):
+
+- ``insights``: one document per account x ad x day, ``_id`` =
+  ``"{account_id}:{ad_id}:{date}"`` and a unique index on
+  ``(account_id, ad_id, date)``; ``row`` (the values, see row_document),
+  ``content_hash``, ``fetched_at``, ``version`` (the account version at which
+  the row last changed) and ``deleted`` (a tombstone when a re-read no longer
+  has the row, so subscribers can be told).
+- ``freshness``: one document per account x day that was fetched (rows or
+  not): ``fetched_at``.
+- ``accounts``: ``version`` (last committed change), ``seq`` (last claimed
+  version), ``timezone``, ``currency``.
+
+Writes are idempotent upserts guarded by ``fetched_at``: an older fetch can
+never overwrite a newer one. A batch of changes claims a version with
+``$inc seq``, writes its rows tagged with it, then commits with
+``$max version`` — no multi-document transaction. Readers take a consistent
+snapshot by reading the account document before and after the rows and
+retrying while a write is in flight (``seq > version``) or the version moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Iterable, Sequence
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.cache_gateway.row_document import CorruptDocument, content_hash, decode_row, encode_row
+from services.common.dates import DateRange
+from services.common.insight_row import InsightRow
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    account_id: str
+    version: int = 0
+    seq: int = 0
+    timezone: str = ""
+    currency: str = ""
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A consistent read of one account's rows in a range at ``version``."""
+
+    account_id: str
+    version: int
+    rows: list[InsightRow]
+    fetched_at: dict[date, datetime]
+    timezone: str = ""
+    quarantined: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    version: int          # account version after the write
+    rows_changed: int     # rows inserted, updated or tombstoned
+
+
+def _day_key(d: date) -> str:
+    return d.isoformat()
+
+
+class InsightsStore:
+    """Async access to the L2 collections. ``await ensure_indexes()`` once at start-up."""
+
+    def __init__(self, client: AsyncMongoClient, database: str = "adfatigue", read_retry_s: float = 2.0):
+        self.client = client
+        self.db = client[database]
+        self.insights = self.db["insights"]
+        self.freshness = self.db["freshness"]
+        self.accounts = self.db["accounts"]
+        self.quarantine = self.db["quarantine"]
+        self.read_retry_s = read_retry_s
+
+    async def ensure_indexes(self) -> None:
+        await self.insights.create_index(
+            [("account_id", ASCENDING), ("ad_id", ASCENDING), ("date", ASCENDING)], unique=True, name="row_key"
+        )
+        await self.insights.create_index([("account_id", ASCENDING), ("date", ASCENDING)], name="account_date")
+        await self.insights.create_index([("account_id", ASCENDING), ("version", ASCENDING)], name="account_version")
+        await self.freshness.create_index([("account_id", ASCENDING), ("date", ASCENDING)], unique=True, name="day_key")
+
+    # -- accounts -----------------------------------------------------------------------------
+    async def account(self, account_id: str) -> AccountState | None:
+        doc = await self.accounts.find_one({"_id": account_id})
+        if doc is None:
+            return None
+        return AccountState(account_id, doc.get("version", 0), doc.get("seq", 0),
+                            doc.get("timezone", ""), doc.get("currency", ""))
+
+    async def set_account_info(self, account_id: str, timezone: str, currency: str) -> None:
+        update = {k: v for k, v in (("timezone", timezone), ("currency", currency)) if v}
+        await self.accounts.update_one(
+            {"_id": account_id}, {"$set": update, "$setOnInsert": {"version": 0, "seq": 0}}, upsert=True
+        )
+
+    async def list_accounts(self) -> list[AccountState]:
+        return [AccountState(d["_id"], d.get("version", 0), d.get("seq", 0), d.get("timezone", ""), d.get("currency", ""))
+                async for d in self.accounts.find({})]
+
+    # -- reads --------------------------------------------------------------------------------
+    async def fetched_at(self, account_id: str, days: DateRange) -> dict[date, datetime]:
+        """When each day of ``days`` was last fetched (days never fetched are absent)."""
+        cursor = self.freshness.find(
+            {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
+            {"date": 1, "fetched_at": 1},
+        )
+        return {date.fromisoformat(d["date"]): d["fetched_at"] async for d in cursor}
+
+    async def snapshot(self, account_id: str, days: DateRange) -> Snapshot:
+        """A consistent snapshot of the range: rows ordered by (date, ad_id), at one version.
+
+        Corrupt documents are moved to ``quarantine`` and their day's freshness
+        dropped, so the next plan re-fetches them (R11).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_retry_s
+        while True:
+            before = await self.account(account_id) or AccountState(account_id)
+            if before.seq > before.version and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+                continue
+            docs = [d async for d in self.insights.find(
+                {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
+                 "deleted": {"$ne": True}},
+            ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
+            fetched = await self.fetched_at(account_id, days)
+            after = await self.account(account_id) or AccountState(account_id)
+            if (after.version, after.seq) == (before.version, before.seq) or loop.time() >= deadline:
+                break
+        rows, bad = [], []
+        for doc in docs:
+            try:
+                rows.append(decode_row(doc))
+            except CorruptDocument as exc:
+                log.warning("%s; quarantined, the day will be re-fetched", exc)
+                bad.append(doc)
+        if bad:
+            await self._quarantine(bad)
+            for doc in bad:
+                fetched.pop(date.fromisoformat(doc["date"]), None)
+        return Snapshot(account_id, after.version, rows, fetched, after.timezone, [d["_id"] for d in bad])
+
+    async def _quarantine(self, docs: Sequence[dict]) -> None:
+        for doc in docs:
+            await self.quarantine.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            await self.insights.delete_one({"_id": doc["_id"], "content_hash": doc.get("content_hash")})
+            await self.freshness.delete_one({"account_id": doc["account_id"], "date": doc["date"]})
+
+    # -- writes -------------------------------------------------------------------------------
+    async def apply_fetch(
+        self, account_id: str, days: DateRange, rows: Iterable[InsightRow], fetched_at: datetime
+    ) -> WriteResult:
+        """Upsert what one fetch of ``days`` returned, read at ``fetched_at``.
+
+        Rows that did not change keep their version; rows the fetch no longer
+        has become tombstones; rows stored from a newer fetch are left alone.
+        Every day of ``days`` is marked fetched (``$max`` on fetched_at).
+        Raises ValueError when a row lies outside ``days`` or belongs to another account.
+        """
+        incoming: dict[str, tuple[InsightRow, dict, str]] = {}
+        for row in rows:
+            if row.account_id != account_id or not (days.since <= row.date_start <= days.until):
+                raise ValueError(f"row {row.key} is outside account {account_id} range {days}")
+            body = encode_row(row)
+            incoming[f"{account_id}:{row.ad_id}:{_day_key(row.date_start)}"] = (row, body, content_hash(body))
+        existing = {d["_id"]: d async for d in self.insights.find(
+            {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
+            {"content_hash": 1, "fetched_at": 1, "deleted": 1},
+        )}
+
+        def newer_stored(doc: dict | None) -> bool:
+            return doc is not None and doc.get("fetched_at") is not None and doc["fetched_at"] > fetched_at
+
+        changed = [k for k, (_, _, h) in incoming.items()
+                   if not newer_stored(existing.get(k))
+                   and (k not in existing or existing[k].get("content_hash") != h or existing[k].get("deleted"))]
+        gone = [k for k, doc in existing.items()
+                if k not in incoming and not doc.get("deleted") and not newer_stored(doc)]
+
+        version = (await self.account(account_id) or AccountState(account_id)).version
+        if changed or gone:
+            claimed = await self.accounts.find_one_and_update(
+                {"_id": account_id}, {"$inc": {"seq": 1}, "$setOnInsert": {"version": 0}},
+                upsert=True, return_document=ReturnDocument.AFTER,
+            )
+            version = claimed["seq"]
+            try:
+                ops = []
+                for key in changed:
+                    row, body, digest = incoming[key]
+                    ops.append(UpdateOne(
+                        {"_id": key, "$or": [{"fetched_at": {"$lt": fetched_at}}, {"fetched_at": None}]},
+                        {"$set": {"account_id": account_id, "ad_id": row.ad_id, "date": _day_key(row.date_start),
+                                  "row": body, "content_hash": digest, "fetched_at": fetched_at,
+                                  "version": version, "deleted": False}},
+                        upsert=True,
+                    ))
+                for key in gone:
+                    ops.append(UpdateOne(
+                        {"_id": key, "$or": [{"fetched_at": {"$lt": fetched_at}}, {"fetched_at": None}]},
+                        {"$set": {"deleted": True, "fetched_at": fetched_at, "version": version}},
+                    ))
+                await self._bulk(self.insights, ops)
+            finally:
+                await self.accounts.update_one({"_id": account_id}, {"$max": {"version": version}})
+        await self._bulk(self.freshness, [
+            UpdateOne({"_id": f"{account_id}:{_day_key(d)}"},
+                      {"$max": {"fetched_at": fetched_at},
+                       "$setOnInsert": {"account_id": account_id, "date": _day_key(d)}}, upsert=True)
+            for d in days.days()
+        ])
+        return WriteResult(version=version, rows_changed=len(changed) + len(gone))
+
+    @staticmethod
+    async def _bulk(collection, ops: list) -> None:
+        """Unordered bulk write; a duplicate key means a newer fetch won the race, which is fine."""
+        if not ops:
+            return
+        try:
+            await collection.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            real = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+            if real:
+                raise
+        except DuplicateKeyError:
+            pass

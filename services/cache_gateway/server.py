@@ -1,0 +1,71 @@
+"""Run the CacheGateway: ``python -m services.cache_gateway --port N --fetcher HOST:PORT --engine HOST:PORT``.
+
+Settings (flags override environment): ``MONGODB_URI`` (required: the
+launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
+(``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
+``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+
+from pymongo import AsyncMongoClient
+
+from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
+from services.cache_gateway.insights_service import InsightsService
+from services.cache_gateway.l1_cache import L1Cache
+from services.cache_gateway.l2_store import InsightsStore
+from services.cache_gateway.servicer import CacheGatewayServicer
+from services.cache_gateway.upstream import MetaFetcherUpstream
+from services.common.grpc_server import GrpcHost
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m services.cache_gateway", description="CacheGateway gRPC server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(env("ADFATIGUE_GATEWAY_PORT", "50051")))
+    p.add_argument("--mongodb-uri", default=env("MONGODB_URI"))
+    p.add_argument("--mongodb-db", default=env("MONGODB_DB", "adfatigue"))
+    p.add_argument("--fetcher", default=env("ADFATIGUE_FETCHER_ADDR", "127.0.0.1:50052"))
+    p.add_argument("--engine", default=env("ADFATIGUE_ENGINE_ADDR", "127.0.0.1:50053"))
+    p.add_argument("--l1-max-bytes", type=int, default=int(env("L1_MAX_BYTES", str(50 * 1024 * 1024))))
+    p.add_argument("--l1-ttl-seconds", type=float, default=float(env("L1_TTL_SECONDS", "60")))
+    args = p.parse_args(argv)
+    if not args.mongodb_uri:
+        p.error("MONGODB_URI (or --mongodb-uri) is required; `adfatigue up` starts an embedded store for you")
+    return args
+
+
+async def serve(args: argparse.Namespace) -> None:
+    client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
+    store = InsightsStore(client, args.mongodb_db)
+    await store.ensure_indexes()
+    upstream = MetaFetcherUpstream(args.fetcher)
+    service = InsightsService(store, upstream)
+    servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine)
+    host = GrpcHost(f"{args.host}:{args.port}")
+    add_cache_gateway_to_server(servicer, host.server)
+    port = await host.start([SERVICE_NAME])
+    print(f"cache_gateway listening on {args.host}:{port}", flush=True)
+    try:
+        await host.wait_for_termination_signal()
+    finally:
+        await host.stop()
+        await service.drain()
+        await servicer.close()
+        await upstream.close()
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""CacheGateway gRPC servicer: validation, status codes, L1 — the transport edge.
+
+Unary methods return *serialized bytes* (see ``handlers.py``): an L1 hit
+sends the cached bytes untouched, so every caller of the same request at the
+same version receives byte-identical answers (R1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timezone
+
+import grpc
+
+from services.cache_gateway.insights_service import FRESH, InsightsService, zone
+from services.cache_gateway.l1_cache import CachedResponse, L1Cache
+from services.cache_gateway.responses import (
+    InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
+)
+from services.cache_gateway.upstream import UpstreamError
+from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
+from services.common.grpc_server import insecure_channel
+from services.common.pb.adfatigue.v1 import (
+    cache_gateway_pb2 as gw, fatigue_engine_pb2, fatigue_engine_pb2_grpc, fatigue_pb2,
+)
+from services.common.row_proto import row_to_proto
+
+log = logging.getLogger(__name__)
+
+#: The latest "today" anywhere (UTC+14), used to validate ranges of accounts whose time zone is not known yet.
+_EARLIEST_ZONE = "Pacific/Kiritimati"
+
+
+class CacheGatewayServicer:
+    def __init__(self, service: InsightsService, l1: L1Cache, fatigue_engine_target: str):
+        self.service = service
+        self.l1 = l1
+        self._engine_channel = insecure_channel(fatigue_engine_target)
+        self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
+        service.on_change = self._on_change
+
+    def _on_change(self, account_id: str, version: int) -> None:
+        self.l1.invalidate_account(account_id, below_version=version)
+
+    # -- helpers ------------------------------------------------------------------------------
+    async def _validate(self, context, account_id: str, since: str, until: str) -> tuple[str, DateRange]:
+        try:
+            account = normalise_account_id(account_id)
+            state = await self.service.store.account(account)
+            tz_name = state.timezone if state and state.timezone else _EARLIEST_ZONE
+            days = parse_range(since, until, today=account_today(tz_name))
+        except (InvalidAccountId, InvalidDateRange, InvalidRequest) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return account, days
+
+    async def _read(self, context, account: str, days: DateRange):
+        try:
+            return await self.service.read(account, days)
+        except UpstreamError as exc:
+            message = exc.message
+            if exc.code == grpc.StatusCode.NOT_FOUND:
+                message = f"ad account act_{account} is not known to the provider: {exc.message}"
+            elif exc.code == grpc.StatusCode.UNAVAILABLE:
+                message = f"no cached data for act_{account} {days} and the upstream failed: {exc.message}"
+            await context.abort(exc.code, message)
+
+    # -- RPCs ---------------------------------------------------------------------------------
+    async def GetInsights(self, request: gw.GetInsightsRequest, context) -> bytes:
+        account, days = await self._validate(context, request.account_id, request.since, request.until)
+        try:
+            fields = check_fields(request.fields)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        key = ("insights", account, days, fields, request.page_size, request.page_token)
+        cached = self.l1.get(key)
+        if cached is not None:
+            self.service.counters.l1_hits += 1
+            return cached.payload
+        self.service.counters.l1_misses += 1
+        result = await self._read(context, account, days)
+        try:
+            offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StalePageToken as exc:
+            await context.abort(grpc.StatusCode.ABORTED, str(exc))
+        rows, more = insights_rows(result, fields, offset, size)
+        reply = gw.GetInsightsResponse(
+            account_id=account, version=result.snapshot.version, rows=rows,
+            freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
+                                        self.service.clock()),
+            next_page_token=page_token(result.snapshot.version, offset + size) if more else "",
+        )
+        payload = reply.SerializeToString(deterministic=True)
+        if result.status == FRESH:
+            self.l1.put(key, CachedResponse(payload, result.snapshot.version, account))
+        return payload
+
+    async def GetFatigue(self, request: gw.GetFatigueRequest, context) -> bytes:
+        account, days = await self._validate(context, request.account_id, request.since, request.until)
+        config = request.config.SerializeToString(deterministic=True)
+        key = ("fatigue", account, days, config)
+        cached = self.l1.get(key)
+        if cached is not None:
+            self.service.counters.l1_hits += 1
+            return cached.payload
+        self.service.counters.l1_misses += 1
+        result = await self._read(context, account, days)
+        by_ad: dict[str, list] = defaultdict(list)
+        for row in result.snapshot.rows:
+            by_ad[row.ad_id].append(row_to_proto(row))
+        score_request = fatigue_engine_pb2.ScoreAdsRequest(
+            account_id=account, config=request.config, insights_version=result.snapshot.version,
+            ads=[fatigue_pb2.AdSeries(ad_id=ad_id, days=rows) for ad_id, rows in sorted(by_ad.items())],
+        )
+        try:
+            scored = await self._engine.ScoreAds(score_request, timeout=60)
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"fatigue_engine failed: {exc.details()}")
+        reply = gw.GetFatigueResponse(
+            account_id=account, version=result.snapshot.version, results=scored.results,
+            freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
+                                        self.service.clock()),
+        )
+        payload = reply.SerializeToString(deterministic=True)
+        if result.status == FRESH:
+            self.l1.put(key, CachedResponse(payload, result.snapshot.version, account))
+        return payload
+
+    async def Refresh(self, request: gw.RefreshRequest, context) -> bytes:
+        account, days = await self._validate(context, request.account_id, request.since, request.until)
+        calls_before = self.service.counters.upstream_calls
+        try:
+            ranges, changed = await self.service.refresh(account, days, force=request.force)
+        except UpstreamError as exc:
+            await context.abort(exc.code, f"refresh of act_{account} {days} failed: {exc.message}")
+        state = await self.service.store.account(account)
+        return gw.RefreshResponse(
+            account_id=account, version=state.version if state else 0, rows_changed=changed,
+            upstream_calls=self.service.counters.upstream_calls - calls_before,
+            fetched_ranges=[gw.DateRange(since=r.since.isoformat(), until=r.until.isoformat()) for r in ranges],
+        ).SerializeToString()
+
+    async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
+        return gw.GatewayStats(
+            **self.service.counters.as_dict(), l1_bytes=self.l1.bytes_used, l1_max_bytes=self.l1.max_bytes,
+            l1_entries=len(self.l1),
+        ).SerializeToString()
+
+    async def Subscribe(self, request: gw.SubscribeRequest, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Subscribe is not available yet")
+        yield  # pragma: no cover
+
+    async def close(self) -> None:
+        await self._engine_channel.close()
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,76 @@
+"""The gateway's view of L3: a provider of daily rows for an account and range.
+
+``MetaFetcherUpstream`` calls the MetaFetcher service over gRPC; any other
+provider (R14) only has to implement ``InsightsUpstream.fetch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+import grpc
+
+from services.common.dates import DateRange
+from services.common.grpc_server import insecure_channel
+from services.common.insight_row import InsightRow
+from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
+from services.common.row_proto import row_from_proto
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    rows: list[InsightRow]
+    fetched_at: datetime
+    upstream_calls: int = 1
+    timezone: str = ""
+    currency: str = ""
+
+
+class UpstreamError(Exception):
+    """The provider failed; ``code`` is the gRPC status to answer with, ``message`` says why."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InsightsUpstream(Protocol):
+    async def fetch(self, account_id: str, days: DateRange) -> FetchResult:
+        """Daily rows of ``days``; raises UpstreamError."""
+        ...
+
+
+class MetaFetcherUpstream:
+    """L3 through the MetaFetcher service at ``target`` (host:port)."""
+
+    def __init__(self, target: str, timeout_s: float = 120.0):
+        self.target = target
+        self.timeout_s = timeout_s
+        self._channel = insecure_channel(target)
+        self._stub = meta_fetcher_pb2_grpc.MetaFetcherStub(self._channel)
+
+    async def fetch(self, account_id: str, days: DateRange) -> FetchResult:
+        request = meta_fetcher_pb2.FetchInsightsRequest(
+            account_id=account_id, since=days.since.isoformat(), until=days.until.isoformat()
+        )
+        try:
+            reply = await self._stub.FetchInsights(request, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
+                        grpc.StatusCode.UNKNOWN):
+                code = grpc.StatusCode.UNAVAILABLE
+            raise UpstreamError(code, f"Meta fetch failed: {exc.details() or code.name}") from None
+        fetched_at = reply.fetched_at.ToDatetime(tzinfo=timezone.utc) if reply.HasField("fetched_at") \
+            else datetime.now(timezone.utc)
+        return FetchResult(
+            rows=[row_from_proto(r) for r in reply.rows], fetched_at=fetched_at,
+            upstream_calls=reply.upstream_calls or 1, timezone=reply.account_timezone,
+            currency=reply.account_currency,
+        )
+
+    async def close(self) -> None:
+        await self._channel.close()

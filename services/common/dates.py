@@ -1,0 +1,86 @@
+"""Date ranges in the ad account's time zone (DATA_PITFALLS.md 9, DESIGN.md R12).
+
+Dates are calendar dates of the ad account's time zone, never shifted to UTC.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+#: Meta keeps 37 months of insights (META_GRAPH_API.md §1, `date_preset=maximum`).
+RETENTION_MONTHS = 37
+#: Longest range one request may ask for; bounds memory and response size (R12).
+MAX_RANGE_DAYS = 3 * 366
+
+
+class InvalidDateRange(ValueError):
+    """A date or range a person must fix; the message says how."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class DateRange:
+    """An inclusive range of account time-zone dates."""
+
+    since: date
+    until: date
+
+    def days(self) -> list[date]:
+        n = (self.until - self.since).days + 1
+        return [self.since + timedelta(days=i) for i in range(n)]
+
+    def __len__(self) -> int:
+        return (self.until - self.since).days + 1
+
+    def __str__(self) -> str:
+        return f"{self.since.isoformat()}..{self.until.isoformat()}"
+
+
+def parse_date(value: str, name: str) -> date:
+    """Parse ``YYYY-MM-DD``; raises InvalidDateRange naming the field."""
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidDateRange(f"{name}={value!r} is not a date: use YYYY-MM-DD, e.g. 2026-04-29") from None
+
+
+def account_today(tz_name: str, now: datetime | None = None) -> date:
+    """Today's date in the account's time zone."""
+    now = now or datetime.now(timezone.utc)
+    return now.astimezone(ZoneInfo(tz_name)).date()
+
+
+def retention_floor(today: date) -> date:
+    """The oldest date Meta still serves: 37 months before ``today``, plus one day of margin."""
+    month = today.month - 1 - RETENTION_MONTHS
+    year = today.year + month // 12
+    month = month % 12 + 1
+    day = min(today.day, calendar.monthrange(year, month)[1])
+    return date(year, month, day) + timedelta(days=1)
+
+
+def parse_range(since: str, until: str, today: date | None = None) -> DateRange:
+    """Validate an inclusive range of ``YYYY-MM-DD`` strings.
+
+    Raises InvalidDateRange when a date does not parse, ``until < since``, the
+    range is longer than MAX_RANGE_DAYS, or (given ``today`` in the account's
+    time zone) it starts before Meta's 37-month retention or ends after today.
+    """
+    start, end = parse_date(since, "since"), parse_date(until, "until")
+    if end < start:
+        raise InvalidDateRange(f"until {until} is before since {since}: swap them or fix the range")
+    if (end - start).days + 1 > MAX_RANGE_DAYS:
+        raise InvalidDateRange(f"range {since}..{until} is longer than {MAX_RANGE_DAYS} days: ask for a shorter range")
+    if today is not None:
+        floor = retention_floor(today)
+        if start < floor:
+            raise InvalidDateRange(
+                f"since {since} is older than Meta keeps insights ({RETENTION_MONTHS} months): the oldest date is {floor}"
+            )
+        if end > today:
+            raise InvalidDateRange(f"until {until} is after today ({today} in the account's time zone)")
+    return DateRange(start, end)
