@@ -52,7 +52,12 @@ class AccountState:
 
 @dataclass(slots=True)
 class Snapshot:
-    """A consistent read of one account's rows in a range at ``version``."""
+    """A consistent read of one account's rows in a range.
+
+    ``version`` is the range's version: the highest account version at which
+    any row of the range (tombstones included) last changed, so it moves only
+    when this range's data moves, and equal versions mean equal data.
+    """
 
     account_id: str
     version: int
@@ -102,9 +107,17 @@ class InsightsStore:
 
     async def set_account_info(self, account_id: str, timezone: str, currency: str) -> None:
         update = {k: v for k, v in (("timezone", timezone), ("currency", currency)) if v}
-        await self.accounts.update_one(
-            {"_id": account_id}, {"$set": update, "$setOnInsert": {"version": 0, "seq": 0}}, upsert=True
-        )
+        await self._ensure_account(account_id)
+        await self.accounts.update_one({"_id": account_id}, {"$set": update})
+
+    async def _ensure_account(self, account_id: str) -> None:
+        """Create the account document if absent (concurrent creators: one wins, the rest see it)."""
+        try:
+            await self.accounts.update_one(
+                {"_id": account_id}, {"$setOnInsert": {"version": 0, "seq": 0}}, upsert=True
+            )
+        except DuplicateKeyError:
+            pass
 
     async def list_accounts(self) -> list[AccountState]:
         return [AccountState(d["_id"], d.get("version", 0), d.get("seq", 0), d.get("timezone", ""), d.get("currency", ""))
@@ -133,15 +146,17 @@ class InsightsStore:
                 await asyncio.sleep(0.01)
                 continue
             docs = [d async for d in self.insights.find(
-                {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
-                 "deleted": {"$ne": True}},
+                {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
             ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
             fetched = await self.fetched_at(account_id, days)
             after = await self.account(account_id) or AccountState(account_id)
             if (after.version, after.seq) == (before.version, before.seq) or loop.time() >= deadline:
                 break
+        version = max((d.get("version", 0) for d in docs), default=0)
         rows, bad = [], []
         for doc in docs:
+            if doc.get("deleted"):
+                continue
             try:
                 rows.append(decode_row(doc))
             except CorruptDocument as exc:
@@ -151,7 +166,7 @@ class InsightsStore:
             await self._quarantine(bad)
             for doc in bad:
                 fetched.pop(date.fromisoformat(doc["date"]), None)
-        return Snapshot(account_id, after.version, rows, fetched, after.timezone, [d["_id"] for d in bad])
+        return Snapshot(account_id, version, rows, fetched, after.timezone, [d["_id"] for d in bad])
 
     async def _quarantine(self, docs: Sequence[dict]) -> None:
         for doc in docs:
@@ -192,9 +207,9 @@ class InsightsStore:
 
         version = (await self.account(account_id) or AccountState(account_id)).version
         if changed or gone:
+            await self._ensure_account(account_id)
             claimed = await self.accounts.find_one_and_update(
-                {"_id": account_id}, {"$inc": {"seq": 1}, "$setOnInsert": {"version": 0}},
-                upsert=True, return_document=ReturnDocument.AFTER,
+                {"_id": account_id}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER,
             )
             version = claimed["seq"]
             try:

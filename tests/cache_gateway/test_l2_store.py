@@ -1,0 +1,96 @@
+"""L2 store against a real MongoDB-protocol server: versions, guarded upserts, snapshots, quarantine."""
+
+import asyncio
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.cache_gateway.l2_store import InsightsStore
+from services.common.dates import DateRange
+from services.common.insight_row import InsightRow
+
+ACCOUNT = "1001"
+T0 = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+DAYS = DateRange(date(2026, 4, 1), date(2026, 4, 3))
+
+
+def row(day: int, ad: str = "11", impressions: int = 100, leads: str | None = "2") -> InsightRow:
+    d = date(2026, 4, day)
+    return InsightRow(account_id=ACCOUNT, ad_id=ad, date_start=d, date_stop=d, ad_name=f"Ad {ad}",
+                      impressions=impressions, inline_link_clicks=3, spend=Decimal("1.50"),
+                      actions=None if leads is None else {"lead": Decimal(leads)})
+
+
+@pytest.fixture
+async def store(mongo_uri, db_name):
+    client = AsyncMongoClient(mongo_uri, tz_aware=True)
+    s = InsightsStore(client, db_name)
+    await s.ensure_indexes()
+    yield s
+    await client.drop_database(db_name)
+    await client.close()
+
+
+async def test_first_write_bumps_version_and_rereading_same_data_does_not(store):
+    w1 = await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(2)], T0)
+    assert (w1.version, w1.rows_changed) == (1, 2)
+    w2 = await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(2)], T0 + timedelta(hours=1))
+    assert (w2.version, w2.rows_changed) == (1, 0)
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert snap.version == 1 and [r.date_start.day for r in snap.rows] == [1, 2]
+    assert set(snap.fetched_at) == set(DAYS.days())  # day 3 had no rows but is known as fetched
+    assert snap.fetched_at[date(2026, 4, 3)] == T0 + timedelta(hours=1)
+
+
+async def test_restated_row_bumps_version_and_is_stored_exactly(store):
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1)], T0)
+    w = await store.apply_fetch(ACCOUNT, DAYS, [row(1, leads="5")], T0 + timedelta(hours=1))
+    assert (w.version, w.rows_changed) == (2, 1)
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert snap.rows[0].actions == {"lead": Decimal("5")} and snap.rows[0].spend == Decimal("1.50")
+
+
+async def test_unknown_stays_unknown(store):
+    r = InsightRow(account_id=ACCOUNT, ad_id="12", date_start=date(2026, 4, 1), date_stop=date(2026, 4, 1))
+    await store.apply_fetch(ACCOUNT, DAYS, [r], T0)
+    got = (await store.snapshot(ACCOUNT, DAYS)).rows[0]
+    assert got.impressions is None and got.actions is None and got.spend is None
+
+
+async def test_an_older_fetch_never_overwrites_a_newer_one(store):
+    newer = store.apply_fetch(ACCOUNT, DAYS, [row(1, impressions=200)], T0 + timedelta(minutes=5))
+    older = store.apply_fetch(ACCOUNT, DAYS, [row(1, impressions=100)], T0)
+    await asyncio.gather(newer, older)
+    # and the other order: the older one lands second
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1, impressions=50)], T0 - timedelta(minutes=5))
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert snap.rows[0].impressions == 200
+    assert snap.fetched_at[date(2026, 4, 1)] == T0 + timedelta(minutes=5)
+
+
+async def test_a_row_that_disappears_becomes_a_tombstone_with_a_new_version(store):
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(1, ad="12")], T0)
+    w = await store.apply_fetch(ACCOUNT, DAYS, [row(1)], T0 + timedelta(hours=1))
+    assert (w.version, w.rows_changed) == (2, 1)
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert [r.ad_id for r in snap.rows] == ["11"]
+    assert await store.insights.count_documents({"deleted": True, "version": 2}) == 1
+
+
+async def test_rows_outside_the_range_are_refused_and_nothing_is_written(store):
+    with pytest.raises(ValueError, match="outside"):
+        await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(9)], T0)
+    assert await store.insights.count_documents({}) == 0
+    assert await store.freshness.count_documents({}) == 0
+
+
+async def test_corrupt_document_is_quarantined_and_its_day_forgotten(store):
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(2)], T0)
+    await store.insights.update_one({"date": "2026-04-02"}, {"$set": {"row.impressions": "lots"}})
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert [r.date_start.day for r in snap.rows] == [1]
+    assert date(2026, 4, 2) not in snap.fetched_at
+    assert await store.quarantine.count_documents({}) == 1
+    assert date(2026, 4, 2) not in await store.fetched_at(ACCOUNT, DAYS)
