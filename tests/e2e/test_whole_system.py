@@ -1,0 +1,144 @@
+"""The whole system as processes on the real dataset (issue: walking skeleton acceptance).
+
+Starts the embedded store (or uses MONGODB_URI), the Meta sandbox, meta_fetcher,
+fatigue_engine, cache_gateway and scheduler exactly as ``adfatigue up`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.cli.local_system import LocalSystem, SystemConfig
+from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc, fatigue_pb2
+from tests.shared_data import require_real_csv
+
+pytestmark = pytest.mark.e2e
+
+ACCOUNT = "act_1001"
+SECOND = "act_1002"  # the same file under a second account, for the differential test
+SINCE, UNTIL = "2025-10-29", "2026-04-29"
+SERVICES = {
+    "cache_gateway": "adfatigue.v1.CacheGateway",
+    "meta_fetcher": "adfatigue.v1.MetaFetcher",
+    "fatigue_engine": "adfatigue.v1.FatigueEngine",
+    "scheduler": "adfatigue.v1.Scheduler",
+}
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    csv = require_real_csv()
+    config = SystemConfig(
+        data_dir=tmp_path_factory.mktemp("system"), csv_accounts=[(csv, ACCOUNT), (csv, SECOND)],
+        gateway_port=0, scheduler_interval_s=3600, mongodb_uri=os.environ.get("MONGODB_URI") or None,
+        extra_env={"MONGODB_DB": f"e2e_{os.getpid()}"},
+    )
+    with LocalSystem(config) as running:
+        yield running
+
+
+def sandbox_stats(system) -> dict:
+    return httpx.get(f"{system.sandbox_url}/_sandbox/stats", timeout=10).json()
+
+
+def gateway(system):
+    channel = grpc.insecure_channel(system.processes["cache_gateway"].address)
+    return channel, cache_gateway_pb2_grpc.CacheGatewayStub(channel)
+
+
+def test_fatigue_over_the_full_range_then_l1_then_l2_after_restart(system):
+    channel, stub = gateway(system)
+    request = gw.GetFatigueRequest(account_id=ACCOUNT, since=SINCE, until=UNTIL)
+    first = stub.GetFatigue(request, timeout=300)
+    assert len(first.results) == 55
+    by_name = {r.ad_name: r for r in first.results}
+    assert by_name["Ad 001 Video 003"].level in (fatigue_pb2.WARNING, fatigue_pb2.CRITICAL)
+    assert by_name["Ad 001 Video 003"].HasField("score")
+    assert first.version > 0 and all(r.insights_version == first.version for r in first.results)
+    calls = sandbox_stats(system)["insights_requests"]
+    assert calls > 0
+
+    second = stub.GetFatigue(request, timeout=60)  # L1
+    assert sandbox_stats(system)["insights_requests"] == calls
+    assert second.SerializeToString() == first.SerializeToString()
+    channel.close()
+
+    system.restart("cache_gateway")  # L1 gone; L2 (MongoDB) remains
+    channel, stub = gateway(system)
+    third = stub.GetFatigue(request, timeout=300)
+    assert sandbox_stats(system)["insights_requests"] == calls
+    assert third.version == first.version
+    assert [r.SerializeToString() for r in third.results] == [r.SerializeToString() for r in first.results]
+    channel.close()
+
+
+def test_identical_insights_requests_get_identical_bytes(system):
+    channel, stub = gateway(system)
+    request = gw.GetInsightsRequest(account_id=ACCOUNT, since="2026-03-01", until="2026-03-31")
+    a, b = stub.GetInsights(request, timeout=120), stub.GetInsights(request, timeout=120)
+    assert a.SerializeToString() == b.SerializeToString() and a.rows
+    assert all(isinstance(r.impressions, int) for r in a.rows)
+    assert a.freshness.status == 1 and len(a.freshness.days) == 31  # FRESH, one entry per day
+    channel.close()
+
+
+def test_cached_days_plus_new_days_fetch_only_the_new_days(system):
+    channel, stub = gateway(system)
+    stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-10"), timeout=120)
+    seen = len(sandbox_stats(system)["requests"])
+    stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-15"), timeout=120)
+    new = [r for r in sandbox_stats(system)["requests"][seen:] if r.get("after") in (None, "")]
+    assert [(r["since"], r["until"]) for r in new] == [("2026-01-11", "2026-01-15")]
+    channel.close()
+
+
+def test_health_serving_and_reflection_for_every_service(system):
+    for name, service in SERVICES.items():
+        with grpc.insecure_channel(system.processes[name].address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for target in ("", service):
+                reply = health.Check(health_pb2.HealthCheckRequest(service=target), timeout=10)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING, (name, target)
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                                timeout=10)
+            listed = {s.name for a in answers for s in a.list_services_response.service}
+            assert service in listed and "grpc.health.v1.Health" in listed, (name, listed)
+
+
+@pytest.mark.parametrize("account, since, until, code, words", [
+    ("act_424242", "2026-01-01", "2026-01-02", grpc.StatusCode.NOT_FOUND, "act_424242"),
+    (ACCOUNT, "2026-01-10", "2026-01-01", grpc.StatusCode.INVALID_ARGUMENT, "before since"),
+    ("acct-1", "2026-01-01", "2026-01-02", grpc.StatusCode.INVALID_ARGUMENT, "act_<digits>"),
+    (ACCOUNT, "2026-13-01", "2026-01-02", grpc.StatusCode.INVALID_ARGUMENT, "YYYY-MM-DD"),
+    (ACCOUNT, "2020-01-01", "2020-01-02", grpc.StatusCode.INVALID_ARGUMENT, "37 months"),
+])
+def test_bad_input_gets_a_clear_status(system, account, since, until, code, words):
+    channel, stub = gateway(system)
+    for call, req in ((stub.GetInsights, gw.GetInsightsRequest), (stub.GetFatigue, gw.GetFatigueRequest)):
+        with pytest.raises(grpc.RpcError) as err:
+            call(req(account_id=account, since=since, until=until), timeout=60)
+        assert err.value.code() == code
+        assert words in err.value.details()
+    channel.close()
+
+
+def test_report_command_prints_one_row_per_ad(system):
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "report", "--account", ACCOUNT, "--since", SINCE,
+         "--until", UNTIL, "--json", "--gateway", system.processes["cache_gateway"].address],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert len(report["ads"]) == 55
+    top = next(a for a in report["ads"] if a["ad_name"] == "Ad 001 Video 003")
+    assert top["level"] in ("warning", "critical") and top["top_signals"]

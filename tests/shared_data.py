@@ -1,0 +1,17 @@
+"""Where the real dataset lives, and what to do when it is missing (a failure in CI, a skip locally)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REAL_CSV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "meta_ads_daily_account_a.csv"
+
+
+def require_real_csv() -> Path:
+    if REAL_CSV.is_file():
+        return REAL_CSV
+    message = f"the real dataset {REAL_CSV} is missing"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (required in CI)")
+    pytest.skip(message)
