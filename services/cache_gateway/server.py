@@ -3,7 +3,9 @@
 Settings (flags override environment): ``MONGODB_URI`` (required: the
 launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
-``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60).
+``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60), and the bearer-token key:
+``JWT_HS256_SECRET`` (local) or ``JWT_PUBLIC_KEY`` (PEM, RS256/ES256), optional
+``JWT_AUDIENCE`` (see services/common/auth.py).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import os
 
 from pymongo import AsyncMongoClient
 
+from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
 from services.cache_gateway.l1_cache import L1Cache
 from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
+from services.common.auth import JwtVerifier
 from services.common.grpc_server import GrpcHost
 
 
@@ -36,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--l1-max-bytes", type=int, default=int(env("L1_MAX_BYTES", str(50 * 1024 * 1024))))
     p.add_argument("--l1-ttl-seconds", type=float, default=float(env("L1_TTL_SECONDS", "60")))
     args = p.parse_args(argv)
+    if not (env("JWT_HS256_SECRET") or env("JWT_PUBLIC_KEY")):
+        p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
     if not args.mongodb_uri:
         p.error("MONGODB_URI (or --mongodb-uri) is required; `adfatigue up` starts an embedded store for you")
     return args
@@ -47,7 +53,10 @@ async def serve(args: argparse.Namespace) -> None:
     await store.ensure_indexes()
     upstream = MetaFetcherUpstream(args.fetcher)
     service = InsightsService(store, upstream)
-    servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine)
+    audit = AuditLog(store.db["audit"])
+    await audit.start()
+    servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
+                                    JwtVerifier.from_env(), audit)
     host = GrpcHost(f"{args.host}:{args.port}")
     add_cache_gateway_to_server(servicer, host.server)
     port = await host.start([SERVICE_NAME])
@@ -58,6 +67,7 @@ async def serve(args: argparse.Namespace) -> None:
         await host.stop()
         await service.drain()
         await servicer.close()
+        await audit.close()
         await upstream.close()
         await client.close()
 

@@ -7,9 +7,10 @@ same version receives byte-identical answers (R1).
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 from collections import defaultdict
-from datetime import datetime, timezone
 
 import grpc
 
@@ -18,7 +19,9 @@ from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
 )
+from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.upstream import UpstreamError
+from services.common.auth import AuthError, JwtVerifier, Principal, require_account, require_operator
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
 from services.common.grpc_server import insecure_channel
@@ -33,10 +36,37 @@ log = logging.getLogger(__name__)
 _EARLIEST_ZONE = "Pacific/Kiritimati"
 
 
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+
+
+def audited(method):
+    """Write one audit entry per call with the caller, the account, the range and the final status."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def handler(self, request, context):
+        _principal.set(None)
+        status = "OK"
+        try:
+            return await method(self, request, context)
+        except BaseException:
+            code = context.code()
+            status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+            raise
+        finally:
+            principal = _principal.get()
+            self.audit.record(principal.subject if principal else "", name, getattr(request, "account_id", ""),
+                              status, getattr(request, "since", ""), getattr(request, "until", ""))
+    return handler
+
+
 class CacheGatewayServicer:
-    def __init__(self, service: InsightsService, l1: L1Cache, fatigue_engine_target: str):
+    def __init__(self, service: InsightsService, l1: L1Cache, fatigue_engine_target: str,
+                 verifier: JwtVerifier, audit: AuditLog):
         self.service = service
         self.l1 = l1
+        self.verifier = verifier
+        self.audit = audit
         self._engine_channel = insecure_channel(fatigue_engine_target)
         self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
         service.on_change = self._on_change
@@ -45,6 +75,26 @@ class CacheGatewayServicer:
         self.l1.invalidate_account(account_id, below_version=version)
 
     # -- helpers ------------------------------------------------------------------------------
+    async def _authenticate(self, context) -> Principal:
+        try:
+            principal = self.verifier.authenticate(context.invocation_metadata())
+        except AuthError as exc:
+            await context.abort(exc.code, exc.message)
+        _principal.set(principal)
+        return principal
+
+    async def _authorise(self, context, request, operator_for: str = "") -> tuple[str, DateRange]:
+        """Authenticate, validate account and dates, check the caller may read the account."""
+        principal = await self._authenticate(context)
+        account, days = await self._validate(context, request.account_id, request.since, request.until)
+        try:
+            require_account(principal, account)
+            if operator_for:
+                require_operator(principal, operator_for)
+        except AuthError as exc:
+            await context.abort(exc.code, exc.message)
+        return account, days
+
     async def _validate(self, context, account_id: str, since: str, until: str) -> tuple[str, DateRange]:
         try:
             account = normalise_account_id(account_id)
@@ -67,8 +117,9 @@ class CacheGatewayServicer:
             await context.abort(exc.code, message)
 
     # -- RPCs ---------------------------------------------------------------------------------
+    @audited
     async def GetInsights(self, request: gw.GetInsightsRequest, context) -> bytes:
-        account, days = await self._validate(context, request.account_id, request.since, request.until)
+        account, days = await self._authorise(context, request)
         try:
             fields = check_fields(request.fields)
         except InvalidRequest as exc:
@@ -98,8 +149,9 @@ class CacheGatewayServicer:
             self.l1.put(key, CachedResponse(payload, result.snapshot.version, account))
         return payload
 
+    @audited
     async def GetFatigue(self, request: gw.GetFatigueRequest, context) -> bytes:
-        account, days = await self._validate(context, request.account_id, request.since, request.until)
+        account, days = await self._authorise(context, request)
         config = request.config.SerializeToString(deterministic=True)
         key = ("fatigue", account, days, config)
         cached = self.l1.get(key)
@@ -129,8 +181,9 @@ class CacheGatewayServicer:
             self.l1.put(key, CachedResponse(payload, result.snapshot.version, account))
         return payload
 
+    @audited
     async def Refresh(self, request: gw.RefreshRequest, context) -> bytes:
-        account, days = await self._validate(context, request.account_id, request.since, request.until)
+        account, days = await self._authorise(context, request, "a forced refresh" if request.force else "")
         calls_before = self.service.counters.upstream_calls
         try:
             ranges, changed = await self.service.refresh(account, days, force=request.force)
@@ -143,7 +196,9 @@ class CacheGatewayServicer:
             fetched_ranges=[gw.DateRange(since=r.since.isoformat(), until=r.until.isoformat()) for r in ranges],
         ).SerializeToString()
 
+    @audited
     async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
+        await self._authenticate(context)
         return gw.GatewayStats(
             **self.service.counters.as_dict(), l1_bytes=self.l1.bytes_used, l1_max_bytes=self.l1.max_bytes,
             l1_entries=len(self.l1),
@@ -156,6 +211,3 @@ class CacheGatewayServicer:
     async def close(self) -> None:
         await self._engine_channel.close()
 
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.cli.service_process import ServiceProcess
+from services.common.auth import dev_secret
 from services.common.embedded_mongo import EmbeddedMongo
 
 
@@ -45,7 +46,7 @@ class LocalSystem:
         return self.config.data_dir / "logs"
 
     def _process(self, name: str, module: str, args: list[str]) -> ServiceProcess:
-        env = {"MONGODB_URI": self.mongodb_uri or "", **self.config.extra_env}
+        env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret, **self.config.extra_env}
         proc = ServiceProcess(name, module, args, self.logs / f"{name}.log", env)
         self.processes[name] = proc
         return proc.start()
@@ -53,6 +54,7 @@ class LocalSystem:
     def start(self) -> "LocalSystem":
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.jwt_secret = os.environ.get("JWT_HS256_SECRET") or dev_secret(cfg.data_dir)
         try:
             if not self.mongodb_uri:
                 self.mongo = EmbeddedMongo(cfg.data_dir / "mongo", log_path=self.logs / "mongo.log")

@@ -20,6 +20,7 @@ import grpc
 from services.cli.local_system import LocalSystem, SystemConfig, gateway_address
 from services.cli.report import render_json, render_table
 from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.auth import bearer, mint_token
 from services.common.ads_manager_csv import CsvFormatError, default_account_id, load_csv
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
@@ -49,10 +50,24 @@ def _csv_accounts(parser, csvs: list[str], accounts: list[str]) -> list[tuple[Pa
     return out
 
 
-async def _fatigue(target: str, account: str, since: str, until: str) -> gw.GetFatigueResponse:
+def _token(parser, data_dir: Path) -> str:
+    """``ADFATIGUE_TOKEN``, or a development token minted from the local stack's secret."""
+    if os.environ.get("ADFATIGUE_TOKEN"):
+        return os.environ["ADFATIGUE_TOKEN"]
+    secret = os.environ.get("JWT_HS256_SECRET")
+    path = data_dir / "dev-jwt-secret"
+    if not secret and path.exists():
+        secret = path.read_text().strip()
+    if not secret:
+        parser.error(f"no bearer token: set ADFATIGUE_TOKEN, or run from the folder where `adfatigue up` runs ({path} not found)")
+    return mint_token(secret, "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
+
+
+async def _fatigue(target: str, token: str, account: str, since: str, until: str) -> gw.GetFatigueResponse:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)
-        return await stub.GetFatigue(gw.GetFatigueRequest(account_id=account, since=since, until=until), timeout=300)
+        return await stub.GetFatigue(gw.GetFatigueRequest(account_id=account, since=since, until=until),
+                                     timeout=300, metadata=bearer(token))
 
 
 def cmd_up(parser, args) -> int:
@@ -80,7 +95,8 @@ def cmd_up(parser, args) -> int:
         for _, account, first, last in csvs:
             print(f"\nfatigue of act_{account}, {first}..{last} (first call fills the cache from Meta):", flush=True)
             try:
-                reply = asyncio.run(_fatigue(gateway, account, first.isoformat(), last.isoformat()))
+                token = mint_token(system.jwt_secret, "adfatigue-up", ["*"], ttl_s=600)
+                reply = asyncio.run(_fatigue(gateway, token, account, first.isoformat(), last.isoformat()))
                 print(render_table(reply))
             except grpc.RpcError as exc:
                 print(f"  report failed: {exc.code().name}: {exc.details()}")
@@ -112,8 +128,9 @@ def cmd_report(parser, args) -> int:
     until = args.until or (date.today() - timedelta(days=1)).isoformat()
     since = args.since or (date.fromisoformat(until) - timedelta(days=89)).isoformat()
     target = gateway_address(_data_dir(args), args.gateway)
+    token = _token(parser, _data_dir(args))
     try:
-        reply = asyncio.run(_fatigue(target, account, since, until))
+        reply = asyncio.run(_fatigue(target, token, account, since, until))
     except grpc.RpcError as exc:
         print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
         return 2
@@ -129,9 +146,12 @@ def cmd_status(parser, args) -> int:
         endpoints = data_dir / "endpoints.json"
         target = json.loads(endpoints.read_text()).get("scheduler") if endpoints.exists() else "127.0.0.1:50054"
 
+    token = _token(parser, data_dir)
+
     async def call():
         async with grpc.aio.insecure_channel(target) as channel:
-            return await scheduler_pb2_grpc.SchedulerStub(channel).GetStatus(scheduler_pb2.GetStatusRequest(), timeout=10)
+            return await scheduler_pb2_grpc.SchedulerStub(channel).GetStatus(
+                scheduler_pb2.GetStatusRequest(), timeout=10, metadata=bearer(token))
     try:
         print(MessageToJson(asyncio.run(call())))
     except grpc.RpcError as exc:

@@ -11,6 +11,7 @@ import grpc
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.l2_store import InsightsStore
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc as gw_grpc
+from services.common.auth import ServiceToken
 from services.scheduler.leader_lease import Lease
 from services.scheduler.refresh_cycle import AccountDue, CycleReport, find_due
 
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 
 class SchedulerLoop:
     def __init__(self, store: InsightsStore, gateway: gw_grpc.CacheGatewayStub, lease: Lease,
-                 interval_s: float = 600.0, policy: FreshnessPolicy | None = None):
+                 interval_s: float = 600.0, policy: FreshnessPolicy | None = None, token: ServiceToken | None = None):
         self.store = store
+        self.token = token
         self.gateway = gateway
         self.lease = lease
         self.interval_s = interval_s
@@ -45,7 +47,8 @@ class SchedulerLoop:
                     request = gw.RefreshRequest(account_id=account.account_id, since=rng.since.isoformat(),
                                                 until=rng.until.isoformat())
                     try:
-                        reply = await self.gateway.Refresh(request, timeout=300)
+                        metadata = self.token.metadata() if self.token else None
+                        reply = await self.gateway.Refresh(request, timeout=300, metadata=metadata)
                         report.upstream_calls += reply.upstream_calls
                         touched = True
                         self.refreshes_requested += 1

@@ -2,7 +2,10 @@
 
 Settings (flags override environment): ``MONGODB_URI`` (required), ``MONGODB_DB``,
 ``ADFATIGUE_GATEWAY_ADDR``, ``SCHEDULER_INTERVAL_SECONDS`` (600, R6), ``REDIS_URL``
-(unset: this process always leads — the single-machine fallback).
+(unset: this process always leads — the single-machine fallback), the bearer-token
+key ``JWT_HS256_SECRET`` / ``JWT_PUBLIC_KEY`` (RunNow needs the operator role) and
+``ADFATIGUE_SERVICE_TOKEN`` (the token it sends to the gateway; minted from the
+HS256 secret when unset).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
 from services.cache_gateway.l2_store import InsightsStore
+from services.common.auth import JwtVerifier, ServiceToken
 from services.common.grpc_server import GrpcHost, insecure_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.leader_lease import LocalLease, RedisLease
@@ -52,9 +56,10 @@ async def serve(args: argparse.Namespace) -> None:
     redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
     lease = RedisLease(redis_client, holder) if redis_client else LocalLease(holder)
     channel = insecure_channel(args.gateway)
-    loop = SchedulerLoop(store, cache_gateway_pb2_grpc.CacheGatewayStub(channel), lease, args.interval_seconds)
+    loop = SchedulerLoop(store, cache_gateway_pb2_grpc.CacheGatewayStub(channel), lease, args.interval_seconds,
+                         token=ServiceToken("scheduler"))
     host = GrpcHost(f"{args.host}:{args.port}")
-    scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop), host.server)
+    scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop, JwtVerifier.from_env()), host.server)
     port = await host.start([SERVICE_NAME])
     print(f"scheduler listening on {args.host}:{port}", flush=True)
     runner = asyncio.create_task(loop.run_forever())

@@ -10,14 +10,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import grpc
 import httpx
 import pytest
+from pymongo import MongoClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.cli.local_system import LocalSystem, SystemConfig
+from services.common.auth import bearer, mint_token
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc, fatigue_pb2
 from tests.shared_data import require_real_csv
 
@@ -55,10 +58,14 @@ def gateway(system):
     return channel, cache_gateway_pb2_grpc.CacheGatewayStub(channel)
 
 
+def token(system, accounts=("*",)) -> tuple:
+    return bearer(mint_token(system.jwt_secret, "e2e-test", list(accounts)))
+
+
 def test_fatigue_over_the_full_range_then_l1_then_l2_after_restart(system):
     channel, stub = gateway(system)
     request = gw.GetFatigueRequest(account_id=ACCOUNT, since=SINCE, until=UNTIL)
-    first = stub.GetFatigue(request, timeout=300)
+    first = stub.GetFatigue(request, timeout=300, metadata=token(system))
     assert len(first.results) == 55
     by_name = {r.ad_name: r for r in first.results}
     assert by_name["Ad 001 Video 003"].level in (fatigue_pb2.WARNING, fatigue_pb2.CRITICAL)
@@ -67,14 +74,14 @@ def test_fatigue_over_the_full_range_then_l1_then_l2_after_restart(system):
     calls = sandbox_stats(system)["insights_requests"]
     assert calls > 0
 
-    second = stub.GetFatigue(request, timeout=60)  # L1
+    second = stub.GetFatigue(request, timeout=60, metadata=token(system))  # L1
     assert sandbox_stats(system)["insights_requests"] == calls
     assert second.SerializeToString() == first.SerializeToString()
     channel.close()
 
     system.restart("cache_gateway")  # L1 gone; L2 (MongoDB) remains
     channel, stub = gateway(system)
-    third = stub.GetFatigue(request, timeout=300)
+    third = stub.GetFatigue(request, timeout=300, metadata=token(system))
     assert sandbox_stats(system)["insights_requests"] == calls
     assert third.version == first.version
     assert [r.SerializeToString() for r in third.results] == [r.SerializeToString() for r in first.results]
@@ -84,7 +91,8 @@ def test_fatigue_over_the_full_range_then_l1_then_l2_after_restart(system):
 def test_identical_insights_requests_get_identical_bytes(system):
     channel, stub = gateway(system)
     request = gw.GetInsightsRequest(account_id=ACCOUNT, since="2026-03-01", until="2026-03-31")
-    a, b = stub.GetInsights(request, timeout=120), stub.GetInsights(request, timeout=120)
+    a = stub.GetInsights(request, timeout=120, metadata=token(system))
+    b = stub.GetInsights(request, timeout=120, metadata=token(system))
     assert a.SerializeToString() == b.SerializeToString() and a.rows
     assert all(isinstance(r.impressions, int) for r in a.rows)
     assert a.freshness.status == 1 and len(a.freshness.days) == 31  # FRESH, one entry per day
@@ -93,9 +101,11 @@ def test_identical_insights_requests_get_identical_bytes(system):
 
 def test_cached_days_plus_new_days_fetch_only_the_new_days(system):
     channel, stub = gateway(system)
-    stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-10"), timeout=120)
+    stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-10"),
+                     timeout=120, metadata=token(system))
     seen = len(sandbox_stats(system)["requests"])
-    stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-15"), timeout=120)
+    stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-15"),
+                     timeout=120, metadata=token(system))
     new = [r for r in sandbox_stats(system)["requests"][seen:] if r.get("after") in (None, "")]
     assert [(r["since"], r["until"]) for r in new] == [("2026-01-11", "2026-01-15")]
     channel.close()
@@ -126,15 +136,43 @@ def test_bad_input_gets_a_clear_status(system, account, since, until, code, word
     channel, stub = gateway(system)
     for call, req in ((stub.GetInsights, gw.GetInsightsRequest), (stub.GetFatigue, gw.GetFatigueRequest)):
         with pytest.raises(grpc.RpcError) as err:
-            call(req(account_id=account, since=since, until=until), timeout=60)
+            call(req(account_id=account, since=since, until=until), timeout=60, metadata=token(system))
         assert err.value.code() == code
         assert words in err.value.details()
     channel.close()
 
 
+def test_callers_without_a_valid_token_or_access_are_refused_and_audited(system):
+    channel, stub = gateway(system)
+    request = gw.GetInsightsRequest(account_id=ACCOUNT, since="2026-03-01", until="2026-03-02")
+    cases = [
+        ((), grpc.StatusCode.UNAUTHENTICATED, "missing"),
+        (bearer(mint_token(system.jwt_secret, "late", ["*"], ttl_s=-120)), grpc.StatusCode.UNAUTHENTICATED, "expired"),
+        (bearer(mint_token("another-secret", "forger", ["*"])), grpc.StatusCode.UNAUTHENTICATED, "rejected"),
+        (token(system, ["act_1002"]), grpc.StatusCode.PERMISSION_DENIED, "act_1001"),
+    ]
+    for metadata, code, words in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetInsights(request, timeout=30, metadata=metadata)
+        assert err.value.code() == code and words in err.value.details()
+    ok = stub.GetInsights(request, timeout=60, metadata=token(system, ["act_1001"]))
+    assert ok.rows
+    channel.close()
+
+    audit = MongoClient(system.mongodb_uri)[system.config.extra_env["MONGODB_DB"]]["audit"]
+    deadline = time.monotonic() + 10
+    while audit.count_documents({"since": "2026-03-01", "until": "2026-03-02"}) < 5:
+        assert time.monotonic() < deadline, list(audit.find({}, {"_id": 0}))
+        time.sleep(0.1)
+    statuses = sorted(d["status"] for d in audit.find({"since": "2026-03-01", "until": "2026-03-02"}))
+    assert statuses == ["OK", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNAUTHENTICATED", "UNAUTHENTICATED"]
+    assert not any(system.jwt_secret in str(d) for d in audit.find({}))
+    assert {d["subject"] for d in audit.find({"status": "OK"})} >= {"e2e-test"}
+
+
 def test_report_command_prints_one_row_per_ad(system):
     out = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "report", "--account", ACCOUNT, "--since", SINCE,
+        [sys.executable, "-m", "services.cli.main", "--data-dir", str(system.config.data_dir), "report", "--account", ACCOUNT, "--since", SINCE,
          "--until", UNTIL, "--json", "--gateway", system.processes["cache_gateway"].address],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

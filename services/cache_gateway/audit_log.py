@@ -1,0 +1,63 @@
+"""The audit log of every access (DESIGN.md R9): kept 30 days by a TTL index.
+
+An entry: ``at`` (UTC), ``subject`` (the JWT ``sub``), ``method`` (gRPC
+method name), ``account_id``, ``since``/``until``, ``status`` (gRPC status
+name). Never a token, a secret or a row of data. Entries are queued and
+written in batches by a background task, so the serving path never waits on
+the audit store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+from pymongo import ASCENDING
+
+log = logging.getLogger(__name__)
+
+RETENTION_DAYS = 30
+
+
+class AuditLog:
+    def __init__(self, collection, retention_days: int = RETENTION_DAYS, max_queue: int = 100_000):
+        self.collection = collection
+        self.retention_days = retention_days
+        self._queue: asyncio.Queue[dict] = asyncio.Queue(max_queue)
+        self._task: asyncio.Task | None = None
+        self.dropped = 0
+
+    async def start(self) -> None:
+        await self.collection.create_index([("at", ASCENDING)], name="ttl_at",
+                                           expireAfterSeconds=self.retention_days * 86400)
+        self._task = asyncio.create_task(self._flush_forever())
+
+    def record(self, subject: str, method: str, account_id: str, status: str, since: str = "", until: str = "") -> None:
+        entry = {"at": datetime.now(timezone.utc), "subject": subject, "method": method,
+                 "account_id": account_id, "since": since, "until": until, "status": status}
+        try:
+            self._queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.error("audit queue full: entry dropped (%d so far)", self.dropped)
+
+    async def _flush_once(self) -> None:
+        batch = [await self._queue.get()]
+        while not self._queue.empty() and len(batch) < 1000:
+            batch.append(self._queue.get_nowait())
+        try:
+            await self.collection.insert_many(batch, ordered=False)
+        except Exception:  # keep serving; the failure is logged without the entries' content
+            log.exception("writing %d audit entries failed", len(batch))
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._flush_once()
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task:
+            self._task.cancel()
+        while not self._queue.empty():
+            await self._flush_once()
