@@ -148,7 +148,7 @@ def test_callers_without_a_valid_token_or_access_are_refused_and_audited(system)
     cases = [
         ((), grpc.StatusCode.UNAUTHENTICATED, "missing"),
         (bearer(mint_token(system.jwt_secret, "late", ["*"], ttl_s=-120)), grpc.StatusCode.UNAUTHENTICATED, "expired"),
-        (bearer(mint_token("another-secret", "forger", ["*"])), grpc.StatusCode.UNAUTHENTICATED, "rejected"),
+        (bearer(mint_token("another-secret-of-at-least-32-bytes!!", "forger", ["*"])), grpc.StatusCode.UNAUTHENTICATED, "rejected"),
         (token(system, ["act_1002"]), grpc.StatusCode.PERMISSION_DENIED, "act_1001"),
     ]
     for metadata, code, words in cases:
