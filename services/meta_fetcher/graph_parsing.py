@@ -1,0 +1,166 @@
+"""Parse Graph API insights pages into typed ``InsightRow`` values, all or nothing.
+
+Wire facts (META_GRAPH_API.md §1; DATA_PITFALLS.md 2, 7, 8):
+
+- counts (``impressions``, ``reach``, ``clicks``, ``inline_link_clicks``) are
+  integers in JSON strings (``"10441"``) -> ``int``;
+- ``spend`` is a decimal in a string (``"158.72"``) -> ``Decimal`` (never float);
+- ``actions`` is ``[{"action_type": "lead", "value": "3"}, ...]`` -> ``{type: Decimal}``;
+  a missing ``actions`` key -> ``None`` (conversions unknown);
+- a missing numeric key -> ``None`` (unknown), never 0 and never NaN;
+- rankings are ``ABOVE_AVERAGE``, ``AVERAGE``, ``BELOW_AVERAGE_35/_20/_10``, ``UNKNOWN``;
+- ``account_id`` has no ``act_`` prefix; ids are numeric strings;
+- daily rows have ``date_start == date_stop``.
+
+Anything else is garbage: the whole page is rejected with ``PageFormatError``
+naming the row and field, so a caller never stores half a page.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterable
+
+from services.common.insight_row import COUNT_FIELDS, RANKINGS, InsightRow
+
+_COUNT_RE = re.compile(r"^[0-9]+$")
+_DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_ID_RE = re.compile(r"^[0-9]{1,25}$")
+RANKING_FIELDS = ("quality_ranking", "engagement_rate_ranking", "conversion_rate_ranking")
+NAME_FIELDS = ("ad_name", "adset_name", "campaign_name")
+#: Ids the fetcher always asks for and requires in every row.
+ID_FIELDS = ("account_id", "ad_id", "adset_id", "campaign_id")
+
+
+class PageFormatError(ValueError):
+    """A page or row is not what Meta's insights edge sends; the message names row and field."""
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and _COUNT_RE.match(value):
+        return int(value)
+    raise PageFormatError(f"{name}={value!r} is not a non-negative whole number in a string")
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return Decimal(value)
+    if isinstance(value, str) and _DECIMAL_RE.match(value):
+        return Decimal(value)
+    raise PageFormatError(f"{name}={value!r} is not a non-negative decimal in a string")
+
+
+def _date(value: Any, name: str) -> date:
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PageFormatError(f"{name}={value!r} is not a YYYY-MM-DD date")
+
+
+def _id(value: Any, name: str) -> str:
+    if isinstance(value, str) and _ID_RE.match(value):
+        return value
+    raise PageFormatError(f"{name}={value!r} is not a numeric id string")
+
+
+def _actions(value: Any) -> dict[str, Decimal]:
+    if not isinstance(value, list):
+        raise PageFormatError(f"actions={value!r} is not a list of {{action_type, value}}")
+    out: dict[str, Decimal] = {}
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("action_type"), str) or not item["action_type"]:
+            raise PageFormatError(f"actions item {item!r} has no action_type")
+        action_type = item["action_type"]
+        if action_type in out:
+            raise PageFormatError(f"actions lists action_type {action_type!r} twice")
+        if "value" not in item:
+            raise PageFormatError(f"actions item {action_type!r} has no value")
+        out[action_type] = _decimal(item["value"], f"actions[{action_type}].value")
+    return out
+
+
+def parse_row(obj: Any, *, account_id: str, required_ids: Iterable[str] = ID_FIELDS,
+              fetched_at: datetime | None = None) -> InsightRow:
+    """One Graph insights row -> InsightRow; raises PageFormatError (see module docstring).
+
+    ``account_id`` is the numeric id asked for; a row of another account is an error.
+    """
+    if not isinstance(obj, dict):
+        raise PageFormatError(f"row is {type(obj).__name__}, not a JSON object")
+    ids: dict[str, str] = {}
+    for name in required_ids:
+        if name not in obj:
+            raise PageFormatError(f"{name} is missing")
+        ids[name] = _id(obj[name], name)
+    for name in ID_FIELDS:
+        if name not in ids and name in obj:
+            ids[name] = _id(obj[name], name)
+    if ids.get("account_id", account_id) != account_id:
+        raise PageFormatError(f"account_id={ids['account_id']!r} but act_{account_id} was asked for")
+    start = _date(obj.get("date_start"), "date_start")
+    stop = _date(obj.get("date_stop"), "date_stop")
+    if start != stop:
+        raise PageFormatError(f"date_start {start} != date_stop {stop}: not a daily (time_increment=1) row")
+    values: dict[str, Any] = {}
+    for name in COUNT_FIELDS:
+        if name in obj:
+            values[name] = _count(obj[name], name)
+    if "spend" in obj:
+        values["spend"] = _decimal(obj["spend"], "spend")
+    if "actions" in obj:
+        values["actions"] = _actions(obj["actions"])
+    for name in RANKING_FIELDS:
+        if name in obj:
+            if obj[name] not in RANKINGS:
+                raise PageFormatError(f"{name}={obj[name]!r} is not one of {', '.join(RANKINGS)}")
+            values[name] = obj[name]
+    for name in NAME_FIELDS:
+        if name in obj:
+            if not isinstance(obj[name], str):
+                raise PageFormatError(f"{name}={obj[name]!r} is not a string")
+            values[name] = obj[name]
+    return InsightRow(
+        account_id=account_id,
+        ad_id=ids.get("ad_id", ""),
+        adset_id=ids.get("adset_id", ""),
+        campaign_id=ids.get("campaign_id", ""),
+        date_start=start,
+        date_stop=stop,
+        fetched_at=fetched_at,
+        **values,
+    )
+
+
+def parse_insights_page(body: Any, *, account_id: str, since: date | None = None, until: date | None = None,
+                        required_ids: Iterable[str] = ID_FIELDS, page: int = 1,
+                        fetched_at: datetime | None = None) -> list[InsightRow]:
+    """Every row of one page, or PageFormatError for the whole page.
+
+    ``body`` is the decoded JSON (``{"data": [...], "paging": {...}}``). Rows
+    must fall inside ``since..until`` when given. The error message names the
+    page number, the row index and, when known, the ad and date.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise PageFormatError(f"page {page}: body has no 'data' list")
+    if "paging" in body and not isinstance(body["paging"], dict):
+        raise PageFormatError(f"page {page}: 'paging' is not an object")
+    required = tuple(required_ids)
+    rows: list[InsightRow] = []
+    for i, obj in enumerate(body["data"]):
+        try:
+            row = parse_row(obj, account_id=account_id, required_ids=required, fetched_at=fetched_at)
+            if (since and row.date_start < since) or (until and row.date_start > until):
+                raise PageFormatError(f"date {row.date_start} is outside the range asked for ({since}..{until})")
+        except PageFormatError as exc:
+            where = f"page {page}, row {i}"
+            if isinstance(obj, dict):
+                where += f" (ad_id={obj.get('ad_id')!r}, date_start={obj.get('date_start')!r})"
+            raise PageFormatError(f"{where}: {exc}") from None
+        rows.append(row)
+    return rows

@@ -1,0 +1,85 @@
+"""Checks on a FetchInsights request, made before any call to Meta.
+
+- account id: ``act_<digits>`` or ``<digits>`` (``normalise_account_id``);
+- dates: ``YYYY-MM-DD``; ``until >= since``;
+- retention: Meta keeps 37 months (META_GRAPH_API.md §4, DATA_PITFALLS.md 9). The
+  floor is computed from "today" in the account's time zone when it is known,
+  otherwise from the UTC date (an account's today is at most one day ahead of
+  UTC), and one day of margin is added, so a range we accept is never one Meta
+  rejects;
+- fields: Graph names the InsightRow can carry.
+
+Every error is a ``RequestError`` whose message says what to change.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.meta_fetcher.graph_client import DEFAULT_FIELDS, SUPPORTED_FIELDS
+
+RETENTION_MONTHS = 37
+
+
+class RequestError(ValueError):
+    """The caller must fix the request (gRPC INVALID_ARGUMENT)."""
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    account_id: str  # numeric, no act_
+    since: date
+    until: date
+    fields: tuple[str, ...]
+
+
+def _parse_date(value: str, name: str) -> date:
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{name}={value!r} is not a date: use YYYY-MM-DD, e.g. 2026-04-29") from None
+
+
+def retention_floor(today: date) -> date:
+    """Oldest date we ask Meta for: 37 months before ``today`` plus one day of margin."""
+    m = today.month - 1 - RETENTION_MONTHS
+    year, month = today.year + m // 12, m % 12 + 1
+    return date(year, month, min(today.day, calendar.monthrange(year, month)[1])) + timedelta(days=1)
+
+
+def account_today(timezone_name: str | None, now: datetime | None = None) -> date:
+    """Today in the account's time zone; with no zone, UTC today + 1 (the latest any zone can be)."""
+    now = now or datetime.now(timezone.utc)
+    if timezone_name:
+        return now.astimezone(ZoneInfo(timezone_name)).date()
+    return now.astimezone(timezone.utc).date() + timedelta(days=1)
+
+
+def validate_fetch_request(account_id: str, since: str, until: str, fields: list[str] | tuple[str, ...],
+                           *, timezone_name: str | None = None, now: datetime | None = None) -> FetchRequest:
+    """Validated request, or RequestError with an actionable message."""
+    try:
+        account = normalise_account_id(account_id)
+    except InvalidAccountId as exc:
+        raise RequestError(str(exc)) from None
+    start, end = _parse_date(since, "since"), _parse_date(until, "until")
+    if end < start:
+        raise RequestError(f"until {until} is before since {since}: swap them or fix the range")
+    floor = retention_floor(account_today(timezone_name, now))
+    if start < floor:
+        raise RequestError(
+            f"since {since} is older than Meta's 37-month retention: the oldest date that can be fetched for "
+            f"act_{account} today is {floor.isoformat()} (account time zone, one day of margin); ask from then on")
+    wanted = [f.strip() for f in fields if f.strip()]
+    unknown = [f for f in wanted if f not in SUPPORTED_FIELDS and f not in ("date_start", "date_stop")]
+    if unknown:
+        raise RequestError(f"field(s) {', '.join(map(repr, unknown))} not supported; use any of: "
+                           f"{', '.join(SUPPORTED_FIELDS)} (or none for the fatigue set)")
+    chosen = tuple(dict.fromkeys(f for f in wanted if f not in ("date_start", "date_stop"))) or DEFAULT_FIELDS
+    return FetchRequest(account_id=account, since=start, until=end, fields=chosen)

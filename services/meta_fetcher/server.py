@@ -1,0 +1,112 @@
+"""Run the meta_fetcher gRPC server.
+
+    python -m services.meta_fetcher --port 50061 --graph-url http://127.0.0.1:8085 [--api-version v23.0]
+        [--host 127.0.0.1]
+
+The access token comes from ``META_ACCESS_TOKEN`` (default: a sandbox dev
+token), never from the command line (it would show in ``ps``). Other knobs:
+``FetcherSettings.from_env``. Prints ``meta_fetcher listening on HOST:PORT``
+(flushed) once serving; SIGINT/SIGTERM stop it cleanly (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from typing import AsyncIterator
+
+from services.common.grpc_server import GrpcHost
+from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
+from services.meta_fetcher.graph_client import GraphClient
+from services.meta_fetcher.graph_errors import redact
+from services.meta_fetcher.servicer import SERVICE_NAME, MetaFetcherServicer
+from services.meta_fetcher.settings import FetcherSettings
+
+log = logging.getLogger("services.meta_fetcher")
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Replaces secrets (and ``access_token=`` values) in every record passing a handler."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message, self.secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_log_redaction(secrets: tuple[str, ...]) -> SecretRedactingFilter:
+    """Add a redacting filter to the root handlers and to the httpx/httpcore loggers (defence in depth:
+    the token is sent in a header, so request URLs never hold it)."""
+    flt = SecretRedactingFilter(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(flt)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).addFilter(flt)
+    return flt
+
+
+def build_pacer(settings: FetcherSettings):
+    """The rate budget / usage pacer for ``settings`` (none yet)."""
+    return None
+
+
+@contextlib.asynccontextmanager
+async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0") -> AsyncIterator[tuple[GrpcHost, int]]:
+    """Serve MetaFetcher on ``address`` in this process; yields (host, bound port); stops on exit."""
+    pacer = build_pacer(settings)
+    client = GraphClient(settings, pacer=pacer)
+    host = GrpcHost(address)
+    meta_fetcher_pb2_grpc.add_MetaFetcherServicer_to_server(MetaFetcherServicer(client), host.server)
+    try:
+        port = await host.start([SERVICE_NAME])
+        yield host, port
+    finally:
+        await host.stop(grace=1.0)
+        await client.aclose()
+        if pacer is not None and hasattr(pacer, "aclose"):
+            await pacer.aclose()
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m services.meta_fetcher", description="MetaFetcher gRPC server.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True, help="gRPC port; 0 picks a free one")
+    p.add_argument("--graph-url", required=True, help="Graph API base URL, e.g. https://graph.facebook.com "
+                                                      "or the sandbox's http://127.0.0.1:8085")
+    p.add_argument("--api-version", default=None, help="Graph API version (default v23.0, or META_API_VERSION)")
+    p.add_argument("--budget-calls", type=int, default=None, help="app calls allowed per budget window")
+    p.add_argument("--budget-key-prefix", default=None, help="Redis key prefix of the shared budget")
+    return p.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    settings = FetcherSettings.from_env(graph_url=args.graph_url, api_version=args.api_version,
+                                        budget_calls=args.budget_calls, budget_key_prefix=args.budget_key_prefix)
+    install_log_redaction(settings.secrets)
+    address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+    async with fetcher_server(settings, address) as (host, port):
+        print(f"meta_fetcher listening on {args.host}:{port}", flush=True)
+        log.info("meta_fetcher serving %s with Graph %s %s", SERVICE_NAME, settings.graph_url, settings.api_version)
+        await host.wait_for_termination_signal()
+    log.info("meta_fetcher stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(_serve(args))
+    except (OSError, ValueError) as exc:
+        print(f"meta_fetcher: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0

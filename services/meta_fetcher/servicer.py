@@ -1,0 +1,90 @@
+"""``MetaFetcher`` gRPC servicer: validate, fetch from Meta, convert, answer.
+
+Status codes (meta_fetcher.proto): INVALID_ARGUMENT for a bad account id,
+dates, unsupported fields or a range older than 37 months (checked before any
+call); NOT_FOUND when Meta does not know the account (100/33);
+FAILED_PRECONDITION for an invalid/expired token (190) or a retired API
+version (2635); PERMISSION_DENIED (10, 200-299); RESOURCE_EXHAUSTED when
+Meta throttles or our rate budget / usage pacing refuses the call (message
+says when to retry); UNAVAILABLE when Meta fails after retries; DATA_LOSS when
+a page does not parse (nothing is returned). Classification:
+``services.meta_fetcher.graph_errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import grpc
+
+from services.common.account_ids import normalise_account_id
+from services.common.grpc_server import MAX_MESSAGE_BYTES
+from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
+from services.meta_fetcher.graph_client import CallCounter, GraphClient
+from services.meta_fetcher.graph_errors import GraphError, redact
+from services.meta_fetcher.proto_convert import row_to_proto
+from services.meta_fetcher.request_validation import RequestError, validate_fetch_request
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = meta_fetcher_pb2.DESCRIPTOR.services_by_name["MetaFetcher"].full_name
+#: Leave room for the response envelope under the 16 MiB ceiling (DESIGN.md R12).
+MAX_RESPONSE_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
+
+
+class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
+    """Serves ``FetchInsights`` through one shared ``GraphClient``."""
+
+    def __init__(self, client: GraphClient) -> None:
+        self.client = client
+
+    async def FetchInsights(self, request: meta_fetcher_pb2.FetchInsightsRequest,
+                            context: grpc.aio.ServicerContext) -> meta_fetcher_pb2.FetchInsightsResponse:
+        """Daily ad rows for ``request.account_id`` over ``since..until`` (see module docstring for errors)."""
+        secrets = self.client.settings.secrets
+        try:
+            cached = None
+            try:
+                cached = self.client.cached_account(normalise_account_id(request.account_id))
+            except ValueError:
+                pass
+            req = validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
+                                         timezone_name=cached.timezone_name if cached else None)
+        except RequestError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
+        account = f"act_{req.account_id}"
+        counter = CallCounter()
+        try:
+            info = await self.client.account_info(req.account_id, counter)
+            if cached is None:  # now that the time zone is known, check retention precisely
+                try:
+                    validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
+                                           timezone_name=info.timezone_name)
+                except RequestError as exc:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
+            rows = await self.client.fetch_insights(req.account_id, req.since, req.until, req.fields, counter)
+        except GraphError as exc:
+            code, message = exc.grpc_status(account)
+            message = redact(message, secrets)
+            log.warning("FetchInsights %s %s..%s -> %s after %d call(s): %s", account, req.since, req.until,
+                        code.name, counter.calls, message)
+            await context.abort(code, message)
+        fetched_at = max((r.fetched_at for r in rows if r.fetched_at), default=datetime.now(timezone.utc))
+        response = meta_fetcher_pb2.FetchInsightsResponse(
+            account_id=req.account_id,
+            rows=[row_to_proto(r) for r in rows],
+            upstream_calls=counter.calls,
+            account_timezone=info.timezone_name,
+            account_currency=info.currency,
+        )
+        response.fetched_at.FromDatetime(fetched_at)
+        size = response.ByteSize()
+        if size > MAX_RESPONSE_BYTES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{len(rows)} rows for {account} {req.since}..{req.until} are {size / 2**20:.1f} MiB, over the "
+                f"{MAX_RESPONSE_BYTES / 2**20:.0f} MiB response limit: ask for a shorter range or fewer fields")
+        log.info("FetchInsights %s %s..%s: %d rows, %d upstream call(s)", account, req.since, req.until, len(rows),
+                 counter.calls)
+        return response

@@ -1,0 +1,98 @@
+"""meta_fetcher settings: where Meta is, how hard to page, retry and pacing knobs.
+
+Every delay is a setting (seconds) so tests can make retries instant. Values
+come from keyword arguments or, via ``from_env``, from environment variables
+(``META_*``, ``REDIS_URL``). Secrets (``access_token``, ``app_secret``) are
+excluded from ``repr`` so they never reach logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+#: Token used against the local sandbox when META_ACCESS_TOKEN is unset (the sandbox accepts any token).
+SANDBOX_DEV_TOKEN = "sandbox-dev-token"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+#: DESIGN.md R12 pins v23.0; META_GRAPH_API.md §6 notes Meta auto-upgrades it (X-Ad-Api-Version-Warning).
+DEFAULT_API_VERSION = "v23.0"
+
+
+@dataclass(frozen=True)
+class FetcherSettings:
+    """Configuration of the Graph client and servicer (units in the names: _s = seconds)."""
+
+    graph_url: str = DEFAULT_GRAPH_URL
+    api_version: str = DEFAULT_API_VERSION
+    access_token: str = field(default=SANDBOX_DEV_TOKEN, repr=False)
+    app_secret: str | None = field(default=None, repr=False)
+    # Paging (META_GRAPH_API.md §1: connectors use limit=100).
+    page_limit: int = 100
+    min_page_limit: int = 5          # "shrink" errors halve the limit down to this
+    max_pages: int = 1000            # hard cap per fetch
+    # HTTP.
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    # Retries (DESIGN.md R7: exponential backoff with jitter, 3 retries).
+    retries: int = 3
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    backoff_jitter_s: float = 1.0
+    throttle_max_wait_s: float = 30.0        # longest in-call wait for a throttle; longer -> RESOURCE_EXHAUSTED
+    throttle_default_retry_s: float = 300.0  # told to callers when Meta gives no regain time (dev tier block, §3)
+    # Proactive pacing on usage headers (META_GRAPH_API.md §3: >= 85 % slow down).
+    usage_pause_pct: float = 85.0
+    usage_pause_s: float = 120.0
+    usage_max_inline_wait_s: float = 0.0     # wait this long inside a call before refusing it
+    # Rate budget (DESIGN.md §1: ~200 app calls per hour).
+    budget_calls: int = 200
+    budget_window_s: float = 3600.0
+    redis_url: str | None = None
+    budget_key_prefix: str = "adfatigue:meta_fetcher:budget"
+    # Account metadata (time zone, currency) cache.
+    account_info_ttl_s: float = 6 * 3600.0
+
+    def replace(self, **changes) -> "FetcherSettings":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in logs or error messages."""
+        return tuple(s for s in (self.access_token, self.app_secret) if s)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "FetcherSettings":
+        """Settings from environment variables, then ``overrides`` (ignored when None).
+
+        Variables: META_GRAPH_URL, META_API_VERSION, META_ACCESS_TOKEN,
+        META_APP_SECRET, META_PAGE_LIMIT, META_MAX_PAGES, META_TIMEOUT_S,
+        META_RETRIES, META_BACKOFF_INITIAL_S, META_BACKOFF_MAX_S,
+        META_THROTTLE_MAX_WAIT_S, META_USAGE_PAUSE_PCT, META_USAGE_PAUSE_S,
+        META_BUDGET_CALLS, META_BUDGET_WINDOW_S, META_BUDGET_KEY_PREFIX, REDIS_URL.
+        Raises ValueError naming a variable that does not parse.
+        """
+        env = os.environ if env is None else env
+        spec = {
+            "META_GRAPH_URL": ("graph_url", str), "META_API_VERSION": ("api_version", str),
+            "META_ACCESS_TOKEN": ("access_token", str), "META_APP_SECRET": ("app_secret", str),
+            "META_PAGE_LIMIT": ("page_limit", int), "META_MAX_PAGES": ("max_pages", int),
+            "META_TIMEOUT_S": ("timeout_s", float), "META_RETRIES": ("retries", int),
+            "META_BACKOFF_INITIAL_S": ("backoff_initial_s", float), "META_BACKOFF_MAX_S": ("backoff_max_s", float),
+            "META_THROTTLE_MAX_WAIT_S": ("throttle_max_wait_s", float),
+            "META_USAGE_PAUSE_PCT": ("usage_pause_pct", float), "META_USAGE_PAUSE_S": ("usage_pause_s", float),
+            "META_BUDGET_CALLS": ("budget_calls", int), "META_BUDGET_WINDOW_S": ("budget_window_s", float),
+            "META_BUDGET_KEY_PREFIX": ("budget_key_prefix", str), "REDIS_URL": ("redis_url", str),
+        }
+        values: dict[str, object] = {}
+        for var, (name, kind) in spec.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise ValueError(f"environment variable {var}={raw!r} is not a valid {kind.__name__}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,113 @@
+"""Ad accounts served by the Graph API sandbox.
+
+A ``SandboxAccount`` is the sandbox's copy of one Meta ad account: its
+metadata (what ``GET /act_{id}?fields=...`` answers) and its daily ad-level
+rows (what ``GET /act_{id}/insights?level=ad&time_increment=1`` pages through).
+Rows are typed ``InsightRow`` values, rendered to Meta's wire format
+(string-typed numbers) only when answered (``services.meta_sandbox.wire``).
+
+Accounts come from Ads Manager CSV exports (``csv_account``) or from the
+seeded synthetic generator (``services.meta_sandbox.synthetic``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from services.common.account_ids import normalise_account_id
+from services.common.ads_manager_csv import load_csv
+from services.common.insight_row import InsightRow
+
+#: Time zone and currency of the shared real dataset (shared/data/README.md: MYR, a Malaysian business).
+CSV_DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
+CSV_DEFAULT_CURRENCY = "MYR"
+
+
+@dataclass
+class SandboxAccount:
+    """One ad account: metadata plus daily rows keyed by (ad_id, date_start).
+
+    ``account_id`` is numeric (no ``act_``). ``timezone_name`` is an IANA name;
+    row dates are calendar dates in that zone (META_GRAPH_API.md §4).
+    """
+
+    account_id: str
+    name: str
+    currency: str
+    timezone_name: str
+    rows: list[InsightRow] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.account_id = normalise_account_id(self.account_id)
+        self.sort()
+
+    def sort(self) -> None:
+        """Keep rows in Meta-like answer order: (date_start, ad_id)."""
+        self.rows.sort(key=lambda r: (r.date_start, r.ad_id))
+
+    def rows_between(self, since: date, until: date) -> list[InsightRow]:
+        """Rows whose ``date_start`` lies in the inclusive range, in answer order."""
+        return [r for r in self.rows if since <= r.date_start <= until]
+
+    @property
+    def active_ads(self) -> int:
+        """Number of distinct ads (used for the BUC capacity formula, META_GRAPH_API.md §3)."""
+        return len({r.ad_id for r in self.rows})
+
+    def restate(
+        self,
+        day: date,
+        ad_id: str | None = None,
+        actions_delta: dict[str, Decimal] | None = None,
+        set_values: dict[str, object] | None = None,
+    ) -> int:
+        """Change the rows of ``day`` (one ad or all ads) as Meta restates a recent day.
+
+        ``actions_delta`` adds to action values (creating ``actions`` if absent);
+        ``set_values`` replaces plain fields (``impressions``, ``spend``, ...).
+        Returns the number of rows changed. Raises ValueError for an unknown field.
+        """
+        allowed = {f.name for f in dataclasses.fields(InsightRow)} - {"account_id", "ad_id", "date_start", "date_stop"}
+        unknown = set(set_values or {}) - allowed
+        if unknown:
+            raise ValueError(f"cannot restate field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        changed = 0
+        for i, row in enumerate(self.rows):
+            if row.date_start != day or (ad_id is not None and row.ad_id != ad_id):
+                continue
+            updates: dict[str, object] = dict(set_values or {})
+            if actions_delta:
+                actions = dict(row.actions or {})
+                for action_type, delta in actions_delta.items():
+                    actions[action_type] = actions.get(action_type, Decimal(0)) + delta
+                updates["actions"] = actions
+            self.rows[i] = dataclasses.replace(row, **updates)
+            changed += 1
+        return changed
+
+
+def csv_account(
+    path: str | Path,
+    account_id: str,
+    *,
+    name: str | None = None,
+    currency: str = CSV_DEFAULT_CURRENCY,
+    timezone_name: str = CSV_DEFAULT_TIMEZONE,
+    conversion_action_type: str = "lead",
+) -> SandboxAccount:
+    """An account whose rows are exactly ``load_csv(path, account_id)``.
+
+    Raises OSError when the file is missing and CsvFormatError when it does not parse.
+    """
+    rows = load_csv(path, account_id, conversion_action_type)
+    return SandboxAccount(
+        account_id=account_id,
+        name=name or Path(path).stem,
+        currency=currency,
+        timezone_name=timezone_name,
+        rows=rows,
+    )

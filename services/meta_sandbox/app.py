@@ -1,0 +1,540 @@
+"""The Graph API sandbox: an aiohttp app that answers like Graph API v23.0 Ads Insights.
+
+Graph endpoints (``{version}`` like ``v23.0``; shapes per META_GRAPH_API.md §1, §3):
+
+- ``GET /{version}/act_{id}/insights`` with ``level=ad``, ``time_increment=1``,
+  ``time_range={"since":"YYYY-MM-DD","until":"YYYY-MM-DD"}`` (JSON in the
+  query string; or ``date_preset``), ``fields`` (comma list), ``limit``
+  (default 25, capped at ``max_limit``), ``after``/``before`` cursors.
+  Answers ``{"data":[...], "paging":{"cursors":{"before","after"},"next"?,"previous"?}}``
+  with ``next`` only while more rows remain. Rows are ordered by (date, ad id).
+- ``GET /{version}/act_{id}?fields=...`` -> ``{"id":"act_..","account_id","name","currency","timezone_name"}``.
+
+Auth: an ``access_token`` query parameter or an ``Authorization: Bearer``/``OAuth``
+header [unverified that Meta accepts the header form for every edge]. Any
+non-empty token is accepted unless ``tokens`` is given. When ``app_secret`` is
+set, ``appsecret_proof`` = hex HMAC-SHA256(app_secret, token) is required
+(META_GRAPH_API.md §5).
+
+Errors (HTTP 400 unless noted; body per §3): no/invalid token -> 190;
+unknown account -> 100/33 (``GraphMethodException``); bad parameters -> 100;
+range older than 37 months -> 3018 [unverified code]; version below
+``min_version`` -> 2635; usage at 100 % -> 80000/2446079 or 4/1504039.
+Versions in ``version_upgrades`` are answered with an ``X-Ad-Api-Version-Warning``
+header, as Meta does for auto-upgraded calls (§6). Usage headers
+(``services.meta_sandbox.usage``) are on every Graph response.
+
+Admin endpoints (not Graph): ``GET /_sandbox/stats``, ``POST /_sandbox/reset_stats``,
+``GET|POST|DELETE /_sandbox/faults`` (``services.meta_sandbox.faults``),
+``POST /_sandbox/restate``, ``GET /_sandbox/health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import calendar
+import hashlib
+import hmac
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from yarl import URL
+
+from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.meta_sandbox.accounts import SandboxAccount
+from services.meta_sandbox.faults import Fault, FaultBook, FaultSpecError
+from services.meta_sandbox.usage import UsageModel
+from services.meta_sandbox.wire import DEFAULT_FIELDS, FIELD_RENDERERS, error_body, render_row, unknown_object_message
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 5000
+RETENTION_MONTHS = 37
+VERSION_RE = re.compile(r"^v(\d+)\.(\d+)$")
+ACCOUNT_FIELDS = ("id", "account_id", "name", "currency", "timezone_name")
+DATE_PRESETS = {"today": (0, 0), "yesterday": (1, 1), "last_3d": (3, 1), "last_7d": (7, 1), "last_14d": (14, 1),
+                "last_28d": (28, 1), "last_30d": (30, 1), "last_90d": (90, 1)}
+
+
+class GraphErrorResponse(Exception):
+    """Raised inside handlers; rendered as a Graph API error body."""
+
+    def __init__(self, code: int, message: str, *, subcode: int | None = None, status: int = 400,
+                 type_: str = "OAuthException", is_transient: bool | None = None,
+                 regain_minutes: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.subcode, self.status = code, message, subcode, status
+        self.type_, self.is_transient, self.regain_minutes = type_, is_transient, regain_minutes
+
+
+@dataclass
+class SandboxState:
+    """Everything mutable in one sandbox app."""
+
+    accounts: dict[str, SandboxAccount]
+    tokens: frozenset[str] | None
+    app_secret: str | None
+    default_limit: int
+    max_limit: int
+    min_version: tuple[int, int]
+    version_upgrades: dict[str, str]
+    public_base_url: str | None
+    usage: UsageModel
+    faults: FaultBook = field(default_factory=FaultBook)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    graph_requests: int = 0
+    account_requests: int = 0
+
+    def reset_stats(self) -> None:
+        self.requests.clear()
+        self.graph_requests = 0
+        self.account_requests = 0
+
+
+STATE = web.AppKey("sandbox_state", SandboxState)
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Access log without query strings, so tokens in ``access_token=`` never reach logs."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %s", request.remote, request.method, request.path, response.status)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _version_tuple(version: str) -> tuple[int, int] | None:
+    m = VERSION_RE.match(version)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _account_today(account: SandboxAccount) -> date:
+    return datetime.now(timezone.utc).astimezone(ZoneInfo(account.timezone_name)).date()
+
+
+def _months_back(day: date, months: int) -> date:
+    m = day.month - 1 - months
+    year, month = day.year + m // 12, m % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _cursor(fingerprint: str, index: int) -> str:
+    return base64.urlsafe_b64encode(f"{fingerprint}:{index}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(value: str, fingerprint: str, name: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        fp, idx = raw.split(":")
+        index = int(idx)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise GraphErrorResponse(100, f"(#100) The {name} cursor is not valid") from None
+    if fp != fingerprint or index < 0:
+        raise GraphErrorResponse(100, f"(#100) The {name} cursor does not belong to this query")
+    return index
+
+
+def _token_of(request: web.Request) -> str:
+    token = request.query.get("access_token", "")
+    if not token:
+        auth = request.headers.get("Authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() in ("bearer", "oauth"):
+            token = value.strip()
+    return token
+
+
+def _check_auth(state: SandboxState, request: web.Request) -> None:
+    token = _token_of(request)
+    if not token:
+        raise GraphErrorResponse(190, "An access token is required to request this resource.")
+    if state.tokens is not None and token not in state.tokens:
+        raise GraphErrorResponse(190, "Invalid OAuth access token - Cannot parse access token")
+    if state.app_secret is not None:
+        proof = request.query.get("appsecret_proof", "")
+        want = hmac.new(state.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(proof, want):
+            raise GraphErrorResponse(100, "Invalid appsecret_proof provided in the API argument",
+                                     type_="GraphMethodException")
+
+
+def _check_version(state: SandboxState, version: str) -> None:
+    parsed = _version_tuple(version)
+    if parsed is None:
+        raise GraphErrorResponse(100, f"Unknown path components: /{version}", status=400)
+    if parsed < state.min_version:
+        raise GraphErrorResponse(
+            2635, f"(#2635) You are calling a deprecated version of the Ads API. Please update to the latest version: "
+                  f"v{state.min_version[0]}.{state.min_version[1]} or later.")
+
+
+def _account(state: SandboxState, object_id: str) -> SandboxAccount:
+    if not object_id.startswith("act_"):
+        raise GraphErrorResponse(100, unknown_object_message(object_id), subcode=33, type_="GraphMethodException")
+    try:
+        account_id = normalise_account_id(object_id)
+    except InvalidAccountId:
+        raise GraphErrorResponse(100, unknown_object_message(object_id), subcode=33,
+                                 type_="GraphMethodException") from None
+    account = state.accounts.get(account_id)
+    if account is None:
+        raise GraphErrorResponse(100, unknown_object_message(object_id), subcode=33, type_="GraphMethodException")
+    return account
+
+
+def _fields(raw: str | None, allowed: Iterable[str], default: Iterable[str]) -> list[str]:
+    if raw is None or raw.strip() == "":
+        return list(default)
+    names = [f.strip() for f in raw.split(",") if f.strip()]
+    allowed = list(allowed)
+    for name in names:
+        if name not in allowed and name not in ("date_start", "date_stop"):
+            raise GraphErrorResponse(100, f"(#100) {name} is not valid for fields param. valid fields are: "
+                                          f"{', '.join(allowed)}")
+    seen: dict[str, None] = {}
+    for name in names:
+        if name not in ("date_start", "date_stop"):
+            seen.setdefault(name)
+    return list(seen)
+
+
+def _time_range(request: web.Request, account: SandboxAccount) -> tuple[date, date]:
+    raw = request.query.get("time_range")
+    if raw is None:
+        preset = request.query.get("date_preset", "last_30d")
+        if preset not in DATE_PRESETS:
+            raise GraphErrorResponse(100, f"(#100) date_preset must be one of {', '.join(DATE_PRESETS)} "
+                                          f"(sandbox subset)")
+        back, end = DATE_PRESETS[preset]
+        today = _account_today(account)
+        return today - timedelta(days=back), today - timedelta(days=end)
+    try:
+        spec = json.loads(raw)
+    except json.JSONDecodeError:
+        raise GraphErrorResponse(100, "(#100) Param time_range must be a JSON object "
+                                      "like {\"since\":\"YYYY-MM-DD\",\"until\":\"YYYY-MM-DD\"}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("since"), str) or not isinstance(spec.get("until"), str):
+        raise GraphErrorResponse(100, "(#100) Param time_range must have string keys since and until")
+    try:
+        since, until = date.fromisoformat(spec["since"]), date.fromisoformat(spec["until"])
+    except ValueError:
+        raise GraphErrorResponse(100, "(#100) Param time_range[since] and time_range[until] must be valid "
+                                      "dates (YYYY-MM-DD)") from None
+    if until < since:
+        raise GraphErrorResponse(100, f"(#100) time_range until ({until}) must not be before since ({since})")
+    if since < _months_back(_account_today(account), RETENTION_MONTHS):
+        raise GraphErrorResponse(3018, "(#3018) The start date of the time range cannot be beyond 37 months "
+                                       "from the current date")
+    return since, until
+
+
+def _limit(state: SandboxState, raw: str | None) -> int:
+    if raw is None:
+        return state.default_limit
+    try:
+        value = int(raw)
+    except ValueError:
+        raise GraphErrorResponse(100, f"(#100) Param limit must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise GraphErrorResponse(100, "(#100) Param limit must be a positive integer")
+    return min(value, state.max_limit)
+
+
+def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=dict(headers or {}),
+                             dumps=lambda o: json.dumps(o, separators=(",", ":")))
+
+
+# ---------------------------------------------------------------------------- Graph handlers
+
+
+async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
+    """Common path for Graph endpoints: stats, faults, auth, usage, headers, errors."""
+    state = request.app[STATE]
+    version = request.match_info["version"]
+    object_id = request.match_info["object_id"]
+    state.graph_requests += 1
+    record: dict[str, Any] = {"path": request.path, "version": version, "account_id": None, "since": None,
+                              "until": None, "after": request.query.get("after"),
+                              "before": request.query.get("before"), "limit": request.query.get("limit"),
+                              "fields": request.query.get("fields"), "status": None, "fault": None}
+    if endpoint == "insights":
+        try:
+            tr = json.loads(request.query.get("time_range", "null")) or {}
+            record["since"], record["until"] = tr.get("since"), tr.get("until")
+        except (json.JSONDecodeError, AttributeError):
+            pass
+        state.requests.append(record)
+    else:
+        state.account_requests += 1
+    try:
+        record["account_id"] = normalise_account_id(object_id)
+    except InvalidAccountId:
+        pass
+    account = state.accounts.get(record["account_id"] or "")
+    active_ads = account.active_ads if account else 0
+    usage_account = account.account_id if account else None
+    headers: dict[str, str] = {}
+    upgraded = state.version_upgrades.get(version)
+    if upgraded:
+        headers["X-Ad-Api-Version-Warning"] = (
+            f"The API version {version} you are calling has been deprecated. "
+            f"It has been automatically upgraded to {upgraded}.")
+    fault = state.faults.take(record["account_id"], endpoint)
+    regain: int | None = None
+    try:
+        if fault is not None:
+            record["fault"] = fault.kind
+            if fault.latency_ms:
+                await asyncio.sleep(fault.latency_ms / 1000)
+            regain = fault.regain_minutes
+            if fault.kind == "disconnect":
+                if request.transport is not None:
+                    request.transport.abort()
+                record["status"] = 0
+                raise asyncio.CancelledError()
+            if fault.kind == "http":
+                state.usage.record(usage_account)
+                record["status"] = fault.http_status
+                return web.Response(status=fault.http_status or 502, text=fault.body, content_type="text/html",
+                                    headers=headers)
+            if fault.kind in ("error", "expired_token"):
+                code, subcode, status, message, transient = fault.error_parts()
+                raise GraphErrorResponse(code, message, subcode=subcode, status=status, is_transient=transient,
+                                         type_=fault.type, regain_minutes=fault.regain_minutes)
+        _check_version(state, version)
+        _check_auth(state, request)
+        refusal = state.usage.refusal(usage_account, active_ads)
+        if refusal == "app":
+            raise GraphErrorResponse(4, "(#4) Application request limit reached", subcode=1504039, is_transient=True,
+                                     regain_minutes=state.usage.app_regain_minutes())
+        if refusal == "account":
+            raise GraphErrorResponse(
+                80000, "(#80000) There have been too many calls from this ad-account. Wait a bit and try again. "
+                       "For more info, please refer to https://developers.facebook.com/docs/graph-api/overview/"
+                       "rate-limiting#ads-management.", subcode=2446079, is_transient=True)
+        if endpoint == "insights":
+            body = _insights_body(state, request, object_id)
+            if fault is not None and fault.kind == "garbage" and body["data"]:
+                body["data"][0][fault.field] = fault.value
+        else:
+            body = _account_body(state, request, object_id)
+        state.usage.record(usage_account)
+        headers.update(state.usage.headers(usage_account, active_ads, insights=endpoint == "insights",
+                                           regain_minutes=regain))
+        record["status"] = 200
+        return _json(body, headers=headers)
+    except GraphErrorResponse as exc:
+        if exc.code not in (4, 80000) or fault is not None:
+            state.usage.record(usage_account)  # errors count as calls, refusals by the limiter do not
+        if exc.regain_minutes is not None:
+            regain = exc.regain_minutes
+        headers.update(state.usage.headers(usage_account, active_ads, insights=endpoint == "insights",
+                                           regain_minutes=regain))
+        record["status"] = exc.status
+        return _json(error_body(exc.code, exc.message, subcode=exc.subcode, type_=exc.type_,
+                                is_transient=exc.is_transient), status=exc.status, headers=headers)
+
+
+def _insights_body(state: SandboxState, request: web.Request, object_id: str) -> dict[str, Any]:
+    account = _account(state, object_id)
+    q = request.query
+    level = q.get("level", "ad")
+    if level != "ad":
+        raise GraphErrorResponse(100, f"(#100) level={level!r}: the sandbox implements level=ad only")
+    increment = q.get("time_increment", "1")
+    if increment != "1":
+        raise GraphErrorResponse(100, f"(#100) time_increment={increment!r}: the sandbox implements "
+                                      "time_increment=1 only")
+    fields = _fields(q.get("fields"), FIELD_RENDERERS, DEFAULT_FIELDS)
+    since, until = _time_range(request, account)
+    limit = _limit(state, q.get("limit"))
+    rows = account.rows_between(since, until)
+    fingerprint = hashlib.sha256(f"{account.account_id}|{since}|{until}".encode()).hexdigest()[:10]
+    if q.get("after"):
+        start = _decode_cursor(q["after"], fingerprint, "after") + 1
+        end = start + limit
+    elif q.get("before"):
+        end = _decode_cursor(q["before"], fingerprint, "before")
+        start = max(0, end - limit)
+    else:
+        start, end = 0, limit
+    page = rows[start:end]
+    body: dict[str, Any] = {"data": [render_row(r, account, fields) for r in page]}
+    if not page:
+        return body
+    first, last = start, start + len(page) - 1
+    paging: dict[str, Any] = {"cursors": {"before": _cursor(fingerprint, first), "after": _cursor(fingerprint, last)}}
+    base = request.url
+    if state.public_base_url:
+        public = URL(state.public_base_url)
+        base = URL.build(scheme=public.scheme, host=public.host or "", port=public.explicit_port,
+                         path=public.path.rstrip("/") + request.path)
+    if last + 1 < len(rows):
+        query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
+        query["after"] = _cursor(fingerprint, last)
+        paging["next"] = str(base.with_query(query))
+    if first > 0:
+        query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
+        query["before"] = _cursor(fingerprint, first)
+        paging["previous"] = str(base.with_query(query))
+    body["paging"] = paging
+    return body
+
+
+def _account_body(state: SandboxState, request: web.Request, object_id: str) -> dict[str, Any]:
+    account = _account(state, object_id)
+    fields = _fields(request.query.get("fields"), ACCOUNT_FIELDS, ("id", "account_id"))
+    values = {"id": f"act_{account.account_id}", "account_id": account.account_id, "name": account.name,
+              "currency": account.currency, "timezone_name": account.timezone_name}
+    out = {name: values[name] for name in fields}
+    out.setdefault("id", values["id"])
+    return out
+
+
+async def insights_handler(request: web.Request) -> web.StreamResponse:
+    return await _graph(request, "insights")
+
+
+async def account_handler(request: web.Request) -> web.StreamResponse:
+    return await _graph(request, "account")
+
+
+# ---------------------------------------------------------------------------- admin handlers
+
+
+async def stats_handler(request: web.Request) -> web.Response:
+    """Every insights request so far, with its time_range and cursor (for tests)."""
+    state = request.app[STATE]
+    return _json({"insights_requests": len(state.requests), "account_requests": state.account_requests,
+                  "graph_requests": state.graph_requests, "requests": state.requests})
+
+
+async def reset_stats_handler(request: web.Request) -> web.Response:
+    request.app[STATE].reset_stats()
+    return _json({"ok": True})
+
+
+async def faults_get(request: web.Request) -> web.Response:
+    return _json({"faults": request.app[STATE].faults.pending()})
+
+
+async def faults_post(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        spec = await request.json()
+        specs = spec if isinstance(spec, list) else [spec]
+        faults = [Fault.from_json(s) for s in specs]
+    except (json.JSONDecodeError, FaultSpecError) as exc:
+        return _json({"error": f"bad fault: {exc}"}, status=400)
+    for fault in faults:
+        state.faults.add(fault)
+    return _json({"ok": True, "faults": state.faults.pending()})
+
+
+async def faults_delete(request: web.Request) -> web.Response:
+    request.app[STATE].faults.clear()
+    return _json({"ok": True})
+
+
+async def restate_handler(request: web.Request) -> web.Response:
+    """Restate one account-day: ``{"account_id","date","ad_id"?,"actions_delta"?:{type:"n"},"set"?:{field:value}}``."""
+    state = request.app[STATE]
+    try:
+        spec = await request.json()
+        account = state.accounts[normalise_account_id(spec["account_id"])]
+        day = date.fromisoformat(spec["date"])
+        deltas = {k: Decimal(str(v)) for k, v in (spec.get("actions_delta") or {}).items()}
+        set_values: dict[str, Any] = {}
+        for key, value in (spec.get("set") or {}).items():
+            if key in ("impressions", "reach", "clicks", "inline_link_clicks", "reach_cum"):
+                set_values[key] = None if value is None else int(value)
+            elif key == "spend":
+                set_values[key] = None if value is None else Decimal(str(value))
+            elif key == "actions":
+                set_values[key] = None if value is None else {k: Decimal(str(v)) for k, v in value.items()}
+            else:
+                set_values[key] = value
+        changed = account.restate(day, spec.get("ad_id"), deltas or None, set_values or None)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, InvalidOperation, InvalidAccountId) as exc:
+        return _json({"error": f"bad restatement: {exc!r}; send {{\"account_id\",\"date\",\"ad_id\"?,"
+                               f"\"actions_delta\"?,\"set\"?}}"}, status=400)
+    return _json({"ok": True, "restated": changed})
+
+
+async def health_handler(request: web.Request) -> web.Response:
+    return _json({"ok": True, "accounts": sorted(request.app[STATE].accounts)})
+
+
+# ---------------------------------------------------------------------------- factory
+
+
+def create_app(
+    accounts: Iterable[SandboxAccount] = (),
+    *,
+    synthetic: bool = True,
+    tokens: Iterable[str] | None = None,
+    app_secret: str | None = None,
+    default_limit: int = DEFAULT_LIMIT,
+    max_limit: int = MAX_LIMIT,
+    min_version: str = "v22.0",
+    version_upgrades: Mapping[str, str] | None = None,
+    public_base_url: str | None = None,
+    usage: UsageModel | None = None,
+) -> web.Application:
+    """Build the sandbox app.
+
+    ``accounts``: the ad accounts to serve; ``synthetic`` adds the built-in
+    synthetic account (``services.meta_sandbox.synthetic``) unless an account
+    with its id is given. ``tokens``: accepted access tokens (None = any
+    non-empty token). ``version_upgrades``: e.g. ``{"v23.0": "v24.0"}`` to
+    emit ``X-Ad-Api-Version-Warning``. ``usage``: the usage model (limits,
+    enforcement). Raises ValueError for a bad ``min_version`` or duplicate account.
+    """
+    by_id: dict[str, SandboxAccount] = {}
+    for account in accounts:
+        if account.account_id in by_id:
+            raise ValueError(f"account act_{account.account_id} given twice")
+        by_id[account.account_id] = account
+    if synthetic:
+        from services.meta_sandbox.synthetic import SYNTHETIC_ACCOUNT_ID, synthetic_account
+
+        if SYNTHETIC_ACCOUNT_ID not in by_id:
+            by_id[SYNTHETIC_ACCOUNT_ID] = synthetic_account()
+    min_v = _version_tuple(min_version)
+    if min_v is None:
+        raise ValueError(f"min_version {min_version!r} is not like v23.0")
+    app = web.Application()
+    app[STATE] = SandboxState(
+        accounts=by_id,
+        tokens=frozenset(tokens) if tokens is not None else None,
+        app_secret=app_secret,
+        default_limit=default_limit,
+        max_limit=max_limit,
+        min_version=min_v,
+        version_upgrades=dict(version_upgrades or {}),
+        public_base_url=public_base_url,
+        usage=usage or UsageModel(),
+    )
+    app.router.add_get("/_sandbox/stats", stats_handler)
+    app.router.add_post("/_sandbox/reset_stats", reset_stats_handler)
+    app.router.add_get("/_sandbox/faults", faults_get)
+    app.router.add_post("/_sandbox/faults", faults_post)
+    app.router.add_delete("/_sandbox/faults", faults_delete)
+    app.router.add_post("/_sandbox/restate", restate_handler)
+    app.router.add_get("/_sandbox/health", health_handler)
+    app.router.add_get("/{version}/{object_id}/insights", insights_handler)
+    app.router.add_get("/{version}/{object_id}", account_handler)
+    return app
