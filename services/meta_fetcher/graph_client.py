@@ -123,6 +123,7 @@ class GraphClient:
         )
         self._accounts: dict[str, tuple[float, AccountInfo]] = {}
         self._version_warnings: set[str] = set()
+        self._account_lookups: dict[str, asyncio.Future[AccountInfo]] = {}
 
     async def __aenter__(self) -> "GraphClient":
         return self
@@ -145,11 +146,26 @@ class GraphClient:
     async def account_info(self, account_id: str, counter: CallCounter) -> AccountInfo:
         """Time zone and currency of ``act_{account_id}`` (cached ``account_info_ttl_s``).
 
-        Raises GraphError subclasses (unknown account: GraphApiError 100/33).
+        Concurrent lookups of one account share a single request (counted for
+        the caller that started it). Raises GraphError subclasses (unknown
+        account: GraphApiError 100/33).
         """
         cached = self.cached_account(account_id)
         if cached:
             return cached
+        task = self._account_lookups.get(account_id)
+        if task is None:
+            task = asyncio.ensure_future(self._load_account(account_id, counter))
+            self._account_lookups[account_id] = task
+            task.add_done_callback(lambda t: self._lookup_done(account_id, t))
+        return await asyncio.shield(task)
+
+    def _lookup_done(self, account_id: str, task: asyncio.Future[AccountInfo]) -> None:
+        self._account_lookups.pop(account_id, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here so a lookup whose waiters all left never warns
+
+    async def _load_account(self, account_id: str, counter: CallCounter) -> AccountInfo:
         url = httpx.URL(f"{self._base}/{self.settings.api_version}/act_{account_id}",
                         params={"fields": "account_id,name,currency,timezone_name", **self._proof()})
         body = await self._request(url, account_id, counter)

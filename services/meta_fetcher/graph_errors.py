@@ -156,8 +156,8 @@ class GraphApiError(GraphError):
                     f"the token may not read {account}: grant ads_read on this ad account ({what})")
         if self.code == 2635:
             return (grpc.StatusCode.FAILED_PRECONDITION,
-                    f"the configured Graph API version is no longer served: set --api-version to a supported "
-                    f"version such as v25.0 ({what})")
+                    f"the configured Graph API version is no longer served for {account}: set --api-version to a "
+                    f"supported version such as v25.0 ({what})")
         if self.code in (100, 3018):
             return grpc.StatusCode.INVALID_ARGUMENT, f"Meta rejected the request for {account} ({what})"
         return grpc.StatusCode.FAILED_PRECONDITION, f"Meta refused the request for {account} ({what})"

@@ -22,6 +22,7 @@ from services.common.grpc_server import GrpcHost
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
 from services.meta_fetcher.graph_client import GraphClient
 from services.meta_fetcher.graph_errors import redact
+from services.meta_fetcher.pacing import build_pacer
 from services.meta_fetcher.servicer import SERVICE_NAME, MetaFetcherServicer
 from services.meta_fetcher.settings import FetcherSettings
 
@@ -54,11 +55,6 @@ def install_log_redaction(secrets: tuple[str, ...]) -> SecretRedactingFilter:
     return flt
 
 
-def build_pacer(settings: FetcherSettings):
-    """The rate budget / usage pacer for ``settings`` (none yet)."""
-    return None
-
-
 @contextlib.asynccontextmanager
 async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0") -> AsyncIterator[tuple[GrpcHost, int]]:
     """Serve MetaFetcher on ``address`` in this process; yields (host, bound port); stops on exit."""
@@ -72,8 +68,7 @@ async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0"
     finally:
         await host.stop(grace=1.0)
         await client.aclose()
-        if pacer is not None and hasattr(pacer, "aclose"):
-            await pacer.aclose()
+        await pacer.aclose()
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

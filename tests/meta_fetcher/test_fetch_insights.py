@@ -174,3 +174,27 @@ async def test_paging_loop_is_detected() -> None:
         assert err.value.code() == grpc.StatusCode.DATA_LOSS and "repeated cursor" in err.value.details()
     finally:
         await runner.cleanup()
+
+
+async def test_a_restated_day_is_seen_on_the_next_fetch(account) -> None:
+    async with sandbox_server([account], synthetic=False) as base, fetcher_stub(base) as stub:
+        first = await stub.FetchInsights(request(ACC, "2026-02-27", "2026-02-28"))
+        await post(base, "/_sandbox/restate", {"account_id": ACC, "date": "2026-02-27", "actions_delta": {"lead": "2"}})
+        second = await stub.FetchInsights(request(ACC, "2026-02-27", "2026-02-28"))
+        old = {(r.ad_id, r.date_start): r for r in map(row_from_proto, first.rows)}
+        for row in map(row_from_proto, second.rows):
+            before = old[(row.ad_id, row.date_start)]
+            if row.date_start == date(2026, 2, 27):
+                assert row.conversions("lead") == (before.conversions("lead") or 0) + 2
+            else:
+                assert row == before
+
+
+async def test_concurrent_first_calls_share_one_account_lookup(account) -> None:
+    import asyncio
+
+    async with sandbox_server([account], synthetic=False) as base, fetcher_stub(base) as stub:
+        replies = await asyncio.gather(*(stub.FetchInsights(request(ACC, "2026-02-27", "2026-02-28"))
+                                         for _ in range(6)))
+        assert (await sandbox_stats(base))["account_requests"] == 1
+        assert sorted(r.upstream_calls for r in replies) == [1, 1, 1, 1, 1, 2]
