@@ -85,6 +85,7 @@ class InsightsService:
         self.counters = GatewayCounters()
         self.last_failure: dict[str, UpstreamFailure] = {}
         self._background: set[asyncio.Task] = set()
+        self._write_locks: dict[str, asyncio.Lock] = {}
 
     async def timezone_of(self, account_id: str) -> ZoneInfo:
         state = await self.store.account(account_id)
@@ -154,7 +155,9 @@ class InsightsService:
             raise
         if result.timezone or result.currency:
             await self.store.set_account_info(account_id, result.timezone, result.currency)
-        write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
+        # One writer per account at a time in this process, so versions commit in order.
+        async with self._write_locks.setdefault(account_id, asyncio.Lock()):
+            write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
         self.last_failure.pop(account_id, None)
         if write.rows_changed and self.on_change:
             self.on_change(account_id, write.version)

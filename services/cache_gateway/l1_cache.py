@@ -62,6 +62,9 @@ class L1Cache:
             self._cache.pop(key, None)
         return len(doomed)
 
+    def clear(self) -> None:
+        self._cache.clear()
+
     @property
     def bytes_used(self) -> int:
         return int(self._cache.currsize)

@@ -252,3 +252,25 @@ class InsightsStore:
                 raise
         except DuplicateKeyError:
             pass
+
+
+async def changes_since(store: InsightsStore, account_id: str, days: DateRange,
+                        from_version: int) -> tuple[int, list[InsightRow], list[tuple[str, date]]]:
+    """Rows of the range that changed after ``from_version``: (latest version, rows, removed (ad_id, date)).
+
+    Tombstones are kept, so every change since any version is still known.
+    """
+    docs = [d async for d in store.insights.find(
+        {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
+         "version": {"$gt": from_version}},
+    ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
+    rows, removed = [], []
+    for doc in docs:
+        if doc.get("deleted"):
+            removed.append((doc["ad_id"], date.fromisoformat(doc["date"])))
+        else:
+            try:
+                rows.append(decode_row(doc))
+            except CorruptDocument as exc:
+                log.warning("%s; skipped in change replay", exc)
+    return max((d["version"] for d in docs), default=from_version), rows, removed

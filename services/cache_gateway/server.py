@@ -18,6 +18,7 @@ import os
 from pymongo import AsyncMongoClient
 
 from services.cache_gateway.audit_log import AuditLog
+from services.cache_gateway.change_feed import ChangeFeed
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
 from services.cache_gateway.l1_cache import L1Cache
@@ -57,6 +58,11 @@ async def serve(args: argparse.Namespace) -> None:
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
                                     JwtVerifier.from_env(), audit)
+    feed = ChangeFeed(store.db)
+    feed.listeners.append(servicer.on_committed)
+    feed.resync_listeners.append(servicer.on_resync)
+    feed.start()
+    await asyncio.wait_for(feed.ready.wait(), 30)
     host = GrpcHost(f"{args.host}:{args.port}")
     add_cache_gateway_to_server(servicer, host.server)
     port = await host.start([SERVICE_NAME])
@@ -64,7 +70,9 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await host.wait_for_termination_signal()
     finally:
+        servicer.hub.close_all()  # streams end with UNAVAILABLE so clients reconnect elsewhere
         await host.stop()
+        await feed.close()
         await service.drain()
         await servicer.close()
         await audit.close()

@@ -20,6 +20,9 @@ from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
 )
 from services.cache_gateway.audit_log import AuditLog
+from services.cache_gateway.change_feed import Change
+from services.cache_gateway.l2_store import changes_since
+from services.cache_gateway.subscriptions import SubscriptionHub
 from services.cache_gateway.upstream import UpstreamError
 from services.common.auth import AuthError, JwtVerifier, Principal, require_account, require_operator
 from services.common.account_ids import InvalidAccountId, normalise_account_id
@@ -62,7 +65,8 @@ def audited(method):
 
 class CacheGatewayServicer:
     def __init__(self, service: InsightsService, l1: L1Cache, fatigue_engine_target: str,
-                 verifier: JwtVerifier, audit: AuditLog):
+                 verifier: JwtVerifier, audit: AuditLog, hub: SubscriptionHub | None = None):
+        self.hub = hub or SubscriptionHub()
         self.service = service
         self.l1 = l1
         self.verifier = verifier
@@ -73,6 +77,15 @@ class CacheGatewayServicer:
 
     def _on_change(self, account_id: str, version: int) -> None:
         self.l1.invalidate_account(account_id, below_version=version)
+
+    def on_committed(self, change: Change) -> None:
+        """A change committed by any replica (from the change feed): evict L1, notify subscribers."""
+        self.l1.invalidate_account(change.account_id, below_version=change.version)
+        self.hub.publish(change)
+
+    def on_resync(self) -> None:
+        self.l1.clear()
+        self.hub.resync()
 
     # -- helpers ------------------------------------------------------------------------------
     async def _authenticate(self, context) -> Principal:
@@ -205,8 +218,64 @@ class CacheGatewayServicer:
         ).SerializeToString()
 
     async def Subscribe(self, request: gw.SubscribeRequest, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Subscribe is not available yet")
-        yield  # pragma: no cover
+        """Snapshot (or the changes after ``from_version``), then every committed change of the range."""
+        status = "OK"
+        try:
+            account, days = await self._authorise(context, request)
+            try:
+                fields = check_fields(request.fields) or None
+            except InvalidRequest as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except BaseException:
+            code = context.code()
+            status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+            raise
+        finally:
+            principal = _principal.get()
+            self.audit.record(principal.subject if principal else "", "Subscribe", request.account_id, status,
+                              request.since, request.until)
+        sub = self.hub.subscribe(account, days)
+        try:
+            if request.HasField("from_version"):
+                version, rows, removed = await changes_since(self.service.store, account, days, request.from_version)
+                if version > request.from_version:
+                    yield self._event(account, gw.SubscribeEvent.CHANGE, version, rows, removed, fields)
+                sent = max(version, request.from_version)
+            else:
+                result = await self._read(context, account, days)
+                sent = result.snapshot.version
+                yield self._event(account, gw.SubscribeEvent.SNAPSHOT, sent, result.snapshot.rows, [], fields)
+            while True:
+                change = await sub.queue.get()
+                if sub.closed:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                        f"gateway shutting down: reconnect with from_version={sent}")
+                if change is None:
+                    if sub.lagging:
+                        sub.lagging = False
+                        snap = await self.service.store.snapshot(account, days)
+                        if snap.version > sent:
+                            sent = snap.version
+                            yield self._event(account, gw.SubscribeEvent.JUMP, sent, snap.rows, [], fields)
+                    continue
+                if change.version <= sent:
+                    continue
+                rows = [r for r in change.rows if days.since <= r.date_start <= days.until]
+                removed = [(ad, d) for ad, d in change.removed if days.since <= d <= days.until]
+                sent = change.version
+                yield self._event(account, gw.SubscribeEvent.CHANGE, sent, rows, removed, fields, change)
+        finally:
+            self.hub.unsubscribe(sub)
+
+    @staticmethod
+    def _event(account: str, kind, version: int, rows, removed, fields, change: Change | None = None):
+        event = gw.SubscribeEvent(kind=kind, version=version, rows=[row_to_proto(r, fields) for r in rows])
+        for ad_id, day in removed:
+            event.removed.add(account_id=account, ad_id=ad_id,
+                              date_start=day.isoformat(), date_stop=day.isoformat())
+        if change is not None:
+            event.committed_at.FromDatetime(change.committed_at)
+        return event
 
     async def close(self) -> None:
         await self._engine_channel.close()

@@ -85,6 +85,16 @@ class LocalSystem:
         self._write_endpoints()
         return self
 
+    def add_gateway_replica(self, name: str) -> ServiceProcess:
+        """Another CacheGateway process on the same store, fetcher and engine (a second replica)."""
+        first = self.processes["cache_gateway"]
+        args = list(first.args)
+        args[args.index("--port") + 1] = "0"
+        proc = ServiceProcess(name, first.module, args, self.logs / f"{name}.log", first.env)
+        self.processes[name] = proc.start()
+        self._write_endpoints()
+        return proc
+
     def restart(self, name: str) -> ServiceProcess:
         """Stop and start one service again with the same arguments (and port, when it was fixed)."""
         old = self.processes[name]
@@ -108,7 +118,9 @@ class LocalSystem:
         (self.config.data_dir / "endpoints.json").write_text(json.dumps(self.endpoints(), indent=2))
 
     def stop(self) -> None:
-        for name in ("scheduler", "cache_gateway", "fatigue_engine", "meta_fetcher", "meta_sandbox"):
+        order = ["scheduler", *[n for n in self.processes if n.startswith("cache_gateway")],
+                 "fatigue_engine", "meta_fetcher", "meta_sandbox"]
+        for name in order:
             proc = self.processes.get(name)
             if proc:
                 proc.stop()

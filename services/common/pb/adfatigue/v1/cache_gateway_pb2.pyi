@@ -81,7 +81,7 @@ class SubscribeRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., from_version: _Optional[int] = ...) -> None: ...
 
 class SubscribeEvent(_message.Message):
-    __slots__ = ("kind", "version", "rows", "fatigue", "committed_at")
+    __slots__ = ("kind", "version", "rows", "fatigue", "committed_at", "removed")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[SubscribeEvent.Kind]
@@ -97,12 +97,14 @@ class SubscribeEvent(_message.Message):
     ROWS_FIELD_NUMBER: _ClassVar[int]
     FATIGUE_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
     kind: SubscribeEvent.Kind
     version: int
     rows: _containers.RepeatedCompositeFieldContainer[_insights_pb2.InsightRow]
     fatigue: _containers.RepeatedCompositeFieldContainer[_fatigue_pb2.FatigueResult]
     committed_at: _timestamp_pb2.Timestamp
-    def __init__(self, kind: _Optional[_Union[SubscribeEvent.Kind, str]] = ..., version: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[_insights_pb2.InsightRow, _Mapping]]] = ..., fatigue: _Optional[_Iterable[_Union[_fatigue_pb2.FatigueResult, _Mapping]]] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    removed: _containers.RepeatedCompositeFieldContainer[_insights_pb2.InsightRow]
+    def __init__(self, kind: _Optional[_Union[SubscribeEvent.Kind, str]] = ..., version: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[_insights_pb2.InsightRow, _Mapping]]] = ..., fatigue: _Optional[_Iterable[_Union[_fatigue_pb2.FatigueResult, _Mapping]]] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., removed: _Optional[_Iterable[_Union[_insights_pb2.InsightRow, _Mapping]]] = ...) -> None: ...
 
 class RefreshRequest(_message.Message):
     __slots__ = ("account_id", "since", "until", "force")

@@ -79,7 +79,11 @@ class CacheGatewayServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Subscribe(self, request, context):
-        """A snapshot, then every committed change to the account/range.
+        """A snapshot, then every committed change to the account/range, from any
+        replica. With from_version, only the changes after it (nothing lost on
+        reconnect). A subscriber that falls behind gets a JUMP (full state at a
+        later version) instead of every intermediate change. On shutdown the
+        stream ends with UNAVAILABLE: reconnect with the last version seen.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,123 @@
+"""One MongoDB change stream per gateway process: the source of every change (R5, issue 5).
+
+It watches ``insights`` (row writes, each tagged with the version that wrote
+it) and ``accounts`` (a writer's commit, ``$max version``). Row events are
+buffered per account and version and released as one ``Change`` when the
+account's commit arrives, so a subscriber sees each committed version whole.
+After a store connection loss the stream is reopened with its resume token
+(nothing is lost); when the token can no longer be resumed, listeners are told
+to resynchronise from L2 (``on_resync``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Callable
+
+from pymongo.errors import OperationFailure, PyMongoError
+
+from services.cache_gateway.row_document import CorruptDocument, decode_row
+from services.common.insight_row import InsightRow
+
+log = logging.getLogger(__name__)
+
+#: Server error codes meaning the resume point is gone (ChangeStreamHistoryLost, InvalidResumeToken...).
+_HISTORY_LOST = {280, 286, 260}
+
+
+@dataclass(slots=True)
+class Change:
+    """Everything one committed version changed for one account."""
+
+    account_id: str
+    version: int
+    rows: list[InsightRow] = field(default_factory=list)
+    removed: list[tuple[str, date]] = field(default_factory=list)  # (ad_id, date)
+    committed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def dates(self) -> set[date]:
+        return {r.date_start for r in self.rows} | {d for _, d in self.removed}
+
+
+class ChangeFeed:
+    """Runs the stream; calls ``on_change(Change)`` and ``on_resync()`` listeners in order."""
+
+    def __init__(self, db, retry_s: float = 0.5):
+        self.db = db
+        self.retry_s = retry_s
+        self.resume_token = None
+        self.listeners: list[Callable[[Change], None]] = []
+        self.resync_listeners: list[Callable[[], None]] = []
+        self._pending: dict[str, dict[int, Change]] = defaultdict(dict)
+        self._task: asyncio.Task | None = None
+        self.ready = asyncio.Event()
+        self.reconnects = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        pipeline = [{"$match": {"ns.coll": {"$in": ["insights", "accounts"]},
+                                "operationType": {"$in": ["insert", "update", "replace"]}}}]
+        while True:
+            try:
+                async with await self.db.watch(pipeline, full_document="updateLookup",
+                                               resume_after=self.resume_token) as stream:
+                    self.ready.set()
+                    async for event in stream:
+                        self._handle(event)
+                        self.resume_token = stream.resume_token
+            except asyncio.CancelledError:
+                raise
+            except OperationFailure as exc:
+                if exc.code in _HISTORY_LOST and self.resume_token is not None:
+                    log.warning("change stream history lost (%s): resynchronising listeners from L2", exc.code)
+                    self.resume_token = None
+                    self._pending.clear()
+                    for listener in self.resync_listeners:
+                        listener()
+                else:
+                    log.warning("change stream failed: %s; reopening", exc)
+            except PyMongoError as exc:
+                log.warning("change stream lost its connection (%s); resuming", type(exc).__name__)
+            self.reconnects += 1
+            await asyncio.sleep(self.retry_s)
+
+    def _handle(self, event: dict) -> None:
+        doc = event.get("fullDocument")
+        if not doc:
+            return
+        if event["ns"]["coll"] == "insights":
+            version = doc.get("version")
+            if not isinstance(version, int):
+                return
+            change = self._pending[doc["account_id"]].setdefault(version, Change(doc["account_id"], version))
+            if doc.get("deleted"):
+                change.removed.append((doc["ad_id"], date.fromisoformat(doc["date"])))
+            else:
+                try:
+                    change.rows.append(decode_row(doc))
+                except CorruptDocument as exc:
+                    log.warning("%s; not streamed", exc)
+            return
+        committed = doc.get("version", 0)
+        pending = self._pending.get(doc["_id"])
+        if not pending:
+            return
+        for version in sorted(v for v in pending if v <= committed):
+            change = pending.pop(version)
+            change.committed_at = datetime.now(timezone.utc)
+            for listener in self.listeners:
+                listener(change)

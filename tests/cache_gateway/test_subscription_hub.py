@@ -1,0 +1,52 @@
+"""Fan-out: only matching subscribers are notified; a slow one is coalesced, never grows or blocks others."""
+
+import asyncio
+from datetime import date
+
+from services.cache_gateway.change_feed import Change
+from services.cache_gateway.subscriptions import SubscriptionHub
+from services.common.dates import DateRange
+from services.common.insight_row import InsightRow
+
+JAN = DateRange(date(2026, 1, 1), date(2026, 1, 31))
+
+
+def change(version: int, day: date = date(2026, 1, 5), account: str = "1") -> Change:
+    return Change(account, version, rows=[InsightRow(account_id=account, ad_id="9", date_start=day, date_stop=day)])
+
+
+async def test_only_subscribers_of_the_account_and_range_are_offered_a_change():
+    hub = SubscriptionHub()
+    mine = hub.subscribe("1", JAN)
+    other_days = hub.subscribe("1", DateRange(date(2026, 2, 1), date(2026, 2, 2)))
+    other_account = hub.subscribe("2", JAN)
+    hub.publish(change(1))
+    assert mine.queue.qsize() == 1 and other_days.queue.qsize() == 0 and other_account.queue.qsize() == 0
+
+
+async def test_slow_subscriber_is_coalesced_and_bounded_while_fast_one_gets_everything():
+    hub = SubscriptionHub(queue_size=8)
+    slow, fast = hub.subscribe("1", JAN), hub.subscribe("1", JAN)
+    received = []
+
+    async def drain():
+        while len(received) < 1000:
+            received.append((await fast.queue.get()).version)
+
+    reader = asyncio.create_task(drain())
+    for v in range(1, 1001):
+        hub.publish(change(v))
+        assert slow.queue.qsize() <= 8
+        await asyncio.sleep(0)
+    await asyncio.wait_for(reader, 5)
+    assert received == list(range(1, 1001))
+    assert slow.lagging and slow.queue.get_nowait() is None  # woken to send one JUMP
+
+
+async def test_close_wakes_every_stream():
+    hub = SubscriptionHub(queue_size=2)
+    sub = hub.subscribe("1", JAN)
+    for v in range(5):
+        hub.publish(change(v + 1))
+    hub.close_all()
+    assert sub.closed
