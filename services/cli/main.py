@@ -2,6 +2,7 @@
 
     adfatigue up [--csv FILE [--account act_ID]]...   start everything; Ctrl-C stops it
     adfatigue report --account act_ID [--since D --until D] [--json]
+    adfatigue watch --account act_ID [--since D --until D]   live changes
     adfatigue status                                  the scheduler's view
 """
 
@@ -138,6 +139,46 @@ def cmd_report(parser, args) -> int:
     return 0
 
 
+def cmd_watch(parser, args) -> int:
+    """Print every change of the account's range as it arrives; reconnects with the last version seen."""
+    try:
+        account = normalise_account_id(args.account)
+    except InvalidAccountId as exc:
+        parser.error(str(exc))
+    until = args.until or (date.today() - timedelta(days=1)).isoformat()
+    since = args.since or (date.fromisoformat(until) - timedelta(days=27)).isoformat()
+    target = gateway_address(_data_dir(args), args.gateway)
+    token = _token(parser, _data_dir(args))
+    kinds = {v.number: v.name for v in gw.SubscribeEvent.Kind.DESCRIPTOR.values}
+
+    async def watch() -> int:
+        last: int | None = None
+        while True:
+            request = gw.SubscribeRequest(account_id=account, since=since, until=until)
+            if last is not None:
+                request.from_version = last
+            try:
+                async with grpc.aio.insecure_channel(target) as channel:
+                    stream = cache_gateway_pb2_grpc.CacheGatewayStub(channel).Subscribe(request, metadata=bearer(token))
+                    async for event in stream:
+                        last = event.version
+                        days = sorted({r.date_start for r in event.rows})
+                        span = f"{days[0]}..{days[-1]}" if days else "-"
+                        print(f"{kinds[event.kind]:<8} version {event.version:<6} rows {len(event.rows):<5} "
+                              f"removed {len(event.removed):<3} days {span}", flush=True)
+                    return 0
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
+                    return 2
+                print(f"stream ended ({exc.details()}); reconnecting from version {last}", file=sys.stderr)
+                await asyncio.sleep(1)
+    try:
+        return asyncio.run(watch())
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_status(parser, args) -> int:
     data_dir = _data_dir(args)
     target = args.scheduler
@@ -177,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
     rep.add_argument("--json", action="store_true")
     rep.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
+    wt = sub.add_parser("watch", help="print changes of an account's insights as they happen")
+    wt.add_argument("--account", required=True, help="act_<digits>")
+    wt.add_argument("--since", help="YYYY-MM-DD (default: 27 days before --until)")
+    wt.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
+    wt.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
     st = sub.add_parser("status", help="the scheduler's status")
     st.add_argument("--scheduler", help="host:port of the Scheduler (default: the running `up`)")
     return parser
@@ -185,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = {"up": cmd_up, "report": cmd_report, "status": cmd_status}[args.command]
+    handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "status": cmd_status}[args.command]
     sys.exit(handler(parser, args))
 
 
