@@ -31,6 +31,7 @@ from services.cache_gateway.single_flight import SingleFlight
 from services.cache_gateway.stats import GatewayCounters
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
 from services.common.dates import DateRange
+from services.common.distributed_lock import DistributedLock, LockTimeout
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class InsightsService:
         max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         on_change: Callable[[str, int], None] | None = None,
+        lock: DistributedLock | None = None,
     ):
         self.store = store
         self.upstream = upstream
@@ -85,7 +87,7 @@ class InsightsService:
         self.counters = GatewayCounters()
         self.last_failure: dict[str, UpstreamFailure] = {}
         self._background: set[asyncio.Task] = set()
-        self._write_locks: dict[str, asyncio.Lock] = {}
+        self.lock = lock or DistributedLock()
 
     async def timezone_of(self, account_id: str) -> ZoneInfo:
         state = await self.store.account(account_id)
@@ -130,22 +132,44 @@ class InsightsService:
             tz = await self.timezone_of(account_id)
             fetched = await self.store.fetched_at(account_id, days)
             todo = due_days(days, fetched, self.policy, self.clock(), tz)
-        return await self._fetch_days(account_id, todo)
+        return await self._fetch_days(account_id, todo, force=force)
 
-    async def _fetch_days(self, account_id: str, days: list[date]) -> tuple[list[DateRange], int]:
+    async def _fetch_days(self, account_id: str, days: list[date], force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch ``days`` (joining fetches already in flight); returns (ranges started here, rows changed)."""
         own, waits = self.flight.split(account_id, days)
         if waits:
             self.counters.upstream_calls_avoided += len(waits)
         ranges = merge_ranges(own, self.max_range_days)
-        futures = self.flight.run(account_id, ranges, lambda rng: self._fetch_and_store(account_id, rng))
+        futures = self.flight.run(account_id, ranges, lambda rng: self._fetch_and_store(account_id, rng, force))
         results = await asyncio.gather(*(asyncio.shield(f) for f in futures + waits), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         return ranges, sum(results[: len(futures)])
 
-    async def _fetch_and_store(self, account_id: str, rng: DateRange) -> int:
+    async def _fetch_and_store(self, account_id: str, rng: DateRange, force: bool = False) -> int:
+        """Fetch ``rng`` and write it to L2, holding the account's lock across replicas.
+
+        Inside the lock the days are planned again: when another replica has
+        just fetched them they are fresh now and nothing is asked of the
+        upstream (single-flight across replicas). One writer per account at a
+        time also makes versions commit in order. Returns rows changed.
+        """
+        try:
+            async with self.lock.hold(f"fetch:{account_id}"):
+                todo = [rng]
+                if not force:
+                    tz = await self.timezone_of(account_id)
+                    fetched = await self.store.fetched_at(account_id, rng)
+                    todo = merge_ranges(due_days(rng, fetched, self.policy, self.clock(), tz), self.max_range_days)
+                    if not todo:
+                        self.counters.upstream_calls_avoided += 1
+                        return 0
+                return sum([await self._fetch_range(account_id, part) for part in todo])
+        except LockTimeout as exc:
+            raise UpstreamError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+
+    async def _fetch_range(self, account_id: str, rng: DateRange) -> int:
         self.counters.upstream_calls += 1
         try:
             result = await self.upstream.fetch(account_id, rng)
@@ -155,9 +179,7 @@ class InsightsService:
             raise
         if result.timezone or result.currency:
             await self.store.set_account_info(account_id, result.timezone, result.currency)
-        # One writer per account at a time in this process, so versions commit in order.
-        async with self._write_locks.setdefault(account_id, asyncio.Lock()):
-            write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
+        write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
         self.last_failure.pop(account_id, None)
         if write.rows_changed and self.on_change:
             self.on_change(account_id, write.version)

@@ -3,7 +3,9 @@
 Settings (flags override environment): ``MONGODB_URI`` (required: the
 launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
-``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60), and the bearer-token key:
+``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60), ``REDIS_URL`` (locks shared by
+replicas: single-flight across them; unset = one process) and ``REDIS_KEY_PREFIX``,
+and the bearer-token key:
 ``JWT_HS256_SECRET`` (local) or ``JWT_PUBLIC_KEY`` (PEM, RS256/ES256), optional
 ``JWT_AUDIENCE`` (see services/common/auth.py).
 """
@@ -15,6 +17,7 @@ import asyncio
 import logging
 import os
 
+import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
 from services.cache_gateway.audit_log import AuditLog
@@ -26,6 +29,7 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
 from services.common.auth import JwtVerifier
+from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
 
 
@@ -40,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--engine", default=env("ADFATIGUE_ENGINE_ADDR", "127.0.0.1:50053"))
     p.add_argument("--l1-max-bytes", type=int, default=int(env("L1_MAX_BYTES", str(50 * 1024 * 1024))))
     p.add_argument("--l1-ttl-seconds", type=float, default=float(env("L1_TTL_SECONDS", "60")))
+    p.add_argument("--redis-url", default=env("REDIS_URL"), help="shared locks across replicas (unset: one process)")
+    p.add_argument("--redis-prefix", default=env("REDIS_KEY_PREFIX", "adfatigue:"))
     args = p.parse_args(argv)
     if not (env("JWT_HS256_SECRET") or env("JWT_PUBLIC_KEY")):
         p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
@@ -53,7 +59,9 @@ async def serve(args: argparse.Namespace) -> None:
     store = InsightsStore(client, args.mongodb_db)
     await store.ensure_indexes()
     upstream = MetaFetcherUpstream(args.fetcher)
-    service = InsightsService(store, upstream)
+    redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
+    lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
+    service = InsightsService(store, upstream, lock=lock)
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
@@ -77,6 +85,8 @@ async def serve(args: argparse.Namespace) -> None:
         await servicer.close()
         await audit.close()
         await upstream.close()
+        if redis_client:
+            await redis_client.aclose()
         await client.close()
 
 

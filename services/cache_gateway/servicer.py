@@ -7,6 +7,7 @@ same version receives byte-identical answers (R1).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import logging
@@ -119,8 +120,14 @@ class CacheGatewayServicer:
         return account, days
 
     async def _read(self, context, account: str, days: DateRange):
+        """Read through the tiers within the caller's deadline (the shared fetch itself goes on)."""
+        remaining = context.time_remaining()
         try:
-            return await self.service.read(account, days)
+            return await asyncio.wait_for(self.service.read(account, days), remaining)
+        except asyncio.TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"act_{account} {days} was not ready within the call's deadline; "
+                                "the fetch continues, retry shortly")
         except UpstreamError as exc:
             message = exc.message
             if exc.code == grpc.StatusCode.NOT_FOUND:

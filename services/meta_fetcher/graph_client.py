@@ -69,9 +69,11 @@ SECRET_QUERY_PARAMS = ("access_token", "appsecret_proof")
 class Pacer(Protocol):
     """Rate budget and usage-header pacing hooks (see ``services.meta_fetcher.pacing``)."""
 
-    async def before_call(self, account_id: str) -> None: ...  # may raise CallRefused
+    async def before_call(self, account_id: str) -> None:
+        """Called before every HTTP request; may sleep or raise CallRefused."""
 
-    def observe(self, account_id: str, headers: httpx.Headers) -> float | None: ...  # regain seconds, if any
+    def observe(self, account_id: str, headers: httpx.Headers) -> float | None:
+        """Called with every response's headers; returns Meta's regain time in seconds, if any."""
 
 
 @dataclass
@@ -132,6 +134,7 @@ class GraphClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the pooled HTTP connections."""
         await self._http.aclose()
 
     # ------------------------------------------------------------------ public calls

@@ -45,6 +45,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 class ErrorClass(str, enum.Enum):
+    """What to do about a failure (module docstring)."""
+
     RETRY = "retry"
     THROTTLED = "throttled"
     SHRINK = "shrink"
@@ -124,6 +126,7 @@ class GraphApiError(GraphError):
 
     @property
     def code_text(self) -> str:
+        """``code 17/2446079`` or ``HTTP 502`` when Meta sent no code."""
         if self.code is None:
             return f"HTTP {self.http_status}"
         return f"code {self.code}" + (f"/{self.subcode}" if self.subcode is not None else "")
@@ -158,6 +161,9 @@ class GraphApiError(GraphError):
             return (grpc.StatusCode.FAILED_PRECONDITION,
                     f"the configured Graph API version is no longer served for {account}: set --api-version to a "
                     f"supported version such as v25.0 ({what})")
+        if self.code == 100 and "appsecret_proof" in self.message:
+            return (grpc.StatusCode.FAILED_PRECONDITION,
+                    f"Meta rejected our appsecret_proof for {account}: check META_APP_SECRET ({what})")
         if self.code in (100, 3018):
             return grpc.StatusCode.INVALID_ARGUMENT, f"Meta rejected the request for {account} ({what})"
         return grpc.StatusCode.FAILED_PRECONDITION, f"Meta refused the request for {account} ({what})"

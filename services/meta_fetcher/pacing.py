@@ -129,6 +129,7 @@ class UsageTracker:
         self._accounts: dict[str, tuple[float, float, float]] = {}
 
     def observe(self, account_id: str, reading: UsageReading) -> None:
+        """Keep ``reading`` as the latest for the app and for the account."""
         now = self.clock()
         if reading.app_pct is not None:
             self._app = (reading.app_pct, 0.0, now)
@@ -160,11 +161,14 @@ class UsageTracker:
 
 
 class RateBudget(Protocol):
+    """A call budget shared by whoever holds it (in process, or through Redis)."""
+
     async def try_acquire(self) -> tuple[bool, float]:
         """Take one call unit: (granted, seconds until a unit returns when not granted)."""
         ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections."""
 
 
 class LocalRateBudget:

@@ -31,6 +31,8 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class FetchRequest:
+    """A validated request: numeric account id, inclusive dates, Graph field names."""
+
     account_id: str  # numeric, no act_
     since: date
     until: date

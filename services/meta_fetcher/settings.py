@@ -55,6 +55,7 @@ class FetcherSettings:
     account_info_ttl_s: float = 6 * 3600.0
 
     def replace(self, **changes) -> "FetcherSettings":
+        """A copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
 
     @property

@@ -97,6 +97,7 @@ class SandboxState:
     account_requests: int = 0
 
     def reset_stats(self) -> None:
+        """Forget recorded requests and counters."""
         self.requests.clear()
         self.graph_requests = 0
         self.account_requests = 0
@@ -109,6 +110,7 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
     """Access log without query strings, so tokens in ``access_token=`` never reach logs."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """One line per request: remote, method, path (no query string), status."""
         self.logger.info("%s %s %s %s", request.remote, request.method, request.path, response.status)
 
 
@@ -405,10 +407,12 @@ def _account_body(state: SandboxState, request: web.Request, object_id: str) -> 
 
 
 async def insights_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /{version}/act_{id}/insights`` (module docstring for parameters and errors)."""
     return await _graph(request, "insights")
 
 
 async def account_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /{version}/act_{id}?fields=...``: id, account_id, name, currency, timezone_name."""
     return await _graph(request, "account")
 
 
@@ -423,15 +427,18 @@ async def stats_handler(request: web.Request) -> web.Response:
 
 
 async def reset_stats_handler(request: web.Request) -> web.Response:
+    """``POST /_sandbox/reset_stats``: forget recorded requests (faults and usage stay)."""
     request.app[STATE].reset_stats()
     return _json({"ok": True})
 
 
 async def faults_get(request: web.Request) -> web.Response:
+    """``GET /_sandbox/faults`` -> ``{"faults": [pending fault, ...]}``."""
     return _json({"faults": request.app[STATE].faults.pending()})
 
 
 async def faults_post(request: web.Request) -> web.Response:
+    """``POST /_sandbox/faults`` with one fault object or a list (``faults`` module); 400 on a bad spec."""
     state = request.app[STATE]
     try:
         spec = await request.json()
@@ -445,6 +452,7 @@ async def faults_post(request: web.Request) -> web.Response:
 
 
 async def faults_delete(request: web.Request) -> web.Response:
+    """``DELETE /_sandbox/faults``: drop every pending fault."""
     request.app[STATE].faults.clear()
     return _json({"ok": True})
 
@@ -475,6 +483,7 @@ async def restate_handler(request: web.Request) -> web.Response:
 
 
 async def health_handler(request: web.Request) -> web.Response:
+    """``GET /_sandbox/health`` -> ``{"ok": true, "accounts": [numeric ids]}``."""
     return _json({"ok": True, "accounts": sorted(request.app[STATE].accounts)})
 
 

@@ -133,6 +133,7 @@ class Fault:
         return code, subcode, status, message, transient
 
     def describe(self) -> dict[str, Any]:
+        """The fault as JSON-ready dict (for ``GET /_sandbox/faults``)."""
         return asdict(self)
 
 
@@ -143,12 +144,15 @@ class FaultBook:
         self._faults: list[Fault] = []
 
     def add(self, fault: Fault) -> None:
+        """Queue a fault after those already pending."""
         self._faults.append(fault)
 
     def clear(self) -> None:
+        """Drop every pending fault."""
         self._faults.clear()
 
     def pending(self) -> list[dict[str, Any]]:
+        """Pending faults in the order they will be used."""
         return [f.describe() for f in self._faults]
 
     def take(self, account_id: str | None, endpoint: str) -> Fault | None:

@@ -68,11 +68,13 @@ class UsageModel:
             self._accounts.setdefault(account_id, deque()).append(now)
 
     def app_pct(self) -> float:
+        """App-wide usage in percent of ``app_capacity`` over the window (may exceed 100)."""
         now = self.clock()
         self._trim(self._app, now)
         return 100.0 * len(self._app) / max(1, self.app_capacity)
 
     def account_pct(self, account_id: str, active_ads: int) -> float:
+        """The account's usage in percent of its capacity over the window (may exceed 100)."""
         now = self.clock()
         q = self._accounts.setdefault(account_id, deque())
         self._trim(q, now)
@@ -93,6 +95,7 @@ class UsageModel:
         return math.ceil(self._regain_s(q, self.capacity(active_ads)) / 60)
 
     def app_regain_minutes(self) -> int:
+        """Minutes (rounded up) until the app is below its capacity again."""
         return math.ceil(self._regain_s(self._app, self.app_capacity) / 60)
 
     def refusal(self, account_id: str | None, active_ads: int) -> str | None:
@@ -150,5 +153,6 @@ class UsageModel:
         return out
 
     def reset(self) -> None:
+        """Forget every counted call."""
         self._app.clear()
         self._accounts.clear()

@@ -1,0 +1,23 @@
+"""``python -m services.fatigue_engine --port N [--host 127.0.0.1]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from services.fatigue_engine.server import serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.fatigue_engine",
+                                     description="FatigueEngine gRPC server (FATIGUE_SPEC.md v1.1)")
+    parser.add_argument("--port", type=int, required=True, help="TCP port; 0 picks a free one")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Run the FatigueEngine gRPC server (health checking and reflection included)."""
+
+from __future__ import annotations
+
+from services.common.grpc_server import GrpcHost
+from services.common.pb.adfatigue.v1 import fatigue_engine_pb2_grpc
+from services.fatigue_engine.servicer import SERVICE_NAME, FatigueEngineServicer
+
+
+def build_host(host: str = "127.0.0.1", port: int = 0) -> GrpcHost:
+    """A GrpcHost for ``host:port`` with the FatigueEngine servicer added (not started)."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    grpc_host = GrpcHost(address)
+    fatigue_engine_pb2_grpc.add_FatigueEngineServicer_to_server(FatigueEngineServicer(), grpc_host.server)
+    return grpc_host
+
+
+async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
+    """Start, print ``fatigue_engine listening on HOST:PORT`` (flushed), stop on SIGINT/SIGTERM."""
+    grpc_host = build_host(host, port)
+    bound = await grpc_host.start([SERVICE_NAME])
+    shown = f"[{host}]" if ":" in host else host
+    print(f"fatigue_engine listening on {shown}:{bound}", flush=True)
+    try:
+        await grpc_host.wait_for_termination_signal()
+    finally:
+        await grpc_host.stop()

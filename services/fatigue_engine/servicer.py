@@ -1,0 +1,113 @@
+"""gRPC FatigueEngine servicer (fatigue_engine.proto): transport only.
+
+``ScoreAds`` validates and converts the request (``build_series``), scores
+with ``scoring.score_ads`` and converts back. All scoring rules live in
+``scoring``; this module only maps protobuf <-> plain types and errors to
+status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+import grpc
+
+from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.insight_row import InsightRow
+from services.common.pb.adfatigue.v1 import fatigue_engine_pb2, fatigue_engine_pb2_grpc
+from services.fatigue_engine.config import FatigueConfig
+from services.fatigue_engine.proto_convert import (
+    ProtoConversionError, config_from_proto, result_to_proto, row_from_proto,
+)
+from services.fatigue_engine.scoring import score_ad
+from services.fatigue_engine.windows import InvalidSeries
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = fatigue_engine_pb2.DESCRIPTOR.services_by_name["FatigueEngine"].full_name
+
+
+class InvalidRequest(ValueError):
+    """The request cannot be scored; the message says where and why (-> INVALID_ARGUMENT)."""
+
+
+def build_series(request: fatigue_engine_pb2.ScoreAdsRequest) -> tuple[str, list[tuple[str, list[InsightRow]]]]:
+    """Validate a ScoreAdsRequest and convert it to (account_id, [(ad_id, rows), ...]).
+
+    ``account_id`` is normalised (``act_`` prefix dropped); a row with an
+    empty account_id or ad_id takes the request's / series'. Raises
+    ``InvalidRequest`` naming ``ads[i].days[j]`` for: an unparsable value
+    (date, spend, action, ranking, negative count), a row of another ad or
+    account, a duplicate date, an invalid account id.
+    """
+    account = ""
+    if request.account_id:
+        try:
+            account = normalise_account_id(request.account_id)
+        except InvalidAccountId as exc:
+            raise InvalidRequest(str(exc)) from None
+    out: list[tuple[str, list[InsightRow]]] = []
+    for i, series in enumerate(request.ads):
+        ad_id = series.ad_id or (series.days[0].ad_id if series.days else "")
+        rows: list[InsightRow] = []
+        seen: dict[str, int] = {}
+        for j, pb in enumerate(series.days):
+            where = f"ads[{i}].days[{j}] (ad_id {ad_id!r})"
+            if pb.ad_id and pb.ad_id != ad_id:
+                raise InvalidRequest(f"{where}: row belongs to ad {pb.ad_id!r}; every row of a series must be of ad {ad_id!r}")
+            if pb.account_id and account and _normalise_or_raw(pb.account_id) != account:
+                raise InvalidRequest(f"{where}: row belongs to account {pb.account_id!r}, request is for {account!r}")
+            try:
+                row = row_from_proto(pb)
+            except ProtoConversionError as exc:
+                raise InvalidRequest(f"{where}: {exc}") from None
+            key = row.date_start.isoformat()
+            if key in seen:
+                raise InvalidRequest(f"{where}: duplicate date {key} (also ads[{i}].days[{seen[key]}])")
+            seen[key] = j
+            if not row.ad_id or not row.account_id:
+                row = replace(row, ad_id=row.ad_id or ad_id, account_id=row.account_id or account)
+            rows.append(row)
+        out.append((ad_id, rows))
+    return account, out
+
+
+def _normalise_or_raw(account_id: str) -> str:
+    try:
+        return normalise_account_id(account_id)
+    except InvalidAccountId:
+        return account_id
+
+
+def score_request(request: fatigue_engine_pb2.ScoreAdsRequest) -> fatigue_engine_pb2.ScoreAdsResponse:
+    """The whole RPC as a pure function: request -> response, or ``InvalidRequest``."""
+    config: FatigueConfig = config_from_proto(request.config)
+    account, series = build_series(request)
+    response = fatigue_engine_pb2.ScoreAdsResponse()
+    for i, (ad_id, rows) in enumerate(series):
+        try:
+            result = score_ad(rows, config)
+        except InvalidSeries as exc:
+            raise InvalidRequest(f"ads[{i}] (ad_id {ad_id!r}): {exc}") from None
+        pb = result_to_proto(result, request.insights_version)
+        if not pb.ad_id:
+            pb.ad_id = ad_id
+        if not pb.account_id:
+            pb.account_id = account
+        response.results.append(pb)
+    return response
+
+
+class FatigueEngineServicer(fatigue_engine_pb2_grpc.FatigueEngineServicer):
+    """grpc.aio servicer: stateless; scoring runs in a worker thread so the event
+    loop keeps serving (health checks, other calls) during a large batch."""
+
+    async def ScoreAds(self, request: fatigue_engine_pb2.ScoreAdsRequest,
+                       context: grpc.aio.ServicerContext) -> fatigue_engine_pb2.ScoreAdsResponse:
+        try:
+            return await asyncio.to_thread(score_request, request)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # unreachable: abort raises
