@@ -54,6 +54,16 @@ class FreshnessPolicy:
         """The moment ``day`` leaves the restatement window (account-local midnight)."""
         return datetime.combine(day + timedelta(days=self.restatement_days + 1), time(0), tzinfo=tz)
 
+    def due_at(self, day: date, fetched_at: datetime, now: datetime, tz: ZoneInfo) -> datetime | None:
+        """When a day fetched at ``fetched_at`` becomes due (``None``: never — a settled final day)."""
+        today = now.astimezone(tz).date()
+        finalised = self.finalised_at(day, tz)
+        cls = self.classify(day, today)
+        if cls is FreshnessClass.FINAL:
+            return None if fetched_at >= finalised else fetched_at
+        interval = self.partial_interval_s if cls is FreshnessClass.PARTIAL else self.provisional_interval_s
+        return min(fetched_at + timedelta(seconds=interval), finalised)
+
     def is_due(self, day: date, fetched_at: datetime | None, now: datetime, tz: ZoneInfo) -> bool:
         """Whether ``day`` must be (re)fetched at ``now`` (an aware datetime)."""
         if fetched_at is None:

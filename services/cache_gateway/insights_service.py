@@ -45,6 +45,7 @@ class ReadResult:
     reason: str
     due: set[date]
     fetched_ranges: list[DateRange]
+    fresh_until: datetime | None = None  # when the first day of the answer becomes due (None: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,9 @@ class InsightsService:
         snap = await self.store.snapshot(account_id, days)
         if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
             return await self.read(account_id, days, revalidate)
-        return ReadResult(snap, status, reason, stale, ranges)
+        now = self.clock()
+        due_times = [t for d, at in snap.fetched_at.items() if (t := self.policy.due_at(d, at, now, tz)) is not None]
+        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None))
 
     async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).

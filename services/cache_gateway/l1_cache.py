@@ -2,8 +2,10 @@
 
 Entries are *serialized responses*: the exact bytes every caller of the same
 request receives (R1: byte-identical answers), and their length is what the
-byte budget counts. Built on cachetools.TTLCache with a size function (least
-recently used evicted first, expired entries dropped on access).
+byte budget counts. Built on cachetools.TLRUCache with a size function (least
+recently used evicted first, expired entries dropped on access): each entry
+lives ``ttl_s`` or until the first day it contains becomes due, whichever is
+sooner, so L1 never answers FRESH for data the freshness policy calls due.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
-from cachetools import TTLCache
+from cachetools import TLRUCache
 
 #: Bytes charged per entry beyond its payload (key tuple, entry object, dict slot),
 #: so many tiny entries cannot exceed the budget unnoticed.
@@ -24,6 +26,7 @@ class CachedResponse:
     payload: bytes      # a serialized response message
     version: int        # account insights version it was built from
     account_id: str
+    max_age_s: float | None = None  # expire sooner than the cache's TTL (seconds from insertion)
 
 
 class L1Cache:
@@ -38,8 +41,14 @@ class L1Cache:
         if max_bytes < ENTRY_OVERHEAD_BYTES:
             raise ValueError(f"max_bytes must be at least {ENTRY_OVERHEAD_BYTES}")
         self.max_bytes = max_bytes
-        self._cache: TTLCache = TTLCache(
-            maxsize=max_bytes, ttl=ttl_s, timer=timer,
+        self.ttl_s = ttl_s
+
+        def time_to_use(_key, entry: CachedResponse, now: float) -> float:
+            age = ttl_s if entry.max_age_s is None else max(0.0, min(ttl_s, entry.max_age_s))
+            return now + age
+
+        self._cache: TLRUCache = TLRUCache(
+            maxsize=max_bytes, ttu=time_to_use, timer=timer,
             getsizeof=lambda entry: len(entry.payload) + ENTRY_OVERHEAD_BYTES,
         )
 
@@ -47,12 +56,13 @@ class L1Cache:
         return self._cache.get(key)
 
     def put(self, key: Hashable, entry: CachedResponse) -> bool:
-        """Store an entry; False when it alone is larger than the whole budget (not cached)."""
-        try:
-            self._cache[key] = entry
-            return True
-        except ValueError:  # cachetools: value too large
+        """Store an entry; False (not cached) when it alone is larger than the whole budget or already expired."""
+        if len(entry.payload) + ENTRY_OVERHEAD_BYTES > self.max_bytes:
             return False
+        if entry.max_age_s is not None and entry.max_age_s <= 0:
+            return False
+        self._cache[key] = entry
+        return True
 
     def invalidate_account(self, account_id: str, below_version: int | None = None) -> int:
         """Drop the account's entries (only those older than ``below_version`` if given); returns how many."""

@@ -3,7 +3,8 @@
 Settings (flags override environment): ``MONGODB_URI`` (required: the
 launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
-``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60), ``REDIS_URL`` (locks shared by
+``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60), ``FRESHNESS_PARTIAL_SECONDS``
+(900), ``FRESHNESS_PROVISIONAL_SECONDS`` (21600), ``RESTATEMENT_WINDOW_DAYS`` (28), ``REDIS_URL`` (locks shared by
 replicas: single-flight across them; unset = one process) and ``REDIS_KEY_PREFIX``,
 and the bearer-token key:
 ``JWT_HS256_SECRET`` (local) or ``JWT_PUBLIC_KEY`` (PEM, RS256/ES256), optional
@@ -22,6 +23,7 @@ from pymongo import AsyncMongoClient
 
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import ChangeFeed
+from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
 from services.cache_gateway.l1_cache import L1Cache
@@ -44,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--engine", default=env("ADFATIGUE_ENGINE_ADDR", "127.0.0.1:50053"))
     p.add_argument("--l1-max-bytes", type=int, default=int(env("L1_MAX_BYTES", str(50 * 1024 * 1024))))
     p.add_argument("--l1-ttl-seconds", type=float, default=float(env("L1_TTL_SECONDS", "60")))
+    p.add_argument("--partial-interval-seconds", type=float,
+                   default=float(env("FRESHNESS_PARTIAL_SECONDS", "900")), help="refresh interval of today's data")
+    p.add_argument("--provisional-interval-seconds", type=float,
+                   default=float(env("FRESHNESS_PROVISIONAL_SECONDS", str(6 * 3600))),
+                   help="refresh interval of days inside the restatement window")
+    p.add_argument("--restatement-days", type=int, default=int(env("RESTATEMENT_WINDOW_DAYS", "28")))
     p.add_argument("--redis-url", default=env("REDIS_URL"), help="shared locks across replicas (unset: one process)")
     p.add_argument("--redis-prefix", default=env("REDIS_KEY_PREFIX", "adfatigue:"))
     args = p.parse_args(argv)
@@ -61,7 +69,8 @@ async def serve(args: argparse.Namespace) -> None:
     upstream = MetaFetcherUpstream(args.fetcher)
     redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
-    service = InsightsService(store, upstream, lock=lock)
+    policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)
+    service = InsightsService(store, upstream, policy=policy, lock=lock)
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,

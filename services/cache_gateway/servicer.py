@@ -136,6 +136,17 @@ class CacheGatewayServicer:
                 message = f"no cached data for act_{account} {days} and the upstream failed: {exc.message}"
             await context.abort(exc.code, message)
 
+    def _remember(self, key, payload: bytes, result, account: str) -> None:
+        """Keep a FRESH answer in L1 until its first day becomes due (or the L1 TTL, if sooner)."""
+        if result.status != FRESH:
+            return
+        max_age = None
+        if result.fresh_until is not None:
+            max_age = (result.fresh_until - self.service.clock()).total_seconds()
+            if max_age <= 0:
+                return
+        self.l1.put(key, CachedResponse(payload, result.snapshot.version, account, max_age))
+
     # -- RPCs ---------------------------------------------------------------------------------
     @audited
     async def GetInsights(self, request: gw.GetInsightsRequest, context) -> bytes:
@@ -165,8 +176,7 @@ class CacheGatewayServicer:
             next_page_token=page_token(result.snapshot.version, offset + size) if more else "",
         )
         payload = reply.SerializeToString(deterministic=True)
-        if result.status == FRESH:
-            self.l1.put(key, CachedResponse(payload, result.snapshot.version, account))
+        self._remember(key, payload, result, account)
         return payload
 
     @audited
@@ -197,8 +207,7 @@ class CacheGatewayServicer:
                                         self.service.clock()),
         )
         payload = reply.SerializeToString(deterministic=True)
-        if result.status == FRESH:
-            self.l1.put(key, CachedResponse(payload, result.snapshot.version, account))
+        self._remember(key, payload, result, account)
         return payload
 
     @audited

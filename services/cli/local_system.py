@@ -85,12 +85,12 @@ class LocalSystem:
         self._write_endpoints()
         return self
 
-    def add_gateway_replica(self, name: str) -> ServiceProcess:
+    def add_gateway_replica(self, name: str, env: dict[str, str] | None = None) -> ServiceProcess:
         """Another CacheGateway process on the same store, fetcher and engine (a second replica)."""
         first = self.processes["cache_gateway"]
         args = list(first.args)
         args[args.index("--port") + 1] = "0"
-        proc = ServiceProcess(name, first.module, args, self.logs / f"{name}.log", first.env)
+        proc = ServiceProcess(name, first.module, args, self.logs / f"{name}.log", {**first.env, **(env or {})})
         self.processes[name] = proc.start()
         self._write_endpoints()
         return proc

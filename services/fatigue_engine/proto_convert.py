@@ -29,7 +29,6 @@ class ProtoConversionError(ValueError):
 
 
 _INT_FIELDS = ("impressions", "reach", "clicks", "inline_link_clicks", "reach_cum")
-_RANKING_FIELDS = ("quality_ranking", "engagement_rate_ranking", "conversion_rate_ranking")
 
 LEVEL_TO_PROTO = {
     FatigueLevel.INSUFFICIENT_DATA: fatigue_pb2.INSUFFICIENT_DATA,
@@ -70,34 +69,43 @@ def row_from_proto(pb: insights_pb2.InsightRow) -> InsightRow:
     """
     start = parse_date(pb.date_start, "date_start")
     stop = parse_date(pb.date_stop, "date_stop") if pb.date_stop else start
-    counts: dict[str, int | None] = {}
-    for name in _INT_FIELDS:
-        if pb.HasField(name):
-            value = getattr(pb, name)
-            if value < 0:
-                raise ProtoConversionError(f"{name} {value} is negative")
-            counts[name] = value
-        else:
-            counts[name] = None
-    spend = _decimal(pb.spend, "spend") if pb.HasField("spend") else None
+    has = pb.HasField
+    impressions = pb.impressions if has("impressions") else None
+    reach = pb.reach if has("reach") else None
+    clicks = pb.clicks if has("clicks") else None
+    link_clicks = pb.inline_link_clicks if has("inline_link_clicks") else None
+    reach_cum = pb.reach_cum if has("reach_cum") else None
+    for name, value in (("impressions", impressions), ("reach", reach), ("clicks", clicks),
+                        ("inline_link_clicks", link_clicks), ("reach_cum", reach_cum)):
+        if value is not None and value < 0:
+            raise ProtoConversionError(f"{name} {value} is negative")
+    spend = _decimal(pb.spend, "spend") if has("spend") else None
     actions = None
     if pb.actions_present:
         actions = {k: _decimal(v, f"actions[{k!r}]") for k, v in pb.actions.items()}
-    rankings: dict[str, str | None] = {}
-    for name in _RANKING_FIELDS:
-        value = getattr(pb, name)
-        if value and value not in RANKINGS:
-            raise ProtoConversionError(f"{name} {value!r} is not one of {', '.join(RANKINGS)}")
-        rankings[name] = value or None
-    fetched = None
-    if pb.HasField("fetched_at"):
-        fetched = pb.fetched_at.ToDatetime(tzinfo=timezone.utc)
+    quality = _ranking(pb.quality_ranking, "quality_ranking")
+    engagement = _ranking(pb.engagement_rate_ranking, "engagement_rate_ranking")
+    conversion = _ranking(pb.conversion_rate_ranking, "conversion_rate_ranking")
+    fetched = pb.fetched_at.ToDatetime(tzinfo=timezone.utc) if has("fetched_at") else None
     return InsightRow(
         account_id=pb.account_id, ad_id=pb.ad_id, date_start=start, date_stop=stop,
         ad_name=pb.ad_name, adset_id=pb.adset_id, adset_name=pb.adset_name,
         campaign_id=pb.campaign_id, campaign_name=pb.campaign_name,
-        spend=spend, actions=actions, fetched_at=fetched, **counts, **rankings,  # type: ignore[arg-type]
+        impressions=impressions, reach=reach, clicks=clicks, inline_link_clicks=link_clicks,
+        spend=spend, actions=actions, quality_ranking=quality, engagement_rate_ranking=engagement,
+        conversion_rate_ranking=conversion, reach_cum=reach_cum, fetched_at=fetched,
     )
+
+
+_RANKING_SET = frozenset(RANKINGS)
+
+
+def _ranking(value: str, field_name: str) -> str | None:
+    if not value:
+        return None
+    if value not in _RANKING_SET:
+        raise ProtoConversionError(f"{field_name} {value!r} is not one of {', '.join(RANKINGS)}")
+    return value
 
 
 def row_to_proto(row: InsightRow) -> insights_pb2.InsightRow:

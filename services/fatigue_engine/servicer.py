@@ -57,7 +57,7 @@ def build_series(request: fatigue_engine_pb2.ScoreAdsRequest) -> tuple[str, list
             where = f"ads[{i}].days[{j}] (ad_id {ad_id!r})"
             if pb.ad_id and pb.ad_id != ad_id:
                 raise InvalidRequest(f"{where}: row belongs to ad {pb.ad_id!r}; every row of a series must be of ad {ad_id!r}")
-            if pb.account_id and account and _normalise_or_raw(pb.account_id) != account:
+            if pb.account_id and account and pb.account_id != account and _normalise_or_raw(pb.account_id) != account:
                 raise InvalidRequest(f"{where}: row belongs to account {pb.account_id!r}, request is for {account!r}")
             try:
                 row = row_from_proto(pb)
@@ -94,7 +94,7 @@ def score_request(request: fatigue_engine_pb2.ScoreAdsRequest) -> fatigue_engine
         pb = result_to_proto(result, request.insights_version)
         if not pb.ad_id:
             pb.ad_id = ad_id
-        if not pb.account_id:
+        if account:
             pb.account_id = account
         response.results.append(pb)
     return response
@@ -109,5 +109,6 @@ class FatigueEngineServicer(fatigue_engine_pb2_grpc.FatigueEngineServicer):
         try:
             return await asyncio.to_thread(score_request, request)
         except InvalidRequest as exc:
+            log.info("ScoreAds rejected: %s", exc)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # unreachable: abort raises

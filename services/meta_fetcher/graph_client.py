@@ -44,6 +44,7 @@ from services.common.insight_row import InsightRow
 from services.meta_fetcher.graph_errors import (
     ErrorClass,
     GraphApiError,
+    GraphAsyncJobError,
     GraphError,
     GraphPageError,
     GraphPagingError,
@@ -193,24 +194,71 @@ class GraphClient:
 
         ``fields``: Graph field names (the id fields are always added). Returns
         rows sorted by (date_start, ad_id), ``fetched_at`` set to when the last
-        page arrived; the same (ad, day) twice keeps the last. Raises
+        page arrived; the same (ad, day) twice keeps the last. A sync GET with
+        paging; when Meta still asks for less data at ``min_page_limit`` and
+        ``async_fallback`` is on, the same query runs as an async report
+        (META_GRAPH_API.md §2: "go async on timeouts or 1487534"). Raises
         GraphPageError (bad page), GraphPagingError (loop, cap), GraphApiError,
-        GraphTransportError, CallRefused.
+        GraphTransportError, GraphAsyncJobError, CallRefused.
         """
-        asked = list(dict.fromkeys([*ID_FIELDS, *fields]))
-        limit = self.settings.page_limit
         url = httpx.URL(
             f"{self._base}/{self.settings.api_version}/act_{account_id}/insights",
-            params={
-                "level": "ad",
-                "time_increment": "1",
-                "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()},
-                                         separators=(",", ":")),
-                "fields": ",".join(asked),
-                "limit": str(limit),
-                **self._proof(),
-            },
+            params={**self._query_params(since, until, fields), "limit": str(self.settings.page_limit),
+                    **self._proof()},
         )
+        try:
+            return await self._collect_pages(url, account_id, since, until, counter)
+        except GraphApiError as exc:
+            if exc.error_class is not ErrorClass.SHRINK or not self.settings.async_fallback:
+                raise
+            log.warning("act_%s: Meta cannot answer %s..%s synchronously even at limit=%d (%s); "
+                        "running it as an async report", account_id, since, until, self.settings.min_page_limit,
+                        exc.code_text)
+            return await self.fetch_insights_async(account_id, since, until, fields, counter)
+
+    async def fetch_insights_async(self, account_id: str, since: date, until: date, fields: Sequence[str],
+                                   counter: CallCounter) -> list[InsightRow]:
+        """The same rows as ``fetch_insights``, through an async report run (META_GRAPH_API.md §2).
+
+        ``POST act_{id}/insights`` -> ``report_run_id``; ``GET /{run}`` is polled
+        (``async_poll_initial_s`` doubling up to ``async_poll_max_s``) until
+        ``async_status`` is "Job Completed"; then ``GET /{run}/insights`` is paged.
+        Raises GraphAsyncJobError when the run fails, is skipped, or is not done
+        within ``async_timeout_s``; otherwise as ``fetch_insights``.
+        """
+        version = self.settings.api_version
+        create = httpx.URL(f"{self._base}/{version}/act_{account_id}/insights",
+                           params={**self._query_params(since, until, fields), **self._proof()})
+        body = await self._request(create, account_id, counter, method="POST")
+        run_id = body.get("report_run_id") if isinstance(body, dict) else None
+        if not isinstance(run_id, str) or not run_id.isdigit():
+            raise GraphPageError(f"async report for act_{account_id}: no numeric report_run_id in the answer")
+        delay = self.settings.async_poll_initial_s
+        deadline = time.monotonic() + self.settings.async_timeout_s
+        status_url = httpx.URL(f"{self._base}/{version}/{run_id}", params=self._proof())
+        while True:
+            await self._sleep(delay)
+            status = await self._request(status_url, account_id, counter)
+            state = status.get("async_status") if isinstance(status, dict) else None
+            if state == "Job Completed":
+                break
+            if state in ("Job Failed", "Job Skipped"):
+                raise GraphAsyncJobError(
+                    f"async report {run_id} ended '{state}' (code {status.get('error_code')}/"
+                    f"{status.get('error_subcode')}: {status.get('error_message') or 'no message'})")
+            if time.monotonic() > deadline:
+                raise GraphAsyncJobError(
+                    f"async report {run_id} not complete after {self.settings.async_timeout_s:g} s "
+                    f"({status.get('async_percent_completion') if isinstance(status, dict) else '?'} %)")
+            delay = min(delay * 2, self.settings.async_poll_max_s)
+        pages = httpx.URL(f"{self._base}/{version}/{run_id}/insights",
+                          params={"limit": str(self.settings.page_limit), **self._proof()})
+        return await self._collect_pages(pages, account_id, since, until, counter)
+
+    async def _collect_pages(self, url: httpx.URL, account_id: str, since: date, until: date,
+                             counter: CallCounter) -> list[InsightRow]:
+        """Follow ``paging.next`` from ``url``; parse every page; shrink ``limit`` when Meta asks."""
+        limit = int(url.params.get("limit", self.settings.page_limit))
         rows: dict[tuple[str, str, date], InsightRow] = {}
         seen: set[str] = set()
         page = 0
@@ -250,6 +298,15 @@ class GraphClient:
         return [_with_fetched_at(r, fetched_at) for r in sorted(rows.values(), key=lambda r: (r.date_start, r.ad_id))]
 
     # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _query_params(since: date, until: date, fields: Sequence[str]) -> dict[str, str]:
+        return {
+            "level": "ad",
+            "time_increment": "1",
+            "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}, separators=(",", ":")),
+            "fields": ",".join(dict.fromkeys([*ID_FIELDS, *fields])),
+        }
 
     def _proof(self) -> dict[str, str]:
         secret = self.settings.app_secret
@@ -295,8 +352,8 @@ class GraphClient:
             delay = max(delay, exc.retry_after_s)
         return delay
 
-    async def _request(self, url: httpx.URL, account_id: str, counter: CallCounter) -> Any:
-        """One logical GET with retries; returns the decoded JSON body. Raises GraphError subclasses."""
+    async def _request(self, url: httpx.URL, account_id: str, counter: CallCounter, method: str = "GET") -> Any:
+        """One logical request with retries; returns the decoded JSON body. Raises GraphError subclasses."""
         attempts = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1),
@@ -313,7 +370,7 @@ class GraphClient:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    return await self._send_once(url, account_id, counter)
+                    return await self._send_once(url, account_id, counter, method)
         except GraphError as exc:
             exc.attempts = attempts
             if exc.error_class is ErrorClass.THROTTLED and exc.retry_after_s is None:
@@ -321,12 +378,12 @@ class GraphClient:
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_once(self, url: httpx.URL, account_id: str, counter: CallCounter) -> Any:
+    async def _send_once(self, url: httpx.URL, account_id: str, counter: CallCounter, method: str) -> Any:
         if self.pacer is not None:
             await self.pacer.before_call(account_id)
         counter.calls += 1
         try:
-            response = await self._http.get(url, headers=self._auth_headers())
+            response = await self._http.request(method, url, headers=self._auth_headers())
         except httpx.TimeoutException as exc:
             raise GraphTransportError(f"timeout talking to Meta ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:

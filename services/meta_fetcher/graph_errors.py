@@ -201,6 +201,17 @@ class GraphPagingError(GraphError):
         return grpc.StatusCode.UNAVAILABLE, f"fetch for {account} stopped: {self.message}; ask for a shorter range"
 
 
+class GraphAsyncJobError(GraphError):
+    """An async report run failed, was skipped or did not finish in time (META_GRAPH_API.md §2: -2/2490547)."""
+
+    error_class = ErrorClass.RETRY
+
+    def grpc_status(self, account: str) -> tuple[grpc.StatusCode, str]:
+        return (grpc.StatusCode.UNAVAILABLE,
+                f"Meta's async report for {account} did not complete; retry later or ask for a shorter range "
+                f"({self.message})")
+
+
 class CallRefused(GraphError):
     """Refused before calling Meta: our rate budget is spent or usage headers ask us to pause."""
 

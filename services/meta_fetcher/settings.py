@@ -32,6 +32,11 @@ class FetcherSettings:
     page_limit: int = 100
     min_page_limit: int = 5          # "shrink" errors halve the limit down to this
     max_pages: int = 1000            # hard cap per fetch
+    # Async report fallback (META_GRAPH_API.md §2), used when sync paging cannot shrink further.
+    async_fallback: bool = True
+    async_poll_initial_s: float = 2.0
+    async_poll_max_s: float = 30.0
+    async_timeout_s: float = 600.0
     # HTTP.
     timeout_s: float = 60.0
     connect_timeout_s: float = 5.0

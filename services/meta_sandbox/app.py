@@ -9,6 +9,12 @@ Graph endpoints (``{version}`` like ``v23.0``; shapes per META_GRAPH_API.md §1,
   Answers ``{"data":[...], "paging":{"cursors":{"before","after"},"next"?,"previous"?}}``
   with ``next`` only while more rows remain. Rows are ordered by (date, ad id).
 - ``GET /{version}/act_{id}?fields=...`` -> ``{"id":"act_..","account_id","name","currency","timezone_name"}``.
+- Async report runs (§2): ``POST /{version}/act_{id}/insights`` (same parameters,
+  query or form) -> ``{"report_run_id"}``; ``GET /{version}/{report_run_id}`` ->
+  ``{"id","async_status","async_percent_completion",...}`` ("Job Running" until
+  ``async_polls_to_complete`` polls, then "Job Completed"; a ``job_failed``
+  fault gives "Job Failed" with v25's ``error_code``/``error_subcode``
+  ``-2/2490547``); ``GET /{version}/{report_run_id}/insights`` pages the rows.
 
 Auth: an ``access_token`` query parameter or an ``Authorization: Bearer``/``OAuth``
 header [unverified that Meta accepts the header form for every edge]. Any
@@ -92,15 +98,33 @@ class SandboxState:
     public_base_url: str | None
     usage: UsageModel
     faults: FaultBook = field(default_factory=FaultBook)
+    async_polls_to_complete: int = 2
     requests: list[dict[str, Any]] = field(default_factory=list)
     graph_requests: int = 0
     account_requests: int = 0
+    async_requests: int = 0
+    jobs: dict[str, "ReportRun"] = field(default_factory=dict)
+    next_run_id: int = 6_000_000_000_001
 
     def reset_stats(self) -> None:
-        """Forget recorded requests and counters."""
+        """Forget recorded requests and counters (report runs stay)."""
         self.requests.clear()
         self.graph_requests = 0
         self.account_requests = 0
+        self.async_requests = 0
+
+
+@dataclass
+class ReportRun:
+    """An async insights report (META_GRAPH_API.md §2): created by POST, polled, then paged."""
+
+    run_id: str
+    account_id: str
+    since: date
+    until: date
+    fields: list[str]
+    failed: bool = False
+    polls: int = 0
 
 
 STATE = web.AppKey("sandbox_state", SandboxState)
@@ -148,8 +172,8 @@ def _decode_cursor(value: str, fingerprint: str, name: str) -> int:
     return index
 
 
-def _token_of(request: web.Request) -> str:
-    token = request.query.get("access_token", "")
+def _token_of(request: web.Request, q: Mapping[str, str]) -> str:
+    token = q.get("access_token", "")
     if not token:
         auth = request.headers.get("Authorization", "")
         scheme, _, value = auth.partition(" ")
@@ -158,14 +182,14 @@ def _token_of(request: web.Request) -> str:
     return token
 
 
-def _check_auth(state: SandboxState, request: web.Request) -> None:
-    token = _token_of(request)
+def _check_auth(state: SandboxState, request: web.Request, q: Mapping[str, str]) -> None:
+    token = _token_of(request, q)
     if not token:
         raise GraphErrorResponse(190, "An access token is required to request this resource.")
     if state.tokens is not None and token not in state.tokens:
         raise GraphErrorResponse(190, "Invalid OAuth access token - Cannot parse access token")
     if state.app_secret is not None:
-        proof = request.query.get("appsecret_proof", "")
+        proof = q.get("appsecret_proof", "")
         want = hmac.new(state.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(proof, want):
             raise GraphErrorResponse(100, "Invalid appsecret_proof provided in the API argument",
@@ -212,10 +236,10 @@ def _fields(raw: str | None, allowed: Iterable[str], default: Iterable[str]) -> 
     return list(seen)
 
 
-def _time_range(request: web.Request, account: SandboxAccount) -> tuple[date, date]:
-    raw = request.query.get("time_range")
+def _time_range(q: Mapping[str, str], account: SandboxAccount) -> tuple[date, date]:
+    raw = q.get("time_range")
     if raw is None:
-        preset = request.query.get("date_preset", "last_30d")
+        preset = q.get("date_preset", "last_30d")
         if preset not in DATE_PRESETS:
             raise GraphErrorResponse(100, f"(#100) date_preset must be one of {', '.join(DATE_PRESETS)} "
                                           f"(sandbox subset)")
@@ -261,40 +285,66 @@ def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 
 # ---------------------------------------------------------------------------- Graph handlers
 
+ASYNC_ENDPOINTS = ("async_create", "report", "report_insights")
+
+
+def _record_dates(record: dict[str, Any], q: Mapping[str, str]) -> None:
+    try:
+        tr = json.loads(q.get("time_range", "null")) or {}
+        record["since"], record["until"] = tr.get("since"), tr.get("until")
+    except (json.JSONDecodeError, AttributeError):
+        pass
+
 
 async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
-    """Common path for Graph endpoints: stats, faults, auth, usage, headers, errors."""
+    """Common path for Graph endpoints: stats, faults, auth, usage, headers, errors.
+
+    ``endpoint``: ``insights`` (GET act_/insights), ``account`` (GET act_),
+    ``async_create`` (POST act_/insights), ``report`` (GET report run),
+    ``report_insights`` (GET report run /insights).
+    """
     state = request.app[STATE]
     version = request.match_info["version"]
     object_id = request.match_info["object_id"]
+    q: dict[str, str] = dict(request.query)
+    if request.method == "POST":
+        q.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+    job = state.jobs.get(object_id) if endpoint in ("report", "report_insights") else None
     state.graph_requests += 1
     record: dict[str, Any] = {"path": request.path, "version": version, "account_id": None, "since": None,
-                              "until": None, "after": request.query.get("after"),
-                              "before": request.query.get("before"), "limit": request.query.get("limit"),
-                              "fields": request.query.get("fields"), "status": None, "fault": None}
+                              "until": None, "after": q.get("after"), "before": q.get("before"),
+                              "limit": q.get("limit"), "fields": q.get("fields"), "status": None, "fault": None}
     if endpoint == "insights":
-        try:
-            tr = json.loads(request.query.get("time_range", "null")) or {}
-            record["since"], record["until"] = tr.get("since"), tr.get("until")
-        except (json.JSONDecodeError, AttributeError):
-            pass
+        _record_dates(record, q)
         state.requests.append(record)
-    else:
+    elif endpoint == "report_insights":
+        record["report_run_id"] = object_id
+        if job is not None:
+            record["since"], record["until"] = job.since.isoformat(), job.until.isoformat()
+            record["fields"] = ",".join(job.fields)
+        state.requests.append(record)
+    elif endpoint == "account":
         state.account_requests += 1
-    try:
-        record["account_id"] = normalise_account_id(object_id)
-    except InvalidAccountId:
-        pass
+    else:
+        state.async_requests += 1
+    if job is not None:
+        record["account_id"] = job.account_id
+    else:
+        try:
+            record["account_id"] = normalise_account_id(object_id)
+        except InvalidAccountId:
+            pass
     account = state.accounts.get(record["account_id"] or "")
     active_ads = account.active_ads if account else 0
     usage_account = account.account_id if account else None
+    insights = endpoint in ("insights", "report_insights")
     headers: dict[str, str] = {}
     upgraded = state.version_upgrades.get(version)
     if upgraded:
         headers["X-Ad-Api-Version-Warning"] = (
             f"The API version {version} you are calling has been deprecated. "
             f"It has been automatically upgraded to {upgraded}.")
-    fault = state.faults.take(record["account_id"], endpoint)
+    fault = state.faults.take(record["account_id"], "async" if endpoint in ASYNC_ENDPOINTS else endpoint)
     regain: int | None = None
     try:
         if fault is not None:
@@ -317,7 +367,7 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
                 raise GraphErrorResponse(code, message, subcode=subcode, status=status, is_transient=transient,
                                          type_=fault.type, regain_minutes=fault.regain_minutes)
         _check_version(state, version)
-        _check_auth(state, request)
+        _check_auth(state, request, q)
         refusal = state.usage.refusal(usage_account, active_ads)
         if refusal == "app":
             raise GraphErrorResponse(4, "(#4) Application request limit reached", subcode=1504039, is_transient=True,
@@ -328,14 +378,31 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
                        "For more info, please refer to https://developers.facebook.com/docs/graph-api/overview/"
                        "rate-limiting#ads-management.", subcode=2446079, is_transient=True)
         if endpoint == "insights":
-            body = _insights_body(state, request, object_id)
-            if fault is not None and fault.kind == "garbage" and body["data"]:
-                body["data"][0][fault.field] = fault.value
+            account = _account(state, object_id)
+            since, until, fields = _insights_query(state, q, account)
+            body = _page(state, request, q, account, account.rows_between(since, until), fields,
+                         f"{account.account_id}|{since}|{until}")
+        elif endpoint == "account":
+            body = _account_body(state, q, object_id)
+        elif endpoint == "async_create":
+            account = _account(state, object_id)
+            since, until, fields = _insights_query(state, q, account)
+            run_id = str(state.next_run_id)
+            state.next_run_id += 1
+            state.jobs[run_id] = ReportRun(run_id, account.account_id, since, until, fields,
+                                           failed=fault is not None and fault.kind == "job_failed")
+            body = {"report_run_id": run_id}
+        elif endpoint == "report":
+            body = _report_status(state, object_id)
         else:
-            body = _account_body(state, request, object_id)
+            job = _ready_job(state, object_id)
+            account = state.accounts[job.account_id]
+            body = _page(state, request, q, account, account.rows_between(job.since, job.until), job.fields,
+                         f"run|{job.run_id}")
+        if fault is not None and fault.kind == "garbage" and body.get("data"):
+            body["data"][0][fault.field] = fault.value
         state.usage.record(usage_account)
-        headers.update(state.usage.headers(usage_account, active_ads, insights=endpoint == "insights",
-                                           regain_minutes=regain))
+        headers.update(state.usage.headers(usage_account, active_ads, insights=insights, regain_minutes=regain))
         record["status"] = 200
         return _json(body, headers=headers)
     except GraphErrorResponse as exc:
@@ -343,16 +410,14 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
             state.usage.record(usage_account)  # errors count as calls, refusals by the limiter do not
         if exc.regain_minutes is not None:
             regain = exc.regain_minutes
-        headers.update(state.usage.headers(usage_account, active_ads, insights=endpoint == "insights",
-                                           regain_minutes=regain))
+        headers.update(state.usage.headers(usage_account, active_ads, insights=insights, regain_minutes=regain))
         record["status"] = exc.status
         return _json(error_body(exc.code, exc.message, subcode=exc.subcode, type_=exc.type_,
                                 is_transient=exc.is_transient), status=exc.status, headers=headers)
 
 
-def _insights_body(state: SandboxState, request: web.Request, object_id: str) -> dict[str, Any]:
-    account = _account(state, object_id)
-    q = request.query
+def _insights_query(state: SandboxState, q: Mapping[str, str], account: SandboxAccount) -> tuple[date, date, list[str]]:
+    """Validate level / time_increment / fields / time_range; returns (since, until, fields)."""
     level = q.get("level", "ad")
     if level != "ad":
         raise GraphErrorResponse(100, f"(#100) level={level!r}: the sandbox implements level=ad only")
@@ -361,10 +426,15 @@ def _insights_body(state: SandboxState, request: web.Request, object_id: str) ->
         raise GraphErrorResponse(100, f"(#100) time_increment={increment!r}: the sandbox implements "
                                       "time_increment=1 only")
     fields = _fields(q.get("fields"), FIELD_RENDERERS, DEFAULT_FIELDS)
-    since, until = _time_range(request, account)
+    since, until = _time_range(q, account)
+    return since, until, fields
+
+
+def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], account: SandboxAccount,
+          rows: list[Any], fields: list[str], query_key: str) -> dict[str, Any]:
+    """One page of ``rows`` per ``limit``/``after``/``before``, with Meta-style paging links."""
     limit = _limit(state, q.get("limit"))
-    rows = account.rows_between(since, until)
-    fingerprint = hashlib.sha256(f"{account.account_id}|{since}|{until}".encode()).hexdigest()[:10]
+    fingerprint = hashlib.sha256(query_key.encode()).hexdigest()[:10]
     if q.get("after"):
         start = _decode_cursor(q["after"], fingerprint, "after") + 1
         end = start + limit
@@ -385,20 +455,20 @@ def _insights_body(state: SandboxState, request: web.Request, object_id: str) ->
         base = URL.build(scheme=public.scheme, host=public.host or "", port=public.explicit_port,
                          path=public.path.rstrip("/") + request.path)
     if last + 1 < len(rows):
-        query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
+        query = {k: v for k, v in q.items() if k not in ("after", "before")}
         query["after"] = _cursor(fingerprint, last)
         paging["next"] = str(base.with_query(query))
     if first > 0:
-        query = {k: v for k, v in request.query.items() if k not in ("after", "before")}
+        query = {k: v for k, v in q.items() if k not in ("after", "before")}
         query["before"] = _cursor(fingerprint, first)
         paging["previous"] = str(base.with_query(query))
     body["paging"] = paging
     return body
 
 
-def _account_body(state: SandboxState, request: web.Request, object_id: str) -> dict[str, Any]:
+def _account_body(state: SandboxState, q: Mapping[str, str], object_id: str) -> dict[str, Any]:
     account = _account(state, object_id)
-    fields = _fields(request.query.get("fields"), ACCOUNT_FIELDS, ("id", "account_id"))
+    fields = _fields(q.get("fields"), ACCOUNT_FIELDS, ("id", "account_id"))
     values = {"id": f"act_{account.account_id}", "account_id": account.account_id, "name": account.name,
               "currency": account.currency, "timezone_name": account.timezone_name}
     out = {name: values[name] for name in fields}
@@ -406,14 +476,52 @@ def _account_body(state: SandboxState, request: web.Request, object_id: str) -> 
     return out
 
 
+def _report_status(state: SandboxState, run_id: str) -> dict[str, Any]:
+    """Poll a report run: each poll advances it; it completes after ``async_polls_to_complete`` polls."""
+    job = state.jobs.get(run_id)
+    if job is None:
+        raise GraphErrorResponse(100, unknown_object_message(run_id), subcode=33, type_="GraphMethodException")
+    job.polls += 1
+    body: dict[str, Any] = {"id": job.run_id, "account_id": job.account_id, "date_start": job.since.isoformat(),
+                            "date_stop": job.until.isoformat()}
+    if job.failed:
+        body.update(async_status="Job Failed", async_percent_completion=0, error_code=-2, error_subcode=2490547,
+                    error_message="The async report failed; please retry later",
+                    error_user_title="Report failed", error_user_msg="Please retry your request later.")
+        return body
+    pct = min(100, round(100 * job.polls / max(1, state.async_polls_to_complete)))
+    body["async_percent_completion"] = pct
+    body["async_status"] = "Job Completed" if pct >= 100 else "Job Running"
+    return body
+
+
+def _ready_job(state: SandboxState, run_id: str) -> "ReportRun":
+    job = state.jobs.get(run_id)
+    if job is None:
+        raise GraphErrorResponse(100, unknown_object_message(run_id), subcode=33, type_="GraphMethodException")
+    if job.failed or job.polls < state.async_polls_to_complete:
+        raise GraphErrorResponse(100, f"(#100) Report {run_id} is not ready: poll it until async_status is "
+                                      "'Job Completed'")
+    return job
+
+
 async def insights_handler(request: web.Request) -> web.StreamResponse:
-    """``GET /{version}/act_{id}/insights`` (module docstring for parameters and errors)."""
-    return await _graph(request, "insights")
+    """``GET /{version}/act_{id}/insights`` or ``GET /{version}/{report_run_id}/insights``."""
+    object_id = request.match_info["object_id"]
+    is_report = not object_id.startswith("act_") and object_id in request.app[STATE].jobs
+    return await _graph(request, "report_insights" if is_report else "insights")
+
+
+async def async_create_handler(request: web.Request) -> web.StreamResponse:
+    """``POST /{version}/act_{id}/insights``: start an async report run -> ``{"report_run_id": "..."}``."""
+    return await _graph(request, "async_create")
 
 
 async def account_handler(request: web.Request) -> web.StreamResponse:
-    """``GET /{version}/act_{id}?fields=...``: id, account_id, name, currency, timezone_name."""
-    return await _graph(request, "account")
+    """``GET /{version}/act_{id}?fields=...`` (account) or ``GET /{version}/{report_run_id}`` (job status)."""
+    object_id = request.match_info["object_id"]
+    is_report = not object_id.startswith("act_") and object_id in request.app[STATE].jobs
+    return await _graph(request, "report" if is_report else "account")
 
 
 # ---------------------------------------------------------------------------- admin handlers
@@ -423,7 +531,8 @@ async def stats_handler(request: web.Request) -> web.Response:
     """Every insights request so far, with its time_range and cursor (for tests)."""
     state = request.app[STATE]
     return _json({"insights_requests": len(state.requests), "account_requests": state.account_requests,
-                  "graph_requests": state.graph_requests, "requests": state.requests})
+                  "async_requests": state.async_requests, "graph_requests": state.graph_requests,
+                  "requests": state.requests})
 
 
 async def reset_stats_handler(request: web.Request) -> web.Response:
@@ -502,6 +611,7 @@ def create_app(
     version_upgrades: Mapping[str, str] | None = None,
     public_base_url: str | None = None,
     usage: UsageModel | None = None,
+    async_polls_to_complete: int = 2,
 ) -> web.Application:
     """Build the sandbox app.
 
@@ -510,7 +620,8 @@ def create_app(
     with its id is given. ``tokens``: accepted access tokens (None = any
     non-empty token). ``version_upgrades``: e.g. ``{"v23.0": "v24.0"}`` to
     emit ``X-Ad-Api-Version-Warning``. ``usage``: the usage model (limits,
-    enforcement). Raises ValueError for a bad ``min_version`` or duplicate account.
+    enforcement). ``async_polls_to_complete``: status polls before a report
+    run is complete. Raises ValueError for a bad ``min_version`` or duplicate account.
     """
     by_id: dict[str, SandboxAccount] = {}
     for account in accounts:
@@ -536,6 +647,7 @@ def create_app(
         version_upgrades=dict(version_upgrades or {}),
         public_base_url=public_base_url,
         usage=usage or UsageModel(),
+        async_polls_to_complete=async_polls_to_complete,
     )
     app.router.add_get("/_sandbox/stats", stats_handler)
     app.router.add_post("/_sandbox/reset_stats", reset_stats_handler)
@@ -545,5 +657,6 @@ def create_app(
     app.router.add_post("/_sandbox/restate", restate_handler)
     app.router.add_get("/_sandbox/health", health_handler)
     app.router.add_get("/{version}/{object_id}/insights", insights_handler)
+    app.router.add_post("/{version}/{object_id}/insights", async_create_handler)
     app.router.add_get("/{version}/{object_id}", account_handler)
     return app

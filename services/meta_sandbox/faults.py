@@ -3,10 +3,10 @@
 Posted as JSON to ``POST /_sandbox/faults`` (a single object or a list)::
 
     {"account_id": "act_123" | null,   # null/absent = any account (global)
-     "endpoint": "insights" | "account" | "any",   # default "insights"
+     "endpoint": "insights" | "account" | "async" | "any",   # default "insights" ("job_failed": "async")
      "count": 3,                       # how many matching requests it hits (default 1)
      "skip": 2,                        # let this many matching requests through first (default 0)
-     "kind": "error" | "expired_token" | "garbage" | "http" | "latency" | "disconnect",
+     "kind": "error" | "expired_token" | "garbage" | "http" | "latency" | "disconnect" | "job_failed",
      "code": 17, "subcode": 2446079, "http_status": 400,   # kind "error"
      "message": "...", "is_transient": true, "type": "OAuthException",
      "regain_minutes": 2,              # put in X-Business-Use-Case-Usage on that response
@@ -28,8 +28,8 @@ from typing import Any
 
 from services.common.account_ids import normalise_account_id
 
-KINDS = ("error", "expired_token", "garbage", "http", "latency", "disconnect")
-ENDPOINTS = ("insights", "account", "any")
+KINDS = ("error", "expired_token", "garbage", "http", "latency", "disconnect", "job_failed")
+ENDPOINTS = ("insights", "account", "async", "any")
 
 #: code -> (default subcode, HTTP status, message, is_transient)
 DEFAULT_ERRORS: dict[int, tuple[int | None, int, str, bool | None]] = {
@@ -94,7 +94,7 @@ class Fault:
         kind = spec.get("kind", "error")
         if kind not in KINDS:
             raise FaultSpecError(f"kind={kind!r}; use one of {KINDS}")
-        endpoint = spec.get("endpoint", "insights")
+        endpoint = spec.get("endpoint", "async" if kind == "job_failed" else "insights")
         if endpoint not in ENDPOINTS:
             raise FaultSpecError(f"endpoint={endpoint!r}; use one of {ENDPOINTS}")
         count = spec.get("count", 1)

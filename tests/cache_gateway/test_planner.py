@@ -80,3 +80,11 @@ def test_plan_never_fetches_a_fresh_day_and_never_leaves_a_due_day(start, length
     # fewest ranges: two consecutive ranges touch only when the first is full
     for a, b in zip(ranges, ranges[1:]):
         assert b.since > a.until + timedelta(days=1) or len(a) == max_len
+
+
+def test_due_at_agrees_with_is_due():
+    for days_back, fetched_hours_ago in [(0, 0.1), (0, 1), (3, 1), (3, 7), (40, 24 * 30), (200, 24)]:
+        day = TODAY - timedelta(days=days_back)
+        fetched = NOW - timedelta(hours=fetched_hours_ago)
+        due_at = POLICY.due_at(day, fetched, NOW, UTC)
+        assert POLICY.is_due(day, fetched, NOW, UTC) == (due_at is not None and due_at <= NOW)

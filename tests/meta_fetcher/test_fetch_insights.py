@@ -198,3 +198,23 @@ async def test_concurrent_first_calls_share_one_account_lookup(account) -> None:
                                          for _ in range(6)))
         assert (await sandbox_stats(base))["account_requests"] == 1
         assert sorted(r.upstream_calls for r in replies) == [1, 1, 1, 1, 1, 2]
+
+
+async def test_appsecret_proof_is_sent_and_a_wrong_secret_is_a_config_error(account) -> None:
+    async with sandbox_server([account], synthetic=False, app_secret="s3cret-app") as base:
+        async with fetcher_stub(base, app_secret="s3cret-app") as stub:
+            resp = await stub.FetchInsights(request(ACC, "2026-02-27", "2026-02-28"))
+            assert resp.rows
+        async with fetcher_stub(base, app_secret="wrong-secret") as stub:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.FetchInsights(request(ACC, "2026-02-27", "2026-02-28"))
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "META_APP_SECRET" in err.value.details() and "wrong-secret" not in err.value.details()
+
+
+def test_settings_repr_hides_secrets() -> None:
+    settings = FetcherSettings(access_token="tok-abcdef", app_secret="sec-abcdef")
+    assert "tok-abcdef" not in repr(settings) and "sec-abcdef" not in repr(settings)
+    assert FetcherSettings.from_env({"META_ACCESS_TOKEN": "t-1", "META_BUDGET_CALLS": "7"}).budget_calls == 7
+    with pytest.raises(ValueError, match="META_RETRIES"):
+        FetcherSettings.from_env({"META_RETRIES": "many"})

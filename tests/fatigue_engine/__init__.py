@@ -1,0 +1,1 @@
+"""Tests of services.fatigue_engine (FATIGUE_SPEC.md v1.1)."""
