@@ -16,7 +16,9 @@ What it does (sources: META_GRAPH_API.md §1 paging, §3 errors and headers, §5
   token with the app secret, §5) is added when an app secret is configured.
 - Retries with tenacity: exponential backoff with jitter, ``retries`` retries,
   on the ``retry`` and (short) ``throttled`` classes of ``graph_errors``;
-  ``shrink`` errors halve ``limit`` and ask again; everything else is raised.
+  ``shrink`` errors halve ``limit`` and ask again, and below ``min_page_limit``
+  the query runs as an async report run (§2: POST, poll, page); everything
+  else is raised.
 - Logs ``X-Ad-Api-Version-Warning`` (Meta auto-upgraded our version, §6) once per distinct value.
 - A ``pacer`` (``services.meta_fetcher.pacing``) may refuse or delay each HTTP
   request (rate budget, usage headers) and sees every response's headers.

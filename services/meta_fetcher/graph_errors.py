@@ -12,7 +12,9 @@ Classes (META_GRAPH_API.md §3 error table; retry design from the connectors cit
   budget and usage-header pauses are in this class too, refused before any call.
 - ``shrink``: 100/1487534 (too much data), 100/1504018 and 2/1504038 (timeouts),
   code 1 "Please reduce the amount of data" -> ask again for less (halve ``limit``);
-  when it cannot shrink further, UNAVAILABLE with advice to ask a shorter range.
+  when it cannot shrink further, run an async report (§2); if that is off,
+  UNAVAILABLE with advice to ask a shorter range. A failed async report
+  (-2/2490547) or one not done in time -> UNAVAILABLE "retry later".
 - ``token_invalid``: 190 (458/459/460/463/464/467), 102, 2500 -> never retried;
   FAILED_PRECONDITION "token for act_X expired or invalid — re-authorise".
 - ``permanent``: 100/33 -> NOT_FOUND; 10 and 200-299 -> PERMISSION_DENIED;

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 REAL_CSV = Path(os.environ.get("ADFATIGUE_REAL_CSV", REPO.parent / "shared" / "data" / "meta_ads_daily_account_a.csv"))
 
 #: Retry delays in milliseconds so tests stay fast; behaviour, not timing, is asserted.
-FAST = dict(backoff_initial_s=0.001, backoff_max_s=0.005, backoff_jitter_s=0.001, throttle_max_wait_s=0.05)
+FAST = dict(backoff_initial_s=0.001, backoff_max_s=0.005, backoff_jitter_s=0.001, throttle_max_wait_s=0.05,
+            async_poll_initial_s=0.001, async_poll_max_s=0.005)
 
 
 def real_csv_or_skip() -> Path:

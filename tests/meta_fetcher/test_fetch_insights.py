@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.common.ads_manager_csv import load_csv
-from services.meta_fetcher.graph_client import GraphClient
+from services.meta_fetcher.graph_client import CallCounter, GraphClient
 from services.meta_fetcher.graph_errors import GraphPagingError
 from services.meta_fetcher.proto_convert import row_from_proto
 from services.meta_fetcher.settings import FetcherSettings
@@ -218,3 +218,26 @@ def test_settings_repr_hides_secrets() -> None:
     assert FetcherSettings.from_env({"META_ACCESS_TOKEN": "t-1", "META_BUDGET_CALLS": "7"}).budget_calls == 7
     with pytest.raises(ValueError, match="META_RETRIES"):
         FetcherSettings.from_env({"META_RETRIES": "many"})
+
+
+async def test_async_report_gives_the_same_rows_as_sync_paging(account) -> None:
+    from tests.meta_fetcher.helpers import FAST
+
+    async with sandbox_server([account], synthetic=False, async_polls_to_complete=3) as base:
+        settings = FetcherSettings(graph_url=base, page_limit=40, **FAST)
+        async with GraphClient(settings) as client:
+            sync = await client.fetch_insights(ACC, date(2026, 1, 30), date(2026, 2, 28), ["impressions", "actions"],
+                                               CallCounter())
+            counter = CallCounter()
+            via_job = await client.fetch_insights_async(ACC, date(2026, 1, 30), date(2026, 2, 28),
+                                                        ["impressions", "actions"], counter)
+        assert via_job == sync and len(sync) == len(account.rows)
+        pages = -(-len(account.rows) // 40)
+        assert counter.calls == 1 + 3 + pages  # create, three polls, pages
+        slow = FetcherSettings(graph_url=base, **{**FAST, "async_timeout_s": 0.0})
+        async with GraphClient(slow) as client:
+            from services.meta_fetcher.graph_errors import GraphAsyncJobError
+
+            with pytest.raises(GraphAsyncJobError, match="not complete"):
+                await client.fetch_insights_async(ACC, date(2026, 2, 1), date(2026, 2, 2), ["impressions"],
+                                                  CallCounter())

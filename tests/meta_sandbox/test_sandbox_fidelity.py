@@ -99,3 +99,26 @@ async def test_restatement_changes_one_account_day(account) -> None:
         bad = await http.post(f"{base}/_sandbox/restate", json={"account_id": f"act_{ACC}", "date": "2026-02-27",
                                                                  "set": {"colour": "red"}})
         assert bad.status_code == 400 and "colour" in bad.json()["error"]
+
+
+async def test_async_report_runs_are_created_polled_and_paged(account) -> None:
+    async with sandbox_server([account], synthetic=False, async_polls_to_complete=2) as base, \
+            httpx.AsyncClient() as http:
+        created = await http.post(f"{base}/v23.0/act_{ACC}/insights", data=params())
+        run_id = created.json()["report_run_id"]
+        assert run_id.isdigit()
+        early = await http.get(f"{base}/v23.0/{run_id}/insights", params={"access_token": "t"})
+        assert early.status_code == 400 and "not ready" in early.json()["error"]["message"]
+        polls = [(await http.get(f"{base}/v23.0/{run_id}", params={"access_token": "t"})).json() for _ in range(2)]
+        assert [(p["async_status"], p["async_percent_completion"]) for p in polls] == [
+            ("Job Running", 50), ("Job Completed", 100)]
+        rows = (await http.get(f"{base}/v23.0/{run_id}/insights", params={"access_token": "t", "limit": "1000"})).json()
+        sync = (await http.get(f"{base}/v23.0/act_{ACC}/insights", params=params(limit="1000"))).json()
+        assert rows["data"] == sync["data"] and "next" not in rows.get("paging", {})
+        await http.post(f"{base}/_sandbox/faults", json={"kind": "job_failed"})
+        failed_id = (await http.post(f"{base}/v23.0/act_{ACC}/insights", data=params())).json()["report_run_id"]
+        failed = (await http.get(f"{base}/v23.0/{failed_id}", params={"access_token": "t"})).json()
+        assert failed["async_status"] == "Job Failed" and (failed["error_code"], failed["error_subcode"]) == (-2, 2490547)
+        stats = (await http.get(f"{base}/_sandbox/stats")).json()
+        assert stats["async_requests"] == 5
+        assert [r.get("report_run_id") for r in stats["requests"]] == [run_id, run_id, None]
