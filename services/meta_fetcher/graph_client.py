@@ -350,8 +350,8 @@ class GraphClient:
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         delay = _jitter_wait(self.settings, state.attempt_number)
-        if isinstance(exc, GraphApiError) and exc.error_class is ErrorClass.THROTTLED and exc.retry_after_s:
-            delay = max(delay, exc.retry_after_s)
+        if isinstance(exc, GraphApiError) and exc.error_class is ErrorClass.THROTTLED:
+            delay = max(delay, exc.retry_after_s or self.settings.throttle_min_wait_s)
         return delay
 
     async def _request(self, url: httpx.URL, account_id: str, counter: CallCounter, method: str = "GET") -> Any:

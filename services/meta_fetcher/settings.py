@@ -45,6 +45,7 @@ class FetcherSettings:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0
     backoff_jitter_s: float = 1.0
+    throttle_min_wait_s: float = 5.0         # wait before retrying a throttle that gave no regain time (§3: 5 s factor)
     throttle_max_wait_s: float = 30.0        # longest in-call wait for a throttle; longer -> RESOURCE_EXHAUSTED
     throttle_default_retry_s: float = 300.0  # told to callers when Meta gives no regain time (dev tier block, §3)
     # Proactive pacing on usage headers (META_GRAPH_API.md §3: >= 85 % slow down).
@@ -75,7 +76,7 @@ class FetcherSettings:
         Variables: META_GRAPH_URL, META_API_VERSION, META_ACCESS_TOKEN,
         META_APP_SECRET, META_PAGE_LIMIT, META_MAX_PAGES, META_TIMEOUT_S,
         META_RETRIES, META_BACKOFF_INITIAL_S, META_BACKOFF_MAX_S,
-        META_THROTTLE_MAX_WAIT_S, META_USAGE_PAUSE_PCT, META_USAGE_PAUSE_S,
+        META_THROTTLE_MAX_WAIT_S, META_THROTTLE_MIN_WAIT_S, META_USAGE_PAUSE_PCT, META_USAGE_PAUSE_S,
         META_BUDGET_CALLS, META_BUDGET_WINDOW_S, META_BUDGET_KEY_PREFIX, REDIS_URL.
         Raises ValueError naming a variable that does not parse.
         """
@@ -87,6 +88,7 @@ class FetcherSettings:
             "META_TIMEOUT_S": ("timeout_s", float), "META_RETRIES": ("retries", int),
             "META_BACKOFF_INITIAL_S": ("backoff_initial_s", float), "META_BACKOFF_MAX_S": ("backoff_max_s", float),
             "META_THROTTLE_MAX_WAIT_S": ("throttle_max_wait_s", float),
+            "META_THROTTLE_MIN_WAIT_S": ("throttle_min_wait_s", float),
             "META_USAGE_PAUSE_PCT": ("usage_pause_pct", float), "META_USAGE_PAUSE_S": ("usage_pause_s", float),
             "META_BUDGET_CALLS": ("budget_calls", int), "META_BUDGET_WINDOW_S": ("budget_window_s", float),
             "META_BUDGET_KEY_PREFIX": ("budget_key_prefix", str), "REDIS_URL": ("redis_url", str),

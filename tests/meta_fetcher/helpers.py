@@ -20,6 +20,7 @@ REAL_CSV = Path(os.environ.get("ADFATIGUE_REAL_CSV", REPO.parent / "shared" / "d
 
 #: Retry delays in milliseconds so tests stay fast; behaviour, not timing, is asserted.
 FAST = dict(backoff_initial_s=0.001, backoff_max_s=0.005, backoff_jitter_s=0.001, throttle_max_wait_s=0.05,
+            throttle_min_wait_s=0.0,
             async_poll_initial_s=0.001, async_poll_max_s=0.005)
 
 

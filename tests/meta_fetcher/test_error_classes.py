@@ -214,3 +214,18 @@ async def test_a_retired_api_version_is_failed_precondition(account) -> None:
             await stub.FetchInsights(request(ACC, SINCE, UNTIL))
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "2635" in err.value.details()
         assert (await sandbox_stats(base))["account_requests"] == 1
+
+
+async def test_throttle_without_regain_waits_at_least_the_minimum(account) -> None:
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with sandbox_server([account], synthetic=False) as base:
+        await post(base, "/_sandbox/faults", {"account_id": ACC, "kind": "error", "code": 613})
+        settings = FetcherSettings(graph_url=base, **{**FAST, "throttle_min_wait_s": 5.0, "throttle_max_wait_s": 30})
+        async with GraphClient(settings, sleep=fake_sleep) as client:
+            rows = await client.fetch_insights(ACC, date(2026, 2, 24), date(2026, 2, 28), ["impressions"],
+                                               CallCounter())
+    assert len(rows) == len(account.rows) and waits and waits[0] >= 5
