@@ -1,7 +1,8 @@
 """One MongoDB change stream per gateway process: the source of every change (R5, issue 5).
 
 It watches ``insights`` (row writes, each tagged with the version that wrote
-it) and ``accounts`` (a writer's commit, ``$max version``). Row events are
+it), ``accounts`` (a writer's commit, ``$max version``) and ``scores`` (a
+fatigue result stored for an insights version; released at once). Row events are
 buffered per account and version and released as one ``Change`` when the
 account's commit arrives, so a subscriber sees each committed version whole.
 After a store connection loss the stream is reopened with its resume token
@@ -38,9 +39,16 @@ class Change:
     rows: list[InsightRow] = field(default_factory=list)
     removed: list[tuple[str, date]] = field(default_factory=list)  # (ad_id, date)
     committed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    # serialized FatigueResult with the first and last day of the ad's history it scored
+    scores: list[tuple[bytes, date, date]] = field(default_factory=list)
 
     def dates(self) -> set[date]:
         return {r.date_start for r in self.rows} | {d for _, d in self.removed}
+
+    def touches(self, since: date, until: date) -> bool:
+        """Whether a subscriber of [since, until] should hear of this change."""
+        return any(since <= d <= until for d in self.dates()) or any(
+            first <= until and since <= last for _, first, last in self.scores)
 
 
 class ChangeFeed:
@@ -69,7 +77,7 @@ class ChangeFeed:
                 pass
 
     async def _run(self) -> None:
-        pipeline = [{"$match": {"ns.coll": {"$in": ["insights", "accounts"]},
+        pipeline = [{"$match": {"ns.coll": {"$in": ["insights", "accounts", "scores"]},
                                 "operationType": {"$in": ["insert", "update", "replace"]}}}]
         while True:
             try:
@@ -98,6 +106,15 @@ class ChangeFeed:
     def _handle(self, event: dict) -> None:
         doc = event.get("fullDocument")
         if not doc:
+            return
+        if event["ns"]["coll"] == "scores":
+            try:
+                score = (bytes(doc["result"]), date.fromisoformat(doc["first"]), date.fromisoformat(doc["last"]))
+            except (KeyError, TypeError, ValueError):
+                return
+            change = Change(doc["account_id"], doc["insights_version"], scores=[score])
+            for listener in self.listeners:
+                listener(change)
             return
         if event["ns"]["coll"] == "insights":
             version = doc.get("version")

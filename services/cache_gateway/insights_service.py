@@ -65,7 +65,7 @@ def zone(name: str) -> ZoneInfo:
 class InsightsService:
     """Reads and refreshes account insights through L2 and the upstream.
 
-    ``on_change(account_id, version)`` is called after every write that changed rows.
+    ``on_change(account_id, version, changed_ad_ids)`` is called after every write that changed rows.
     """
 
     def __init__(
@@ -75,7 +75,7 @@ class InsightsService:
         policy: FreshnessPolicy | None = None,
         max_range_days: int = DEFAULT_MAX_RANGE_DAYS,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-        on_change: Callable[[str, int], None] | None = None,
+        on_change: Callable[[str, int, frozenset[str]], None] | None = None,
         lock: DistributedLock | None = None,
     ):
         self.store = store
@@ -185,7 +185,7 @@ class InsightsService:
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
         self.last_failure.pop(account_id, None)
         if write.rows_changed and self.on_change:
-            self.on_change(account_id, write.version)
+            self.on_change(account_id, write.version, write.changed_ads)
         return write.rows_changed
 
     def _refresh_in_background(self, account_id: str, days: list[date]) -> None:

@@ -71,6 +71,7 @@ class Snapshot:
 class WriteResult:
     version: int          # account version after the write
     rows_changed: int     # rows inserted, updated or tombstoned
+    changed_ads: frozenset[str] = frozenset()  # ad ids with a changed row
 
 
 def _day_key(d: date) -> str:
@@ -87,6 +88,7 @@ class InsightsStore:
         self.freshness = self.db["freshness"]
         self.accounts = self.db["accounts"]
         self.quarantine = self.db["quarantine"]
+        self.scores = self.db["scores"]
         self.read_retry_s = read_retry_s
 
     async def ensure_indexes(self) -> None:
@@ -174,6 +176,49 @@ class InsightsStore:
             await self.insights.delete_one({"_id": doc["_id"], "content_hash": doc.get("content_hash")})
             await self.freshness.delete_one({"account_id": doc["account_id"], "date": doc["date"]})
 
+    async def ad_series(self, account_id: str, ad_ids: Iterable[str]) -> tuple[int, dict[str, list[InsightRow]]]:
+        """Every stored day of each ad, read consistently: (version of what was read, rows per ad by date)."""
+        ids = sorted(set(ad_ids))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_retry_s
+        while True:
+            before = await self.account(account_id) or AccountState(account_id)
+            if before.seq > before.version and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+                continue
+            docs = [d async for d in self.insights.find({"account_id": account_id, "ad_id": {"$in": ids}})
+                    .sort([("ad_id", ASCENDING), ("date", ASCENDING)])]
+            after = await self.account(account_id) or AccountState(account_id)
+            if (after.version, after.seq) == (before.version, before.seq) or loop.time() >= deadline:
+                break
+        series: dict[str, list[InsightRow]] = {ad: [] for ad in ids}
+        for doc in docs:
+            if not doc.get("deleted"):
+                try:
+                    series[doc["ad_id"]].append(decode_row(doc))
+                except CorruptDocument as exc:
+                    log.warning("%s; left out of scoring", exc)
+        return max((d.get("version", 0) for d in docs), default=0), series
+
+    async def save_score(self, account_id: str, ad_id: str, insights_version: int, result: bytes,
+                         first: date, last: date) -> bool:
+        """Store an ad's fatigue result computed from ``insights_version``; a newer stored one wins."""
+        try:
+            update = await self.scores.update_one(
+                {"_id": f"{account_id}:{ad_id}", "$or": [{"insights_version": {"$lt": insights_version}},
+                                                          {"insights_version": None}]},
+                {"$set": {"account_id": account_id, "ad_id": ad_id, "insights_version": insights_version,
+                          "result": result, "first": _day_key(first), "last": _day_key(last)}},
+                upsert=True,
+            )
+            return bool(update.upserted_id or update.modified_count)
+        except DuplicateKeyError:
+            return False
+
+    async def stored_scores(self, account_id: str, ad_ids: Iterable[str]) -> list[dict]:
+        return [d async for d in self.scores.find({"account_id": account_id, "ad_id": {"$in": sorted(set(ad_ids))}})
+                .sort("ad_id", ASCENDING)]
+
     # -- writes -------------------------------------------------------------------------------
     async def apply_fetch(
         self, account_id: str, days: DateRange, rows: Iterable[InsightRow], fetched_at: datetime
@@ -237,7 +282,8 @@ class InsightsStore:
                        "$setOnInsert": {"account_id": account_id, "date": _day_key(d)}}, upsert=True)
             for d in days.days()
         ])
-        return WriteResult(version=version, rows_changed=len(changed) + len(gone))
+        changed_ads = frozenset(k.split(":")[1] for k in (*changed, *gone))
+        return WriteResult(version=version, rows_changed=len(changed) + len(gone), changed_ads=changed_ads)
 
     @staticmethod
     async def _bulk(collection, ops: list) -> None:

@@ -75,6 +75,7 @@ async def serve(args: argparse.Namespace) -> None:
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
                                     JwtVerifier.from_env(), audit)
+    servicer.rescorer.start()
     feed = ChangeFeed(store.db)
     feed.listeners.append(servicer.on_committed)
     feed.resync_listeners.append(servicer.on_resync)

@@ -23,6 +23,7 @@ from services.cache_gateway.responses import (
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import Change
 from services.cache_gateway.l2_store import changes_since
+from services.cache_gateway.rescoring import Rescorer
 from services.cache_gateway.subscriptions import SubscriptionHub
 from services.cache_gateway.upstream import UpstreamError
 from services.common.auth import AuthError, JwtVerifier, Principal, require_account, require_operator
@@ -74,14 +75,18 @@ class CacheGatewayServicer:
         self.audit = audit
         self._engine_channel = insecure_channel(fatigue_engine_target)
         self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
+        self.rescorer = Rescorer(service.store, self._engine)
         service.on_change = self._on_change
 
-    def _on_change(self, account_id: str, version: int) -> None:
+    def _on_change(self, account_id: str, version: int, changed_ads: frozenset[str]) -> None:
+        """This replica wrote a change: evict L1 at once and rescore the ads it touched."""
         self.l1.invalidate_account(account_id, below_version=version)
+        self.rescorer.schedule(account_id, changed_ads)
 
     def on_committed(self, change: Change) -> None:
         """A change committed by any replica (from the change feed): evict L1, notify subscribers."""
-        self.l1.invalidate_account(change.account_id, below_version=change.version)
+        if change.rows or change.removed:
+            self.l1.invalidate_account(change.account_id, below_version=change.version)
         self.hub.publish(change)
 
     def on_resync(self) -> None:
@@ -260,7 +265,11 @@ class CacheGatewayServicer:
             else:
                 result = await self._read(context, account, days)
                 sent = result.snapshot.version
-                yield self._event(account, gw.SubscribeEvent.SNAPSHOT, sent, result.snapshot.rows, [], fields)
+                event = self._event(account, gw.SubscribeEvent.SNAPSHOT, sent, result.snapshot.rows, [], fields)
+                ad_ids = {r.ad_id for r in result.snapshot.rows}
+                for doc in await self.service.store.stored_scores(account, ad_ids):
+                    event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
+                yield event
             while True:
                 change = await sub.queue.get()
                 if sub.closed:
@@ -273,6 +282,16 @@ class CacheGatewayServicer:
                         if snap.version > sent:
                             sent = snap.version
                             yield self._event(account, gw.SubscribeEvent.JUMP, sent, snap.rows, [], fields)
+                    continue
+                if change.scores and not change.rows and not change.removed:
+                    # a fatigue score computed from a version already sent (or about to be): deliver it
+                    # at that version; versions still never go down in the stream
+                    if change.version >= sent:
+                        event = self._event(account, gw.SubscribeEvent.CHANGE, max(sent, change.version),
+                                            [], [], fields, change)
+                        event.fatigue.extend(fatigue_pb2.FatigueResult.FromString(b) for b, _, _ in change.scores)
+                        sent = max(sent, change.version)
+                        yield event
                     continue
                 if change.version <= sent:
                     continue
@@ -294,5 +313,6 @@ class CacheGatewayServicer:
         return event
 
     async def close(self) -> None:
+        await self.rescorer.close()
         await self._engine_channel.close()
 

@@ -70,9 +70,8 @@ class SubscriptionHub:
         subs = self._by_account.get(change.account_id)
         if not subs:
             return
-        dates = change.dates()
         for sub in list(subs):
-            if any(sub.days.since <= d <= sub.days.until for d in dates):
+            if change.touches(sub.days.since, sub.days.until):
                 sub.offer(change)
                 self.delivered += 1
 
