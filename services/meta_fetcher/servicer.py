@@ -7,13 +7,15 @@ FAILED_PRECONDITION for an invalid/expired token (190) or a retired API
 version (2635); PERMISSION_DENIED (10, 200-299); RESOURCE_EXHAUSTED when
 Meta throttles or our rate budget / usage pacing refuses the call (message
 says when to retry); UNAVAILABLE when Meta fails after retries; DATA_LOSS when
-a page does not parse (nothing is returned). Classification:
+a page does not parse (nothing is returned). RESOURCE_EXHAUSTED also carries
+trailing metadata ``retry-after-s`` (whole seconds). Classification:
 ``services.meta_fetcher.graph_errors``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, timezone
 
 import grpc
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = meta_fetcher_pb2.DESCRIPTOR.services_by_name["MetaFetcher"].full_name
 #: Leave room for the response envelope under the 16 MiB ceiling (DESIGN.md R12).
 MAX_RESPONSE_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
+#: Trailing metadata on RESOURCE_EXHAUSTED: whole seconds until a call may succeed (also in the message).
+RETRY_AFTER_KEY = "retry-after-s"
 
 
 class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
@@ -69,6 +73,8 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
             message = redact(message, secrets)
             log.warning("FetchInsights %s %s..%s -> %s after %d call(s): %s", account, req.since, req.until,
                         code.name, counter.calls, message)
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED and exc.retry_after_s is not None:
+                context.set_trailing_metadata(((RETRY_AFTER_KEY, str(max(1, math.ceil(exc.retry_after_s)))),))
             await context.abort(code, message)
         fetched_at = max((r.fetched_at for r in rows if r.fetched_at), default=datetime.now(timezone.utc))
         response = meta_fetcher_pb2.FetchInsightsResponse(

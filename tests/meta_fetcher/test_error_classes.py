@@ -85,6 +85,7 @@ async def test_throttle_with_a_long_regain_time_is_resource_exhausted_at_once(ac
         account, [{"kind": "error", "code": 80000, "subcode": 2446079, "regain_minutes": 5, "count": 1}])
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "retry after 300 s" in err.details() and "rate limit" in err.details()
+    assert ("retry-after-s", "300") in tuple(err.trailing_metadata())
     assert stats["insights_requests"] == 1  # no hammering while Meta says 5 minutes
 
 

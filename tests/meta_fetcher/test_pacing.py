@@ -91,6 +91,7 @@ async def test_over_budget_calls_are_refused_fast_with_the_wait(account) -> None
             await stub.FetchInsights(request(ACC, "2026-02-24", "2026-02-28"))
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "budget (3 calls per 10 min) is spent" in err.value.details()
+        assert dict(err.value.trailing_metadata())["retry-after-s"] in ("599", "600")
         assert "retry after 600 s" in err.value.details() or "retry after 599 s" in err.value.details()
         assert (await sandbox_stats(base))["graph_requests"] == 3
 
