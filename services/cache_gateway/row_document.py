@@ -37,9 +37,9 @@ def encode_row(row: InsightRow) -> dict:
         if value is not None:
             body[name] = int(value)
     if row.spend is not None:
-        body["spend"] = str(row.spend)
+        body["spend"] = format(row.spend, "f")
     if row.actions is not None:
-        body["actions"] = {k: str(v) for k, v in sorted(row.actions.items())}
+        body["actions"] = {k: format(v, "f") for k, v in sorted(row.actions.items())}
     return body
 
 

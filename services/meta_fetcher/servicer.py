@@ -25,7 +25,7 @@ from services.common.grpc_server import MAX_MESSAGE_BYTES
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
 from services.meta_fetcher.graph_client import CallCounter, GraphClient
 from services.meta_fetcher.graph_errors import GraphError, redact
-from services.meta_fetcher.proto_convert import row_to_proto
+from services.common.row_proto import row_to_proto
 from services.meta_fetcher.request_validation import RequestError, validate_fetch_request
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import pytest
 from services.common.ads_manager_csv import load_csv
 from services.meta_fetcher.graph_client import CallCounter, GraphClient
 from services.meta_fetcher.graph_errors import GraphPagingError
-from services.meta_fetcher.proto_convert import row_from_proto
+from services.common.row_proto import row_from_proto
 from services.meta_fetcher.settings import FetcherSettings
 from services.meta_sandbox import csv_account, sandbox_server, synthetic_account
 from tests.meta_fetcher.helpers import fetcher_stub, post, real_csv_or_skip, request, sandbox_stats

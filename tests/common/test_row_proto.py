@@ -9,7 +9,7 @@ import pytest
 
 from services.common.insight_row import InsightRow
 from services.common.pb.adfatigue.v1 import insights_pb2
-from services.fatigue_engine.proto_convert import ProtoConversionError, row_from_proto, row_to_proto
+from services.common.row_proto import RowDecodeError as ProtoConversionError, row_from_proto, row_to_proto
 from tests.fatigue_engine.example import worked_example
 
 

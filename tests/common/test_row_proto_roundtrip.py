@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.common.insight_row import RANKINGS, InsightRow
-from services.meta_fetcher.proto_convert import row_from_proto, row_to_proto
+from services.common.row_proto import row_from_proto, row_to_proto
 
 counts = st.none() | st.integers(min_value=0, max_value=2**62)
 decimals = st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, allow_infinity=False)
