@@ -44,6 +44,8 @@ def render_table(reply: gw.GetFatigueResponse) -> str:
         score = f"{r['score']:.2f}" if r["score"] is not None else "-"
         dtc = str(r["days_to_critical"]) if r["days_to_critical"] is not None else "-"
         tail = ", ".join(r["top_signals"]) if r["score"] is not None else r["reason"]
+        if len(tail) > 110:
+            tail = tail[:107] + "..."  # the full reason is in --json
         lines.append(f"{r['ad_id']:<16} {r['ad_name'][:24]:<24} {score:>6} {r['level']:<17} {dtc:>9}  {tail}")
     scored = sum(1 for r in rows if r["score"] is not None)
     lines.append(f"{len(rows)} ads, {scored} scored, {len(rows) - scored} insufficient_data")
