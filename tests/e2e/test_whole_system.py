@@ -180,3 +180,32 @@ def test_report_command_prints_one_row_per_ad(system):
     assert len(report["ads"]) == 55
     top = next(a for a in report["ads"] if a["ad_name"] == "Ad 001 Video 003")
     assert top["level"] in ("warning", "critical") and top["top_signals"]
+
+
+def test_field_selection_and_paging(system):
+    channel, stub = gateway(system)
+    base = dict(account_id=ACCOUNT, since="2026-02-01", until="2026-02-28")
+    full = stub.GetInsights(gw.GetInsightsRequest(**base), timeout=120, metadata=token(system))
+    slim = stub.GetInsights(gw.GetInsightsRequest(**base, fields=["impressions", "inline_link_clicks"]),
+                            timeout=60, metadata=token(system))
+    assert len(slim.rows) == len(full.rows) and slim.ByteSize() < full.ByteSize() / 2
+    assert all(r.HasField("impressions") and not r.HasField("spend") and not r.ad_name for r in slim.rows)
+    pages, page_token = [], ""
+    while True:
+        page = stub.GetInsights(gw.GetInsightsRequest(**base, page_size=100, page_token=page_token),
+                                timeout=60, metadata=token(system))
+        pages.append(page)
+        page_token = page.next_page_token
+        if not page_token:
+            break
+    assert len(pages) > 1 and all(len(p.rows) <= 100 for p in pages)
+    assert [r for p in pages for r in p.rows] == list(full.rows)
+    for bad, words in ((dict(fields=["impressions", "cpm"]), "unknown field"),
+                       (dict(page_token="not-a-token"), "page_token"),
+                       (dict(page_size=-1), "page_size")):
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetInsights(gw.GetInsightsRequest(**base, **bad), timeout=60, metadata=token(system))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.value.details()
+    stats = stub.GetStats(gw.GetStatsRequest(), timeout=10, metadata=token(system))
+    assert stats.l1_hits > 0 and stats.upstream_calls > 0 and 0 < stats.l1_bytes <= stats.l1_max_bytes
+    channel.close()
