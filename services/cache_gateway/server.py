@@ -88,8 +88,8 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await host.wait_for_termination_signal()
     finally:
-        servicer.hub.close_all()  # streams end with UNAVAILABLE so clients reconnect elsewhere
-        await host.stop()
+        # NOT_SERVING, then streams end with UNAVAILABLE so clients reconnect elsewhere, then stop
+        await host.stop(before_stop=servicer.hub.close_all)
         await feed.close()
         await service.drain()
         await servicer.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Sequence
+from typing import Callable, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -74,9 +74,12 @@ class GrpcHost:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Go NOT_SERVING first so balancers move away, then stop within ``grace`` seconds."""
+    async def stop(self, grace: float = 5.0, before_stop: Callable[[], None] | None = None) -> None:
+        """Go NOT_SERVING first so balancers move away, run ``before_stop`` (e.g. end streams), then stop
+        within ``grace`` seconds."""
         await self.health.enter_graceful_shutdown()
+        if before_stop is not None:
+            before_stop()
         await self.server.stop(grace)
 
     def request_stop(self) -> None:

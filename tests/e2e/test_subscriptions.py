@@ -9,6 +9,7 @@ fans it out.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -207,4 +208,19 @@ def test_a_restated_day_rescores_the_ad_and_the_new_score_reaches_the_subscriber
     old, new = before[ad_id], after[-1]
     assert new.insights_version > old.insights_version
     assert list(new.components) != list(old.components)  # CTR of the recent window collapsed
+    sub.close()
+
+
+def test_shutdown_ends_streams_with_unavailable_and_the_process_exits(system):
+    system.add_gateway_replica("cache_gateway_leaving")
+    sub = Collector(system, "cache_gateway_leaving", SYNTH)
+    last = sub.wait_for(1)[0].version
+    proc = system.processes["cache_gateway_leaving"]
+    started = time.monotonic()
+    proc.proc.send_signal(signal.SIGTERM)
+    sub.thread.join(10)
+    assert sub.error is not None and sub.error.code() == grpc.StatusCode.UNAVAILABLE
+    assert f"from_version={last}" in sub.error.details()
+    proc.proc.wait(15)
+    assert proc.proc.returncode == 0 and time.monotonic() - started < 15
     sub.close()
