@@ -134,12 +134,9 @@ class InsightsStore:
         )
         return {date.fromisoformat(d["date"]): d["fetched_at"] async for d in cursor}
 
-    async def snapshot(self, account_id: str, days: DateRange) -> Snapshot:
-        """A consistent snapshot of the range: rows ordered by (date, ad_id), at one version.
-
-        Corrupt documents are moved to ``quarantine`` and their day's freshness
-        dropped, so the next plan re-fetches them (R11).
-        """
+    async def _consistent(self, account_id: str, read):
+        """Run ``read()`` until the account's version and claim did not move around it (no write in
+        flight); after ``read_retry_s`` the last read is returned as is. Returns (result, account state)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.read_retry_s
         while True:
@@ -147,13 +144,24 @@ class InsightsStore:
             if before.seq > before.version and loop.time() < deadline:
                 await asyncio.sleep(0.01)
                 continue
+            result = await read()
+            after = await self.account(account_id) or AccountState(account_id)
+            if (after.version, after.seq) == (before.version, before.seq) or loop.time() >= deadline:
+                return result, after
+
+    async def snapshot(self, account_id: str, days: DateRange) -> Snapshot:
+        """A consistent snapshot of the range: rows ordered by (date, ad_id), at one version.
+
+        Corrupt documents are moved to ``quarantine`` and their day's freshness
+        dropped, so the next plan re-fetches them (R11).
+        """
+        async def read():
             docs = [d async for d in self.insights.find(
                 {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
             ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
-            fetched = await self.fetched_at(account_id, days)
-            after = await self.account(account_id) or AccountState(account_id)
-            if (after.version, after.seq) == (before.version, before.seq) or loop.time() >= deadline:
-                break
+            return docs, await self.fetched_at(account_id, days)
+
+        (docs, fetched), after = await self._consistent(account_id, read)
         version = max((d.get("version", 0) for d in docs), default=0)
         rows, bad = [], []
         for doc in docs:
@@ -179,18 +187,12 @@ class InsightsStore:
     async def ad_series(self, account_id: str, ad_ids: Iterable[str]) -> tuple[int, dict[str, list[InsightRow]]]:
         """Every stored day of each ad, read consistently: (version of what was read, rows per ad by date)."""
         ids = sorted(set(ad_ids))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.read_retry_s
-        while True:
-            before = await self.account(account_id) or AccountState(account_id)
-            if before.seq > before.version and loop.time() < deadline:
-                await asyncio.sleep(0.01)
-                continue
-            docs = [d async for d in self.insights.find({"account_id": account_id, "ad_id": {"$in": ids}})
+
+        async def read():
+            return [d async for d in self.insights.find({"account_id": account_id, "ad_id": {"$in": ids}})
                     .sort([("ad_id", ASCENDING), ("date", ASCENDING)])]
-            after = await self.account(account_id) or AccountState(account_id)
-            if (after.version, after.seq) == (before.version, before.seq) or loop.time() >= deadline:
-                break
+
+        docs, _ = await self._consistent(account_id, read)
         series: dict[str, list[InsightRow]] = {ad: [] for ad in ids}
         for doc in docs:
             if not doc.get("deleted"):
