@@ -7,13 +7,22 @@ What it does (sources: META_GRAPH_API.md §1 paging, §3 errors and headers, §5
   ``paging.next`` until it is absent, with a hard page cap and loop detection
   (the same ``after`` cursor twice). Every page is parsed at once
   (``graph_parsing``); one bad page fails the whole fetch.
+  Long ranges are split (``sync_max_days``) or run as one async report
+  up front (``async_min_days``).
+- Cumulative reach: ``time_ranges=[{"since":S,"until":t},...]`` without
+  ``time_increment`` gives one row per ad and range (§1), deduplicated over
+  the range (``fetch_reach_cum``).
 - ``GET {graph_url}/{api_version}/act_{id}?fields=account_id,name,currency,timezone_name``
   for the account's time zone and currency (cached per process).
-- The access token goes in the ``Authorization: Bearer`` header, never in a
-  URL, so httpx's request log (which prints URLs at INFO) cannot leak it;
+- Tokens (§5): ``GET /oauth/access_token?grant_type=fb_exchange_token`` and
+  ``GET /debug_token`` (``exchange_token``, ``debug_token``).
+- The access token of each call (``token=``, from the vault or
+  ``META_ACCESS_TOKEN``) goes in the ``Authorization: Bearer`` header, never
+  in a URL, so httpx's request log (which prints URLs at INFO) cannot leak it;
   ``access_token``/``appsecret_proof`` are also stripped from ``paging.next``
   links before they are requested. ``appsecret_proof`` (HMAC-SHA256 of the
-  token with the app secret, §5) is added when an app secret is configured.
+  token with the app secret, §5) is added to every request when an app
+  secret is configured. Every token seen is registered for redaction.
 - Retries with tenacity: exponential backoff with jitter, ``retries`` retries,
   on the ``retry`` and (short) ``throttled`` classes of ``graph_errors``;
   ``shrink`` errors halve ``limit`` and ask again, and below ``min_page_limit``
@@ -34,9 +43,9 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -52,11 +61,19 @@ from services.meta_fetcher.graph_errors import (
     GraphPagingError,
     GraphTransportError,
     redact,
+    register_secret,
 )
-from services.meta_fetcher.graph_parsing import ID_FIELDS, PageFormatError, parse_insights_page
+from services.meta_fetcher.graph_parsing import (
+    ID_FIELDS,
+    PageFormatError,
+    RangeReach,
+    parse_insights_page,
+    parse_range_reach_page,
+)
 from services.meta_fetcher.settings import FetcherSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Insights fields the fetcher can carry in an InsightRow (Graph API names).
 SUPPORTED_FIELDS = (
@@ -102,8 +119,59 @@ def _jitter_wait(settings: FetcherSettings, attempt: int) -> float:
     return base + random.uniform(0, settings.backoff_jitter_s)
 
 
+@dataclass(frozen=True)
+class ExchangedToken:
+    """A long-lived token from ``fb_exchange_token`` (META_GRAPH_API.md §5); the token is hidden from ``repr``."""
+
+    access_token: str = field(repr=False)
+    token_type: str = "bearer"
+    expires_in_s: int | None = None  # None: Meta gave no expiry
+
+
+@dataclass(frozen=True)
+class TokenDebugInfo:
+    """``GET /debug_token`` ``data`` (META_GRAPH_API.md §5). ``expires_at`` None = never (Meta sends 0)."""
+
+    is_valid: bool
+    expires_at: datetime | None
+    app_id: str = ""
+    type: str = ""
+    user_id: str = ""
+    scopes: tuple[str, ...] = ()
+
+
+_LIBRARY_FILTER_INSTALLED = False
+
+
+class _LibraryRedactingFilter(logging.Filter):
+    """On the httpx/httpcore loggers: request URLs lose token-like query values and registered secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_library_log_redaction() -> None:
+    """Once per process: redact what httpx/httpcore log (the oauth exchange sends secrets in its URL, §5)."""
+    global _LIBRARY_FILTER_INSTALLED
+    if _LIBRARY_FILTER_INSTALLED:
+        return
+    flt = _LibraryRedactingFilter()
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).addFilter(flt)
+    _LIBRARY_FILTER_INSTALLED = True
+
+
 class GraphClient:
-    """One pooled HTTP client to Meta (or the sandbox). Use as ``async with`` or call ``aclose``."""
+    """One pooled HTTP client to Meta (or the sandbox). Use as ``async with`` or call ``aclose``.
+
+    Every public call takes ``token=``: the access token to use (the vault's
+    token of the account, see ``services.meta_fetcher.credentials``); None
+    means ``settings.access_token`` (``META_ACCESS_TOKEN``).
+    """
 
     def __init__(
         self,
@@ -118,6 +186,9 @@ class GraphClient:
         self._sleep = sleep
         self._base = settings.graph_url.rstrip("/")
         self._origin = httpx.URL(self._base)
+        for secret in settings.secrets:
+            register_secret(secret)
+        install_library_log_redaction()
         timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
         self._http = httpx.AsyncClient(
             timeout=timeout,
@@ -140,7 +211,7 @@ class GraphClient:
         """Close the pooled HTTP connections."""
         await self._http.aclose()
 
-    # ------------------------------------------------------------------ public calls
+    # ------------------------------------------------------------------ accounts
 
     def cached_account(self, account_id: str) -> AccountInfo | None:
         """The cached account info, if fresh (no call)."""
@@ -149,7 +220,7 @@ class GraphClient:
             return hit[1]
         return None
 
-    async def account_info(self, account_id: str, counter: CallCounter) -> AccountInfo:
+    async def account_info(self, account_id: str, counter: CallCounter, *, token: str | None = None) -> AccountInfo:
         """Time zone and currency of ``act_{account_id}`` (cached ``account_info_ttl_s``).
 
         Concurrent lookups of one account share a single request (counted for
@@ -161,7 +232,7 @@ class GraphClient:
             return cached
         task = self._account_lookups.get(account_id)
         if task is None:
-            task = asyncio.ensure_future(self._load_account(account_id, counter))
+            task = asyncio.ensure_future(self._load_account(account_id, counter, token))
             self._account_lookups[account_id] = task
             task.add_done_callback(lambda t: self._lookup_done(account_id, t))
         return await asyncio.shield(task)
@@ -171,10 +242,10 @@ class GraphClient:
         if not task.cancelled():
             task.exception()  # retrieved here so a lookup whose waiters all left never warns
 
-    async def _load_account(self, account_id: str, counter: CallCounter) -> AccountInfo:
+    async def _load_account(self, account_id: str, counter: CallCounter, token: str | None) -> AccountInfo:
         url = httpx.URL(f"{self._base}/{self.settings.api_version}/act_{account_id}",
-                        params={"fields": "account_id,name,currency,timezone_name", **self._proof()})
-        body = await self._request(url, account_id, counter)
+                        params={"fields": "account_id,name,currency,timezone_name"})
+        body = await self._request(url, account_id, counter, token=token)
         if not isinstance(body, dict):
             raise GraphPageError(f"account answer for act_{account_id} is not a JSON object")
         tz = body.get("timezone_name")
@@ -190,36 +261,39 @@ class GraphClient:
         self._accounts[account_id] = (time.monotonic() + self.settings.account_info_ttl_s, info)
         return info
 
+    # ------------------------------------------------------------------ daily insights
+
     async def fetch_insights(self, account_id: str, since: date, until: date, fields: Sequence[str],
-                             counter: CallCounter) -> list[InsightRow]:
+                             counter: CallCounter, *, token: str | None = None) -> list[InsightRow]:
         """Every daily ad row of ``act_{account_id}`` in ``since..until`` (inclusive).
 
         ``fields``: Graph field names (the id fields are always added). Returns
         rows sorted by (date_start, ad_id), ``fetched_at`` set to when the last
-        page arrived; the same (ad, day) twice keeps the last. A sync GET with
-        paging; when Meta still asks for less data at ``min_page_limit`` and
-        ``async_fallback`` is on, the same query runs as an async report
-        (META_GRAPH_API.md §2: "go async on timeouts or 1487534"). Raises
+        page arrived; the same (ad, day) twice keeps the last. Large pulls
+        (META_GRAPH_API.md §2): a range of ``async_min_days`` days or more
+        (when that setting is > 0) runs as one async report up front; otherwise
+        ranges longer than ``sync_max_days`` are split into consecutive sync
+        queries. A sync query is a GET with paging; when Meta still asks for
+        less data at ``min_page_limit`` and ``async_fallback`` is on, the query
+        runs as an async report ("go async on timeouts or 1487534"). Raises
         GraphPageError (bad page), GraphPagingError (loop, cap), GraphApiError,
         GraphTransportError, GraphAsyncJobError, CallRefused.
         """
-        url = httpx.URL(
-            f"{self._base}/{self.settings.api_version}/act_{account_id}/insights",
-            params={**self._query_params(since, until, fields), "limit": str(self.settings.page_limit),
-                    **self._proof()},
-        )
-        try:
-            return await self._collect_pages(url, account_id, since, until, counter)
-        except GraphApiError as exc:
-            if exc.error_class is not ErrorClass.SHRINK or not self.settings.async_fallback:
-                raise
-            log.warning("act_%s: Meta cannot answer %s..%s synchronously even at limit=%d (%s); "
-                        "running it as an async report", account_id, since, until, self.settings.min_page_limit,
-                        exc.code_text)
-            return await self.fetch_insights_async(account_id, since, until, fields, counter)
+        days = (until - since).days + 1
+        if self.settings.async_min_days > 0 and days >= self.settings.async_min_days:
+            log.info("act_%s: %s..%s is %d days (>= %d): running it as an async report", account_id, since, until,
+                     days, self.settings.async_min_days)
+            return await self.fetch_insights_async(account_id, since, until, fields, counter, token=token)
+        rows: list[InsightRow] = []
+        for chunk_since, chunk_until in split_range(since, until, self.settings.sync_max_days):
+            params = self._daily_params(chunk_since, chunk_until, fields)
+            rows += await self._run_query(account_id, params, counter, token,
+                                          self._daily_parser(account_id, chunk_since, chunk_until),
+                                          page_limit=self.settings.page_limit)
+        return self._finish_rows(account_id, rows)
 
     async def fetch_insights_async(self, account_id: str, since: date, until: date, fields: Sequence[str],
-                                   counter: CallCounter) -> list[InsightRow]:
+                                   counter: CallCounter, *, token: str | None = None) -> list[InsightRow]:
         """The same rows as ``fetch_insights``, through an async report run (META_GRAPH_API.md §2).
 
         ``POST act_{id}/insights`` -> ``report_run_id``; ``GET /{run}`` is polled
@@ -228,19 +302,166 @@ class GraphClient:
         Raises GraphAsyncJobError when the run fails, is skipped, or is not done
         within ``async_timeout_s``; otherwise as ``fetch_insights``.
         """
+        rows = await self._run_report(account_id, self._daily_params(since, until, fields), counter, token,
+                                      self._daily_parser(account_id, since, until),
+                                      page_limit=self.settings.page_limit)
+        return self._finish_rows(account_id, rows)
+
+    @staticmethod
+    def _finish_rows(account_id: str, parsed: list[InsightRow]) -> list[InsightRow]:
+        rows: dict[tuple[str, str, date], InsightRow] = {}
+        for row in parsed:
+            if row.key in rows:
+                log.warning("act_%s: ad %s on %s came twice while paging; keeping the last",
+                            account_id, row.ad_id, row.date_start)
+            rows[row.key] = row
+        fetched_at = datetime.now(timezone.utc)
+        return [_with_fetched_at(r, fetched_at) for r in sorted(rows.values(), key=lambda r: (r.date_start, r.ad_id))]
+
+    @staticmethod
+    def _daily_parser(account_id: str, since: date, until: date) -> Callable[[Any, int], list[InsightRow]]:
+        def parse(body: Any, page: int) -> list[InsightRow]:
+            return parse_insights_page(body, account_id=account_id, since=since, until=until, page=page)
+        return parse
+
+    @staticmethod
+    def _daily_params(since: date, until: date, fields: Sequence[str]) -> dict[str, str]:
+        return {
+            "level": "ad",
+            "time_increment": "1",
+            "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}, separators=(",", ":")),
+            "fields": ",".join(dict.fromkeys([*ID_FIELDS, *fields])),
+        }
+
+    # ------------------------------------------------------------------ cumulative reach
+
+    async def fetch_reach_cum(self, account_id: str, origin: date, ends: Sequence[date], counter: CallCounter,
+                              *, token: str | None = None) -> dict[tuple[str, date], int | None]:
+        """Deduplicated reach of every ad over ``origin .. t`` for each ``t`` in ``ends``.
+
+        FATIGUE_SPEC.md needs ``reach_cum(t)`` = reach over [first delivery day
+        .. t]; reach before an ad's first delivery is 0, so one ``origin`` on or
+        before every first delivery serves all ads. Reach cannot be summed
+        across days (META_GRAPH_API.md §1), so each ``t`` is its own range:
+        Graph ``time_ranges=[{"since":origin,"until":t}, ...]`` at ``level=ad``
+        without ``time_increment``, ``reach_ranges_per_call`` ranges per query
+        (one paged query, ``reach_page_limit`` rows per page; shrink and async
+        fallback as for daily rows). Rows come back with ``date_start`` =
+        ``origin`` and ``date_stop`` = ``t``.
+
+        Returns ``{(ad_id, t): reach}`` for every ad Meta reports for a range
+        (``None`` when Meta left ``reach`` out, e.g. for breakdowns older than
+        13 months, §6); ads with no delivery in a range are absent. Raises as
+        ``fetch_insights``.
+        """
+        wanted = sorted({t for t in ends if t >= origin})
+        out: dict[tuple[str, date], int | None] = {}
+        step = max(1, self.settings.reach_ranges_per_call)
+        for i in range(0, len(wanted), step):
+            chunk = wanted[i:i + step]
+            params = {
+                "level": "ad",
+                "time_ranges": json.dumps([{"since": origin.isoformat(), "until": t.isoformat()} for t in chunk],
+                                          separators=(",", ":")),
+                "fields": "account_id,ad_id,reach",
+            }
+            chunk_set = frozenset(chunk)
+
+            def parse(body: Any, page: int, chunk_set: frozenset[date] = chunk_set) -> list[RangeReach]:
+                return parse_range_reach_page(body, account_id=account_id, origin=origin, ends=chunk_set, page=page)
+
+            for item in await self._run_query(account_id, params, counter, token, parse,
+                                              page_limit=self.settings.reach_page_limit):
+                out[(item.ad_id, item.date_stop)] = item.reach
+        return out
+
+    # ------------------------------------------------------------------ tokens (META_GRAPH_API.md §5)
+
+    async def exchange_token(self, token: str, counter: CallCounter, *, account_id: str = "") -> ExchangedToken:
+        """A long-lived token for ``token``: ``GET /{v}/oauth/access_token?grant_type=fb_exchange_token
+        &client_id={app-id}&client_secret={app-secret}&fb_exchange_token={token}`` (META_GRAPH_API.md §5).
+
+        An expired token cannot be exchanged (Meta answers 190). Needs
+        ``app_id`` and ``app_secret`` (ValueError otherwise). Secrets travel in
+        the query string as Meta documents; httpx's request log is redacted
+        (``install_library_log_redaction``). The new token is registered for
+        redaction before it is returned. Raises GraphError subclasses.
+        """
+        if not self.settings.app_id or not self.settings.app_secret:
+            raise ValueError("exchanging a token needs META_APP_ID and META_APP_SECRET")
+        url = httpx.URL(f"{self._base}/{self.settings.api_version}/oauth/access_token", params={
+            "grant_type": "fb_exchange_token", "client_id": self.settings.app_id,
+            "client_secret": self.settings.app_secret, "fb_exchange_token": token})
+        body = await self._request(url, account_id, counter, token=None, authenticate=False)
+        new = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(new, str) or not new or any(c.isspace() for c in new):
+            raise GraphPageError("the token exchange answer has no access_token")
+        register_secret(new)
+        expires_in = body.get("expires_in")
+        if not (isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in > 0):
+            expires_in = None
+        return ExchangedToken(access_token=new, token_type=str(body.get("token_type") or "bearer"),
+                              expires_in_s=expires_in)
+
+    async def debug_token(self, token: str, counter: CallCounter, *, account_id: str = "") -> TokenDebugInfo:
+        """What Meta knows about ``token``: ``GET /{v}/debug_token?input_token={token}`` authenticated with the
+        app token ``{app-id}|{app-secret}`` (in the Authorization header, never the URL) (META_GRAPH_API.md §5).
+
+        Needs ``app_id`` and ``app_secret`` (ValueError otherwise). ``expires_at``
+        0 means the token does not expire. Raises GraphError subclasses.
+        """
+        if not self.settings.app_id or not self.settings.app_secret:
+            raise ValueError("debug_token needs META_APP_ID and META_APP_SECRET")
+        url = httpx.URL(f"{self._base}/{self.settings.api_version}/debug_token", params={"input_token": token})
+        app_token = f"{self.settings.app_id}|{self.settings.app_secret}"
+        register_secret(app_token)
+        body = await self._request(url, account_id, counter, token=app_token)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("is_valid"), bool):
+            raise GraphPageError("the debug_token answer has no data.is_valid")
+        expires = data.get("expires_at")
+        if not isinstance(expires, int) or isinstance(expires, bool) or expires < 0:
+            raise GraphPageError("the debug_token answer has no integer data.expires_at")
+        return TokenDebugInfo(
+            is_valid=data["is_valid"],
+            expires_at=None if expires == 0 else datetime.fromtimestamp(expires, tz=timezone.utc),
+            app_id=str(data.get("app_id") or ""), type=str(data.get("type") or ""),
+            user_id=str(data.get("user_id") or ""),
+            scopes=tuple(str(s) for s in data.get("scopes") or () if isinstance(s, str)))
+
+    # ------------------------------------------------------------------ queries and paging
+
+    def _insights_url(self, account_id: str, params: Mapping[str, str]) -> httpx.URL:
+        return httpx.URL(f"{self._base}/{self.settings.api_version}/act_{account_id}/insights", params=dict(params))
+
+    async def _run_query(self, account_id: str, params: Mapping[str, str], counter: CallCounter, token: str | None,
+                         parse: Callable[[Any, int], list[T]], *, page_limit: int) -> list[T]:
+        """One insights query, paged; below ``min_page_limit`` on shrink errors, as an async report."""
+        url = self._insights_url(account_id, {**params, "limit": str(page_limit)})
+        try:
+            return await self._collect_pages(url, account_id, counter, token, parse)
+        except GraphApiError as exc:
+            if exc.error_class is not ErrorClass.SHRINK or not self.settings.async_fallback:
+                raise
+            log.warning("act_%s: Meta cannot answer a query synchronously even at limit=%d (%s); "
+                        "running it as an async report", account_id, self.settings.min_page_limit, exc.code_text)
+            return await self._run_report(account_id, params, counter, token, parse, page_limit=page_limit)
+
+    async def _run_report(self, account_id: str, params: Mapping[str, str], counter: CallCounter,
+                          token: str | None, parse: Callable[[Any, int], list[T]], *, page_limit: int) -> list[T]:
+        """POST the query as an async report run, poll it, page its rows (META_GRAPH_API.md §2)."""
         version = self.settings.api_version
-        create = httpx.URL(f"{self._base}/{version}/act_{account_id}/insights",
-                           params={**self._query_params(since, until, fields), **self._proof()})
-        body = await self._request(create, account_id, counter, method="POST")
+        body = await self._request(self._insights_url(account_id, params), account_id, counter, method="POST",
+                                   token=token)
         run_id = body.get("report_run_id") if isinstance(body, dict) else None
         if not isinstance(run_id, str) or not run_id.isdigit():
             raise GraphPageError(f"async report for act_{account_id}: no numeric report_run_id in the answer")
         delay = self.settings.async_poll_initial_s
         deadline = time.monotonic() + self.settings.async_timeout_s
-        status_url = httpx.URL(f"{self._base}/{version}/{run_id}", params=self._proof())
+        status_url = httpx.URL(f"{self._base}/{version}/{run_id}")
         while True:
             await self._sleep(delay)
-            status = await self._request(status_url, account_id, counter)
+            status = await self._request(status_url, account_id, counter, token=token)
             state = status.get("async_status") if isinstance(status, dict) else None
             if state == "Job Completed":
                 break
@@ -253,15 +474,14 @@ class GraphClient:
                     f"async report {run_id} not complete after {self.settings.async_timeout_s:g} s "
                     f"({status.get('async_percent_completion') if isinstance(status, dict) else '?'} %)")
             delay = min(delay * 2, self.settings.async_poll_max_s)
-        pages = httpx.URL(f"{self._base}/{version}/{run_id}/insights",
-                          params={"limit": str(self.settings.page_limit), **self._proof()})
-        return await self._collect_pages(pages, account_id, since, until, counter)
+        pages = httpx.URL(f"{self._base}/{version}/{run_id}/insights", params={"limit": str(page_limit)})
+        return await self._collect_pages(pages, account_id, counter, token, parse)
 
-    async def _collect_pages(self, url: httpx.URL, account_id: str, since: date, until: date,
-                             counter: CallCounter) -> list[InsightRow]:
+    async def _collect_pages(self, url: httpx.URL, account_id: str, counter: CallCounter, token: str | None,
+                             parse: Callable[[Any, int], list[T]]) -> list[T]:
         """Follow ``paging.next`` from ``url``; parse every page; shrink ``limit`` when Meta asks."""
         limit = int(url.params.get("limit", self.settings.page_limit))
-        rows: dict[tuple[str, str, date], InsightRow] = {}
+        items: list[T] = []
         seen: set[str] = set()
         page = 0
         while True:
@@ -269,7 +489,7 @@ class GraphClient:
             if page > self.settings.max_pages:
                 raise GraphPagingError(f"more than {self.settings.max_pages} pages of {limit} rows", loop=False)
             try:
-                body = await self._request(url, account_id, counter)
+                body = await self._request(url, account_id, counter, token=token)
             except GraphApiError as exc:
                 if exc.error_class is not ErrorClass.SHRINK or limit // 2 < self.settings.min_page_limit:
                     raise
@@ -280,14 +500,9 @@ class GraphClient:
                 page -= 1
                 continue
             try:
-                parsed = parse_insights_page(body, account_id=account_id, since=since, until=until, page=page)
+                items += parse(body, page)
             except PageFormatError as exc:
                 raise GraphPageError(str(exc)) from None
-            for row in parsed:
-                if row.key in rows:
-                    log.warning("act_%s: ad %s on %s came twice while paging; keeping the last",
-                                account_id, row.ad_id, row.date_start)
-                rows[row.key] = row
             next_link = (body.get("paging") or {}).get("next")
             if not next_link:
                 break
@@ -296,29 +511,22 @@ class GraphClient:
             if marker in seen:
                 raise GraphPagingError(f"paging.next repeated cursor {marker[:40]!r} after page {page}", loop=True)
             seen.add(marker)
-        fetched_at = datetime.now(timezone.utc)
-        return [_with_fetched_at(r, fetched_at) for r in sorted(rows.values(), key=lambda r: (r.date_start, r.ad_id))]
+        return items
 
     # ------------------------------------------------------------------ internals
 
-    @staticmethod
-    def _query_params(since: date, until: date, fields: Sequence[str]) -> dict[str, str]:
-        return {
-            "level": "ad",
-            "time_increment": "1",
-            "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}, separators=(",", ":")),
-            "fields": ",".join(dict.fromkeys([*ID_FIELDS, *fields])),
-        }
-
-    def _proof(self) -> dict[str, str]:
+    def _proof(self, token: str) -> dict[str, str]:
+        """``appsecret_proof`` = hex HMAC-SHA256(app_secret, token) when an app secret is set (§5)."""
         secret = self.settings.app_secret
         if not secret:
             return {}
-        proof = hmac.new(secret.encode(), self.settings.access_token.encode(), hashlib.sha256).hexdigest()
-        return {"appsecret_proof": proof}
+        return {"appsecret_proof": hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()}
 
     def _next_url(self, link: object, limit: int) -> httpx.URL:
-        """The ``paging.next`` URL to request: same origin only, secrets stripped, our limit and proof."""
+        """The ``paging.next`` URL to request: same origin only, secrets stripped, our limit.
+
+        ``appsecret_proof`` is added again when the request is sent.
+        """
         if not isinstance(link, str):
             raise GraphPageError(f"paging.next is {type(link).__name__}, not a URL")
         try:
@@ -330,13 +538,7 @@ class GraphClient:
                                    "refusing to send the token there", loop=True)
         for name in SECRET_QUERY_PARAMS:
             url = url.copy_remove_param(name)
-        url = url.copy_set_param("limit", str(limit))
-        for name, value in self._proof().items():
-            url = url.copy_set_param(name, value)
-        return url
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.settings.access_token}"}
+        return url.copy_set_param("limit", str(limit))
 
     def _should_retry(self, exc: BaseException) -> bool:
         if not isinstance(exc, GraphError):
@@ -354,8 +556,14 @@ class GraphClient:
             delay = max(delay, exc.retry_after_s or self.settings.throttle_min_wait_s)
         return delay
 
-    async def _request(self, url: httpx.URL, account_id: str, counter: CallCounter, method: str = "GET") -> Any:
-        """One logical request with retries; returns the decoded JSON body. Raises GraphError subclasses."""
+    async def _request(self, url: httpx.URL, account_id: str, counter: CallCounter, method: str = "GET", *,
+                       token: str | None = None, authenticate: bool = True) -> Any:
+        """One logical request with retries; returns the decoded JSON body. Raises GraphError subclasses.
+
+        ``token`` (default ``settings.access_token``) goes in the Authorization
+        header with its ``appsecret_proof``; ``authenticate=False`` sends neither.
+        """
+        bearer = (token or self.settings.access_token) if authenticate else None
         attempts = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries + 1),
@@ -372,7 +580,7 @@ class GraphClient:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    return await self._send_once(url, account_id, counter, method)
+                    return await self._send_once(url, account_id, counter, method, bearer)
         except GraphError as exc:
             exc.attempts = attempts
             if exc.error_class is ErrorClass.THROTTLED and exc.retry_after_s is None:
@@ -380,12 +588,18 @@ class GraphClient:
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_once(self, url: httpx.URL, account_id: str, counter: CallCounter, method: str) -> Any:
+    async def _send_once(self, url: httpx.URL, account_id: str, counter: CallCounter, method: str,
+                         bearer: str | None) -> Any:
         if self.pacer is not None:
             await self.pacer.before_call(account_id)
+        headers: dict[str, str] = {}
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+            for name, value in self._proof(bearer).items():
+                url = url.copy_set_param(name, value)
         counter.calls += 1
         try:
-            response = await self._http.request(method, url, headers=self._auth_headers())
+            response = await self._http.request(method, url, headers=headers)
         except httpx.TimeoutException as exc:
             raise GraphTransportError(f"timeout talking to Meta ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
@@ -406,6 +620,19 @@ class GraphClient:
         if body is None:
             raise GraphPageError(f"Meta answered HTTP 200 with a body that is not JSON for act_{account_id}")
         return body
+
+
+def split_range(since: date, until: date, max_days: int) -> list[tuple[date, date]]:
+    """``since..until`` as consecutive inclusive chunks of at most ``max_days`` days (one chunk if <= 0)."""
+    if max_days <= 0:
+        return [(since, until)]
+    out = []
+    start = since
+    while start <= until:
+        end = min(until, start + timedelta(days=max_days - 1))
+        out.append((start, end))
+        start = end + timedelta(days=1)
+    return out
 
 
 def _with_fetched_at(row: InsightRow, fetched_at: datetime) -> InsightRow:

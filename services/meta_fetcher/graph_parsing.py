@@ -10,7 +10,10 @@ Wire facts (META_GRAPH_API.md §1; DATA_PITFALLS.md 2, 7, 8):
 - a missing numeric key -> ``None`` (unknown), never 0 and never NaN;
 - rankings are ``ABOVE_AVERAGE``, ``AVERAGE``, ``BELOW_AVERAGE_35/_20/_10``, ``UNKNOWN``;
 - ``account_id`` has no ``act_`` prefix; ids are numeric strings;
-- daily rows have ``date_start == date_stop``.
+- daily rows have ``date_start == date_stop``;
+- range rows (``time_ranges``, no ``time_increment``) have ``date_start`` =
+  the range's since and ``date_stop`` = its until, with ``reach``
+  deduplicated over the range (``parse_range_reach_page``).
 
 Anything else is garbage: the whole page is rejected with ``PageFormatError``
 naming the row and field, so a caller never stores half a page.
@@ -19,6 +22,7 @@ naming the row and field, so a caller never stores half a page.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterable
@@ -164,3 +168,53 @@ def parse_insights_page(body: Any, *, account_id: str, since: date | None = None
             raise PageFormatError(f"{where}: {exc}") from None
         rows.append(row)
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class RangeReach:
+    """One ad's deduplicated reach over ``date_start .. date_stop`` (``None``: Meta left ``reach`` out)."""
+
+    ad_id: str
+    date_start: date
+    date_stop: date
+    reach: int | None
+
+
+def parse_range_reach_page(body: Any, *, account_id: str, origin: date, ends: Iterable[date],
+                           page: int = 1) -> list[RangeReach]:
+    """Every row of one ``time_ranges`` page, or PageFormatError for the whole page.
+
+    Each row must carry ``ad_id``, ``date_start == origin`` and a
+    ``date_stop`` among ``ends`` (the ranges asked for); ``account_id``, when
+    present, must be the one asked for; ``reach`` is a count in a string or
+    absent (None, never 0).
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise PageFormatError(f"page {page}: body has no 'data' list")
+    if "paging" in body and not isinstance(body["paging"], dict):
+        raise PageFormatError(f"page {page}: 'paging' is not an object")
+    wanted = frozenset(ends)
+    out: list[RangeReach] = []
+    for i, obj in enumerate(body["data"]):
+        try:
+            if not isinstance(obj, dict):
+                raise PageFormatError(f"row is {type(obj).__name__}, not a JSON object")
+            if "ad_id" not in obj:
+                raise PageFormatError("ad_id is missing")
+            ad_id = _id(obj["ad_id"], "ad_id")
+            if "account_id" in obj and _id(obj["account_id"], "account_id") != account_id:
+                raise PageFormatError(f"account_id={obj['account_id']!r} but act_{account_id} was asked for")
+            start = _date(obj.get("date_start"), "date_start")
+            stop = _date(obj.get("date_stop"), "date_stop")
+            if start != origin:
+                raise PageFormatError(f"date_start {start} is not the range start {origin} asked for")
+            if stop not in wanted:
+                raise PageFormatError(f"date_stop {stop} is not the end of a range asked for")
+            reach = _count(obj["reach"], "reach") if "reach" in obj else None
+        except PageFormatError as exc:
+            where = f"page {page}, row {i}"
+            if isinstance(obj, dict):
+                where += f" (ad_id={obj.get('ad_id')!r}, date_stop={obj.get('date_stop')!r})"
+            raise PageFormatError(f"{where}: {exc}") from None
+        out.append(RangeReach(ad_id=ad_id, date_start=start, date_stop=stop, reach=reach))
+    return out

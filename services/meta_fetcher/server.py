@@ -4,8 +4,12 @@
         [--host 127.0.0.1]
 
 The access token comes from ``META_ACCESS_TOKEN`` (default: a sandbox dev
-token), never from the command line (it would show in ``ps``). Other knobs:
-``FetcherSettings.from_env``. Prints ``meta_fetcher listening on HOST:PORT``
+token), never from the command line (it would show in ``ps``). With
+``TOKEN_KEYS`` (and ``MONGODB_URI``) set, each account's token comes from the
+encrypted vault when one is stored (``services.meta_fetcher.token_vault``,
+``token_admin``), and with ``META_APP_ID``/``META_APP_SECRET`` a background
+task exchanges vault tokens before they expire (``token_refresh``). Other
+knobs: ``FetcherSettings.from_env``. Prints ``meta_fetcher listening on HOST:PORT``
 (flushed) once serving; SIGINT/SIGTERM stop it cleanly (exit status 0).
 """
 
@@ -18,13 +22,20 @@ import logging
 import sys
 from typing import AsyncIterator
 
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
 from services.common.grpc_server import GrpcHost
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
+from services.meta_fetcher.account_fetch import AccountFetcher
+from services.meta_fetcher.credentials import Credentials
 from services.meta_fetcher.graph_client import GraphClient
-from services.meta_fetcher.graph_errors import redact
+from services.meta_fetcher.graph_errors import redact, register_secret
 from services.meta_fetcher.pacing import build_pacer
 from services.meta_fetcher.servicer import SERVICE_NAME, MetaFetcherServicer
 from services.meta_fetcher.settings import FetcherSettings
+from services.meta_fetcher.token_refresh import TokenRefresher
+from services.meta_fetcher.token_vault import TokenVault, keyring_from_settings
 
 log = logging.getLogger("services.meta_fetcher")
 
@@ -35,6 +46,8 @@ class SecretRedactingFilter(logging.Filter):
     def __init__(self, secrets: tuple[str, ...]) -> None:
         super().__init__()
         self.secrets = secrets
+        for secret in secrets:
+            register_secret(secret)  # and every token decrypted later (graph_errors.register_secret)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -57,18 +70,46 @@ def install_log_redaction(secrets: tuple[str, ...]) -> SecretRedactingFilter:
 
 @contextlib.asynccontextmanager
 async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0") -> AsyncIterator[tuple[GrpcHost, int]]:
-    """Serve MetaFetcher on ``address`` in this process; yields (host, bound port); stops on exit."""
+    """Serve MetaFetcher on ``address`` in this process; yields (host, bound port); stops on exit.
+
+    With ``settings.vault_enabled`` the token vault is opened (a bad
+    TOKEN_KEYS raises TokenKeyConfigError, a ValueError) and, when the app id
+    and secret are set, the token refresher runs in the background.
+    """
+    keyring = keyring_from_settings(settings.token_keys, settings.token_active_key) if settings.vault_enabled \
+        else None
     pacer = build_pacer(settings)
     client = GraphClient(settings, pacer=pacer)
+    mongo = AsyncMongoClient(settings.mongodb_uri, tz_aware=True) if keyring is not None else None
+    vault = TokenVault.from_client(mongo, settings.mongodb_db, keyring,
+                                   refresh_before_s=settings.token_refresh_before_s) if keyring is not None else None
+    refresher_task: asyncio.Task | None = None
     host = GrpcHost(address)
-    meta_fetcher_pb2_grpc.add_MetaFetcherServicer_to_server(MetaFetcherServicer(client), host.server)
+    fetcher = AccountFetcher(client, Credentials(settings, vault))
+    meta_fetcher_pb2_grpc.add_MetaFetcherServicer_to_server(MetaFetcherServicer(client, fetcher), host.server)
     try:
+        if vault is not None:
+            try:
+                await vault.ensure_indexes()
+            except PyMongoError as exc:
+                log.warning("token vault indexes not created yet (%s); continuing", type(exc).__name__)
+            refresher = TokenRefresher(vault, client, settings)
+            if refresher.enabled:
+                refresher_task = asyncio.create_task(refresher.run_forever(), name="token-refresher")
+            log.info("token vault on (%s.tokens, active key %s); refresher %s", settings.mongodb_db,
+                     keyring.active, "on" if refresher.enabled else "off (META_APP_ID/META_APP_SECRET unset)")
         port = await host.start([SERVICE_NAME])
         yield host, port
     finally:
+        if refresher_task is not None:
+            refresher_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher_task
         await host.stop(grace=1.0)
         await client.aclose()
         await pacer.aclose()
+        if mongo is not None:
+            await mongo.close()
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

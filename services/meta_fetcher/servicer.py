@@ -3,13 +3,17 @@
 Status codes (meta_fetcher.proto): INVALID_ARGUMENT for a bad account id,
 dates, unsupported fields or a range older than 37 months (checked before any
 call); NOT_FOUND when Meta does not know the account (100/33);
-FAILED_PRECONDITION for an invalid/expired token (190) or a retired API
-version (2635); PERMISSION_DENIED (10, 200-299); RESOURCE_EXHAUSTED when
+FAILED_PRECONDITION for an invalid/expired token (190; a vault token is then
+marked invalid and later calls fail here before any call until a new token
+is stored, ``services.meta_fetcher.credentials``) or a retired API version
+(2635); PERMISSION_DENIED (10, 200-299); RESOURCE_EXHAUSTED when
 Meta throttles or our rate budget / usage pacing refuses the call (message
 says when to retry); UNAVAILABLE when Meta fails after retries; DATA_LOSS when
 a page does not parse (nothing is returned). RESOURCE_EXHAUSTED also carries
 trailing metadata ``retry-after-s`` (whole seconds). Classification:
 ``services.meta_fetcher.graph_errors``.
+
+``with_reach_cum`` also fills ``reach_cum`` (``services.meta_fetcher.account_fetch``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import grpc
 from services.common.account_ids import normalise_account_id
 from services.common.grpc_server import MAX_MESSAGE_BYTES
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
+from services.meta_fetcher.account_fetch import AccountFetcher
 from services.meta_fetcher.graph_client import CallCounter, GraphClient
 from services.meta_fetcher.graph_errors import GraphError, redact
 from services.common.row_proto import row_to_proto
@@ -38,10 +43,11 @@ RETRY_AFTER_KEY = "retry-after-s"
 
 
 class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
-    """Serves ``FetchInsights`` through one shared ``GraphClient``."""
+    """Serves ``FetchInsights`` through one shared ``GraphClient`` (tokens chosen by ``fetcher``)."""
 
-    def __init__(self, client: GraphClient) -> None:
+    def __init__(self, client: GraphClient, fetcher: AccountFetcher | None = None) -> None:
         self.client = client
+        self.fetcher = fetcher or AccountFetcher(client)
 
     async def FetchInsights(self, request: meta_fetcher_pb2.FetchInsightsRequest,
                             context: grpc.aio.ServicerContext) -> meta_fetcher_pb2.FetchInsightsResponse:
@@ -60,14 +66,16 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
         account = f"act_{req.account_id}"
         counter = CallCounter()
         try:
-            info = await self.client.account_info(req.account_id, counter)
+            info = await self.fetcher.account_info(req.account_id, counter)
             if cached is None:  # now that the time zone is known, check retention precisely
                 try:
                     validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
                                            timezone_name=info.timezone_name)
                 except RequestError as exc:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
-            rows = await self.client.fetch_insights(req.account_id, req.since, req.until, req.fields, counter)
+            rows = await self.fetcher.daily_rows(req.account_id, req.since, req.until, req.fields, counter,
+                                                 with_reach_cum=request.with_reach_cum,
+                                                 timezone_name=info.timezone_name)
         except GraphError as exc:
             code, message = exc.grpc_status(account)
             message = redact(message, secrets)

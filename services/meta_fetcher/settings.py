@@ -2,8 +2,9 @@
 
 Every delay is a setting (seconds) so tests can make retries instant. Values
 come from keyword arguments or, via ``from_env``, from environment variables
-(``META_*``, ``REDIS_URL``). Secrets (``access_token``, ``app_secret``) are
-excluded from ``repr`` so they never reach logs.
+(``META_*``, ``REDIS_URL``, ``MONGODB_*``, ``TOKEN_*``, ``PROVIDER_CSV*``).
+Secrets (``access_token``, ``app_secret``, ``token_keys``) are excluded from
+``repr`` so they never reach logs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ SANDBOX_DEV_TOKEN = "sandbox-dev-token"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 #: DESIGN.md R12 pins v23.0; META_GRAPH_API.md §6 notes Meta auto-upgrades it (X-Ad-Api-Version-Warning).
 DEFAULT_API_VERSION = "v23.0"
+#: Settings whose values are never shown (repr, error messages).
+SECRET_SETTINGS = frozenset({"access_token", "app_secret", "token_keys", "mongodb_uri"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,24 @@ class FetcherSettings:
     budget_key_prefix: str = "adfatigue:meta_fetcher:budget"
     # Account metadata (time zone, currency) cache.
     account_info_ttl_s: float = 6 * 3600.0
+    # Token vault (DESIGN.md R9; services.meta_fetcher.token_vault): on when token_keys and mongodb_uri are set.
+    app_id: str | None = None                # META_APP_ID: client_id of fb_exchange_token (META_GRAPH_API.md §5)
+    mongodb_uri: str | None = field(default=None, repr=False)
+    mongodb_db: str = "adfatigue"
+    token_keys: str | None = field(default=None, repr=False)   # "kid1:base64key,kid2:base64key"
+    token_active_key: str | None = None
+    token_refresh_before_s: float = 7 * 86400.0    # exchange a token this long before it expires
+    token_refresh_interval_s: float = 3600.0       # how often the refresher looks for due tokens
+    # Cumulative reach (FATIGUE_SPEC.md inputs; META_GRAPH_API.md §1 time_ranges).
+    reach_ranges_per_call: int = 30          # time_ranges per request [unverified: Meta's cap is not documented]
+    reach_page_limit: int = 500              # rows per page of a reach query (three small fields per row)
+    # Large pulls (META_GRAPH_API.md §2): split sync ranges; go async up front from this many days (0 = never).
+    sync_max_days: int = 90
+    async_min_days: int = 0
+    # Accounts served from Ads Manager CSV exports instead of Meta (services.providers.csv_replay).
+    provider_csv: str | None = None          # "act_1=/path/a.csv,act_2=/path/b.csv"
+    provider_csv_timezone: str = "Asia/Kuala_Lumpur"
+    provider_csv_currency: str = "MYR"
 
     def replace(self, **changes) -> "FetcherSettings":
         """A copy with ``changes`` applied."""
@@ -69,6 +90,11 @@ class FetcherSettings:
         """Values that must never appear in logs or error messages."""
         return tuple(s for s in (self.access_token, self.app_secret) if s)
 
+    @property
+    def vault_enabled(self) -> bool:
+        """True when tokens are read from the MongoDB vault (TOKEN_KEYS and MONGODB_URI both set)."""
+        return bool(self.token_keys and self.mongodb_uri)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "FetcherSettings":
         """Settings from environment variables, then ``overrides`` (ignored when None).
@@ -77,7 +103,11 @@ class FetcherSettings:
         META_APP_SECRET, META_PAGE_LIMIT, META_MAX_PAGES, META_TIMEOUT_S,
         META_RETRIES, META_BACKOFF_INITIAL_S, META_BACKOFF_MAX_S,
         META_THROTTLE_MAX_WAIT_S, META_THROTTLE_MIN_WAIT_S, META_USAGE_PAUSE_PCT, META_USAGE_PAUSE_S,
-        META_BUDGET_CALLS, META_BUDGET_WINDOW_S, META_BUDGET_KEY_PREFIX, REDIS_URL.
+        META_BUDGET_CALLS, META_BUDGET_WINDOW_S, META_BUDGET_KEY_PREFIX, REDIS_URL,
+        META_APP_ID, MONGODB_URI, MONGODB_DB, TOKEN_KEYS, TOKEN_ACTIVE_KEY,
+        META_TOKEN_REFRESH_BEFORE_S, META_TOKEN_REFRESH_INTERVAL_S, META_REACH_RANGES_PER_CALL,
+        META_REACH_PAGE_LIMIT, META_SYNC_MAX_DAYS, META_ASYNC_MIN_DAYS, PROVIDER_CSV,
+        PROVIDER_CSV_TIMEZONE, PROVIDER_CSV_CURRENCY.
         Raises ValueError naming a variable that does not parse.
         """
         env = os.environ if env is None else env
@@ -92,6 +122,15 @@ class FetcherSettings:
             "META_USAGE_PAUSE_PCT": ("usage_pause_pct", float), "META_USAGE_PAUSE_S": ("usage_pause_s", float),
             "META_BUDGET_CALLS": ("budget_calls", int), "META_BUDGET_WINDOW_S": ("budget_window_s", float),
             "META_BUDGET_KEY_PREFIX": ("budget_key_prefix", str), "REDIS_URL": ("redis_url", str),
+            "META_APP_ID": ("app_id", str), "MONGODB_URI": ("mongodb_uri", str), "MONGODB_DB": ("mongodb_db", str),
+            "TOKEN_KEYS": ("token_keys", str), "TOKEN_ACTIVE_KEY": ("token_active_key", str),
+            "META_TOKEN_REFRESH_BEFORE_S": ("token_refresh_before_s", float),
+            "META_TOKEN_REFRESH_INTERVAL_S": ("token_refresh_interval_s", float),
+            "META_REACH_RANGES_PER_CALL": ("reach_ranges_per_call", int),
+            "META_REACH_PAGE_LIMIT": ("reach_page_limit", int),
+            "META_SYNC_MAX_DAYS": ("sync_max_days", int), "META_ASYNC_MIN_DAYS": ("async_min_days", int),
+            "PROVIDER_CSV": ("provider_csv", str), "PROVIDER_CSV_TIMEZONE": ("provider_csv_timezone", str),
+            "PROVIDER_CSV_CURRENCY": ("provider_csv_currency", str),
         }
         values: dict[str, object] = {}
         for var, (name, kind) in spec.items():
@@ -101,6 +140,7 @@ class FetcherSettings:
             try:
                 values[name] = kind(raw)
             except ValueError:
-                raise ValueError(f"environment variable {var}={raw!r} is not a valid {kind.__name__}") from None
+                shown = "(hidden)" if name in SECRET_SETTINGS else repr(raw)
+                raise ValueError(f"environment variable {var}={shown} is not a valid {kind.__name__}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

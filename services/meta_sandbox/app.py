@@ -16,11 +16,22 @@ Graph endpoints (``{version}`` like ``v23.0``; shapes per META_GRAPH_API.md §1,
   fault gives "Job Failed" with v25's ``error_code``/``error_subcode``
   ``-2/2490547``); ``GET /{version}/{report_run_id}/insights`` pages the rows.
 
+- ``time_ranges=[{"since","until"},...]`` (or ``time_range`` with
+  ``time_increment=all_days``) instead of daily rows: one row per ad with
+  delivery in each range, ``date_start``/``date_stop`` = the range, counts
+  and spend summed, ``reach`` deduplicated over the range by the saturation
+  model of ``services.meta_sandbox.reach_model`` (§1: reach cannot be summed).
+- Tokens (§5): ``GET /{version}/oauth/access_token?grant_type=fb_exchange_token
+  &client_id&client_secret&fb_exchange_token`` -> ``{"access_token","token_type",
+  "expires_in"}``; ``GET /{version}/debug_token?input_token=`` -> ``{"data":{...}}``
+  (``services.meta_sandbox.tokens``).
+
 Auth: an ``access_token`` query parameter or an ``Authorization: Bearer``/``OAuth``
 header [unverified that Meta accepts the header form for every edge]. Any
-non-empty token is accepted unless ``tokens`` is given. When ``app_secret`` is
-set, ``appsecret_proof`` = hex HMAC-SHA256(app_secret, token) is required
-(META_GRAPH_API.md §5).
+non-empty token is accepted unless ``tokens`` is given (then those, and
+tokens the sandbox issued by exchange); a tracked token past its expiry is
+190/463. When ``app_secret`` is set, ``appsecret_proof`` = hex
+HMAC-SHA256(app_secret, token) is required (META_GRAPH_API.md §5).
 
 Errors (HTTP 400 unless noted; body per §3): no/invalid token -> 190;
 unknown account -> 100/33 (``GraphMethodException``); bad parameters -> 100;
@@ -32,7 +43,8 @@ header, as Meta does for auto-upgraded calls (§6). Usage headers
 
 Admin endpoints (not Graph): ``GET /_sandbox/stats``, ``POST /_sandbox/reset_stats``,
 ``GET|POST|DELETE /_sandbox/faults`` (``services.meta_sandbox.faults``),
-``POST /_sandbox/restate``, ``GET /_sandbox/health``.
+``POST /_sandbox/restate``, ``POST /_sandbox/tokens`` (accept, expire or revoke a token),
+``GET /_sandbox/health``.
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ from yarl import URL
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.meta_sandbox.accounts import SandboxAccount
 from services.meta_sandbox.faults import Fault, FaultBook, FaultSpecError
+from services.meta_sandbox.tokens import TokenBook
 from services.meta_sandbox.usage import UsageModel
 from services.meta_sandbox.wire import DEFAULT_FIELDS, FIELD_RENDERERS, error_body, render_row, unknown_object_message
 
@@ -89,7 +102,7 @@ class SandboxState:
     """Everything mutable in one sandbox app."""
 
     accounts: dict[str, SandboxAccount]
-    tokens: frozenset[str] | None
+    tokens: TokenBook
     app_secret: str | None
     default_limit: int
     max_limit: int
@@ -103,6 +116,7 @@ class SandboxState:
     graph_requests: int = 0
     account_requests: int = 0
     async_requests: int = 0
+    token_requests: int = 0
     jobs: dict[str, "ReportRun"] = field(default_factory=dict)
     next_run_id: int = 6_000_000_000_001
 
@@ -112,6 +126,7 @@ class SandboxState:
         self.graph_requests = 0
         self.account_requests = 0
         self.async_requests = 0
+        self.token_requests = 0
 
 
 @dataclass
@@ -184,16 +199,25 @@ def _token_of(request: web.Request, q: Mapping[str, str]) -> str:
 
 def _check_auth(state: SandboxState, request: web.Request, q: Mapping[str, str]) -> None:
     token = _token_of(request, q)
-    if not token:
-        raise GraphErrorResponse(190, "An access token is required to request this resource.")
-    if state.tokens is not None and token not in state.tokens:
-        raise GraphErrorResponse(190, "Invalid OAuth access token - Cannot parse access token")
+    _check_token(state, token)
     if state.app_secret is not None:
         proof = q.get("appsecret_proof", "")
         want = hmac.new(state.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(proof, want):
             raise GraphErrorResponse(100, "Invalid appsecret_proof provided in the API argument",
                                      type_="GraphMethodException")
+
+
+def _check_token(state: SandboxState, token: str) -> None:
+    verdict = state.tokens.check(token)
+    if verdict == "missing":
+        raise GraphErrorResponse(190, "An access token is required to request this resource.")
+    if verdict == "unknown":
+        raise GraphErrorResponse(190, "Invalid OAuth access token - Cannot parse access token")
+    if verdict == "expired":
+        now = datetime.now(timezone.utc).strftime("%A, %d-%b-%y %H:%M:%S UTC")
+        raise GraphErrorResponse(190, f"Error validating access token: Session has expired. The current time is "
+                                      f"{now}.", subcode=463)
 
 
 def _check_version(state: SandboxState, version: str) -> None:
@@ -286,6 +310,7 @@ def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 # ---------------------------------------------------------------------------- Graph handlers
 
 ASYNC_ENDPOINTS = ("async_create", "report", "report_insights")
+TOKEN_ENDPOINTS = ("oauth", "debug_token")
 
 
 def _record_dates(record: dict[str, Any], q: Mapping[str, str]) -> None:
@@ -301,11 +326,12 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
 
     ``endpoint``: ``insights`` (GET act_/insights), ``account`` (GET act_),
     ``async_create`` (POST act_/insights), ``report`` (GET report run),
-    ``report_insights`` (GET report run /insights).
+    ``report_insights`` (GET report run /insights), ``oauth`` (GET oauth/access_token),
+    ``debug_token`` (GET debug_token).
     """
     state = request.app[STATE]
     version = request.match_info["version"]
-    object_id = request.match_info["object_id"]
+    object_id = request.match_info.get("object_id", "")
     q: dict[str, str] = dict(request.query)
     if request.method == "POST":
         q.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
@@ -325,6 +351,8 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
         state.requests.append(record)
     elif endpoint == "account":
         state.account_requests += 1
+    elif endpoint in TOKEN_ENDPOINTS:
+        state.token_requests += 1
     else:
         state.async_requests += 1
     if job is not None:
@@ -344,7 +372,8 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
         headers["X-Ad-Api-Version-Warning"] = (
             f"The API version {version} you are calling has been deprecated. "
             f"It has been automatically upgraded to {upgraded}.")
-    fault = state.faults.take(record["account_id"], "async" if endpoint in ASYNC_ENDPOINTS else endpoint)
+    fault = state.faults.take(record["account_id"], "async" if endpoint in ASYNC_ENDPOINTS
+                              else "token" if endpoint in TOKEN_ENDPOINTS else endpoint)
     regain: int | None = None
     try:
         if fault is not None:
@@ -367,7 +396,8 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
                 raise GraphErrorResponse(code, message, subcode=subcode, status=status, is_transient=transient,
                                          type_=fault.type, regain_minutes=fault.regain_minutes)
         _check_version(state, version)
-        _check_auth(state, request, q)
+        if endpoint != "oauth":  # the exchange authenticates with client_id/client_secret
+            _check_auth(state, request, q)
         refusal = state.usage.refusal(usage_account, active_ads)
         if refusal == "app":
             raise GraphErrorResponse(4, "(#4) Application request limit reached", subcode=1504039, is_transient=True,
@@ -394,6 +424,10 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
             body = {"report_run_id": run_id}
         elif endpoint == "report":
             body = _report_status(state, object_id)
+        elif endpoint == "oauth":
+            body = _exchange(state, q)
+        elif endpoint == "debug_token":
+            body = _debug_token(state, q)
         else:
             job = _ready_job(state, object_id)
             account = state.accounts[job.account_id]
@@ -476,6 +510,50 @@ def _account_body(state: SandboxState, q: Mapping[str, str], object_id: str) -> 
     return out
 
 
+def _exchange(state: SandboxState, q: Mapping[str, str]) -> dict[str, Any]:
+    """``oauth/access_token`` with ``grant_type=fb_exchange_token`` (META_GRAPH_API.md §5).
+
+    Error codes for a wrong client id (101) or secret (1) are [unverified]
+    recollections of Meta's answers; the token errors are the usual 190s.
+    """
+    book = state.tokens
+    if q.get("grant_type") != "fb_exchange_token":
+        raise GraphErrorResponse(100, "(#100) grant_type must be fb_exchange_token (sandbox subset)")
+    if not q.get("client_id") or (book.app_id is not None and q["client_id"] != book.app_id):
+        raise GraphErrorResponse(101, "Error validating application. Invalid application ID.")
+    secret = q.get("client_secret", "")
+    if not secret or (book.app_secret is not None and not hmac.compare_digest(secret, book.app_secret)):
+        raise GraphErrorResponse(1, "Error validating client secret.")
+    old = q.get("fb_exchange_token", "")
+    _check_token(state, old)  # an expired token cannot be exchanged
+    new = book.issue(like=book.info(old))
+    return {"access_token": new.value, "token_type": "bearer",
+            "expires_in": int((new.expires_at - new.issued_at).total_seconds())}
+
+
+def _debug_token(state: SandboxState, q: Mapping[str, str]) -> dict[str, Any]:
+    """``debug_token?input_token=`` -> ``{"data": {...}}`` (META_GRAPH_API.md §5); ``expires_at`` 0 = never."""
+    book = state.tokens
+    token = q.get("input_token", "")
+    if not token:
+        raise GraphErrorResponse(100, "(#100) The parameter input_token is required")
+    info = book.info(token)
+    verdict = book.check(token)
+    app_id = book.app_id or "1000000000000001"
+    if info is None:
+        return {"data": {"error": {"code": 190, "message": "Invalid OAuth access token."}, "is_valid": False,
+                         "scopes": []}}
+
+    def epoch(value: datetime | None) -> int:
+        return 0 if value is None else int(value.timestamp())
+
+    return {"data": {"app_id": app_id, "type": info.type, "application": "adfatigue sandbox app",
+                     "expires_at": epoch(info.expires_at),
+                     "data_access_expires_at": epoch(info.expires_at and info.expires_at + timedelta(days=30)),
+                     "is_valid": verdict == "ok", "issued_at": epoch(info.issued_at),
+                     "scopes": list(info.scopes), "user_id": info.user_id}}
+
+
 def _report_status(state: SandboxState, run_id: str) -> dict[str, Any]:
     """Poll a report run: each poll advances it; it completes after ``async_polls_to_complete`` polls."""
     job = state.jobs.get(run_id)
@@ -531,7 +609,8 @@ async def stats_handler(request: web.Request) -> web.Response:
     """Every insights request so far, with its time_range and cursor (for tests)."""
     state = request.app[STATE]
     return _json({"insights_requests": len(state.requests), "account_requests": state.account_requests,
-                  "async_requests": state.async_requests, "graph_requests": state.graph_requests,
+                  "async_requests": state.async_requests, "token_requests": state.token_requests,
+                  "graph_requests": state.graph_requests,
                   "requests": state.requests})
 
 
@@ -591,6 +670,36 @@ async def restate_handler(request: web.Request) -> web.Response:
     return _json({"ok": True, "restated": changed})
 
 
+async def oauth_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /{version}/oauth/access_token`` (token exchange)."""
+    return await _graph(request, "oauth")
+
+
+async def debug_token_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /{version}/debug_token``."""
+    return await _graph(request, "debug_token")
+
+
+async def tokens_handler(request: web.Request) -> web.Response:
+    """``POST /_sandbox/tokens`` ``{"token", "expires_at"?: ISO-8601 | null, "revoke"?: true}``: accept
+    ``token`` until ``expires_at`` (null = never), or stop accepting it (190/463 from now on)."""
+    book = request.app[STATE].tokens
+    try:
+        spec = await request.json()
+        token = spec["token"]
+        if not isinstance(token, str) or not token:
+            raise ValueError("token must be a non-empty string")
+        if spec.get("revoke"):
+            book.revoke(token)
+        else:
+            expires = spec.get("expires_at")
+            book.set(token, datetime.fromisoformat(expires) if expires else None)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        return _json({"error": f"bad token spec: {type(exc).__name__}; send {{\"token\", \"expires_at\"?, "
+                               f"\"revoke\"?}}"}, status=400)
+    return _json({"ok": True})
+
+
 async def health_handler(request: web.Request) -> web.Response:
     """``GET /_sandbox/health`` -> ``{"ok": true, "accounts": [numeric ids]}``."""
     return _json({"ok": True, "accounts": sorted(request.app[STATE].accounts)})
@@ -603,8 +712,9 @@ def create_app(
     accounts: Iterable[SandboxAccount] = (),
     *,
     synthetic: bool = True,
-    tokens: Iterable[str] | None = None,
+    tokens: Iterable[str] | Mapping[str, datetime | None] | None = None,
     app_secret: str | None = None,
+    app_id: str | None = None,
     default_limit: int = DEFAULT_LIMIT,
     max_limit: int = MAX_LIMIT,
     min_version: str = "v22.0",
@@ -617,8 +727,10 @@ def create_app(
 
     ``accounts``: the ad accounts to serve; ``synthetic`` adds the built-in
     synthetic account (``services.meta_sandbox.synthetic``) unless an account
-    with its id is given. ``tokens``: accepted access tokens (None = any
-    non-empty token). ``version_upgrades``: e.g. ``{"v23.0": "v24.0"}`` to
+    with its id is given. ``tokens``: accepted access tokens, or a mapping
+    token -> expiry (None = never) (``tokens`` None = any non-empty token).
+    ``app_id``/``app_secret``: the app's credentials, checked by the token
+    exchange (and ``app_secret`` makes ``appsecret_proof`` required). ``version_upgrades``: e.g. ``{"v23.0": "v24.0"}`` to
     emit ``X-Ad-Api-Version-Warning``. ``usage``: the usage model (limits,
     enforcement). ``async_polls_to_complete``: status polls before a report
     run is complete. Raises ValueError for a bad ``min_version`` or duplicate account.
@@ -639,7 +751,7 @@ def create_app(
     app = web.Application()
     app[STATE] = SandboxState(
         accounts=by_id,
-        tokens=frozenset(tokens) if tokens is not None else None,
+        tokens=TokenBook(tokens, app_id=app_id, app_secret=app_secret),
         app_secret=app_secret,
         default_limit=default_limit,
         max_limit=max_limit,
@@ -656,6 +768,9 @@ def create_app(
     app.router.add_delete("/_sandbox/faults", faults_delete)
     app.router.add_post("/_sandbox/restate", restate_handler)
     app.router.add_get("/_sandbox/health", health_handler)
+    app.router.add_post("/_sandbox/tokens", tokens_handler)
+    app.router.add_get("/{version}/oauth/access_token", oauth_handler)
+    app.router.add_get("/{version}/debug_token", debug_token_handler)
     app.router.add_get("/{version}/{object_id}/insights", insights_handler)
     app.router.add_post("/{version}/{object_id}/insights", async_create_handler)
     app.router.add_get("/{version}/{object_id}", account_handler)

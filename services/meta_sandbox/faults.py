@@ -3,7 +3,8 @@
 Posted as JSON to ``POST /_sandbox/faults`` (a single object or a list)::
 
     {"account_id": "act_123" | null,   # null/absent = any account (global)
-     "endpoint": "insights" | "account" | "async" | "any",   # default "insights" ("job_failed": "async")
+     "endpoint": "insights" | "account" | "async" | "token" | "any",   # default "insights" ("job_failed": "async");
+                                       # "token" = oauth/access_token and debug_token
      "count": 3,                       # how many matching requests it hits (default 1)
      "skip": 2,                        # let this many matching requests through first (default 0)
      "kind": "error" | "expired_token" | "garbage" | "http" | "latency" | "disconnect" | "job_failed",
@@ -29,7 +30,7 @@ from typing import Any
 from services.common.account_ids import normalise_account_id
 
 KINDS = ("error", "expired_token", "garbage", "http", "latency", "disconnect", "job_failed")
-ENDPOINTS = ("insights", "account", "async", "any")
+ENDPOINTS = ("insights", "account", "async", "token", "any")
 
 #: code -> (default subcode, HTTP status, message, is_transient)
 DEFAULT_ERRORS: dict[int, tuple[int | None, int, str, bool | None]] = {

@@ -155,7 +155,8 @@ async def test_stats_record_each_insights_request_and_reset(account: SandboxAcco
         assert TOKEN not in json.dumps(stats)
         await http.post(f"{base}/_sandbox/reset_stats")
         assert (await http.get(f"{base}/_sandbox/stats")).json() == {
-            "insights_requests": 0, "account_requests": 0, "async_requests": 0, "graph_requests": 0, "requests": []}
+            "insights_requests": 0, "account_requests": 0, "async_requests": 0, "token_requests": 0,
+            "graph_requests": 0, "requests": []}
 
 
 async def test_version_warning_header_and_retired_versions(account: SandboxAccount) -> None:
