@@ -36,6 +36,7 @@ from services.meta_fetcher.servicer import SERVICE_NAME, MetaFetcherServicer
 from services.meta_fetcher.settings import FetcherSettings
 from services.meta_fetcher.token_refresh import TokenRefresher
 from services.meta_fetcher.token_vault import TokenVault, keyring_from_settings
+from services.providers.csv_replay import CsvReplayProvider, parse_csv_accounts
 
 log = logging.getLogger("services.meta_fetcher")
 
@@ -72,12 +73,14 @@ def install_log_redaction(secrets: tuple[str, ...]) -> SecretRedactingFilter:
 async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0") -> AsyncIterator[tuple[GrpcHost, int]]:
     """Serve MetaFetcher on ``address`` in this process; yields (host, bound port); stops on exit.
 
-    With ``settings.vault_enabled`` the token vault is opened (a bad
+    Accounts in ``settings.provider_csv`` are served from their CSV export
+    (a bad entry raises ValueError). With ``settings.vault_enabled`` the token vault is opened (a bad
     TOKEN_KEYS raises TokenKeyConfigError, a ValueError) and, when the app id
     and secret are set, the token refresher runs in the background.
     """
     keyring = keyring_from_settings(settings.token_keys, settings.token_active_key) if settings.vault_enabled \
         else None
+    csv_files = parse_csv_accounts(settings.provider_csv)
     pacer = build_pacer(settings)
     client = GraphClient(settings, pacer=pacer)
     mongo = AsyncMongoClient(settings.mongodb_uri, tz_aware=True) if keyring is not None else None
@@ -86,7 +89,9 @@ async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0"
     refresher_task: asyncio.Task | None = None
     host = GrpcHost(address)
     fetcher = AccountFetcher(client, Credentials(settings, vault))
-    meta_fetcher_pb2_grpc.add_MetaFetcherServicer_to_server(MetaFetcherServicer(client, fetcher), host.server)
+    csv = CsvReplayProvider(csv_files, timezone_name=settings.provider_csv_timezone,
+                            currency=settings.provider_csv_currency) if csv_files else None
+    meta_fetcher_pb2_grpc.add_MetaFetcherServicer_to_server(MetaFetcherServicer(client, fetcher, csv), host.server)
     try:
         if vault is not None:
             try:

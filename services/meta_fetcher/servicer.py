@@ -14,6 +14,11 @@ trailing metadata ``retry-after-s`` (whole seconds). Classification:
 ``services.meta_fetcher.graph_errors``.
 
 ``with_reach_cum`` also fills ``reach_cum`` (``services.meta_fetcher.account_fetch``).
+
+Accounts configured in ``PROVIDER_CSV`` are answered from their Ads Manager
+export (``services.providers.csv_replay``) with no call to Meta
+(``upstream_calls`` 0, ``reach_cum`` never set); the same checks apply and
+only the requested fields are filled.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from services.meta_fetcher.account_fetch import AccountFetcher
 from services.meta_fetcher.graph_client import CallCounter, GraphClient
 from services.meta_fetcher.graph_errors import GraphError, redact
 from services.common.row_proto import row_to_proto
-from services.meta_fetcher.request_validation import RequestError, validate_fetch_request
+from services.meta_fetcher.request_validation import FetchRequest, RequestError, validate_fetch_request
+from services.providers.base import ProviderError
+from services.providers.csv_replay import CsvReplayProvider
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +52,35 @@ RETRY_AFTER_KEY = "retry-after-s"
 class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
     """Serves ``FetchInsights`` through one shared ``GraphClient`` (tokens chosen by ``fetcher``)."""
 
-    def __init__(self, client: GraphClient, fetcher: AccountFetcher | None = None) -> None:
+    def __init__(self, client: GraphClient, fetcher: AccountFetcher | None = None,
+                 csv: CsvReplayProvider | None = None) -> None:
         self.client = client
         self.fetcher = fetcher or AccountFetcher(client)
+        self.csv = csv
+
+    async def _from_csv(self, request: meta_fetcher_pb2.FetchInsightsRequest, req: FetchRequest,
+                        context: grpc.aio.ServicerContext) -> meta_fetcher_pb2.FetchInsightsResponse:
+        """Answer a PROVIDER_CSV account from its export (module docstring)."""
+        assert self.csv is not None
+        account = f"act_{req.account_id}"
+        try:
+            info = await self.csv.account_info(req.account_id)
+            validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
+                                   timezone_name=info.timezone_name)
+            rows = await self.csv.fetch_insights(req.account_id, req.since, req.until)
+        except RequestError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ProviderError as exc:
+            log.warning("FetchInsights %s %s..%s from CSV -> %s: %s", account, req.since, req.until, exc.code.name,
+                        exc.message)
+            await context.abort(exc.code, exc.message)
+        mask = None if not request.fields else {*req.fields, "adset_id", "campaign_id"}
+        response = meta_fetcher_pb2.FetchInsightsResponse(
+            account_id=req.account_id, rows=[row_to_proto(r, mask) for r in rows], upstream_calls=0,
+            account_timezone=info.timezone_name, account_currency=info.currency)
+        response.fetched_at.FromDatetime(datetime.now(timezone.utc))
+        log.info("FetchInsights %s %s..%s: %d rows from the CSV export", account, req.since, req.until, len(rows))
+        return response
 
     async def FetchInsights(self, request: meta_fetcher_pb2.FetchInsightsRequest,
                             context: grpc.aio.ServicerContext) -> meta_fetcher_pb2.FetchInsightsResponse:
@@ -63,6 +96,8 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
                                          timezone_name=cached.timezone_name if cached else None)
         except RequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
+        if self.csv is not None and self.csv.serves(req.account_id):
+            return await self._from_csv(request, req, context)
         account = f"act_{req.account_id}"
         counter = CallCounter()
         try:

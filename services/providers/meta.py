@@ -1,0 +1,144 @@
+"""The Meta provider: the Graph API Ads Insights edge through the meta_fetcher's client (DESIGN.md R14).
+
+Wraps ``services.meta_fetcher.account_fetch.AccountFetcher`` (so the same
+tokens, vault, pacing, retries, paging and async fallback apply) in the
+provider protocol of ``services.providers.base``.
+
+- ``fetch_insights``: daily ``level=ad`` rows of the range (all fatigue
+  fields), ``reach_cum`` filled when the provider was made with
+  ``with_reach_cum`` (Graph ``time_ranges``, FATIGUE_SPEC.md inputs). The
+  range is checked first: ``until >= since``, not older than Meta's 37
+  months (META_GRAPH_API.md §4).
+- ``changes_since``: Meta has no change feed, so a sync re-reads what can
+  still change, as the connectors do (META_GRAPH_API.md §4 "Differential
+  refresh used by practitioners"): the first sync reads the last
+  ``initial_days`` days up to today (account time zone); later syncs read
+  ``[min(through + 1, today − lookback_days) .. today]`` with
+  ``lookback_days`` = 28 (the restatement window), and only days whose rows
+  changed are returned (day digests). Today is partial and is re-read every time.
+
+Errors: Graph failures become ``ProviderError`` with the fetcher's gRPC
+status and message (``GraphError.grpc_status``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Sequence
+
+import grpc
+
+from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.insight_row import InsightRow
+from services.meta_fetcher.account_fetch import AccountFetcher
+from services.meta_fetcher.credentials import Credentials
+from services.meta_fetcher.graph_client import DEFAULT_FIELDS, CallCounter, GraphClient
+from services.meta_fetcher.graph_errors import GraphError
+from services.meta_fetcher.pacing import build_pacer
+from services.meta_fetcher.request_validation import RequestError, account_today, retention_floor
+from services.meta_fetcher.settings import FetcherSettings
+from services.meta_fetcher.token_vault import TokenVault
+from services.providers.base import ProviderAccount, ProviderError, SyncPoint, diff_by_day
+
+NAME = "meta"
+LOOKBACK_DAYS = 28
+
+
+class MetaProvider:
+    """Meta Graph API insights as an ``InsightsProvider``; see the module docstring."""
+
+    name = NAME
+
+    def __init__(self, fetcher: AccountFetcher, *, lookback_days: int = LOOKBACK_DAYS, initial_days: int = 90,
+                 with_reach_cum: bool = False, fields: Sequence[str] = DEFAULT_FIELDS,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), owns_client: bool = False) -> None:
+        if lookback_days < 0 or initial_days < 1:
+            raise ValueError("lookback_days must be >= 0 and initial_days >= 1")
+        self.fetcher = fetcher
+        self.lookback_days = lookback_days
+        self.initial_days = initial_days
+        self.with_reach_cum = with_reach_cum
+        self.fields = tuple(fields)
+        self._clock = clock
+        self._owns_client = owns_client
+        self.upstream_calls = 0  # HTTP requests to Meta made through this provider
+
+    @classmethod
+    def from_settings(cls, settings: FetcherSettings, vault: TokenVault | None = None, **kwargs) -> "MetaProvider":
+        """A provider with its own Graph client and pacer (closed by ``aclose``)."""
+        client = GraphClient(settings, pacer=build_pacer(settings))
+        return cls(AccountFetcher(client, Credentials(settings, vault)), owns_client=True, **kwargs)
+
+    @staticmethod
+    def _account(account_id: str) -> str:
+        try:
+            return normalise_account_id(account_id)
+        except InvalidAccountId as exc:
+            raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+
+    @staticmethod
+    def _error(exc: GraphError, account: str) -> ProviderError:
+        code, message = exc.grpc_status(f"act_{account}")
+        return ProviderError(code, message, exc.retry_after_s)
+
+    async def account_info(self, account_id: str) -> ProviderAccount:
+        """``GET act_{id}`` (cached by the client)."""
+        account = self._account(account_id)
+        counter = CallCounter()
+        try:
+            info = await self.fetcher.account_info(account, counter)
+        except GraphError as exc:
+            raise self._error(exc, account) from None
+        finally:
+            self.upstream_calls += counter.calls
+        return ProviderAccount(account_id=account, name=info.name, currency=info.currency,
+                               timezone_name=info.timezone_name)
+
+    async def fetch_insights(self, account_id: str, since: date, until: date) -> list[InsightRow]:
+        """Daily ad rows of ``since..until`` from Meta (module docstring); ProviderError."""
+        account = self._account(account_id)
+        info = await self.account_info(account)
+        if until < since:
+            raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT, f"until {until} is before since {since}")
+        floor = retention_floor(account_today(info.timezone_name, self._clock()))
+        if since < floor:
+            raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"since {since} is older than Meta's 37-month retention; the oldest day is {floor}")
+        counter = CallCounter()
+        try:
+            return await self.fetcher.daily_rows(account, since, until, self.fields, counter,
+                                                 with_reach_cum=self.with_reach_cum,
+                                                 timezone_name=info.timezone_name)
+        except GraphError as exc:
+            raise self._error(exc, account) from None
+        except RequestError as exc:  # pragma: no cover - checked above
+            raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        finally:
+            self.upstream_calls += counter.calls
+
+    async def changes_since(self, account_id: str,
+                            sync_point: SyncPoint | None) -> tuple[list[InsightRow], SyncPoint]:
+        """Rows of new or restated days since ``sync_point`` (module docstring); ProviderError."""
+        account = self._account(account_id)
+        if sync_point is not None:
+            sync_point.check(self.name, account)
+        info = await self.account_info(account)
+        today = account_today(info.timezone_name, self._clock())
+        window_start = today - timedelta(days=self.lookback_days)
+        if sync_point is None:
+            start = today - timedelta(days=self.initial_days - 1)
+        else:
+            start = min(sync_point.through + timedelta(days=1), window_start)
+        start = max(start, retention_floor(today))
+        rows = await self.fetch_insights(account, start, today)
+        previous = sync_point.day_digests if sync_point is not None else {}
+        changed, digests = diff_by_day(rows, previous, keep_from=window_start)
+        return changed, SyncPoint(provider=self.name, account_id=account, through=today, day_digests=digests)
+
+    async def aclose(self) -> None:
+        """Close the Graph client when this provider made it."""
+        if self._owns_client:
+            client = self.fetcher.client
+            await client.aclose()
+            if client.pacer is not None and hasattr(client.pacer, "aclose"):
+                await client.pacer.aclose()
