@@ -8,11 +8,15 @@ Rows are typed ``InsightRow`` values, rendered to Meta's wire format
 
 Accounts come from Ads Manager CSV exports (``csv_account``) or from the
 seeded synthetic generator (``services.meta_sandbox.synthetic``).
+``range_rows`` answers ``time_ranges`` queries: one row per ad and range with
+reach from the saturation model of ``services.meta_sandbox.reach_model``.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -21,6 +25,7 @@ from pathlib import Path
 from services.common.account_ids import normalise_account_id
 from services.common.ads_manager_csv import load_csv
 from services.common.insight_row import InsightRow
+from services.meta_sandbox.reach_model import aggregate_range, audience_from_rows
 
 #: Time zone and currency of the shared real dataset (shared/data/README.md: MYR, a Malaysian business).
 CSV_DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
@@ -33,6 +38,8 @@ class SandboxAccount:
 
     ``account_id`` is numeric (no ``act_``). ``timezone_name`` is an IANA name;
     row dates are calendar dates in that zone (META_GRAPH_API.md §4).
+    ``audiences``: audience size (people) per ad id for the reach model; an ad
+    without one gets it derived from its rows (``reach_model.audience_from_rows``).
     """
 
     account_id: str
@@ -40,6 +47,7 @@ class SandboxAccount:
     currency: str
     timezone_name: str
     rows: list[InsightRow] = field(default_factory=list)
+    audiences: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.account_id = normalise_account_id(self.account_id)
@@ -52,6 +60,25 @@ class SandboxAccount:
     def rows_between(self, since: date, until: date) -> list[InsightRow]:
         """Rows whose ``date_start`` lies in the inclusive range, in answer order."""
         return [r for r in self.rows if since <= r.date_start <= until]
+
+    def range_rows(self, ranges: list[tuple[date, date]]) -> list[InsightRow]:
+        """One aggregated row per (range, ad with rows in the range), ranges in the order given, ads by id.
+
+        Rows carry ``date_start``/``date_stop`` = the range; counts summed; ``reach``
+        deduplicated over the range by the saturation model (``reach_model``).
+        """
+        by_ad: dict[str, list[InsightRow]] = defaultdict(list)
+        for row in self.rows:  # already in date order
+            by_ad[row.ad_id].append(row)
+        days = {ad: [r.date_start for r in rows] for ad, rows in by_ad.items()}
+        audience = {ad: self.audiences.get(ad) or audience_from_rows(rows) for ad, rows in by_ad.items()}
+        out: list[InsightRow] = []
+        for since, until in ranges:
+            for ad in sorted(by_ad):
+                lo, hi = bisect.bisect_left(days[ad], since), bisect.bisect_right(days[ad], until)
+                if lo < hi:
+                    out.append(aggregate_range(by_ad[ad][lo:hi], since, until, audience[ad]))
+        return out
 
     @property
     def active_ads(self) -> int:

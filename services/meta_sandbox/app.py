@@ -78,6 +78,7 @@ from services.meta_sandbox.wire import DEFAULT_FIELDS, FIELD_RENDERERS, error_bo
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 25
+MAX_TIME_RANGES = 1000  # sandbox cap [unverified: Meta documents no limit]
 MAX_LIMIT = 5000
 RETENTION_MONTHS = 37
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)$")
@@ -129,17 +130,48 @@ class SandboxState:
         self.token_requests = 0
 
 
+@dataclass(frozen=True)
+class InsightsQuery:
+    """A validated insights query: daily rows of ``since..until``, or range rows of ``ranges``."""
+
+    since: date
+    until: date
+    fields: list[str]
+    ranges: tuple[tuple[date, date], ...] | None = None  # None = daily rows (time_increment=1)
+
+    def rows(self, account: SandboxAccount) -> list[Any]:
+        """The rows this query answers, in answer order."""
+        if self.ranges is None:
+            return account.rows_between(self.since, self.until)
+        return account.range_rows(list(self.ranges))
+
+    def key(self) -> str:
+        """Identity of the query for cursors."""
+        spans = "" if self.ranges is None else ";".join(f"{a}/{b}" for a, b in self.ranges)
+        return f"{self.since}|{self.until}|{spans}"
+
+
 @dataclass
 class ReportRun:
     """An async insights report (META_GRAPH_API.md §2): created by POST, polled, then paged."""
 
     run_id: str
     account_id: str
-    since: date
-    until: date
-    fields: list[str]
+    query: InsightsQuery
     failed: bool = False
     polls: int = 0
+
+    @property
+    def since(self) -> date:
+        return self.query.since
+
+    @property
+    def until(self) -> date:
+        return self.query.until
+
+    @property
+    def fields(self) -> list[str]:
+        return self.query.fields
 
 
 STATE = web.AppKey("sandbox_state", SandboxState)
@@ -260,6 +292,37 @@ def _fields(raw: str | None, allowed: Iterable[str], default: Iterable[str]) -> 
     return list(seen)
 
 
+def _span(spec: Any, account: SandboxAccount, name: str) -> tuple[date, date]:
+    """One ``{"since","until"}`` object, checked (order, 37-month retention)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("since"), str) or not isinstance(spec.get("until"), str):
+        raise GraphErrorResponse(100, f"(#100) Param {name} must have string keys since and until")
+    try:
+        since, until = date.fromisoformat(spec["since"]), date.fromisoformat(spec["until"])
+    except ValueError:
+        raise GraphErrorResponse(100, f"(#100) Param {name}[since] and {name}[until] must be valid "
+                                      "dates (YYYY-MM-DD)") from None
+    if until < since:
+        raise GraphErrorResponse(100, f"(#100) {name} until ({until}) must not be before since ({since})")
+    if since < _months_back(_account_today(account), RETENTION_MONTHS):
+        raise GraphErrorResponse(3018, "(#3018) The start date of the time range cannot be beyond 37 months "
+                                       "from the current date")
+    return since, until
+
+
+def _time_ranges(raw: str, account: SandboxAccount) -> tuple[tuple[date, date], ...]:
+    """``time_ranges`` = a JSON list of ``{"since","until"}`` (META_GRAPH_API.md §1)."""
+    try:
+        specs = json.loads(raw)
+    except json.JSONDecodeError:
+        specs = None
+    if not isinstance(specs, list) or not specs:
+        raise GraphErrorResponse(100, "(#100) Param time_ranges must be a non-empty JSON list of objects like "
+                                      "{\"since\":\"YYYY-MM-DD\",\"until\":\"YYYY-MM-DD\"}")
+    if len(specs) > MAX_TIME_RANGES:
+        raise GraphErrorResponse(100, f"(#100) Param time_ranges: at most {MAX_TIME_RANGES} ranges (sandbox limit)")
+    return tuple(_span(spec, account, f"time_ranges[{i}]") for i, spec in enumerate(specs))
+
+
 def _time_range(q: Mapping[str, str], account: SandboxAccount) -> tuple[date, date]:
     raw = q.get("time_range")
     if raw is None:
@@ -275,19 +338,7 @@ def _time_range(q: Mapping[str, str], account: SandboxAccount) -> tuple[date, da
     except json.JSONDecodeError:
         raise GraphErrorResponse(100, "(#100) Param time_range must be a JSON object "
                                       "like {\"since\":\"YYYY-MM-DD\",\"until\":\"YYYY-MM-DD\"}") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("since"), str) or not isinstance(spec.get("until"), str):
-        raise GraphErrorResponse(100, "(#100) Param time_range must have string keys since and until")
-    try:
-        since, until = date.fromisoformat(spec["since"]), date.fromisoformat(spec["until"])
-    except ValueError:
-        raise GraphErrorResponse(100, "(#100) Param time_range[since] and time_range[until] must be valid "
-                                      "dates (YYYY-MM-DD)") from None
-    if until < since:
-        raise GraphErrorResponse(100, f"(#100) time_range until ({until}) must not be before since ({since})")
-    if since < _months_back(_account_today(account), RETENTION_MONTHS):
-        raise GraphErrorResponse(3018, "(#3018) The start date of the time range cannot be beyond 37 months "
-                                       "from the current date")
-    return since, until
+    return _span(spec, account, "time_range")
 
 
 def _limit(state: SandboxState, raw: str | None) -> int:
@@ -319,6 +370,11 @@ def _record_dates(record: dict[str, Any], q: Mapping[str, str]) -> None:
         record["since"], record["until"] = tr.get("since"), tr.get("until")
     except (json.JSONDecodeError, AttributeError):
         pass
+    if "time_ranges" in q:
+        try:
+            record["time_ranges"] = [[r.get("since"), r.get("until")] for r in json.loads(q["time_ranges"])]
+        except (json.JSONDecodeError, AttributeError, TypeError):
+            record["time_ranges"] = q["time_ranges"]
 
 
 async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
@@ -348,6 +404,8 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
         if job is not None:
             record["since"], record["until"] = job.since.isoformat(), job.until.isoformat()
             record["fields"] = ",".join(job.fields)
+            if job.query.ranges is not None:
+                record["time_ranges"] = [[a.isoformat(), b.isoformat()] for a, b in job.query.ranges]
         state.requests.append(record)
     elif endpoint == "account":
         state.account_requests += 1
@@ -409,17 +467,17 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
                        "rate-limiting#ads-management.", subcode=2446079, is_transient=True)
         if endpoint == "insights":
             account = _account(state, object_id)
-            since, until, fields = _insights_query(state, q, account)
-            body = _page(state, request, q, account, account.rows_between(since, until), fields,
-                         f"{account.account_id}|{since}|{until}")
+            query = _insights_query(state, q, account)
+            body = _page(state, request, q, account, query.rows(account), query.fields,
+                         f"{account.account_id}|{query.key()}")
         elif endpoint == "account":
             body = _account_body(state, q, object_id)
         elif endpoint == "async_create":
             account = _account(state, object_id)
-            since, until, fields = _insights_query(state, q, account)
+            query = _insights_query(state, q, account)
             run_id = str(state.next_run_id)
             state.next_run_id += 1
-            state.jobs[run_id] = ReportRun(run_id, account.account_id, since, until, fields,
+            state.jobs[run_id] = ReportRun(run_id, account.account_id, query,
                                            failed=fault is not None and fault.kind == "job_failed")
             body = {"report_run_id": run_id}
         elif endpoint == "report":
@@ -431,8 +489,7 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
         else:
             job = _ready_job(state, object_id)
             account = state.accounts[job.account_id]
-            body = _page(state, request, q, account, account.rows_between(job.since, job.until), job.fields,
-                         f"run|{job.run_id}")
+            body = _page(state, request, q, account, job.query.rows(account), job.fields, f"run|{job.run_id}")
         if fault is not None and fault.kind == "garbage" and body.get("data"):
             body["data"][0][fault.field] = fault.value
         state.usage.record(usage_account)
@@ -450,18 +507,30 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
                                 is_transient=exc.is_transient), status=exc.status, headers=headers)
 
 
-def _insights_query(state: SandboxState, q: Mapping[str, str], account: SandboxAccount) -> tuple[date, date, list[str]]:
-    """Validate level / time_increment / fields / time_range; returns (since, until, fields)."""
+def _insights_query(state: SandboxState, q: Mapping[str, str], account: SandboxAccount) -> InsightsQuery:
+    """Validate level / time_increment / fields / time_range(s).
+
+    Daily rows: ``time_range`` (or ``date_preset``) with ``time_increment=1``
+    (the sandbox's default). Range rows: ``time_ranges`` (``time_increment``
+    absent or ``all_days``), or ``time_range`` with ``time_increment=all_days``.
+    """
     level = q.get("level", "ad")
     if level != "ad":
         raise GraphErrorResponse(100, f"(#100) level={level!r}: the sandbox implements level=ad only")
-    increment = q.get("time_increment", "1")
-    if increment != "1":
-        raise GraphErrorResponse(100, f"(#100) time_increment={increment!r}: the sandbox implements "
-                                      "time_increment=1 only")
     fields = _fields(q.get("fields"), FIELD_RENDERERS, DEFAULT_FIELDS)
+    if "time_ranges" in q:
+        increment = q.get("time_increment", "all_days")
+        if increment != "all_days":
+            raise GraphErrorResponse(100, f"(#100) time_increment={increment!r} with time_ranges: the sandbox "
+                                          "implements all_days (one row per range) only")
+        ranges = _time_ranges(q["time_ranges"], account)
+        return InsightsQuery(min(a for a, _ in ranges), max(b for _, b in ranges), fields, ranges)
+    increment = q.get("time_increment", "1")
+    if increment not in ("1", "all_days"):
+        raise GraphErrorResponse(100, f"(#100) time_increment={increment!r}: the sandbox implements "
+                                      "time_increment=1 and all_days only")
     since, until = _time_range(q, account)
-    return since, until, fields
+    return InsightsQuery(since, until, fields, ((since, until),) if increment == "all_days" else None)
 
 
 def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], account: SandboxAccount,

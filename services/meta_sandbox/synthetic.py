@@ -29,6 +29,8 @@ one ``random.Random(seed)`` in a fixed order):
 - Rankings follow CTR relative to ``c0``: > 0.80 ``ABOVE_AVERAGE``, > 0.60
   ``AVERAGE``, > 0.50 ``BELOW_AVERAGE_35``, > 0.42 ``BELOW_AVERAGE_20``, else
   ``BELOW_AVERAGE_10``; ``UNKNOWN`` below 500 impressions (too little data).
+- Range reach (``time_ranges``) uses each ad's ``A`` as the audience of the
+  saturation model (``services.meta_sandbox.reach_model``).
 - Gaps (DATA_PITFALLS.md 6): the last ad (when ``n_ads`` ≥ 3) does not deliver
   on Sundays, and the second-to-last stops two weeks before the end.
 """
@@ -73,8 +75,12 @@ def synthetic_rows(
     *,
     n_ads: int = 6,
     seed: int = DEFAULT_SEED,
+    audiences: dict[str, float] | None = None,
 ) -> list[InsightRow]:
-    """Daily rows for ``n_ads`` ads over ``first_day..last_day`` (inclusive); see the module model."""
+    """Daily rows for ``n_ads`` ads over ``first_day..last_day`` (inclusive); see the module model.
+
+    ``audiences``, when given, receives each ad's drawn audience size ``A`` (people) by ad id.
+    """
     rng = random.Random(seed)
     n_days = (last_day - first_day).days + 1
     rows: list[InsightRow] = []
@@ -93,6 +99,8 @@ def synthetic_rows(
         ad_id = stable_numeric_id(account_id, campaign, adset, ad)
         adset_id = stable_numeric_id(account_id, campaign, adset)
         campaign_id = stable_numeric_id(account_id, campaign)
+        if audiences is not None:
+            audiences[ad_id] = audience
         exposure = 0.0
         for t in range(launch, stop):
             day = first_day + timedelta(days=t)
@@ -160,6 +168,7 @@ def synthetic_account(
     last = today - timedelta(days=1)
     first = last - timedelta(days=days - 1)
     account = SandboxAccount(account_id=account_id, name=name, currency=currency, timezone_name=timezone_name)
-    account.rows = synthetic_rows(account.account_id, first, last, n_ads=n_ads, seed=seed)
+    account.rows = synthetic_rows(account.account_id, first, last, n_ads=n_ads, seed=seed,
+                                  audiences=account.audiences)
     account.sort()
     return account
