@@ -8,7 +8,10 @@ In-process (tests)::
 Command line::
 
     python -m services.meta_sandbox --port 8085 [--host 127.0.0.1] \
-        [--csv FILE --account act_ID]... [--no-synthetic] [--timezone TZ] [--currency CUR]
+        [--csv FILE --account act_ID]... [--no-synthetic] [--timezone TZ] [--currency CUR] [--app-id ID]
+
+``SANDBOX_APP_SECRET`` (environment, never argv) sets the app secret: the
+token exchange then checks it and every call must carry ``appsecret_proof``.
 
 prints ``meta_sandbox listening on http://HOST:PORT`` once bound (flushed) and
 stops cleanly on SIGINT/SIGTERM (exit status 0).
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import AsyncIterator, Iterable
@@ -85,6 +89,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--account-capacity", type=int, default=None,
                    help="calls per hour per account before throttling (default: 600 + 400 x active ads)")
     p.add_argument("--app-capacity", type=int, default=10_000, help="calls per hour for the app")
+    p.add_argument("--app-id", default=None, help="the app id the token exchange accepts as client_id")
     p.add_argument("--upgrade-version", action="append", default=[], metavar="OLD=NEW",
                    help="answer OLD with an X-Ad-Api-Version-Warning saying it was upgraded to NEW")
     args = p.parse_args(argv)
@@ -103,6 +108,8 @@ async def _serve(args: argparse.Namespace) -> None:
         accounts,
         synthetic=not args.no_synthetic,
         tokens=args.token,
+        app_id=args.app_id,
+        app_secret=os.environ.get("SANDBOX_APP_SECRET") or None,
         version_upgrades=dict(item.split("=", 1) for item in args.upgrade_version),
         usage=UsageModel(app_capacity=args.app_capacity, account_capacity=args.account_capacity),
     )

@@ -233,3 +233,22 @@ async def test_the_running_fetcher_refreshes_due_tokens_in_the_background(mongo_
         async with httpx.AsyncClient() as http:
             await http.post(f"{base}/_sandbox/tokens", json={"token": "short-lived-token-9", "revoke": True})
         assert len((await stub.FetchInsights(request(ACC, SINCE, UNTIL))).rows) == len(account.rows)
+
+
+async def test_cli_runs_as_a_module_and_reads_the_token_from_stdin(mongo_uri, mongo) -> None:
+    import os
+    import sys
+
+    from tests.meta_fetcher.helpers import REPO
+
+    client, db = mongo
+    env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DB": db, "TOKEN_KEYS": f"k1:{K1}"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.meta_fetcher.token_admin", "put", "--account", "act_31337",
+        "--token-file", "-", cwd=REPO, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(b"EAABprocessToken42\n"), 60)
+    assert proc.returncode == 0, err.decode()
+    assert b"EAABprocessToken42" not in out + err and b"act_31337" in out
+    vault = TokenVault.from_client(client, db, Keyring.parse(f"k1:{K1}"))
+    assert (await vault.get("31337")).access_token == "EAABprocessToken42"
