@@ -4,7 +4,7 @@ Settings (flags override environment): ``MONGODB_URI`` (required: the
 launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
 ``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60), ``FRESHNESS_PARTIAL_SECONDS``
-(900), ``FRESHNESS_PROVISIONAL_SECONDS`` (21600), ``RESTATEMENT_WINDOW_DAYS`` (28), ``REDIS_URL`` (locks shared by
+(900), ``FRESHNESS_PROVISIONAL_SECONDS`` (21600), ``RESTATEMENT_WINDOW_DAYS`` (28), ``GATEWAY_WITH_REACH_CUM`` (off), ``REDIS_URL`` (locks shared by
 replicas: single-flight across them; unset = one process) and ``REDIS_KEY_PREFIX``,
 and the bearer-token key:
 ``JWT_HS256_SECRET`` (local) or ``JWT_PUBLIC_KEY`` (PEM, RS256/ES256), optional
@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=float(env("FRESHNESS_PROVISIONAL_SECONDS", str(6 * 3600))),
                    help="refresh interval of days inside the restatement window")
     p.add_argument("--restatement-days", type=int, default=int(env("RESTATEMENT_WINDOW_DAYS", "28")))
+    p.add_argument("--with-reach-cum", action="store_true",
+                   default=env("GATEWAY_WITH_REACH_CUM", "").lower() in ("1", "true", "yes"),
+                   help="fetch cumulative reach too (frequency and saturation components; more Meta calls)")
     p.add_argument("--redis-url", default=env("REDIS_URL"), help="shared locks across replicas (unset: one process)")
     p.add_argument("--redis-prefix", default=env("REDIS_KEY_PREFIX", "adfatigue:"))
     args = p.parse_args(argv)
@@ -66,7 +69,7 @@ async def serve(args: argparse.Namespace) -> None:
     client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, args.mongodb_db)
     await store.ensure_indexes()
-    upstream = MetaFetcherUpstream(args.fetcher)
+    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum)
     redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
     policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)

@@ -46,15 +46,19 @@ class InsightsUpstream(Protocol):
 class MetaFetcherUpstream:
     """L3 through the MetaFetcher service at ``target`` (host:port)."""
 
-    def __init__(self, target: str, timeout_s: float = 120.0):
+    def __init__(self, target: str, timeout_s: float = 120.0, with_reach_cum: bool = False):
+        """``with_reach_cum``: also ask for cumulative deduplicated reach per ad and day (costs extra Meta
+        calls; enables the frequency and reach-saturation components of the fatigue score)."""
         self.target = target
         self.timeout_s = timeout_s
+        self.with_reach_cum = with_reach_cum
         self._channel = insecure_channel(target)
         self._stub = meta_fetcher_pb2_grpc.MetaFetcherStub(self._channel)
 
     async def fetch(self, account_id: str, days: DateRange) -> FetchResult:
         request = meta_fetcher_pb2.FetchInsightsRequest(
-            account_id=account_id, since=days.since.isoformat(), until=days.until.isoformat()
+            account_id=account_id, since=days.since.isoformat(), until=days.until.isoformat(),
+            with_reach_cum=self.with_reach_cum,
         )
         try:
             reply = await self._stub.FetchInsights(request, timeout=self.timeout_s)
