@@ -37,8 +37,6 @@ from services.common.row_proto import row_to_proto
 
 log = logging.getLogger(__name__)
 
-#: The latest "today" anywhere (UTC+14), used to validate ranges of accounts whose time zone is not known yet.
-_EARLIEST_ZONE = "Pacific/Kiritimati"
 
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
@@ -118,8 +116,7 @@ class CacheGatewayServicer:
         try:
             account = normalise_account_id(account_id)
             state = await self.service.store.account(account)
-            tz_name = state.timezone if state and state.timezone else _EARLIEST_ZONE
-            days = parse_range(since, until, today=account_today(tz_name))
+            days = parse_range(since, until, today=account_today(state.timezone if state else None))
         except (InvalidAccountId, InvalidDateRange, InvalidRequest) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return account, days

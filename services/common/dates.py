@@ -48,10 +48,13 @@ def parse_date(value: str, name: str) -> date:
         raise InvalidDateRange(f"{name}={value!r} is not a date: use YYYY-MM-DD, e.g. 2026-04-29") from None
 
 
-def account_today(tz_name: str, now: datetime | None = None) -> date:
-    """Today's date in the account's time zone."""
+def account_today(tz_name: str | None, now: datetime | None = None) -> date:
+    """Today's date in the account's time zone; with no zone known yet, UTC today + 1 day (the
+    latest "today" of any zone, so nothing valid is refused)."""
     now = now or datetime.now(timezone.utc)
-    return now.astimezone(ZoneInfo(tz_name)).date()
+    if tz_name:
+        return now.astimezone(ZoneInfo(tz_name)).date()
+    return now.astimezone(timezone.utc).date() + timedelta(days=1)
 
 
 def retention_floor(today: date) -> date:

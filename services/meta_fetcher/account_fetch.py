@@ -27,7 +27,7 @@ from services.common.insight_row import InsightRow
 from services.meta_fetcher.credentials import Credential, Credentials
 from services.meta_fetcher.graph_client import AccountInfo, CallCounter, GraphClient
 from services.meta_fetcher.graph_errors import ErrorClass, GraphError
-from services.meta_fetcher.request_validation import account_today, retention_floor
+from services.common.dates import account_today, retention_floor
 
 T = TypeVar("T")
 

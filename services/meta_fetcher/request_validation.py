@@ -14,15 +14,12 @@ Every error is a ``RequestError`` whose message says what to change.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.dates import RETENTION_MONTHS, InvalidDateRange, account_today, parse_date, retention_floor
 from services.meta_fetcher.graph_client import DEFAULT_FIELDS, SUPPORTED_FIELDS
-
-RETENTION_MONTHS = 37
 
 
 class RequestError(ValueError):
@@ -41,26 +38,9 @@ class FetchRequest:
 
 def _parse_date(value: str, name: str) -> date:
     try:
-        if len(value) != 10:
-            raise ValueError
-        return date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise RequestError(f"{name}={value!r} is not a date: use YYYY-MM-DD, e.g. 2026-04-29") from None
-
-
-def retention_floor(today: date) -> date:
-    """Oldest date we ask Meta for: 37 months before ``today`` plus one day of margin."""
-    m = today.month - 1 - RETENTION_MONTHS
-    year, month = today.year + m // 12, m % 12 + 1
-    return date(year, month, min(today.day, calendar.monthrange(year, month)[1])) + timedelta(days=1)
-
-
-def account_today(timezone_name: str | None, now: datetime | None = None) -> date:
-    """Today in the account's time zone; with no zone, UTC today + 1 (the latest any zone can be)."""
-    now = now or datetime.now(timezone.utc)
-    if timezone_name:
-        return now.astimezone(ZoneInfo(timezone_name)).date()
-    return now.astimezone(timezone.utc).date() + timedelta(days=1)
+        return parse_date(value, name)
+    except InvalidDateRange as exc:
+        raise RequestError(str(exc)) from None
 
 
 def validate_fetch_request(account_id: str, since: str, until: str, fields: list[str] | tuple[str, ...],

@@ -35,7 +35,8 @@ from services.meta_fetcher.credentials import Credentials
 from services.meta_fetcher.graph_client import DEFAULT_FIELDS, CallCounter, GraphClient
 from services.meta_fetcher.graph_errors import GraphError
 from services.meta_fetcher.pacing import build_pacer
-from services.meta_fetcher.request_validation import RequestError, account_today, retention_floor
+from services.common.dates import account_today, retention_floor
+from services.meta_fetcher.request_validation import RequestError
 from services.meta_fetcher.settings import FetcherSettings
 from services.meta_fetcher.token_vault import TokenVault
 from services.providers.base import ProviderAccount, ProviderError, SyncPoint, diff_by_day

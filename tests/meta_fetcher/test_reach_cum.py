@@ -10,7 +10,7 @@ import pytest
 
 from services.common.ads_manager_csv import load_csv
 from services.common.row_proto import row_from_proto
-from services.meta_fetcher.request_validation import account_today, retention_floor
+from services.common.dates import account_today, retention_floor
 from services.meta_sandbox import csv_account, sandbox_server, synthetic_account
 from tests.meta_fetcher.helpers import fetcher_stub, post, real_csv_or_skip, request, sandbox_stats
 
