@@ -207,8 +207,7 @@ class InsightsStore:
         """Store an ad's fatigue result computed from ``insights_version``; a newer stored one wins."""
         try:
             update = await self.scores.update_one(
-                {"_id": f"{account_id}:{ad_id}", "$or": [{"insights_version": {"$lt": insights_version}},
-                                                          {"insights_version": None}]},
+                {"_id": f"{account_id}:{ad_id}", "insights_version": {"$not": {"$gte": insights_version}}},
                 {"$set": {"account_id": account_id, "ad_id": ad_id, "insights_version": insights_version,
                           "result": result, "first": _day_key(first), "last": _day_key(last)}},
                 upsert=True,
@@ -259,12 +258,14 @@ class InsightsStore:
                 {"_id": account_id}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER,
             )
             version = claimed["seq"]
+            # "stored fetched_at is missing or older": $not/$gte keeps the _id index in use (an $or does not)
+            older_than_this_fetch = {"fetched_at": {"$not": {"$gte": fetched_at}}}
             try:
                 ops = []
                 for key in changed:
                     row, body, digest = incoming[key]
                     ops.append(UpdateOne(
-                        {"_id": key, "$or": [{"fetched_at": {"$lt": fetched_at}}, {"fetched_at": None}]},
+                        {"_id": key, **older_than_this_fetch},
                         {"$set": {"account_id": account_id, "ad_id": row.ad_id, "date": _day_key(row.date_start),
                                   "row": body, "content_hash": digest, "fetched_at": fetched_at,
                                   "version": version, "deleted": False}},
@@ -272,7 +273,7 @@ class InsightsStore:
                     ))
                 for key in gone:
                     ops.append(UpdateOne(
-                        {"_id": key, "$or": [{"fetched_at": {"$lt": fetched_at}}, {"fetched_at": None}]},
+                        {"_id": key, **older_than_this_fetch},
                         {"$set": {"deleted": True, "fetched_at": fetched_at, "version": version}},
                     ))
                 await self._bulk(self.insights, ops)
