@@ -134,6 +134,13 @@ class InsightsStore:
         )
         return {date.fromisoformat(d["date"]): d["fetched_at"] async for d in cursor}
 
+    async def range_version(self, account_id: str, days: DateRange) -> int:
+        """The range's version (see Snapshot.version) without reading its rows."""
+        doc = await self.insights.find_one(
+            {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
+            {"version": 1}, sort=[("version", -1)])
+        return doc.get("version", 0) if doc else 0
+
     async def _consistent(self, account_id: str, read):
         """Run ``read()`` until the account's version and claim did not move around it (no write in
         flight); after ``read_retry_s`` the last read is returned as is. Returns (result, account state)."""

@@ -220,9 +220,8 @@ class CacheGatewayServicer:
             ranges, changed = await self.service.refresh(account, days, force=request.force)
         except UpstreamError as exc:
             await context.abort(exc.code, f"refresh of act_{account} {days} failed: {exc.message}")
-        state = await self.service.store.account(account)
         return gw.RefreshResponse(
-            account_id=account, version=state.version if state else 0, rows_changed=changed,
+            account_id=account, version=await self.service.store.range_version(account, days), rows_changed=changed,
             upstream_calls=self.service.counters.upstream_calls - calls_before,
             fetched_ranges=[gw.DateRange(since=r.since.isoformat(), until=r.until.isoformat()) for r in ranges],
         ).SerializeToString()
@@ -252,20 +251,29 @@ class CacheGatewayServicer:
             principal = _principal.get()
             self.audit.record(principal.subject if principal else "", "Subscribe", request.account_id, status,
                               request.since, request.until)
+        if request.HasField("from_version") and request.from_version < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"from_version {request.from_version} is negative: pass the last version you received")
         sub = self.hub.subscribe(account, days)
+        scores_sent: dict[str, int] = {}  # ad_id -> insights version of the last score sent
         try:
+            resumed = False
             if request.HasField("from_version"):
                 version, rows, removed = await changes_since(self.service.store, account, days, request.from_version)
-                if version > request.from_version:
-                    yield self._event(account, gw.SubscribeEvent.CHANGE, version, rows, removed, fields)
-                sent = max(version, request.from_version)
-            else:
+                current = (await self.service.store.snapshot(account, days)).version
+                if request.from_version <= current:  # a version we know: replay what changed after it
+                    resumed = True
+                    if version > request.from_version:
+                        yield self._event(account, gw.SubscribeEvent.CHANGE, version, rows, removed, fields)
+                    sent = max(version, request.from_version)
+            if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
                 result = await self._read(context, account, days)
                 sent = result.snapshot.version
                 event = self._event(account, gw.SubscribeEvent.SNAPSHOT, sent, result.snapshot.rows, [], fields)
                 ad_ids = {r.ad_id for r in result.snapshot.rows}
                 for doc in await self.service.store.stored_scores(account, ad_ids):
                     event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
+                    scores_sent[doc["ad_id"]] = doc["insights_version"]
                 yield event
             while True:
                 change = await sub.queue.get()
@@ -281,12 +289,13 @@ class CacheGatewayServicer:
                             yield self._event(account, gw.SubscribeEvent.JUMP, sent, snap.rows, [], fields)
                     continue
                 if change.scores and not change.rows and not change.removed:
-                    # a fatigue score computed from a version already sent (or about to be): deliver it
-                    # at that version; versions still never go down in the stream
-                    if change.version >= sent:
-                        event = self._event(account, gw.SubscribeEvent.CHANGE, max(sent, change.version),
-                                            [], [], fields, change)
-                        event.fatigue.extend(fatigue_pb2.FatigueResult.FromString(b) for b, _, _ in change.scores)
+                    # a score is news only if it is newer than the one this subscriber has for the ad
+                    fresh = [r for r in (fatigue_pb2.FatigueResult.FromString(b) for b, _, _ in change.scores)
+                             if r.insights_version > scores_sent.get(r.ad_id, -1) and r.insights_version >= sent]
+                    if fresh:
+                        event = self._event(account, gw.SubscribeEvent.CHANGE, change.version, [], [], fields, change)
+                        event.fatigue.extend(fresh)
+                        scores_sent.update({r.ad_id: r.insights_version for r in fresh})
                         sent = max(sent, change.version)
                         yield event
                     continue

@@ -14,9 +14,9 @@ def normalise_account_id(account_id: str) -> str:
 
     Raises InvalidAccountId with a message a person can act on.
     """
-    raw = (account_id or "").strip()
+    raw = account_id or ""
     digits = raw[4:] if raw.startswith("act_") else raw
-    if not digits.isdigit() or len(digits) > 20:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
         raise InvalidAccountId(
             f"account_id {account_id!r} is not a Meta ad account id: use act_<digits> or <digits>, e.g. act_1234567890"
         )

@@ -104,6 +104,9 @@ def parse_rows(lines: Iterable[str], account_id: str, conversion_action_type: st
         raise CsvFormatError(f"missing column(s) {', '.join(missing)}; expected an Ads Manager daily export")
     rows: dict[tuple[str, str, date], InsightRow] = {}
     for n, rec in enumerate(reader, start=2):
+        if None in rec.values() or None in rec:
+            raise CsvFormatError(f"line {n}: expected {len(reader.fieldnames)} columns, "
+                                 f"found {len([v for v in rec.values() if v is not None]) + len(rec.get(None) or [])}")
         start = _date(rec["reporting_starts"], n, "reporting_starts")
         stop = _date(rec["reporting_ends"], n, "reporting_ends")
         if start != stop:
@@ -145,9 +148,16 @@ def parse_rows(lines: Iterable[str], account_id: str, conversion_action_type: st
 
 
 def load_csv(path: str | Path, account_id: str, conversion_action_type: str = "lead") -> list[InsightRow]:
-    """Read an Ads Manager daily export file; see ``parse_rows``."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        return parse_rows(fh, account_id, conversion_action_type)
+    """Read an Ads Manager daily export file (UTF-8, or UTF-16 with a byte-order mark, as spreadsheet
+    programs save it); see ``parse_rows``. Raises CsvFormatError for text in another encoding."""
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        with open(path, newline="", encoding=encoding) as fh:
+            return parse_rows(fh, account_id, conversion_action_type)
+    except UnicodeDecodeError as exc:
+        raise CsvFormatError(f"not {encoding.upper()} text (byte {exc.start}): save the export as CSV UTF-8") from None
 
 
 def default_account_id(path: str | Path) -> str:

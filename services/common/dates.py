@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 #: Meta keeps 37 months of insights (META_GRAPH_API.md §1, `date_preset=maximum`).
 RETENTION_MONTHS = 37
-#: Longest range one request may ask for; bounds memory and response size (R12).
-MAX_RANGE_DAYS = 3 * 366
+#: Longest range one request may ask for: all of Meta's 37-month retention (at most 1,131 days)
+#: and no more; responses are paged below 16 MB (R12).
+MAX_RANGE_DAYS = 1131
 
 
 class InvalidDateRange(ValueError):

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 #: 16 MiB is the response ceiling of DESIGN.md R12.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SERVER_OPTIONS = (
+    ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -52,6 +53,9 @@ class GrpcHost:
     """One grpc.aio server with health checking and reflection registered."""
 
     def __init__(self, address: str, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:
+        port = address.rpartition(":")[2]
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"address {address!r}: the port must be a number from 0 to 65535")
         self.address = address
         self.server = grpc.aio.server(interceptors=list(interceptors), options=SERVER_OPTIONS)
         self.health = health.aio.HealthServicer()
@@ -66,9 +70,12 @@ class GrpcHost:
         reflection.enable_server_reflection(
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
-        self.port = self.server.add_insecure_port(self.address)
+        try:
+            self.port = self.server.add_insecure_port(self.address)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind gRPC server to {self.address}")
+            raise OSError(f"cannot listen on {self.address}: the port is in use or the address is not local")
         await self.server.start()
         for name in ["", *self._service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -224,3 +224,24 @@ def test_shutdown_ends_streams_with_unavailable_and_the_process_exits(system):
     proc.proc.wait(15)
     assert proc.proc.returncode == 0 and time.monotonic() - started < 15
     sub.close()
+
+
+def test_resume_from_an_unknown_future_version_starts_afresh_and_negative_is_refused(system):
+    fresh = Collector(system, "cache_gateway", SYNTH, from_version=10**12)
+    event = fresh.wait_for(1)[0]
+    assert event.kind == gw.SubscribeEvent.SNAPSHOT and event.rows
+    fresh.close()
+    bad = Collector(system, "cache_gateway", SYNTH, from_version=-1)
+    bad.thread.join(10)
+    assert bad.error is not None and bad.error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    bad.close()
+
+
+def test_a_snapshot_is_not_followed_by_scores_it_already_carried(system):
+    sub = Collector(system, "cache_gateway", SYNTH)
+    snap = sub.wait_for(1)[0]
+    time.sleep(1.0)
+    repeated = [f for e in sub.events[1:] for f in e.fatigue
+                if any(f.ad_id == g.ad_id and f.insights_version <= g.insights_version for g in snap.fatigue)]
+    assert repeated == []
+    sub.close()

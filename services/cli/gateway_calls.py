@@ -1,0 +1,48 @@
+"""Calls the CLI makes to the running services, and how it explains their failures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import grpc
+
+from services.common.auth import bearer, mint_token
+from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
+
+
+class NoToken(RuntimeError):
+    pass
+
+
+def cli_token(data_dir: Path) -> str:
+    """``ADFATIGUE_TOKEN``, or a short-lived development token minted from the local stack's secret.
+
+    Raises NoToken when neither is available.
+    """
+    if os.environ.get("ADFATIGUE_TOKEN"):
+        return os.environ["ADFATIGUE_TOKEN"]
+    secret = os.environ.get("JWT_HS256_SECRET")
+    path = data_dir / "dev-jwt-secret"
+    if not secret and path.exists():
+        secret = path.read_text().strip()
+    if not secret:
+        raise NoToken(f"no bearer token: set ADFATIGUE_TOKEN, or run from the folder where `adfatigue up` "
+                      f"runs ({path} not found)")
+    return mint_token(secret, "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
+
+
+def unreachable_hint(exc: grpc.RpcError, target: str) -> str:
+    """A sentence to add when the service could not be reached at all."""
+    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN) \
+            and any(w in (exc.details() or "") for w in ("connect", "refused", "HTTP/2", "Socket closed")):
+        return (f"\nnothing answers at {target}: is `adfatigue up` running (from this folder, or pass "
+                "--gateway HOST:PORT / set ADFATIGUE_GATEWAY_ADDR)?")
+    return ""
+
+
+async def fatigue(target: str, token: str, account: str, since: str, until: str) -> gw.GetFatigueResponse:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)
+        return await stub.GetFatigue(gw.GetFatigueRequest(account_id=account, since=since, until=until),
+                                     timeout=300, metadata=bearer(token))

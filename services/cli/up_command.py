@@ -1,0 +1,147 @@
+"""``adfatigue up``: the whole system on this machine until Ctrl-C (or SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import grpc
+
+from services.cli.gateway_calls import fatigue, unreachable_hint
+from services.cli.local_system import LocalSystem, SystemConfig
+from services.cli.report import render_table
+from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.ads_manager_csv import CsvFormatError, default_account_id, load_csv
+from services.common.auth import mint_token
+
+
+def csv_accounts(parser, csvs: list[str], accounts: list[str]) -> list[tuple[Path, str, date, date]]:
+    """(file, account id, first day, last day) per ``--csv``; exits with a usage error naming the problem."""
+    if len(accounts) > len(csvs):
+        parser.error("each --account must follow a --csv")
+    out, seen = [], set()
+    for i, path in enumerate(csvs):
+        p = Path(path)
+        if not p.exists():
+            parser.error(f"--csv {path}: no such file")
+        if not p.is_file():
+            parser.error(f"--csv {path}: not a file")
+        try:
+            account = normalise_account_id(accounts[i]) if i < len(accounts) else default_account_id(p)
+            rows = load_csv(p, account)
+        except (InvalidAccountId, CsvFormatError) as exc:
+            parser.error(f"--csv {path}: {exc}")
+        if not rows:
+            parser.error(f"--csv {path}: no rows")
+        if account in seen:
+            parser.error(f"--account act_{account} is given twice: use one account id per file")
+        seen.add(account)
+        out.append((p.resolve(), account, rows[0].date_start, max(r.date_start for r in rows)))
+    return out
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def hold_data_dir(data_dir: Path):
+    """An exclusive lock on ``data_dir`` for as long as the returned file stays open."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "up.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise AlreadyRunning(f"adfatigue is already running from {data_dir} (pid {pid}): stop it with Ctrl-C "
+                             "there, or start another one with --data-dir DIR --gateway-port 0") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_up(parser, args, data_dir: Path) -> int:
+    if args.interval_seconds <= 0:
+        parser.error("--interval-seconds must be > 0")
+    csvs = csv_accounts(parser, args.csv or [], args.account or [])
+    try:
+        lock = hold_data_dir(data_dir)
+    except AlreadyRunning as exc:
+        print(f"adfatigue up: {exc}", file=sys.stderr)
+        return 1
+    config = SystemConfig(
+        data_dir=data_dir, csv_accounts=[(p, a) for p, a, _, _ in csvs], synthetic=not args.no_synthetic,
+        gateway_port=args.gateway_port, scheduler_interval_s=args.interval_seconds,
+        mongodb_uri=os.environ.get("MONGODB_URI") or None,
+        graph_url=os.environ.get("META_GRAPH_URL") if os.environ.get("META_ACCESS_TOKEN") else None,
+    )
+    system = LocalSystem(config)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    print("starting: embedded store, Meta sandbox, meta_fetcher, fatigue_engine, cache_gateway, scheduler ...",
+          flush=True)
+    status = 0
+    try:
+        system.start()
+        _announce(system, csvs)
+        if args.exit_after is not None:
+            time.sleep(args.exit_after)
+        else:
+            while all(p.alive() for p in system.processes.values()):
+                time.sleep(0.5)
+            dead = [n for n, p in system.processes.items() if not p.alive()]
+            print(f"stopping: {', '.join(dead)} exited (see {system.logs})", file=sys.stderr)
+            status = 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    except RuntimeError as exc:
+        print(f"adfatigue up failed: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        # a second Ctrl-C (or SIGTERM) must not cut the shutdown short and leave processes behind
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        system.stop()
+        lock.close()
+    print("stopped", flush=True)
+    return status
+
+
+def _announce(system: LocalSystem, csvs) -> None:
+    print("\nendpoints:")
+    for name, address in system.endpoints().items():
+        print(f"  {name:<15} {address}")
+    print(f"  logs            {system.logs}")
+    gateway = system.processes["cache_gateway"].address
+    latest = date.today()
+    for _, account, first, last in csvs:
+        last = min(last, latest - timedelta(days=1))
+        if last < first:
+            print(f"\nact_{account}: every row is dated in the future; nothing to report yet")
+            continue
+        print(f"\nfatigue of act_{account}, {first}..{last} (fetched from Meta only where not cached yet):",
+              flush=True)
+        try:
+            token = mint_token(system.jwt_secret, "adfatigue-up", ["*"], ttl_s=600)
+            print(render_table(asyncio.run(fatigue(gateway, token, account, first.isoformat(), last.isoformat()))))
+        except grpc.RpcError as exc:
+            print(f"  report failed: {exc.code().name}: {exc.details()}{unreachable_hint(exc, gateway)}")
+    if csvs:
+        _, account, first, last = csvs[0]
+        hint = f"adfatigue report --account act_{account} --since {first} --until {min(last, latest - timedelta(days=1))}"
+    else:
+        hint = "adfatigue report --account act_900000000001"
+    print(f"\nrunning; try:  {hint}")
+    print("press Ctrl-C to stop", flush=True)
