@@ -64,6 +64,7 @@ class ChangeFeed:
         self._task: asyncio.Task | None = None
         self.ready = asyncio.Event()
         self.reconnects = 0
+        self.connected = False  # a stream is open right now
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -84,6 +85,7 @@ class ChangeFeed:
                 async with await self.db.watch(pipeline, full_document="updateLookup",
                                                resume_after=self.resume_token) as stream:
                     self.ready.set()
+                    self.connected = True
                     async for event in stream:
                         self._handle(event)
                         self.resume_token = stream.resume_token
@@ -100,6 +102,7 @@ class ChangeFeed:
                     log.warning("change stream failed: %s; reopening", exc)
             except PyMongoError as exc:
                 log.warning("change stream lost its connection (%s); resuming", type(exc).__name__)
+            self.connected = False
             self.reconnects += 1
             await asyncio.sleep(self.retry_s)
 

@@ -88,9 +88,11 @@ async def serve(args: argparse.Namespace) -> None:
     add_cache_gateway_to_server(servicer, host.server)
     port = await host.start([SERVICE_NAME])
     print(f"cache_gateway listening on {args.host}:{port}", flush=True)
+    health = asyncio.create_task(follow_store_health(host, feed))
     try:
         await host.wait_for_termination_signal()
     finally:
+        health.cancel()
         # NOT_SERVING, then streams end with UNAVAILABLE so clients reconnect elsewhere, then stop
         await host.stop(before_stop=servicer.hub.close_all)
         await feed.close()
@@ -101,6 +103,25 @@ async def serve(args: argparse.Namespace) -> None:
         if redis_client:
             await redis_client.aclose()
         await client.close()
+
+
+async def follow_store_health(host: GrpcHost, feed: ChangeFeed, every_s: float = 2.0,
+                              tolerate_s: float = 10.0) -> None:
+    """Readiness follows the store: NOT_SERVING once the change stream has been down ``tolerate_s``
+    seconds (reads would fail and replicas would miss invalidations), SERVING again when it is back."""
+    loop = asyncio.get_running_loop()
+    down_since: float | None = None
+    serving = True
+    while True:
+        await asyncio.sleep(every_s)
+        if feed.connected:
+            down_since = None
+        elif down_since is None:
+            down_since = loop.time()
+        healthy = down_since is None or loop.time() - down_since < tolerate_s
+        if healthy != serving:
+            serving = healthy
+            await host.set_serving(serving)
 
 
 def main(argv: list[str] | None = None) -> None:

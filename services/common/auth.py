@@ -145,23 +145,29 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
 class ServiceToken:
     """The bearer token a service (the scheduler) sends to another.
 
-    ``ADFATIGUE_SERVICE_TOKEN`` when set (production: issued by your identity
-    provider); otherwise minted locally from ``JWT_HS256_SECRET`` with every
-    account and the operator role, renewed before it expires.
+    ``ADFATIGUE_SERVICE_TOKEN_FILE`` when set: a file re-read on every call
+    (production: a projected or rotated token from your identity provider);
+    else ``ADFATIGUE_SERVICE_TOKEN`` (fixed); otherwise minted locally from
+    ``JWT_HS256_SECRET`` with every account and the operator role, renewed
+    before it expires.
     """
 
     def __init__(self, subject: str, env: dict[str, str] | None = None, ttl_s: int = 3600):
         env = env if env is not None else dict(os.environ)
+        self.token_file = env.get("ADFATIGUE_SERVICE_TOKEN_FILE", "")
         self.fixed = env.get("ADFATIGUE_SERVICE_TOKEN", "")
         self.secret = env.get("JWT_HS256_SECRET", "")
         self.audience = env.get("JWT_AUDIENCE") or None
         self.subject = subject
         self.ttl_s = ttl_s
         self._token, self._expires = "", 0.0
-        if not (self.fixed or self.secret):
-            raise ValueError("set ADFATIGUE_SERVICE_TOKEN, or JWT_HS256_SECRET to mint one locally")
+        if not (self.token_file or self.fixed or self.secret):
+            raise ValueError("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN, "
+                             "or JWT_HS256_SECRET to mint one locally")
 
     def metadata(self) -> tuple[tuple[str, str]]:
+        if self.token_file:
+            return bearer(Path(self.token_file).read_text().strip())
         if self.fixed:
             return bearer(self.fixed)
         if time.time() > self._expires - 300:

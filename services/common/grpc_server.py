@@ -34,6 +34,10 @@ SERVER_OPTIONS = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # recycle client connections so new replicas (HPA) get traffic; streams past the grace end with
+    # UNAVAILABLE and resume elsewhere with their last version
+    ("grpc.max_connection_age_ms", 10 * 60_000),
+    ("grpc.max_connection_age_grace_ms", 60_000),
 )
 CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
@@ -80,6 +84,12 @@ class GrpcHost:
         for name in ["", *self._service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        """Report every service SERVING or NOT_SERVING (readiness follows a dependency's health)."""
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self._service_names]:
+            await self.health.set(name, status)
 
     async def stop(self, grace: float = 5.0, before_stop: Callable[[], None] | None = None) -> None:
         """Go NOT_SERVING first so balancers move away, run ``before_stop`` (e.g. end streams), then stop
