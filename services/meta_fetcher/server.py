@@ -19,7 +19,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+from urllib.parse import urlsplit
 from typing import AsyncIterator
 
 from pymongo import AsyncMongoClient
@@ -33,7 +35,7 @@ from services.meta_fetcher.graph_client import GraphClient
 from services.meta_fetcher.graph_errors import redact, register_secret
 from services.meta_fetcher.pacing import build_pacer
 from services.meta_fetcher.servicer import SERVICE_NAME, MetaFetcherServicer
-from services.meta_fetcher.settings import FetcherSettings
+from services.meta_fetcher.settings import SANDBOX_DEV_TOKEN, FetcherSettings
 from services.meta_fetcher.token_refresh import TokenRefresher
 from services.meta_fetcher.token_vault import TokenVault, keyring_from_settings
 from services.providers.csv_replay import CsvReplayProvider, parse_csv_accounts
@@ -70,7 +72,8 @@ def install_log_redaction(secrets: tuple[str, ...]) -> SecretRedactingFilter:
 
 
 @contextlib.asynccontextmanager
-async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0") -> AsyncIterator[tuple[GrpcHost, int]]:
+async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0",
+                         grace_s: float = 1.0) -> AsyncIterator[tuple[GrpcHost, int]]:
     """Serve MetaFetcher on ``address`` in this process; yields (host, bound port); stops on exit.
 
     Accounts in ``settings.provider_csv`` are served from their CSV export
@@ -110,7 +113,7 @@ async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0"
             refresher_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher_task
-        await host.stop(grace=1.0)
+        await host.stop(grace=grace_s)
         await client.aclose()
         await pacer.aclose()
         if mongo is not None:
@@ -121,20 +124,31 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m services.meta_fetcher", description="MetaFetcher gRPC server.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True, help="gRPC port; 0 picks a free one")
-    p.add_argument("--graph-url", required=True, help="Graph API base URL, e.g. https://graph.facebook.com "
-                                                      "or the sandbox's http://127.0.0.1:8085")
+    p.add_argument("--graph-url", default=os.environ.get("META_GRAPH_URL") or None,
+                   help="Graph API base URL, e.g. https://graph.facebook.com or the sandbox's "
+                        "http://127.0.0.1:8085 (default: META_GRAPH_URL)")
     p.add_argument("--api-version", default=None, help="Graph API version (default v23.0, or META_API_VERSION)")
     p.add_argument("--budget-calls", type=int, default=None, help="app calls allowed per budget window")
     p.add_argument("--budget-key-prefix", default=None, help="Redis key prefix of the shared budget")
-    return p.parse_args(argv)
+    p.add_argument("--grace-seconds", type=float, default=float(os.environ.get("META_SHUTDOWN_GRACE_S", "30")),
+                   help="on SIGTERM, how long in-flight Meta calls may finish")
+    args = p.parse_args(argv)
+    if not args.graph_url:
+        p.error("--graph-url (or META_GRAPH_URL) is required")
+    return args
 
 
 async def _serve(args: argparse.Namespace) -> None:
     settings = FetcherSettings.from_env(graph_url=args.graph_url, api_version=args.api_version,
                                         budget_calls=args.budget_calls, budget_key_prefix=args.budget_key_prefix)
     install_log_redaction(settings.secrets)
+    host_name = urlsplit(settings.graph_url).hostname or ""
+    if settings.access_token == SANDBOX_DEV_TOKEN and not settings.vault_enabled \
+            and host_name not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError(f"META_ACCESS_TOKEN is not set: {settings.graph_url} needs a real token "
+                         "(or a token vault: TOKEN_KEYS and MONGODB_URI)")
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
-    async with fetcher_server(settings, address) as (host, port):
+    async with fetcher_server(settings, address, args.grace_seconds) as (host, port):
         print(f"meta_fetcher listening on {args.host}:{port}", flush=True)
         log.info("meta_fetcher serving %s with Graph %s %s", SERVICE_NAME, settings.graph_url, settings.api_version)
         await host.wait_for_termination_signal()
@@ -144,7 +158,7 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         asyncio.run(_serve(args))
     except (OSError, ValueError) as exc:
