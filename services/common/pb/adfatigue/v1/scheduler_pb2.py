@@ -23,25 +23,32 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from services.common.pb.adfatigue.v1 import insights_pb2 as adfatigue_dot_v1_dot_insights__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61\x64\x66\x61tigue/v1/scheduler.proto\x12\x0c\x61\x64\x66\x61tigue.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetStatusRequest\"o\n\x10\x41\x63\x63ountStaleness\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x35\n\x11oldest_fetched_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64ue_days\x18\x03 \x01(\x05\"\xfe\x02\n\x0fSchedulerStatus\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x11\n\tis_leader\x18\x02 \x01(\x08\x12\x11\n\tleader_id\x18\x03 \x01(\t\x12\x36\n\x12last_cycle_started\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_cycle_finished\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nnext_cycle\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncycles_run\x18\x07 \x01(\x03\x12\x18\n\x10interval_seconds\x18\x08 \x01(\x05\x12\x1b\n\x13refreshes_requested\x18\t \x01(\x03\x12\x12\n\nlast_error\x18\n \x01(\t\x12\x30\n\x08\x61\x63\x63ounts\x18\x0b \x03(\x0b\x32\x1e.adfatigue.v1.AccountStaleness\"\x0f\n\rRunNowRequest\"D\n\x0eRunNowResponse\x12\x1a\n\x12\x61\x63\x63ounts_refreshed\x18\x01 \x01(\x05\x12\x16\n\x0eupstream_calls\x18\x02 \x01(\x05\x32\x9c\x01\n\tScheduler\x12J\n\tGetStatus\x12\x1e.adfatigue.v1.GetStatusRequest\x1a\x1d.adfatigue.v1.SchedulerStatus\x12\x43\n\x06RunNow\x12\x1b.adfatigue.v1.RunNowRequest\x1a\x1c.adfatigue.v1.RunNowResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61\x64\x66\x61tigue/v1/scheduler.proto\x12\x0c\x61\x64\x66\x61tigue.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1b\x61\x64\x66\x61tigue/v1/insights.proto\"\x12\n\x10GetStatusRequest\"\xce\x02\n\x10\x41\x63\x63ountStaleness\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x35\n\x11oldest_fetched_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64ue_days\x18\x03 \x01(\x05\x12\x1b\n\x13max_overdue_seconds\x18\x04 \x01(\x03\x12\x18\n\x10partial_due_days\x18\x05 \x01(\x05\x12\x1c\n\x14provisional_due_days\x18\x06 \x01(\x05\x12\x16\n\x0e\x66inal_due_days\x18\x07 \x01(\x05\x12\x13\n\x0bsubscribers\x18\x08 \x01(\x05\x12\x17\n\x0freads_last_hour\x18\t \x01(\x05\x12\x30\n\x0clast_read_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x0b \x01(\x01\"\xc7\x01\n\x0c\x42udgetStatus\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\tapp_limit\x18\x02 \x01(\x05\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x05\x12\x10\n\x08\x61pp_used\x18\x04 \x01(\x05\x12\x10\n\x08\x61pp_left\x18\x05 \x01(\x05\x12\x17\n\x0fscheduler_share\x18\x06 \x01(\x05\x12\x16\n\x0escheduler_used\x18\x07 \x01(\x05\x12\x16\n\x0escheduler_left\x18\x08 \x01(\x05\x12\x0f\n\x07reserve\x18\t \x01(\x05\"\xd7\x01\n\tQueueItem\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x35\n\x0f\x66reshness_class\x18\x04 \x01(\x0e\x32\x1c.adfatigue.v1.FreshnessClass\x12\x17\n\x0f\x65stimated_calls\x18\x05 \x01(\x05\x12\r\n\x05score\x18\x06 \x01(\x01\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05state\x18\x08 \x01(\t\"\x85\x02\n\x0c\x43ycleSummary\x12\r\n\x05\x63ycle\x18\x01 \x01(\x03\x12\x15\n\rfencing_token\x18\x02 \x01(\x03\x12\x11\n\tdue_items\x18\x03 \x01(\x05\x12\x15\n\rplanned_items\x18\x04 \x01(\x05\x12\x17\n\x0frefreshed_items\x18\x05 \x01(\x05\x12\x16\n\x0e\x64\x65\x66\x65rred_items\x18\x06 \x01(\x05\x12\x14\n\x0c\x66\x61iled_items\x18\x07 \x01(\x05\x12\x17\n\x0f\x65stimated_calls\x18\x08 \x01(\x05\x12\x13\n\x0b\x63\x61lls_spent\x18\t \x01(\x05\x12\x1a\n\x12\x61\x63\x63ounts_refreshed\x18\n \x01(\x05\x12\x14\n\x0cidle_skipped\x18\x0b \x01(\x05\"\xc7\x04\n\x0fSchedulerStatus\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x11\n\tis_leader\x18\x02 \x01(\x08\x12\x11\n\tleader_id\x18\x03 \x01(\t\x12\x36\n\x12last_cycle_started\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_cycle_finished\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nnext_cycle\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncycles_run\x18\x07 \x01(\x03\x12\x18\n\x10interval_seconds\x18\x08 \x01(\x05\x12\x1b\n\x13refreshes_requested\x18\t \x01(\x03\x12\x12\n\nlast_error\x18\n \x01(\t\x12\x30\n\x08\x61\x63\x63ounts\x18\x0b \x03(\x0b\x32\x1e.adfatigue.v1.AccountStaleness\x12\x15\n\rfencing_token\x18\x0c \x01(\x03\x12*\n\x06\x62udget\x18\r \x01(\x0b\x32\x1a.adfatigue.v1.BudgetStatus\x12&\n\x05queue\x18\x0e \x03(\x0b\x32\x17.adfatigue.v1.QueueItem\x12\x14\n\x0cqueue_length\x18\x0f \x01(\x05\x12.\n\nlast_cycle\x18\x10 \x01(\x0b\x32\x1a.adfatigue.v1.CycleSummary\x12\x16\n\x0e\x61\x63\x63ounts_total\x18\x11 \x01(\x05\"\x0f\n\rRunNowRequest\"o\n\x0eRunNowResponse\x12\x1a\n\x12\x61\x63\x63ounts_refreshed\x18\x01 \x01(\x05\x12\x16\n\x0eupstream_calls\x18\x02 \x01(\x05\x12)\n\x05\x63ycle\x18\x03 \x01(\x0b\x32\x1a.adfatigue.v1.CycleSummary2\x9c\x01\n\tScheduler\x12J\n\tGetStatus\x12\x1e.adfatigue.v1.GetStatusRequest\x1a\x1d.adfatigue.v1.SchedulerStatus\x12\x43\n\x06RunNow\x12\x1b.adfatigue.v1.RunNowRequest\x1a\x1c.adfatigue.v1.RunNowResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'adfatigue.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSTATUSREQUEST']._serialized_start=79
-  _globals['_GETSTATUSREQUEST']._serialized_end=97
-  _globals['_ACCOUNTSTALENESS']._serialized_start=99
-  _globals['_ACCOUNTSTALENESS']._serialized_end=210
-  _globals['_SCHEDULERSTATUS']._serialized_start=213
-  _globals['_SCHEDULERSTATUS']._serialized_end=595
-  _globals['_RUNNOWREQUEST']._serialized_start=597
-  _globals['_RUNNOWREQUEST']._serialized_end=612
-  _globals['_RUNNOWRESPONSE']._serialized_start=614
-  _globals['_RUNNOWRESPONSE']._serialized_end=682
-  _globals['_SCHEDULER']._serialized_start=685
-  _globals['_SCHEDULER']._serialized_end=841
+  _globals['_GETSTATUSREQUEST']._serialized_start=108
+  _globals['_GETSTATUSREQUEST']._serialized_end=126
+  _globals['_ACCOUNTSTALENESS']._serialized_start=129
+  _globals['_ACCOUNTSTALENESS']._serialized_end=463
+  _globals['_BUDGETSTATUS']._serialized_start=466
+  _globals['_BUDGETSTATUS']._serialized_end=665
+  _globals['_QUEUEITEM']._serialized_start=668
+  _globals['_QUEUEITEM']._serialized_end=883
+  _globals['_CYCLESUMMARY']._serialized_start=886
+  _globals['_CYCLESUMMARY']._serialized_end=1147
+  _globals['_SCHEDULERSTATUS']._serialized_start=1150
+  _globals['_SCHEDULERSTATUS']._serialized_end=1733
+  _globals['_RUNNOWREQUEST']._serialized_start=1735
+  _globals['_RUNNOWREQUEST']._serialized_end=1750
+  _globals['_RUNNOWRESPONSE']._serialized_start=1752
+  _globals['_RUNNOWRESPONSE']._serialized_end=1863
+  _globals['_SCHEDULER']._serialized_start=1866
+  _globals['_SCHEDULER']._serialized_end=2022
 # @@protoc_insertion_point(module_scope)

@@ -50,14 +50,15 @@ class SchedulerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetStatus(self, request, context):
-        """Leader, cycles, and what was refreshed.
+        """Leader, cycles, budget, queue and per-account staleness (any valid bearer token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RunNow(self, request, context):
-        """Run one cycle now (operators only: PERMISSION_DENIED otherwise).
+        """Run one cycle now (operators only: PERMISSION_DENIED otherwise; FAILED_PRECONDITION
+        on a replica that is not the leader - the message names the leader).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
