@@ -1,82 +1,173 @@
-"""The scheduler's loop: every ``interval_s`` (600 by default, R6), if leader, refresh what is due."""
+"""The scheduler's loop: keep the lease, and when leading run each cycle of the shared schedule (R6).
+
+Two tasks: the *keeper* renews the lease every ttl/3 (so a long cycle never
+lets it lapse); the *runner* checks every ``tick_s`` whether this replica
+leads and the next cycle of the shared schedule is due, claims it (fenced,
+see ``leader_lease.py``) and runs it with ``cycle.CycleRunner``. After each
+cycle a ``CycleCompleted`` event goes to the notifier. ``run_cycle(force=True)``
+is RunNow: it runs at once (still only on the leader).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
-import grpc
-
-from services.cache_gateway.freshness import FreshnessPolicy
-from services.cache_gateway.l2_store import InsightsStore
-from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc as gw_grpc
-from services.common.auth import ServiceToken
-from services.scheduler.leader_lease import Lease
-from services.scheduler.refresh_cycle import AccountDue, CycleReport, find_due
+from services.scheduler.cycle import CycleResult, CycleRunner
+from services.scheduler.events import CycleCompleted, Notifier
+from services.scheduler.leader_lease import Lease, LocalSchedule, RedisSchedule, ScheduleState
+from services.scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
 
+class NotLeader(Exception):
+    """This replica does not lead; ``leader`` is who does ("" if nobody)."""
+
+    def __init__(self, leader: str):
+        super().__init__(f"this scheduler replica is not the leader (leader: {leader or 'none yet'}); "
+                         "call RunNow on the leader")
+        self.leader = leader
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class SchedulerLoop:
-    def __init__(self, store: InsightsStore, gateway: gw_grpc.CacheGatewayStub, lease: Lease,
-                 interval_s: float = 600.0, policy: FreshnessPolicy | None = None, token: ServiceToken | None = None):
-        self.store = store
-        self.token = token
-        self.gateway = gateway
+    def __init__(self, runner: CycleRunner, lease: Lease, schedule: LocalSchedule | RedisSchedule,
+                 settings: SchedulerSettings, notifier: Notifier | None = None,
+                 clock: Callable[[], datetime] = _utcnow):
+        self.runner = runner
         self.lease = lease
-        self.interval_s = interval_s
-        self.policy = policy or FreshnessPolicy()
+        self.schedule = schedule
+        self.settings = settings
+        self.notifier = notifier or Notifier()
+        self.clock = clock
+        self.interval_s = settings.interval_s
+        self.is_leader = False
         self.cycles_run = 0
         self.refreshes_requested = 0
-        self.last: CycleReport | None = None
+        self.last: CycleResult | None = None
         self.next_cycle: datetime | None = None
         self.last_error = ""
-        self.is_leader = False
-        self.last_due: list[AccountDue] = []
         self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
 
-    async def run_cycle(self) -> CycleReport:
-        """Refresh every due range of every account once (serialised: never two cycles at once)."""
+    async def keep_lease(self) -> bool:
+        """Acquire or renew once; on a Redis error keep the local view (``lease.holds()`` expires by itself)."""
+        try:
+            await self.lease.try_acquire_or_renew()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.last_error = f"lease: {type(exc).__name__}: {exc}"
+            log.warning("lease renewal failed: %s", self.last_error)
+        was, self.is_leader = self.is_leader, self.lease.holds()
+        if self.is_leader != was:
+            log.info("%s leadership (holder %s, fencing token %d)", "took" if self.is_leader else "lost",
+                     self.lease.holder_id, self.lease.fencing_token)
+        return self.is_leader
+
+    async def run_cycle(self, force: bool = False) -> CycleResult | None:
+        """Claim and run the next cycle (at once when ``force``); None when it is not due yet.
+
+        Raises NotLeader when this replica does not lead (or was deposed at the claim).
+        """
         async with self._lock:
-            report = CycleReport(started=datetime.now(timezone.utc))
-            self.last_due = await find_due(self.store, self.policy, report.started)
-            for account in self.last_due:
-                touched = False
-                for rng in account.ranges:
-                    request = gw.RefreshRequest(account_id=account.account_id, since=rng.since.isoformat(),
-                                                until=rng.until.isoformat())
-                    try:
-                        metadata = self.token.metadata() if self.token else None
-                        reply = await self.gateway.Refresh(request, timeout=300, metadata=metadata)
-                        report.upstream_calls += reply.upstream_calls
-                        touched = True
-                        self.refreshes_requested += 1
-                    except grpc.aio.AioRpcError as exc:
-                        report.errors.append(f"act_{account.account_id} {rng}: {exc.code().name} {exc.details()}")
-                report.accounts_refreshed += touched
-            report.finished = datetime.now(timezone.utc)
+            if not self.lease.holds():
+                raise NotLeader(await self._leader())
+            token = self.lease.fencing_token
+            claim = await self.schedule.claim(token, self.interval_s, force, self.lease.holder_id)
+            if claim.cycle < 0:
+                self.is_leader = False
+                raise NotLeader(await self._leader())
+            if claim.cycle == 0:
+                self.next_cycle = claim.started + timedelta(seconds=claim.wait_s)
+                return None
+            self.next_cycle = claim.started + timedelta(seconds=self.interval_s)
+            result = await self.runner.run(self.clock(), token, self.lease.holds, claim.cycle, self.clock)
             self.cycles_run += 1
-            self.last = report
-            self.last_error = report.errors[-1] if report.errors else ""
-            log.info("refresh cycle completed: %d account(s), %d upstream call(s), %d error(s)",
-                     report.accounts_refreshed, report.upstream_calls, len(report.errors))
-            return report
+            self.refreshes_requested += sum(1 for i in result.items if not i.state.startswith("deferred"))
+            self.last = result
+            self.last_error = result.errors[-1] if result.errors else ""
+            summary = {**result.summary(), "holder": self.lease.holder_id}
+            await self.schedule.finish(claim.cycle, result.finished or self.clock(), summary)
+            await self.notifier.publish(self._event(result))
+            return result
 
-    async def run_forever(self, tick_s: float = 5.0) -> None:
-        """Renew the lease every ``tick_s``; run a cycle when leader and the interval has passed."""
-        next_at = datetime.now(timezone.utc)
+    def _event(self, result: CycleResult) -> CycleCompleted:
+        s = result.summary()
+        finished = result.finished or result.started
+        return CycleCompleted(
+            cycle=result.cycle, leader=self.lease.holder_id, fencing_token=result.fencing_token,
+            started=result.started.isoformat(), finished=finished.isoformat(),
+            duration_s=max(0.0, (finished - result.started).total_seconds()),
+            refreshed_items=s["refreshed_items"], accounts_refreshed=s["accounts_refreshed"],
+            deferred_items=s["deferred_items"], failed_items=s["failed_items"], calls_spent=s["calls_spent"],
+            budget_left=s["budget_left"], scheduler_share=self.settings.share_calls, errors=tuple(result.errors[:3]),
+        )
+
+    async def _leader(self) -> str:
+        try:
+            return await self.lease.leader()
+        except Exception:
+            return ""
+
+    async def shared_state(self) -> ScheduleState:
+        """The shared schedule (last cycle of any replica); empty on errors."""
+        try:
+            return await self.schedule.state()
+        except Exception as exc:
+            self.last_error = f"schedule: {type(exc).__name__}: {exc}"
+            return ScheduleState()
+
+    async def _keeper(self) -> None:
+        period = max(0.2, self.settings.lease_ttl_s / 3)
         while True:
+            await self.keep_lease()
+            await asyncio.sleep(period)
+
+    def request_stop(self) -> None:
+        """Let ``run_forever`` return once the cycle in progress (if any) has finished."""
+        self._stop.set()
+
+    async def run_forever(self, tick_s: float | None = None) -> None:
+        """Keep the lease and run cycles when due, until cancelled or ``request_stop``.
+
+        Errors are kept for GetStatus and never end the loop.
+        """
+        tick = tick_s if tick_s is not None else min(5.0, self.settings.lease_ttl_s / 3, self.interval_s)
+        await self.keep_lease()
+        keeper = asyncio.create_task(self._keeper())
+        try:
+            while not self._stop.is_set():
+                wait = tick
+                try:
+                    if self.lease.holds():
+                        result = await self.run_cycle()
+                        if result is None and self.next_cycle is not None:
+                            wait = min(tick, max(0.05, (self.next_cycle - self.clock()).total_seconds()))
+                    else:
+                        state = await self.shared_state()
+                        if state.started is not None:
+                            self.next_cycle = state.started + timedelta(seconds=self.interval_s)
+                except asyncio.CancelledError:
+                    raise
+                except NotLeader:
+                    pass
+                except Exception as exc:  # keep the loop alive; report it in GetStatus
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("scheduler tick failed")
+                try:
+                    await asyncio.wait_for(self._stop.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            keeper.cancel()
             try:
-                self.is_leader = await self.lease.try_acquire_or_renew()
-                now = datetime.now(timezone.utc)
-                if self.is_leader and now >= next_at:
-                    await self.run_cycle()
-                    next_at = now + timedelta(seconds=self.interval_s)
-                self.next_cycle = next_at
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep the loop alive; report it in GetStatus
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("scheduler tick failed")
-            await asyncio.sleep(min(tick_s, self.interval_s))
+                await keeper
+            except (asyncio.CancelledError, Exception):
+                pass

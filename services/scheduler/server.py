@@ -1,11 +1,19 @@
 """Run the Scheduler: ``python -m services.scheduler --port N --gateway HOST:PORT``.
 
-Settings (flags override environment): ``MONGODB_URI`` (required), ``MONGODB_DB``,
-``ADFATIGUE_GATEWAY_ADDR``, ``SCHEDULER_INTERVAL_SECONDS`` (600, R6), ``REDIS_URL``
-(unset: this process always leads — the single-machine fallback), the bearer-token
-key ``JWT_HS256_SECRET`` / ``JWT_PUBLIC_KEY`` (RunNow needs the operator role) and
-``ADFATIGUE_SERVICE_TOKEN`` (the token it sends to the gateway; minted from the
-HS256 secret when unset).
+Settings (flags override environment; all of them in ``settings.py``):
+``MONGODB_URI`` (required), ``MONGODB_DB``, ``ADFATIGUE_GATEWAY_ADDR``,
+``SCHEDULER_INTERVAL_SECONDS`` (600, R6), ``REDIS_URL`` (unset: this process
+always leads and assumes its configured budget share - the single-machine
+fallback), ``REDIS_KEY_PREFIX`` / ``SCHEDULER_LEASE_KEY`` /
+``SCHEDULER_LEASE_TTL_SECONDS``, ``SCHEDULER_BUDGET_CALLS_PER_HOUR`` (150 of
+Meta's ~200), ``SCHEDULER_ONDEMAND_RESERVE_CALLS``, ``SCHEDULER_WEBHOOK_URL``
+(Slack-compatible notifications), the freshness intervals shared with the
+gateway, the bearer-token key ``JWT_HS256_SECRET`` / ``JWT_PUBLIC_KEY``
+(RunNow needs the operator role) and ``ADFATIGUE_SERVICE_TOKEN_FILE`` /
+``ADFATIGUE_SERVICE_TOKEN`` (the token it sends to the gateway - with the
+operator role, for forced prefetches of live pages; minted from the HS256
+secret when unset).
+A bad setting exits with status 2 and a message naming it.
 """
 
 from __future__ import annotations
@@ -24,51 +32,98 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.common.auth import JwtVerifier, ServiceToken
 from services.common.grpc_server import GrpcHost, insecure_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
-from services.scheduler.leader_lease import LocalLease, RedisLease
+from services.scheduler.budget import LocalBudget, RedisBudget
+from services.scheduler.cycle import CycleRunner
+from services.scheduler.events import build_notifier
+from services.scheduler.leader_lease import LocalLease, LocalSchedule, RedisLease, RedisSchedule
 from services.scheduler.scheduler_loop import SchedulerLoop
 from services.scheduler.servicer import SchedulerServicer
+from services.scheduler.settings import SchedulerSettings, SettingsError
+from services.scheduler.sources import GatewayRefresher, MongoDemandSource, MongoFreshnessSource
 
 SERVICE_NAME = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name
+#: On SIGTERM, how long a cycle in progress may take to finish (ServiceProcess.stop waits 10 s before SIGKILL).
+STOP_GRACE_S = 8.0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    env = os.environ.get
+def parse_args(argv: list[str] | None = None, env: dict[str, str] | None = None) -> argparse.Namespace:
+    """Flags and settings; exits with status 2 and a clear message on a bad value. ``args.settings`` holds them."""
+    env = dict(os.environ) if env is None else env
     p = argparse.ArgumentParser(prog="python -m services.scheduler", description="Scheduler gRPC server")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=int(env("ADFATIGUE_SCHEDULER_PORT", "50054")))
-    p.add_argument("--mongodb-uri", default=env("MONGODB_URI"))
-    p.add_argument("--mongodb-db", default=env("MONGODB_DB", "adfatigue"))
-    p.add_argument("--gateway", default=env("ADFATIGUE_GATEWAY_ADDR", "127.0.0.1:50051"))
-    p.add_argument("--interval-seconds", type=float, default=float(env("SCHEDULER_INTERVAL_SECONDS", "600")))
-    p.add_argument("--redis-url", default=env("REDIS_URL"))
+    p.add_argument("--port", type=int, default=None, help="gRPC port (0 = any free port; default 50054)")
+    p.add_argument("--mongodb-uri", default=env.get("MONGODB_URI"))
+    p.add_argument("--mongodb-db", default=env.get("MONGODB_DB", "adfatigue"))
+    p.add_argument("--gateway", default=env.get("ADFATIGUE_GATEWAY_ADDR", "127.0.0.1:50051"))
+    p.add_argument("--interval-seconds", type=float, default=None, help="cycle interval (SCHEDULER_INTERVAL_SECONDS)")
+    p.add_argument("--redis-url", default=None, help="lease, schedule and budget in Redis (REDIS_URL)")
+    p.add_argument("--lease-key", default=None, help="Redis key of the leader lease (SCHEDULER_LEASE_KEY)")
     args = p.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = int(env.get("ADFATIGUE_SCHEDULER_PORT", "50054"))
+        except ValueError:
+            p.error(f"ADFATIGUE_SCHEDULER_PORT={env.get('ADFATIGUE_SCHEDULER_PORT')!r} is not a port number")
+    if not 0 <= args.port <= 65535:
+        p.error(f"--port {args.port} must be between 0 and 65535")
     if not args.mongodb_uri:
         p.error("MONGODB_URI (or --mongodb-uri) is required; `adfatigue up` starts an embedded store for you")
-    if args.interval_seconds <= 0:
-        p.error("--interval-seconds must be > 0")
+    try:
+        args.settings = SchedulerSettings.from_env(env, interval_s=args.interval_seconds, redis_url=args.redis_url,
+                                                   lease_key=args.lease_key)
+    except SettingsError as exc:
+        p.error(str(exc))
+    if not (env.get("JWT_HS256_SECRET") or env.get("JWT_PUBLIC_KEY")):
+        p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
+    if not any(env.get(k) for k in ("ADFATIGUE_SERVICE_TOKEN_FILE", "ADFATIGUE_SERVICE_TOKEN", "JWT_HS256_SECRET")):
+        p.error("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN (the scheduler's token for the gateway), "
+                "or JWT_HS256_SECRET to mint one")
     return args
 
 
 async def serve(args: argparse.Namespace) -> None:
+    settings: SchedulerSettings = args.settings
     client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, args.mongodb_db)
     holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
-    lease = RedisLease(redis_client, holder) if redis_client else LocalLease(holder)
+    redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+    if redis_client:
+        lease = RedisLease(redis_client, holder, settings.lease_key, int(settings.lease_ttl_s * 1000))
+        schedule = RedisSchedule(redis_client, settings.lease_key)
+        budget = RedisBudget(redis_client, settings)
+    else:
+        lease, schedule, budget = LocalLease(holder), LocalSchedule(), LocalBudget(settings)
     channel = insecure_channel(args.gateway)
-    loop = SchedulerLoop(store, cache_gateway_pb2_grpc.CacheGatewayStub(channel), lease, args.interval_seconds,
-                         token=ServiceToken("scheduler"))
+    refresher = GatewayRefresher(cache_gateway_pb2_grpc.CacheGatewayStub(channel), ServiceToken("scheduler"))
+    runner = CycleRunner(MongoFreshnessSource(store, settings),
+                         MongoDemandSource(store.db["demand"], settings.demand_heartbeat_ttl_s), budget, refresher,
+                         settings)
+    notifier = build_notifier(settings.webhook_url, settings.webhook_timeout_s)
+    loop = SchedulerLoop(runner, lease, schedule, settings, notifier)
     host = GrpcHost(f"{args.host}:{args.port}")
     scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop, JwtVerifier.from_env()), host.server)
     port = await host.start([SERVICE_NAME])
     print(f"scheduler listening on {args.host}:{port}", flush=True)
-    runner = asyncio.create_task(loop.run_forever())
+    logging.getLogger(__name__).info(
+        "scheduler %s: interval %.0f s, budget %s (share %d of %d calls/%.0f s, reserve %d), lease %s",
+        holder, settings.interval_s, "redis-shared" if redis_client else "configured-share", settings.share_calls,
+        settings.app_budget_calls, settings.budget_window_s, settings.reserve,
+        settings.lease_key if redis_client else "local")
+    runner_task = asyncio.create_task(loop.run_forever())
     try:
         await host.wait_for_termination_signal()
     finally:
-        runner.cancel()
+        loop.request_stop()  # a cycle in progress finishes its refreshes (up to STOP_GRACE_S), then we leave
+        try:
+            await asyncio.wait_for(runner_task, STOP_GRACE_S)
+        except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+            runner_task.cancel()
         await host.stop()
-        await lease.release()
+        try:
+            await lease.release()
+        except Exception:
+            pass
+        await notifier.aclose()
         await channel.close()
         if redis_client:
             await redis_client.aclose()
@@ -76,7 +131,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(parse_args(argv)))
 
 
