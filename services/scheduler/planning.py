@@ -45,7 +45,7 @@ The weights are design choices, not measured constants; the simulation
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -90,6 +90,23 @@ class WorkItem:
     estimated_calls: int
     day_count: int
     prefetch: bool = False            # some day is not due yet: ask the gateway to force-refresh the range
+    calls_per_day: float = 0.0        # rows per day / page limit: what one more day costs (for ``split``)
+
+    def split(self, calls: int) -> "tuple[WorkItem, WorkItem] | None":
+        """The most recent days that fit in ``calls`` Meta calls, and the rest; None when not even one day fits
+        (or the range has one day). The recent days go first: they are the likeliest to have changed."""
+        if self.day_count < 2 or calls < 1:
+            return None
+        fit = self.day_count - 1 if self.calls_per_day <= 0 else min(self.day_count - 1,
+                                                                      int(calls / self.calls_per_day))
+        if fit < 1:
+            return None
+        cut = self.days.until - timedelta(days=fit - 1)
+        head = replace(self, days=DateRange(cut, self.days.until), day_count=fit,
+                       estimated_calls=max(1, math.ceil(fit * self.calls_per_day)))
+        rest = replace(self, days=DateRange(self.days.since, cut - timedelta(days=1)), day_count=self.day_count - fit,
+                       estimated_calls=max(1, math.ceil((self.day_count - fit) * self.calls_per_day)))
+        return head, rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +272,7 @@ def due_work(view: AccountFreshness, policy: FreshnessPolicy, now: datetime, hor
                 items.append(WorkItem(view.account_id, DateRange(run[0][0], run[-1][0]), cls, min(times),
                                       min(fetched, default=None),
                                       estimate_calls(len(run), view.rows_per_day, page_limit), len(run),
-                                      max(times) > now))
+                                      max(times) > now, view.rows_per_day / page_limit))
             run = [entry] if entry is not None else []
     items.sort(key=lambda i: (i.days.since, i.cls))
     return items
@@ -324,29 +341,38 @@ def plan_cycle(cands: Sequence[Candidate], allowance: Allowance) -> Plan:
     come back every cycle, so the other tiers only get what would still be left if this
     cycle's live-page calls recurred for a whole budget window (``cycles_per_window`` × them),
     each within its own tier limit (``burst`` for recently read accounts, ``paced`` for the rest).
+    An item larger than what is left is split (``WorkItem.split``): its most recent days go now,
+    the rest waits - so a large account is refreshed over a few cycles instead of never.
     """
     plan = Plan()
     order = lambda c: (-c.score, c.item.due_at, c.item.account_id, c.item.days.since, c.item.days.until,
                        c.item.cls, c.tier, -c.demand_weight, c.item.estimated_calls)
     live = sorted((c for c in cands if c.tier == TIER_SUBSCRIBED and c.demand_weight > 0), key=order)
     rest = sorted((c for c in cands if c.tier != TIER_SUBSCRIBED or c.demand_weight <= 0), key=order)
+
+    def take(cand: Candidate, left: int) -> int:
+        """Plan ``cand`` (or the part of it that fits in ``left`` calls); returns the calls planned."""
+        if cand.item.estimated_calls <= left:
+            plan.chosen.append(cand)
+            return cand.item.estimated_calls
+        parts = cand.item.split(left)
+        if parts is None:
+            plan.deferred.append(cand)
+            return 0
+        plan.chosen.append(replace(cand, item=parts[0]))
+        plan.deferred.append(replace(cand, item=parts[1]))
+        return parts[0].estimated_calls
+
     spent = 0
     for cand in live:
-        if spent + cand.item.estimated_calls <= allowance.hard:
-            plan.chosen.append(cand)
-            spent += cand.item.estimated_calls
-        else:
-            plan.deferred.append(cand)
+        spent += take(cand, allowance.hard - spent)
     room = max(0, allowance.hard - math.ceil(spent * allowance.cycles_per_window))
     limits = {TIER_RECENT: min(room, allowance.burst), TIER_BACKGROUND: min(room, allowance.paced)}
     others = 0
     for cand in rest:
         if cand.demand_weight <= 0:
             plan.idle.append(cand)
-        elif others + cand.item.estimated_calls <= limits[cand.tier]:
-            plan.chosen.append(cand)
-            others += cand.item.estimated_calls
         else:
-            plan.deferred.append(cand)
+            others += take(cand, limits[cand.tier] - others)
     plan.estimated_calls = spent + others
     return plan

@@ -155,15 +155,17 @@ def test_candidates_follow_demand_and_look_ahead_only_for_live_pages():
 
 # -- plans -----------------------------------------------------------------------------------------
 
-def cand(account: str, cost: int, tier: int, score_: float, weight: float = 1.0) -> Candidate:
-    day = NOW.date()
-    return Candidate(WorkItem(account, DateRange(day, day), FreshnessClass.PROVISIONAL, NOW, None, cost, 1),
+def cand(account: str, cost: int, tier: int, score_: float, weight: float = 1.0, days: int = 1) -> Candidate:
+    until = NOW.date() - timedelta(days=1)
+    return Candidate(WorkItem(account, DateRange(until - timedelta(days=days - 1), until), FreshnessClass.PROVISIONAL,
+                              NOW, None, cost, days, calls_per_day=cost / days if days > 1 else 0.0),
                      score_, tier, weight)
 
 
 cands_strategy = st.lists(st.builds(cand, st.text("abc", min_size=1, max_size=3), st.integers(1, 40),
                                     st.sampled_from([TIER_SUBSCRIBED, TIER_RECENT, TIER_BACKGROUND]),
-                                    st.floats(0, 100), st.sampled_from([0.0, 0.1, 1.0, 12.0])), max_size=40)
+                                    st.floats(0, 100), st.sampled_from([0.0, 0.1, 1.0, 12.0]),
+                                    st.sampled_from([1, 1, 7, 28])), max_size=40)
 
 
 @settings(max_examples=300, deadline=None)
@@ -175,7 +177,10 @@ def test_a_plan_never_spends_more_than_allowed_and_never_refreshes_idle_accounts
     spent = sum(c.item.estimated_calls for c in plan.chosen)
     assert spent == plan.estimated_calls <= hard
     assert all(c.demand_weight > 0 for c in plan.chosen)
-    assert len(plan.chosen) + len(plan.deferred) + len(plan.idle) == len(cs)
+    days = lambda items: sorted((c.item.account_id, d) for c in items for d in c.item.days.days())
+    assert days(plan.chosen + plan.deferred + plan.idle) == days(cs)  # every due day is planned or waits, once
+    for c in plan.chosen + plan.deferred:
+        assert c.item.estimated_calls >= 1 and c.item.day_count == len(c.item.days)
     live = sum(c.item.estimated_calls for c in plan.chosen if c.tier == TIER_SUBSCRIBED)
     room = max(0, hard - math.ceil(live * cycles))
     assert sum(c.item.estimated_calls for c in plan.chosen if c.tier == TIER_RECENT) <= min(room, burst)
@@ -197,3 +202,14 @@ def test_live_pages_keep_a_whole_window_of_their_calls_from_other_work():
     assert [c.item.account_id for c in plan.chosen] == ["live"]
     plan = plan_cycle([cand("live", 5, TIER_SUBSCRIBED, 10), cand("read", 10, TIER_RECENT, 50)], allowance)
     assert [c.item.account_id for c in plan.chosen] == ["live", "read"]
+
+
+def test_a_range_larger_than_the_budget_left_goes_in_parts_most_recent_days_first():
+    big = cand("whale", 112, TIER_SUBSCRIBED, 10, days=28)  # 400 ads: 4 calls a day
+    plan = plan_cycle([cand("live", 5, TIER_SUBSCRIBED, 20), big], Allowance(hard=45, burst=0, paced=0))
+    head, rest = plan.chosen[1].item, plan.deferred[0].item
+    assert (head.day_count, head.estimated_calls, rest.day_count) == (10, 40, 18)
+    assert head.days.until == big.item.days.until and rest.days.since == big.item.days.since
+    assert rest.days.until + timedelta(days=1) == head.days.since
+    assert plan.estimated_calls == 45
+    assert big.item.split(3) is None and cand("x", 4, 0, 1).item.split(100) is None
