@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 class NotLeader(Exception):
     """This replica does not lead; ``leader`` is who does ("" if nobody)."""
 
-    def __init__(self, leader: str):
-        super().__init__(f"this scheduler replica is not the leader (leader: {leader or 'none yet'}); "
-                         "call RunNow on the leader")
+    def __init__(self, leader: str, why: str = ""):
+        super().__init__(f"this scheduler replica is not the leader (leader: {leader or 'none yet'}"
+                         f"{'; ' + why if why else ''}); call RunNow on the leader")
         self.leader = leader
 
 
@@ -83,7 +83,8 @@ class SchedulerLoop:
             claim = await self.schedule.claim(token, self.interval_s, force, self.lease.holder_id)
             if claim.cycle < 0:
                 self.is_leader = False
-                raise NotLeader(await self._leader())
+                raise NotLeader(await self._leader(), f"fencing token {token} of this replica is no longer the "
+                                                      "latest: a newer leader was elected")
             if claim.cycle == 0:
                 self.next_cycle = claim.started + timedelta(seconds=claim.wait_s)
                 return None
