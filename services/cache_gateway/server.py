@@ -23,6 +23,8 @@ from pymongo import AsyncMongoClient
 
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import ChangeFeed
+from services.cache_gateway.demand_fencing import FencingCheck, lease_key_for
+from services.cache_gateway.demand_tracker import DemandTracker
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
@@ -79,6 +81,10 @@ async def serve(args: argparse.Namespace) -> None:
     servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
                                     JwtVerifier.from_env(), audit)
     servicer.rescorer.start()
+    # a deposed scheduler leader's refreshes are refused (its fencing token is older than the lease's)
+    servicer.fencing = FencingCheck(redis_client, os.environ.get("SCHEDULER_LEASE_KEY") or lease_key_for(args.redis_prefix))
+    servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking
+    await servicer.demand.start()
     feed = ChangeFeed(store.db)
     feed.listeners.append(servicer.on_committed)
     feed.resync_listeners.append(servicer.on_resync)
@@ -97,6 +103,7 @@ async def serve(args: argparse.Namespace) -> None:
         await host.stop(before_stop=servicer.hub.close_all)
         await feed.close()
         await service.drain()
+        await servicer.demand.close()
         await servicer.close()
         await audit.close()
         await upstream.close()

@@ -74,6 +74,8 @@ class CacheGatewayServicer:
         self._engine_channel = insecure_channel(fatigue_engine_target)
         self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
         self.rescorer = Rescorer(service.store, self._engine)
+        self.fencing = None  # FencingCheck: refuses a deposed scheduler leader's Refresh
+        self.demand = None   # DemandTracker: reads and subscribers per account, for the scheduler
         service.on_change = self._on_change
 
     def _on_change(self, account_id: str, version: int, changed_ads: frozenset[str]) -> None:
@@ -153,6 +155,8 @@ class CacheGatewayServicer:
     @audited
     async def GetInsights(self, request: gw.GetInsightsRequest, context) -> bytes:
         account, days = await self._authorise(context, request)
+        if self.demand:
+            self.demand.record_read(account, days.since, days.until)
         try:
             fields = check_fields(request.fields)
         except InvalidRequest as exc:
@@ -184,6 +188,8 @@ class CacheGatewayServicer:
     @audited
     async def GetFatigue(self, request: gw.GetFatigueRequest, context) -> bytes:
         account, days = await self._authorise(context, request)
+        if self.demand:
+            self.demand.record_read(account, days.since, days.until)
         config = request.config.SerializeToString(deterministic=True)
         key = ("fatigue", account, days, config)
         cached = self.l1.get(key)
@@ -215,6 +221,8 @@ class CacheGatewayServicer:
     @audited
     async def Refresh(self, request: gw.RefreshRequest, context) -> bytes:
         account, days = await self._authorise(context, request, "a forced refresh" if request.force else "")
+        if self.fencing:
+            await self.fencing.enforce(context)
         calls_before = self.service.counters.upstream_calls
         try:
             ranges, changed = await self.service.refresh(account, days, force=request.force)
@@ -255,6 +263,8 @@ class CacheGatewayServicer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"from_version {request.from_version} is negative: pass the last version you received")
         sub = self.hub.subscribe(account, days)
+        if self.demand:
+            self.demand.subscribed(account)
         scores_sent: dict[str, int] = {}  # ad_id -> insights version of the last score sent
         try:
             resumed = False
@@ -307,6 +317,8 @@ class CacheGatewayServicer:
                 yield self._event(account, gw.SubscribeEvent.CHANGE, sent, rows, removed, fields, change)
         finally:
             self.hub.unsubscribe(sub)
+            if self.demand:
+                self.demand.unsubscribed(account)
 
     @staticmethod
     def _event(account: str, kind, version: int, rows, removed, fields, change: Change | None = None):

@@ -32,6 +32,7 @@ from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.auth import bearer
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.scheduler.status_text import render_status
 
 
 def _data_dir(args) -> Path:
@@ -155,7 +156,8 @@ def cmd_status(parser, args) -> int:
             return await scheduler_pb2_grpc.SchedulerStub(channel).GetStatus(
                 scheduler_pb2.GetStatusRequest(), timeout=10, metadata=bearer(token))
     try:
-        print(MessageToJson(asyncio.run(call())))
+        reply = asyncio.run(call())
+        print(MessageToJson(reply) if args.json else render_status(reply))
     except grpc.RpcError as exc:
         return _rpc_failed(exc, target)
     return 0
@@ -185,6 +187,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     wt.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
     st = sub.add_parser("status", help="the scheduler's status")
     st.add_argument("--scheduler", help="host:port of the Scheduler (default: the running `up`)")
+    st.add_argument("--json", action="store_true")
     return parser, {"up": up, "report": rep, "watch": wt, "status": st}
 
 

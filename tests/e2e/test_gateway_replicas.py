@@ -135,3 +135,22 @@ def test_meta_down_serves_cache_marked_stale_and_refuses_what_was_never_fetched(
         assert "no cached data" in err.value.details()
     finally:
         sandbox(system, "/_sandbox/faults", "delete")
+
+
+def test_a_deposed_scheduler_leaders_refresh_is_refused(system):
+    import redis
+    prefix = system.config.extra_env["REDIS_KEY_PREFIX"]
+    client = redis.Redis()
+    newest = client.incr(f"{prefix}scheduler:leader:fence", 2)  # a newer leader took the lease
+    a = stub(system, "cache_gateway")
+    request = gw.RefreshRequest(account_id=SYNTH, since=day(50), until=day(49))
+    ok = a.Refresh(request, metadata=md(system) + (("x-fencing-token", str(newest)),), timeout=60)
+    assert ok.account_id
+    for replica in ("cache_gateway", "cache_gateway_b"):  # both replicas agree
+        with pytest.raises(grpc.RpcError) as err:
+            stub(system, replica).Refresh(request, metadata=md(system) + (("x-fencing-token", str(newest - 1)),),
+                                          timeout=60)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.RpcError) as err:
+        a.Refresh(request, metadata=md(system) + (("x-fencing-token", "soon"),), timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
