@@ -86,9 +86,11 @@ class SchedulerServicer:
                 require_operator(principal, operator_for)
         except AuthError as exc:
             await context.abort(exc.code, exc.message)
+        return principal
 
     async def GetStatus(self, request: pb.GetStatusRequest, context) -> pb.SchedulerStatus:
-        await self._authenticate(context)
+        """The scheduler's state; per-account entries only for accounts the caller may read."""
+        principal = await self._authenticate(context)
         loop = self.loop
         leader = await loop._leader()
         status = pb.SchedulerStatus(
@@ -112,6 +114,10 @@ class SchedulerServicer:
             status.last_cycle.CopyFrom(pb.CycleSummary(**{k: int(s.get(k) or 0) for k in (
                 "cycle", "fencing_token", "due_items", "planned_items", "refreshed_items", "deferred_items",
                 "failed_items", "estimated_calls", "calls_spent", "accounts_refreshed", "idle_skipped")}))
+        for repeated in (status.queue, status.accounts):
+            visible = [item for item in repeated if principal.may_read(item.account_id)]
+            del repeated[:]
+            repeated.extend(visible)
         return status
 
     async def RunNow(self, request: pb.RunNowRequest, context) -> pb.RunNowResponse:

@@ -188,6 +188,10 @@ async def test_run_now_is_for_operators_and_status_shows_leader_budget_queue_and
         reply = await stub.RunNow(pb.RunNowRequest(), metadata=token("operator"))
         assert reply.cycle.cycle == 1 and reply.upstream_calls == len(refresher.items) == 2
         status = await stub.GetStatus(pb.GetStatusRequest(), metadata=token())
+        narrow = await stub.GetStatus(pb.GetStatusRequest(),
+                                      metadata=bearer(mint_token(SECRET, "one-account", ["act_1002"])))
+    # a caller limited to act_1002 sees only that account's entries
+    assert {a.account_id for a in narrow.accounts} == {"1002"} and {q.account_id for q in narrow.queue} <= {"1002"}
     assert status.is_leader and status.leader_id == status.instance_id == "sched-test"
     assert status.fencing_token == 1 and status.cycles_run == 1 and status.interval_seconds == 600
     assert status.last_cycle_started.ToDatetime(tzinfo=timezone.utc) == NOW
