@@ -21,8 +21,10 @@ RETENTION_DAYS = 30
 
 
 class AuditLog:
-    def __init__(self, collection, retention_days: int = RETENTION_DAYS, max_queue: int = 100_000):
+    def __init__(self, collection, retention_days: int = RETENTION_DAYS, max_queue: int = 100_000,
+                 batch_window_s: float = 0.5):
         self.collection = collection
+        self.batch_window_s = batch_window_s  # gather entries this long, then write them in one insert
         self.retention_days = retention_days
         self._queue: asyncio.Queue[dict] = asyncio.Queue(max_queue)
         self._task: asyncio.Task | None = None
@@ -42,8 +44,10 @@ class AuditLog:
             self.dropped += 1
             log.error("audit queue full: entry dropped (%d so far)", self.dropped)
 
-    async def _flush_once(self) -> None:
+    async def _flush_once(self, wait: bool = True) -> None:
         batch = [await self._queue.get()]
+        if wait and self.batch_window_s > 0:
+            await asyncio.sleep(self.batch_window_s)  # one write per window, not one per request
         while not self._queue.empty() and len(batch) < 1000:
             batch.append(self._queue.get_nowait())
         try:
@@ -60,4 +64,4 @@ class AuditLog:
         if self._task:
             self._task.cancel()
         while not self._queue.empty():
-            await self._flush_once()
+            await self._flush_once(wait=False)

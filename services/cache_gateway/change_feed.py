@@ -41,6 +41,8 @@ class Change:
     committed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     # serialized FatigueResult with the first and last day of the ad's history it scored
     scores: list[tuple[bytes, date, date]] = field(default_factory=list)
+    # serialized SubscribeEvent per (range, fields), shared by every subscriber asking the same
+    encoded: dict = field(default_factory=dict, compare=False, repr=False)
 
     def dates(self) -> set[date]:
         return {r.date_start for r in self.rows} | {d for _, d in self.removed}

@@ -89,10 +89,20 @@ class InsightsService:
         self.last_failure: dict[str, UpstreamFailure] = {}
         self._background: set[asyncio.Task] = set()
         self.lock = lock or DistributedLock()
+        self._zones: dict[str, str] = {}
+
+    async def timezone_name(self, account_id: str) -> str | None:
+        """The account's IANA time zone, or None before the provider has told it (kept in memory once known:
+        the serving path must not pay an L2 round trip for it)."""
+        name = self._zones.get(account_id)
+        if name is None:
+            state = await self.store.account(account_id)
+            if state and state.timezone:
+                name = self._zones[account_id] = state.timezone
+        return name
 
     async def timezone_of(self, account_id: str) -> ZoneInfo:
-        state = await self.store.account(account_id)
-        return zone(state.timezone if state else "")
+        return zone(await self.timezone_name(account_id) or "")
 
     async def read(self, account_id: str, days: DateRange, revalidate: bool = True) -> ReadResult:
         """Answer ``days`` for the account; raises UpstreamError when missing days cannot be fetched."""
@@ -117,7 +127,8 @@ class InsightsService:
             if revalidate:
                 self._refresh_in_background(account_id, sorted(stale))
             self.counters.stale_answers += 1
-        snap = await self.store.snapshot(account_id, days)
+        # nothing fetched: the freshness just read is current, so the snapshot need not read it again
+        snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
         if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
             return await self.read(account_id, days, revalidate)
         now = self.clock()
@@ -182,6 +193,8 @@ class InsightsService:
             raise
         if result.timezone or result.currency:
             await self.store.set_account_info(account_id, result.timezone, result.currency)
+            if result.timezone:
+                self._zones[account_id] = result.timezone
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
         self.last_failure.pop(account_id, None)
         if write.rows_changed and self.on_change:

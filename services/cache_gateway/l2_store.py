@@ -156,17 +156,19 @@ class InsightsStore:
             if (after.version, after.seq) == (before.version, before.seq) or loop.time() >= deadline:
                 return result, after
 
-    async def snapshot(self, account_id: str, days: DateRange) -> Snapshot:
+    async def snapshot(self, account_id: str, days: DateRange, fetched: dict[date, datetime] | None = None) -> Snapshot:
         """A consistent snapshot of the range: rows ordered by (date, ad_id), at one version.
 
-        Corrupt documents are moved to ``quarantine`` and their day's freshness
-        dropped, so the next plan re-fetches them (R11).
+        ``fetched``: the range's fetch times when the caller has just read them
+        (saves a round trip); read here otherwise. Corrupt documents are moved
+        to ``quarantine`` and their day's freshness dropped, so the next plan
+        re-fetches them (R11).
         """
         async def read():
             docs = [d async for d in self.insights.find(
                 {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
             ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
-            return docs, await self.fetched_at(account_id, days)
+            return docs, dict(fetched) if fetched is not None else await self.fetched_at(account_id, days)
 
         (docs, fetched), after = await self._consistent(account_id, read)
         version = max((d.get("version", 0) for d in docs), default=0)

@@ -117,8 +117,7 @@ class CacheGatewayServicer:
     async def _validate(self, context, account_id: str, since: str, until: str) -> tuple[str, DateRange]:
         try:
             account = normalise_account_id(account_id)
-            state = await self.service.store.account(account)
-            days = parse_range(since, until, today=account_today(state.timezone if state else None))
+            days = parse_range(since, until, today=account_today(await self.service.timezone_name(account)))
         except (InvalidAccountId, InvalidDateRange, InvalidRequest) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return account, days
@@ -311,10 +310,16 @@ class CacheGatewayServicer:
                     continue
                 if change.version <= sent:
                     continue
-                rows = [r for r in change.rows if days.since <= r.date_start <= days.until]
-                removed = [(ad, d) for ad, d in change.removed if days.since <= d <= days.until]
                 sent = change.version
-                yield self._event(account, gw.SubscribeEvent.CHANGE, sent, rows, removed, fields, change)
+                # every subscriber of the same range and fields gets the same bytes: encode them once
+                key = (days, fields)
+                payload = change.encoded.get(key)
+                if payload is None:
+                    rows = [r for r in change.rows if days.since <= r.date_start <= days.until]
+                    removed = [(ad, d) for ad, d in change.removed if days.since <= d <= days.until]
+                    payload = change.encoded[key] = self._event(
+                        account, gw.SubscribeEvent.CHANGE, sent, rows, removed, fields, change).SerializeToString()
+                yield payload
         finally:
             self.hub.unsubscribe(sub)
             if self.demand:

@@ -59,13 +59,18 @@ def _account(value: str) -> str:
 class JwtVerifier:
     """Verifies bearer tokens; build with ``from_env()`` or explicit keys."""
 
-    def __init__(self, key: str, algorithms: list[str], audience: str | None = None, leeway_s: float = 30):
+    def __init__(self, key: str, algorithms: list[str], audience: str | None = None, leeway_s: float = 30,
+                 cache_size: int = 4096):
         if not key:
             raise ValueError("a JWT key is required: set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production)")
         self.key = key
         self.algorithms = algorithms
         self.audience = audience
         self.leeway_s = leeway_s
+        # token -> (principal, exp): a caller sends the same token many times; its signature is checked
+        # once, its expiry on every call
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._cache_size = cache_size
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "JwtVerifier":
@@ -76,6 +81,19 @@ class JwtVerifier:
         return cls(env.get("JWT_HS256_SECRET", ""), ["HS256"], audience)
 
     def verify(self, token: str) -> Principal:
+        """The principal of a valid token; raises AuthError(UNAUTHENTICATED) otherwise."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            if time.time() <= hit[1] + self.leeway_s:
+                return hit[0]
+            del self._verified[token]
+        principal, exp = self._verify_signed(token)
+        if len(self._verified) >= self._cache_size:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[token] = (principal, exp)
+        return principal
+
+    def _verify_signed(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(token, self.key, algorithms=self.algorithms, audience=self.audience,
                                 leeway=self.leeway_s, options={"require": ["exp"]})
@@ -89,7 +107,7 @@ class JwtVerifier:
         if not isinstance(accounts, list) or not isinstance(roles, list):
             raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "bearer token claims 'accounts' and 'roles' must be lists")
         return Principal(str(claims.get("sub", "")), frozenset(_account(a) for a in accounts),
-                         frozenset(str(r) for r in roles))
+                         frozenset(str(r) for r in roles)), float(claims["exp"])
 
     def authenticate(self, metadata) -> Principal:
         """The caller of a request with this gRPC invocation metadata; raises AuthError (UNAUTHENTICATED)."""
