@@ -8,6 +8,7 @@ same version receives byte-identical answers (R1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -42,24 +43,29 @@ log = logging.getLogger(__name__)
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
 
 
-def audited(method):
-    """Write one audit entry per call with the caller, the account, the range and the final status."""
-    name = method.__name__
+@contextlib.asynccontextmanager
+async def audit_entry(audit: AuditLog, name: str, request, context):
+    """Write one audit entry for what runs inside: the caller, the account, the range, the final status."""
+    _principal.set(None)
+    status = "OK"
+    try:
+        yield
+    except BaseException:
+        code = context.code()
+        status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+        raise
+    finally:
+        principal = _principal.get()
+        audit.record(principal.subject if principal else "", name, getattr(request, "account_id", ""),
+                     status, getattr(request, "since", ""), getattr(request, "until", ""))
 
+
+def audited(method):
+    """Audit every call of a unary method (see ``audit_entry``)."""
     @functools.wraps(method)
     async def handler(self, request, context):
-        _principal.set(None)
-        status = "OK"
-        try:
+        async with audit_entry(self.audit, method.__name__, request, context):
             return await method(self, request, context)
-        except BaseException:
-            code = context.code()
-            status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-            raise
-        finally:
-            principal = _principal.get()
-            self.audit.record(principal.subject if principal else "", name, getattr(request, "account_id", ""),
-                              status, getattr(request, "since", ""), getattr(request, "until", ""))
     return handler
 
 
@@ -243,21 +249,12 @@ class CacheGatewayServicer:
 
     async def Subscribe(self, request: gw.SubscribeRequest, context):
         """Snapshot (or the changes after ``from_version``), then every committed change of the range."""
-        status = "OK"
-        try:
+        async with audit_entry(self.audit, "Subscribe", request, context):  # the opening is audited
             account, days = await self._authorise(context, request)
             try:
                 fields = check_fields(request.fields) or None
             except InvalidRequest as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except BaseException:
-            code = context.code()
-            status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-            raise
-        finally:
-            principal = _principal.get()
-            self.audit.record(principal.subject if principal else "", "Subscribe", request.account_id, status,
-                              request.since, request.until)
         if request.HasField("from_version") and request.from_version < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"from_version {request.from_version} is negative: pass the last version you received")
