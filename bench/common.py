@@ -127,6 +127,26 @@ def proc_cpu_seconds(pid: int) -> float:
     return (utime + stime + cutime + cstime) / _TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy since boot (/proc/stat: all but idle and iowait)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / _TICKS
+
+
+def cpu_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    """Per-process CPU seconds between two ``BenchSystem.cpu()`` snapshots, plus ``other processes``
+    (machine busy time not used by any process of the run: other people's work on a shared machine)."""
+    out = {k: round(after[k] - before.get(k, 0.0), 2) for k in after if k != "machine busy"}
+    if "machine busy" in after and "machine busy" in before:
+        ours = sum(out.values())
+        out["other processes"] = round(max(0.0, after["machine busy"] - before["machine busy"] - ours), 2)
+    return out
+
+
 def machine() -> dict[str, str | int]:
     cpu = ""
     try:

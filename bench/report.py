@@ -44,7 +44,10 @@ def markdown(r: dict) -> str:
         f"Machine: {m['machine']['cpu']}, `nproc` = {m['machine']['nproc']}, "
         f"{m['machine']['mem_bytes'] / 2**30:.1f} GiB RAM; Python {m['machine']['python']}, "
         f"grpcio {m['machine']['grpcio']}; L2 store: {m['store']}. Everything on this one machine, over loopback.",
-        f"Command: `{m['command']}` — finished in {m['wall_s'] / 60:.1f} min.",
+        f"Command: `{m['command']}` — finished in {m['wall_s'] / 60:.1f} min. Other processes on the machine "
+        f"used {100 * m.get('other_processes_cpu_share', 0):.0f} % of its CPU during the run"
+        + (" — **the machine was shared: numbers may be slower than this system alone**."
+           if m.get("other_processes_cpu_share", 0) > 0.1 else "."),
         "",
         f"Workload: {m['accounts']} ad accounts × 6 ads × {m['history_days']} days; an 8-hour working day "
         f"compressed {m['compression']:g}× into {m['day_seconds']:g} s; {m['page_loads']} page loads of "

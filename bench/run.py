@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import micro, report, throughput, tiers  # noqa: E402
-from bench.common import machine  # noqa: E402
+from bench.common import cpu_delta, machine  # noqa: E402
 from bench.fanout_floor import measure_floor  # noqa: E402
 from bench.subscribers import run_subscribers  # noqa: E402
 from bench.system import BenchSystem, SystemSettings  # noqa: E402
@@ -285,7 +285,14 @@ def run(profile: Profile, out_dir: Path = RESULTS, name: str | None = None, keep
     with BenchSystem(settings, log=log) as system:
         results["meta"]["startup_s"] = system.started_s
         log(f"  up in {system.started_s:.1f} s; logs in {system.tmp / 'logs'} and {system.tmp / 'system' / 'logs'}")
-        asyncio.run(run_async(system, profile, results, log))
+        cpu0, t_run = system.cpu(), time.perf_counter()
+        try:
+            asyncio.run(run_async(system, profile, results, log))
+        finally:
+            used = cpu_delta(system.cpu(), cpu0)
+            results["meta"]["cpu_s"] = used
+            results["meta"]["other_processes_cpu_share"] = (
+                used.get("other processes", 0.0) / max(1e-9, (time.perf_counter() - t_run) * (os.cpu_count() or 1)))
     results["meta"]["wall_s"] = time.perf_counter() - t0
     if name is None:
         name = "latest" if profile.accounts == 10 and profile.day_seconds == Profile.day_seconds else \

@@ -47,7 +47,7 @@ import grpc
 import httpx
 
 from bench.accounts import RESTATE_LEADS, BenchAccount
-from bench.common import GatewayClient, percentiles
+from bench.common import GatewayClient, cpu_delta, percentiles, stats_delta
 from bench.workload import page_ranges, restatements_reflected
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw
 
@@ -100,7 +100,10 @@ async def run_subscribers(system, *, subscribers: int = 1000, rounds: int = 10, 
             await clients[replicas[0]].method("GetInsights")(
                 gw.GetInsightsRequest(account_id=account.account_id, since=since, until=until), metadata=md, timeout=600)
         t_open = time.time()
+        open_before = {name: await c.stats(md) for name, c in clients.items()}
+        batch_s: list[float] = []
         for start in range(0, len(streams), open_batch):
+            t_batch = time.time()
             batch = streams[start:start + open_batch]
             for s in batch:
                 since, until = page_ranges(s.account)["28d"]
@@ -109,7 +112,9 @@ async def run_subscribers(system, *, subscribers: int = 1000, rounds: int = 10, 
                     metadata=md, timeout=3600)
                 s.task = asyncio.ensure_future(s.read(call, time.time()))
             await _wait(lambda b=batch: all(s.events or s.error for s in b), 120)
+            batch_s.append(round(time.time() - t_batch, 3))
         open_s = time.time() - t_open
+        open_delta = {name: stats_delta(await c.stats(md), open_before[name]) for name, c in clients.items()}
         log(f"  {len(streams)} streams open over {len(replicas)} replicas in {open_s:.1f} s")
         metrics: dict[str, list[float]] = defaultdict(list)
         per_replica: dict[str, list[float]] = defaultdict(list)
@@ -174,7 +179,8 @@ async def run_subscribers(system, *, subscribers: int = 1000, rounds: int = 10, 
         cpu1 = system.cpu()
         return {
             "subscribers": subscribers, "replicas": list(replicas), "channels_per_replica": channels,
-            "hot_accounts": len(hot), "rounds": rounds, "open_s": open_s,
+            "hot_accounts": len(hot), "rounds": rounds, "open_s": open_s, "open_batches_s": batch_s,
+            "open_batch_size": open_batch, "open_stats_delta": open_delta,
             "snapshot_ms": percentiles(s.snapshot_s for s in streams if s.snapshot_s is not None),
             "stream_errors": sum(1 for s in streams if s.error),
             "expected_deliveries": expected, "delivered": delivered, "lost": expected - delivered,
@@ -184,7 +190,7 @@ async def run_subscribers(system, *, subscribers: int = 1000, rounds: int = 10, 
             **{f"{k}_ms": percentiles(v) for k, v in metrics.items()},
             "per_replica_write_to_receipt_ms": {k: percentiles(v) for k, v in per_replica.items()},
             "rounds_detail": round_info,
-            "cpu_s": {k: round(cpu1[k] - cpu0.get(k, 0.0), 2) for k in cpu1},
+            "cpu_s": cpu_delta(cpu1, cpu0),
             "method": "receipt = wall clock when the benchmark read the event off the stream; write = MongoDB "
                       "wallTime of the accounts update committing the version (the benchmark's own change stream); "
                       "Meta latency 0 in this phase",

@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 
 from bench.accounts import BenchAccount, make_accounts
-from bench.common import proc_cpu_seconds, proc_memory
+from bench.common import machine_busy_seconds, proc_cpu_seconds, proc_memory
 from services.cli.local_system import LocalSystem, SystemConfig
 from services.cli.service_process import ServiceProcess
 from services.common.auth import bearer, mint_token
@@ -195,8 +195,11 @@ class BenchSystem:
         return out
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds used so far by every process of the run (subtract two of these for a phase)."""
-        return {name: proc_cpu_seconds(pid) for name, pid in self.pids().items()}
+        """CPU seconds used so far by every process of the run (subtract two of these for a phase), and
+        ``machine busy`` (every process on the machine: the difference to the sum is somebody else's)."""
+        out = {name: proc_cpu_seconds(pid) for name, pid in self.pids().items()}
+        out["machine busy"] = machine_busy_seconds()
+        return out
 
     def memory(self, name: str) -> dict[str, int]:
         return proc_memory(self.pid(name))

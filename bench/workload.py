@@ -46,7 +46,7 @@ import grpc
 import httpx
 
 from bench.accounts import RESTATE_LEADS, BenchAccount
-from bench.common import GatewayClient, call_with_tier, percentiles, stats_delta
+from bench.common import GatewayClient, call_with_tier, cpu_delta, percentiles, stats_delta
 from bench.system import WORK_DAY_S, BenchSystem
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw
 
@@ -477,10 +477,10 @@ async def run_contender(system: BenchSystem, contender: Contender, schedule: Sch
         "warmup": {"page_loads": len(accounts), "seconds": warm_s, "meta_calls": warm_meta["graph_requests"],
                    "errors": dict(warm_rec.errors), "accounts_not_warmed": not_warmed,
                    "latency_by_widget_ms": summarise(warm_rec)["latency_by_widget_ms"],
-                   "cpu_s": {k: round(cpu1[k] - cpu0.get(k, 0.0), 2) for k in cpu1}},
+                   "cpu_s": cpu_delta(cpu1, cpu0)},
         "day_wall_s": wall, "page_loads": len(schedule.loads), "unfinished_page_loads": unfinished,
         "meta_calls": meta["graph_requests"], "meta_calls_scaled": round(meta["graph_requests"] * scale),
-        "scale": scale, "day_cpu_s": {k: round(cpu2[k] - cpu1.get(k, 0.0), 2) for k in cpu2}, "meta_insights_pages": meta["insights_requests"],
+        "scale": scale, "day_cpu_s": cpu_delta(cpu2, cpu1), "meta_insights_pages": meta["insights_requests"],
         "meta_account_lookups": meta["account_requests"], "meta_calls_per_sim_hour": per_hour,
         "fetch_insights_calls": delta["upstream_calls"], "stats_delta": delta,
         "stats_after": {"l1_bytes": after.l1_bytes, "l1_max_bytes": after.l1_max_bytes,
