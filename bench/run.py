@@ -1,8 +1,8 @@
 """Benchmarks side by side: naive pass-through vs plain TTL cache vs the adfatigue gateway, in one run.
 
-    .venv/bin/python -m bench.run                  # 10 accounts (~5-10 min on 2 cores)
-    .venv/bin/python -m bench.run --quick          # shorter day, fewer samples (~3 min)
-    .venv/bin/python -m bench.run --accounts 100   # or 1000
+    .venv/bin/python -m bench.run                  # 10 accounts (~5 min on 2 cores)
+    .venv/bin/python -m bench.run --quick          # shorter day, fewer samples (~2.5 min)
+    .venv/bin/python -m bench.run --accounts 100   # ~8 min; --accounts 1000 ~11 min
 
 Starts the whole system (``bench.system``), plays the same simulated working
 day against each contender (``bench.workload``), then measures latency per tier
