@@ -10,6 +10,7 @@ import os
 import uuid
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from services.common.embedded_mongo import EmbeddedMongo
 
@@ -31,3 +32,12 @@ def mongo_uri(tmp_path_factory):
 def db_name():
     """A database name of its own per test, so tests never see each other's data."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def mongo(mongo_uri, db_name):
+    """(AsyncMongoClient, database name) of a database of the test's own, dropped afterwards."""
+    client = AsyncMongoClient(mongo_uri, tz_aware=True)
+    yield client, db_name
+    await client.drop_database(db_name)
+    await client.close()

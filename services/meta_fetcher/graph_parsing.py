@@ -141,6 +141,15 @@ def parse_row(obj: Any, *, account_id: str, required_ids: Iterable[str] = ID_FIE
     )
 
 
+def _page_data(body: Any, page: int) -> list:
+    """The ``data`` list of a Graph page; PageFormatError when the envelope is not ``{"data": [...], "paging": {...}}``."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise PageFormatError(f"page {page}: body has no 'data' list")
+    if "paging" in body and not isinstance(body["paging"], dict):
+        raise PageFormatError(f"page {page}: 'paging' is not an object")
+    return body["data"]
+
+
 def parse_insights_page(body: Any, *, account_id: str, since: date | None = None, until: date | None = None,
                         required_ids: Iterable[str] = ID_FIELDS, page: int = 1,
                         fetched_at: datetime | None = None) -> list[InsightRow]:
@@ -150,13 +159,10 @@ def parse_insights_page(body: Any, *, account_id: str, since: date | None = None
     must fall inside ``since..until`` when given. The error message names the
     page number, the row index and, when known, the ad and date.
     """
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise PageFormatError(f"page {page}: body has no 'data' list")
-    if "paging" in body and not isinstance(body["paging"], dict):
-        raise PageFormatError(f"page {page}: 'paging' is not an object")
+    data = _page_data(body, page)
     required = tuple(required_ids)
     rows: list[InsightRow] = []
-    for i, obj in enumerate(body["data"]):
+    for i, obj in enumerate(data):
         try:
             row = parse_row(obj, account_id=account_id, required_ids=required, fetched_at=fetched_at)
             if (since and row.date_start < since) or (until and row.date_start > until):
@@ -189,13 +195,10 @@ def parse_range_reach_page(body: Any, *, account_id: str, origin: date, ends: It
     present, must be the one asked for; ``reach`` is a count in a string or
     absent (None, never 0).
     """
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise PageFormatError(f"page {page}: body has no 'data' list")
-    if "paging" in body and not isinstance(body["paging"], dict):
-        raise PageFormatError(f"page {page}: 'paging' is not an object")
+    data = _page_data(body, page)
     wanted = frozenset(ends)
     out: list[RangeReach] = []
-    for i, obj in enumerate(body["data"]):
+    for i, obj in enumerate(data):
         try:
             if not isinstance(obj, dict):
                 raise PageFormatError(f"row is {type(obj).__name__}, not a JSON object")

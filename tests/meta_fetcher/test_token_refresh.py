@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta, timezone
 import grpc
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 
 from services.meta_fetcher import token_admin
 from services.meta_fetcher.graph_client import GraphClient
@@ -30,14 +29,6 @@ K1, K2 = Keyring.generate_key(), Keyring.generate_key()
 @pytest.fixture
 def account():
     return synthetic_account(today=date(2026, 3, 1), days=5, n_ads=2)
-
-
-@pytest.fixture
-async def mongo(mongo_uri, db_name):
-    client = AsyncMongoClient(mongo_uri, tz_aware=True)
-    yield client, db_name
-    await client.drop_database(db_name)
-    await client.close()
 
 
 def now() -> datetime:

@@ -14,7 +14,6 @@ from datetime import date, datetime, timedelta, timezone
 import grpc
 import pytest
 from bson.binary import Binary
-from pymongo import AsyncMongoClient
 
 from services.meta_fetcher.token_vault import (
     Keyring,
@@ -34,14 +33,6 @@ K1, K2 = Keyring.generate_key(), Keyring.generate_key()
 @pytest.fixture
 def account():
     return synthetic_account(today=date(2026, 3, 1), days=5, n_ads=2)
-
-
-@pytest.fixture
-async def mongo(mongo_uri, db_name):
-    client = AsyncMongoClient(mongo_uri, tz_aware=True)
-    yield client, db_name
-    await client.drop_database(db_name)
-    await client.close()
 
 
 def vault_of(mongo, keys: str, active: str | None = None) -> TokenVault:
