@@ -90,6 +90,7 @@ class InsightsService:
         self._background: set[asyncio.Task] = set()
         self.lock = lock or DistributedLock()
         self._zones: dict[str, str] = {}
+        self._repairing: set[str] = set()
 
     async def timezone_name(self, account_id: str) -> str | None:
         """The account's IANA time zone, or None before the provider has told it (kept in memory once known:
@@ -131,6 +132,12 @@ class InsightsService:
         snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
         if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
             return await self.read(account_id, days, revalidate)
+        if snap.pending:  # a writer's commit failed: never FRESH until its version is repaired
+            if status == FRESH:
+                status, reason = STALE_REVALIDATING, ""
+            reason = "; ".join(filter(None, [reason, "the last write to the store did not complete; "
+                                                     "repairing it in the background"]))
+            self._repair_in_background(account_id)
         now = self.clock()
         due_times = [t for d, at in snap.fetched_at.items() if (t := self.policy.due_at(d, at, now, tz)) is not None]
         return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None))
@@ -200,6 +207,33 @@ class InsightsService:
         if write.rows_changed and self.on_change:
             self.on_change(account_id, write.version, write.changed_ads)
         return write.rows_changed
+
+    async def repair(self, account_id: str) -> int:
+        """Commit the account's abandoned write, as its writer (under the fetch lock); returns rows it made
+        visible (they are rescored and, through the change feed, streamed)."""
+        async with self.lock.hold(f"fetch:{account_id}"):
+            write = await self.store.repair_version(account_id)
+        if write.rows_changed and self.on_change:
+            self.on_change(account_id, write.version, write.changed_ads)
+        return write.rows_changed
+
+    def _repair_in_background(self, account_id: str) -> None:
+        if account_id in self._repairing:
+            return
+        self._repairing.add(account_id)
+
+        async def run() -> None:
+            try:
+                await self.repair(account_id)
+            except Exception as exc:  # the store is still failing: the next reader or writer tries again
+                log.warning("repairing act_%s failed (%s); the next read or write retries", account_id,
+                            type(exc).__name__)
+            finally:
+                self._repairing.discard(account_id)
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _refresh_in_background(self, account_id: str, days: list[date]) -> None:
         own, _ = self.flight.split(account_id, days)

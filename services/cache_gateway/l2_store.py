@@ -15,10 +15,23 @@ Collections (database ``adfatigue`` by default):
 
 Writes are idempotent upserts guarded by ``fetched_at``: an older fetch can
 never overwrite a newer one. A batch of changes claims a version with
-``$inc seq``, writes its rows tagged with it, then commits with
-``$max version`` — no multi-document transaction. Readers take a consistent
-snapshot by reading the account document before and after the rows and
-retrying while a write is in flight (``seq > version``) or the version moved.
+``$inc seq`` (recording ``claimed_at``), writes its rows tagged with it, then
+commits with ``$max version`` — no multi-document transaction. Readers take a
+consistent snapshot by reading the account document before and after the rows
+and retrying while a write is in flight (``seq > version``) or the version moved.
+
+Write protocol when a writer dies or its commit fails (issue 16): its rows
+carry the version it claimed, and its days' freshness was never marked
+(freshness is written only after the commit). Such a claim is *abandoned*:
+a reader that still sees it after ``read_retry_s`` (or whose claim is older
+than that) gets a ``Snapshot`` with ``pending=True`` — the gateway answers it
+stale, never FRESH, and repairs in the background; the account's next
+writer, which holds the account's fetch lock and so knows no other write is
+in flight, repairs first (``repair_version``: commit ``$max version`` to the
+claim, reporting the abandoned rows as changed so they are rescored and
+streamed). Nothing written is lost, and the commit is an ordinary
+``accounts`` update, so the change feed releases the abandoned rows to
+subscribers as one CHANGE of that version.
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Iterable, Sequence
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
@@ -48,6 +61,12 @@ class AccountState:
     seq: int = 0
     timezone: str = ""
     currency: str = ""
+    claimed_at: datetime | None = None  # when ``seq`` was last claimed
+
+    @property
+    def pending(self) -> bool:
+        """A claimed version is not committed yet (a write in flight, or one that died)."""
+        return self.seq > self.version
 
 
 @dataclass(slots=True)
@@ -65,6 +84,7 @@ class Snapshot:
     fetched_at: dict[date, datetime]
     timezone: str = ""
     quarantined: list[str] = field(default_factory=list)
+    pending: bool = False  # a write was still uncommitted after the read's retries (see the module doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +92,11 @@ class WriteResult:
     version: int          # account version after the write
     rows_changed: int     # rows inserted, updated or tombstoned
     changed_ads: frozenset[str] = frozenset()  # ad ids with a changed row
+
+
+def _account_state(doc: dict) -> AccountState:
+    return AccountState(doc["_id"], doc.get("version", 0), doc.get("seq", 0), doc.get("timezone", ""),
+                        doc.get("currency", ""), doc.get("claimed_at"))
 
 
 def _day_key(d: date) -> str:
@@ -104,8 +129,7 @@ class InsightsStore:
         doc = await self.accounts.find_one({"_id": account_id})
         if doc is None:
             return None
-        return AccountState(account_id, doc.get("version", 0), doc.get("seq", 0),
-                            doc.get("timezone", ""), doc.get("currency", ""))
+        return _account_state(doc)
 
     async def set_account_info(self, account_id: str, timezone: str, currency: str) -> None:
         update = {k: v for k, v in (("timezone", timezone), ("currency", currency)) if v}
@@ -122,8 +146,7 @@ class InsightsStore:
             pass
 
     async def list_accounts(self) -> list[AccountState]:
-        return [AccountState(d["_id"], d.get("version", 0), d.get("seq", 0), d.get("timezone", ""), d.get("currency", ""))
-                async for d in self.accounts.find({})]
+        return [_account_state(d) async for d in self.accounts.find({})]
 
     # -- reads --------------------------------------------------------------------------------
     async def fetched_at(self, account_id: str, days: DateRange) -> dict[date, datetime]:
@@ -148,7 +171,9 @@ class InsightsStore:
         deadline = loop.time() + self.read_retry_s
         while True:
             before = await self.account(account_id) or AccountState(account_id)
-            if before.seq > before.version and loop.time() < deadline:
+            if before.pending and self._abandoned(before):
+                deadline = loop.time()  # no point waiting for a writer that is gone
+            if before.pending and loop.time() < deadline:
                 await asyncio.sleep(0.01)
                 continue
             result = await read()
@@ -185,7 +210,7 @@ class InsightsStore:
             await self._quarantine(bad)
             for doc in bad:
                 fetched.pop(date.fromisoformat(doc["date"]), None)
-        return Snapshot(account_id, version, rows, fetched, after.timezone, [d["_id"] for d in bad])
+        return Snapshot(account_id, version, rows, fetched, after.timezone, [d["_id"] for d in bad], after.pending)
 
     async def _quarantine(self, docs: Sequence[dict]) -> None:
         for doc in docs:
@@ -230,6 +255,27 @@ class InsightsStore:
                 .sort("ad_id", ASCENDING)]
 
     # -- writes -------------------------------------------------------------------------------
+    def _abandoned(self, state: AccountState) -> bool:
+        """Whether the account's uncommitted claim is older than any live write takes."""
+        if state.claimed_at is None:
+            return False
+        claimed = state.claimed_at if state.claimed_at.tzinfo else state.claimed_at.replace(tzinfo=timezone.utc)
+        return (datetime.now(timezone.utc) - claimed).total_seconds() > self.read_retry_s
+
+    async def repair_version(self, account_id: str) -> WriteResult:
+        """Commit an abandoned claim (see the module doc). Call it only as the account's writer (holding the
+        account's fetch lock), so that no other write is in flight. Returns the rows that become visible."""
+        state = await self.account(account_id)
+        if state is None or not state.pending:
+            return WriteResult(version=state.version if state else 0, rows_changed=0)
+        docs = [d async for d in self.insights.find(
+            {"account_id": account_id, "version": {"$gt": state.version, "$lte": state.seq}}, {"ad_id": 1})]
+        await self.accounts.update_one({"_id": account_id}, {"$max": {"version": state.seq}})
+        log.warning("act_%s: committed abandoned version %d (%d row(s) written by a writer whose commit failed)",
+                    account_id, state.seq, len(docs))
+        return WriteResult(version=state.seq, rows_changed=len(docs),
+                           changed_ads=frozenset(d["ad_id"] for d in docs if isinstance(d.get("ad_id"), str)))
+
     async def apply_fetch(
         self, account_id: str, days: DateRange, rows: Iterable[InsightRow], fetched_at: datetime
     ) -> WriteResult:
@@ -260,11 +306,14 @@ class InsightsStore:
         gone = [k for k, doc in existing.items()
                 if k not in incoming and not doc.get("deleted") and not newer_stored(doc)]
 
-        version = (await self.account(account_id) or AccountState(account_id)).version
+        state = await self.account(account_id) or AccountState(account_id)
+        repaired = await self.repair_version(account_id) if state.pending else WriteResult(state.version, 0)
+        version = repaired.version
         if changed or gone:
             await self._ensure_account(account_id)
             claimed = await self.accounts.find_one_and_update(
-                {"_id": account_id}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER,
+                {"_id": account_id}, {"$inc": {"seq": 1}, "$currentDate": {"claimed_at": True}},
+                return_document=ReturnDocument.AFTER,
             )
             version = claimed["seq"]
             # "stored fetched_at is missing or older": $not/$gte keeps the _id index in use (an $or does not)
@@ -294,8 +343,9 @@ class InsightsStore:
                        "$setOnInsert": {"account_id": account_id, "date": _day_key(d)}}, upsert=True)
             for d in days.days()
         ])
-        changed_ads = frozenset(k.split(":")[1] for k in (*changed, *gone))
-        return WriteResult(version=version, rows_changed=len(changed) + len(gone), changed_ads=changed_ads)
+        changed_ads = frozenset(k.split(":")[1] for k in (*changed, *gone)) | repaired.changed_ads
+        return WriteResult(version=version, rows_changed=len(changed) + len(gone) + repaired.rows_changed,
+                           changed_ads=changed_ads)
 
     @staticmethod
     async def _bulk(collection, ops: list) -> None:
