@@ -105,8 +105,12 @@ class InsightsService:
     async def timezone_of(self, account_id: str) -> ZoneInfo:
         return zone(await self.timezone_name(account_id) or "")
 
-    async def read(self, account_id: str, days: DateRange, revalidate: bool = True) -> ReadResult:
-        """Answer ``days`` for the account; raises UpstreamError when missing days cannot be fetched."""
+    async def read(self, account_id: str, days: DateRange, revalidate: bool = True, _attempt: int = 0) -> ReadResult:
+        """Answer ``days`` for the account; raises UpstreamError when missing days cannot be fetched.
+
+        Stored documents failing the schema check (services/common/l2_schema.py) are quarantined and their
+        days fetched again before answering; if that fetch fails, the answer leaves them out and says so
+        (STALE_UPSTREAM_ERROR with the reason), never FRESH."""
         tz = await self.timezone_of(account_id)
         fetched = await self.store.fetched_at(account_id, days)
         due = set(due_days(days, fetched, self.policy, self.clock(), tz))
@@ -130,8 +134,17 @@ class InsightsService:
             self.counters.stale_answers += 1
         # nothing fetched: the freshness just read is current, so the snapshot need not read it again
         snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
-        if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
-            return await self.read(account_id, days, revalidate)
+        if snap.quarantined:  # malformed documents were dropped: fetch their days again now
+            try:
+                if _attempt < 2:
+                    return await self.read(account_id, days, revalidate, _attempt + 1)
+                raise UpstreamError(grpc.StatusCode.UNAVAILABLE, "the provider keeps returning rows that "
+                                                                 "cannot be stored")
+            except UpstreamError as exc:
+                status = STALE_UPSTREAM_ERROR
+                reason = "; ".join(filter(None, [reason, (
+                    f"stored data of {len(snap.quarantined)} day(s) failed the store's schema check and was "
+                    f"quarantined; fetching it again failed: {exc.message}")]))
         if snap.pending:  # a writer's commit failed: never FRESH until its version is repaired
             if status == FRESH:
                 status, reason = STALE_REVALIDATING, ""

@@ -46,6 +46,7 @@ from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.cache_gateway.row_document import CorruptDocument, content_hash, decode_row, encode_row
+from services.common.l2_schema import check, quarantine_record
 from services.common.dates import DateRange
 from services.common.insight_row import InsightRow
 
@@ -99,6 +100,21 @@ def _account_state(doc: dict) -> AccountState:
                         doc.get("currency", ""), doc.get("claimed_at"))
 
 
+def _day_of(doc: dict) -> date | None:
+    """The day an insights document is for: its ``date``, else the one in its ``_id``."""
+    for text in (doc.get("date"), str(doc.get("_id", "")).rpartition(":")[2]):
+        try:
+            return date.fromisoformat(text)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _account_of(doc: dict) -> str:
+    account = doc.get("account_id")
+    return account if isinstance(account, str) else str(doc.get("_id", "")).partition(":")[0]
+
+
 def _day_key(d: date) -> str:
     return d.isoformat()
 
@@ -126,10 +142,30 @@ class InsightsStore:
 
     # -- accounts -----------------------------------------------------------------------------
     async def account(self, account_id: str) -> AccountState | None:
+        """The account document; one that fails the schema check is quarantined and rebuilt from the rows."""
         doc = await self.accounts.find_one({"_id": account_id})
         if doc is None:
             return None
+        reason = check("accounts", doc)
+        if reason is not None:
+            return await self._rebuild_account(doc, reason)
         return _account_state(doc)
+
+    async def _rebuild_account(self, doc: dict, reason: str) -> AccountState:
+        """Quarantine a malformed account document and write a valid one: version and claim = the highest
+        valid row version (every stored row is then committed), time zone and currency kept when valid."""
+        account_id = doc["_id"]
+        await self.quarantine.replace_one({"_id": f"accounts:{account_id}"},
+                                          quarantine_record("accounts", doc, reason), upsert=True)
+        versions = [d.get("version") async for d in self.insights.find({"account_id": account_id}, {"version": 1})]
+        top = max((v for v in versions if isinstance(v, int) and not isinstance(v, bool) and v >= 0), default=0)
+        keep = {k: doc[k] for k in ("timezone", "currency")
+                if check("accounts", {"_id": account_id, k: doc.get(k)}) is None and k in doc}
+        rebuilt = {"_id": account_id, "version": top, "seq": top, **keep}
+        await self.accounts.replace_one({"_id": account_id}, rebuilt, upsert=True)
+        log.warning("act_%s: account document failed the schema check (%s); quarantined and rebuilt at version %d",
+                    account_id, reason, top)
+        return _account_state(rebuilt)
 
     async def set_account_info(self, account_id: str, timezone: str, currency: str) -> None:
         update = {k: v for k, v in (("timezone", timezone), ("currency", currency)) if v}
@@ -146,23 +182,42 @@ class InsightsStore:
             pass
 
     async def list_accounts(self) -> list[AccountState]:
-        return [_account_state(d) async for d in self.accounts.find({})]
+        states = []
+        async for doc in self.accounts.find({}):
+            reason = check("accounts", doc)
+            states.append(_account_state(doc) if reason is None else await self._rebuild_account(doc, reason))
+        return states
 
     # -- reads --------------------------------------------------------------------------------
     async def fetched_at(self, account_id: str, days: DateRange) -> dict[date, datetime]:
         """When each day of ``days`` was last fetched (days never fetched are absent)."""
         cursor = self.freshness.find(
             {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
-            {"date": 1, "fetched_at": 1},
         )
-        return {date.fromisoformat(d["date"]): d["fetched_at"] async for d in cursor}
+        known, bad = {}, []
+        async for doc in cursor:
+            reason = check("freshness", doc)
+            if reason is None:
+                known[date.fromisoformat(doc["date"])] = doc["fetched_at"]
+            else:
+                bad.append((doc, reason))
+        for doc, reason in bad:  # the day counts as never fetched: it is fetched again before answering
+            await self.quarantine.replace_one({"_id": f"freshness:{doc['_id']}"},
+                                              quarantine_record("freshness", doc, reason), upsert=True)
+            await self.freshness.delete_one({"_id": doc["_id"]})
+            log.warning("freshness %r failed the schema check (%s); quarantined, the day will be re-fetched",
+                        doc["_id"], reason)
+        return known
 
     async def range_version(self, account_id: str, days: DateRange) -> int:
         """The range's version (see Snapshot.version) without reading its rows."""
         doc = await self.insights.find_one(
             {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
             {"version": 1}, sort=[("version", -1)])
-        return doc.get("version", 0) if doc else 0
+        version = doc.get("version", 0) if doc else 0
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:  # a malformed document: the snapshot quarantines it
+            return (await self.snapshot(account_id, days)).version
+        return version
 
     async def _consistent(self, account_id: str, read):
         """Run ``read()`` until the account's version and claim did not move around it (no write in
@@ -196,27 +251,46 @@ class InsightsStore:
             return docs, dict(fetched) if fetched is not None else await self.fetched_at(account_id, days)
 
         (docs, fetched), after = await self._consistent(account_id, read)
-        version = max((d.get("version", 0) for d in docs), default=0)
-        rows, bad = [], []
-        for doc in docs:
-            if doc.get("deleted"):
-                continue
-            try:
-                rows.append(decode_row(doc))
-            except CorruptDocument as exc:
-                log.warning("%s; quarantined, the day will be re-fetched", exc)
-                bad.append(doc)
-        if bad:
-            await self._quarantine(bad)
-            for doc in bad:
-                fetched.pop(date.fromisoformat(doc["date"]), None)
-        return Snapshot(account_id, version, rows, fetched, after.timezone, [d["_id"] for d in bad], after.pending)
+        docs, bad = await self._checked(docs)
+        version = max((d["version"] for d in docs), default=0)
+        rows = [decode_row(doc) for doc in docs if not doc["deleted"]]
+        for day in bad:
+            fetched.pop(day, None)
+        return Snapshot(account_id, version, rows, fetched, after.timezone, sorted(d.isoformat() for d in bad),
+                        after.pending)
 
-    async def _quarantine(self, docs: Sequence[dict]) -> None:
+    async def _checked(self, docs: list[dict]) -> tuple[list[dict], set[date]]:
+        """The insights documents that pass the schema check and whose values still match their
+        ``content_hash`` (``deleted`` filled in), and the days of those
+        that did not: those are moved to ``quarantine`` with the reason and their day's freshness dropped, so
+        the day is fetched again (R11)."""
+        good, bad = [], []
         for doc in docs:
-            await self.quarantine.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            reason = check("insights", doc)
+            if reason is None and content_hash(doc["row"]) != doc["content_hash"]:
+                reason = "row: the values do not match the row's content_hash (edited or damaged)"
+            if reason is None:
+                try:
+                    if not doc.get("deleted"):
+                        decode_row(doc)
+                    doc.setdefault("deleted", False)
+                    good.append(doc)
+                    continue
+                except CorruptDocument as exc:
+                    reason = str(exc)
+            bad.append((doc, reason))
+        days: set[date] = set()
+        for doc, reason in bad:
+            day = _day_of(doc)
+            log.warning("L2 document %r failed the schema check (%s); quarantined, its day will be re-fetched",
+                        doc.get("_id"), reason)
+            await self.quarantine.replace_one({"_id": f"insights:{doc.get('_id')}"},
+                                              quarantine_record("insights", doc, reason), upsert=True)
             await self.insights.delete_one({"_id": doc["_id"], "content_hash": doc.get("content_hash")})
-            await self.freshness.delete_one({"account_id": doc["account_id"], "date": doc["date"]})
+            if day is not None:
+                days.add(day)
+                await self.freshness.delete_many({"account_id": _account_of(doc), "date": day.isoformat()})
+        return good, days
 
     async def ad_series(self, account_id: str, ad_ids: Iterable[str]) -> tuple[int, dict[str, list[InsightRow]]]:
         """Every stored day of each ad, read consistently: (version of what was read, rows per ad by date)."""
@@ -227,14 +301,12 @@ class InsightsStore:
                     .sort([("ad_id", ASCENDING), ("date", ASCENDING)])]
 
         docs, _ = await self._consistent(account_id, read)
+        docs, _ = await self._checked(docs)
         series: dict[str, list[InsightRow]] = {ad: [] for ad in ids}
         for doc in docs:
-            if not doc.get("deleted"):
-                try:
-                    series[doc["ad_id"]].append(decode_row(doc))
-                except CorruptDocument as exc:
-                    log.warning("%s; left out of scoring", exc)
-        return max((d.get("version", 0) for d in docs), default=0), series
+            if not doc["deleted"]:
+                series[doc["ad_id"]].append(decode_row(doc))
+        return max((d["version"] for d in docs), default=0), series
 
     async def save_score(self, account_id: str, ad_id: str, insights_version: int, result: bytes,
                          first: date, last: date) -> bool:
@@ -251,8 +323,21 @@ class InsightsStore:
             return False
 
     async def stored_scores(self, account_id: str, ad_ids: Iterable[str]) -> list[dict]:
-        return [d async for d in self.scores.find({"account_id": account_id, "ad_id": {"$in": sorted(set(ad_ids))}})
-                .sort("ad_id", ASCENDING)]
+        """Stored fatigue results of the ads, by ad id. A document failing the schema check is quarantined
+        (and left out: the caller rescores ads that have no score)."""
+        good = []
+        async for doc in self.scores.find({"account_id": account_id, "ad_id": {"$in": sorted(set(ad_ids))}}) \
+                .sort("ad_id", ASCENDING):
+            reason = check("scores", doc)
+            if reason is None:
+                good.append(doc)
+                continue
+            log.warning("score %r failed the schema check (%s); quarantined, the ad will be rescored",
+                        doc.get("_id"), reason)
+            await self.quarantine.replace_one({"_id": f"scores:{doc.get('_id')}"},
+                                              quarantine_record("scores", doc, reason), upsert=True)
+            await self.scores.delete_one({"_id": doc["_id"]})
+        return good
 
     # -- writes -------------------------------------------------------------------------------
     def _abandoned(self, state: AccountState) -> bool:
@@ -297,8 +382,8 @@ class InsightsStore:
             {"content_hash": 1, "fetched_at": 1, "deleted": 1},
         )}
 
-        def newer_stored(doc: dict | None) -> bool:
-            return doc is not None and doc.get("fetched_at") is not None and doc["fetched_at"] > fetched_at
+        def newer_stored(doc: dict | None) -> bool:  # (a malformed stored fetched_at is overwritten)
+            return doc is not None and isinstance(doc.get("fetched_at"), datetime) and doc["fetched_at"] > fetched_at
 
         changed = [k for k, (_, _, h) in incoming.items()
                    if not newer_stored(existing.get(k))
@@ -372,13 +457,11 @@ async def changes_since(store: InsightsStore, account_id: str, days: DateRange,
         {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
          "version": {"$gt": from_version}},
     ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
+    docs, _ = await store._checked(docs)
     rows, removed = [], []
     for doc in docs:
-        if doc.get("deleted"):
+        if doc["deleted"]:
             removed.append((doc["ad_id"], date.fromisoformat(doc["date"])))
         else:
-            try:
-                rows.append(decode_row(doc))
-            except CorruptDocument as exc:
-                log.warning("%s; skipped in change replay", exc)
+            rows.append(decode_row(doc))
     return max((d["version"] for d in docs), default=from_version), rows, removed
