@@ -222,7 +222,12 @@ class CacheGatewayServicer:
             account_id=account, version=result.snapshot.version, results=scored.results,
             freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
                                         self.service.clock()),
+            account_currency=await self.service.currency(account),
         )
+        if not reply.results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
+            stored = await self.service.store.stored_days(account)
+            if stored is not None:
+                reply.stored_days.since, reply.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
         payload = reply.SerializeToString(deterministic=True)
         self._remember(key, payload, result, account)
         return payload
