@@ -30,11 +30,11 @@ REASON_MIN_SCORE = 25.0
 
 
 def pct(x: float | None) -> str:
-    return "–" if x is None else f"{x * 100:.2f} %"
+    return "–" if x is None else f"{x * 100:.2f}\u00a0%"  # no-break space: "3.71 %" never wraps
 
 
 def money(x: float | None, currency: str) -> str:
-    return "–" if x is None else f"{currency} {x:,.2f}".strip()
+    return "–" if x is None else f"{currency}\u00a0{x:,.2f}".strip()
 
 
 def _change(before: float | None, after: float | None) -> str:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from services.cli.local_system import LocalSystem, SystemConfig
+from services.cli.web_build import ensure_page_built
 from tests.shared_data import require_real_csv
 
 REAL = "act_1001"
@@ -22,7 +23,13 @@ SINCE, UNTIL = "2025-11-01", "2026-04-29"
 
 
 @pytest.fixture(scope="session")
-def system(tmp_path_factory):
+def page_built():
+    """web/dist, built with npm ci + npm run build when the sources changed (as adfatigue up does)."""
+    return ensure_page_built()
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory, page_built):
     config = SystemConfig(
         data_dir=tmp_path_factory.mktemp("bff"), csv_accounts=[(require_real_csv(), REAL[4:])], gateway_port=0,
         bff_port=0, scheduler_interval_s=3600, mongodb_uri=os.environ.get("MONGODB_URI") or None,
@@ -51,3 +58,14 @@ def signed_in_client(system, base_url: str, subject: str = "tester", accounts=("
 def client(system, base_url):
     with signed_in_client(system, base_url) as c:
         yield c
+
+
+# -- the browser: Debian's chromium, never a downloaded one ------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}

@@ -112,9 +112,9 @@ def test_page_model_of_the_real_account_at_one_version(client):
     top = next(a for a in video if a["level"] in ("warning", "critical"))
     assert top["reasons"] and any("Link CTR" in r and "%" in r and "→" in r for r in top["reasons"])
     ctr = next(c for c in top["components"] if c["name"] == "ctr_decay")
-    assert ctr["before_text"].endswith(" %") and ctr["before"] > ctr["after"]
+    assert ctr["before_text"].endswith("\u00a0%") and ctr["before"] > ctr["after"]
     cpm = next(c for c in top["components"] if c["name"] == "cpm_inflation")
-    assert cpm["before_text"].startswith("MYR ")
+    assert cpm["before_text"].startswith("MYR\u00a0")
     assert float(top["spend"]) > 0 and top["impressions"] > 0 and top["campaign_name"] and top["adset_name"]
     series = top["series"]
     assert len(series["impressions"]) == len(series["link_ctr_pct"]) == len(series["cpm"]) >= top["delivery_days"]
