@@ -90,6 +90,7 @@ class InsightsService:
         self._background: set[asyncio.Task] = set()
         self.lock = lock or DistributedLock()
         self._zones: dict[str, str] = {}
+        self._currencies: dict[str, str] = {}
 
     async def timezone_name(self, account_id: str) -> str | None:
         """The account's IANA time zone, or None before the provider has told it (kept in memory once known:
@@ -100,6 +101,16 @@ class InsightsService:
             if state and state.timezone:
                 name = self._zones[account_id] = state.timezone
         return name
+
+    async def currency(self, account_id: str) -> str:
+        """The account's ISO 4217 currency, or "" before the provider has told it (kept in memory once known)."""
+        code = self._currencies.get(account_id)
+        if code is None:
+            state = await self.store.account(account_id)
+            if not (state and state.currency):
+                return ""
+            code = self._currencies[account_id] = state.currency
+        return code
 
     async def timezone_of(self, account_id: str) -> ZoneInfo:
         return zone(await self.timezone_name(account_id) or "")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterable, Sequence
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.cache_gateway.row_document import CorruptDocument, content_hash, decode_row, encode_row
@@ -133,6 +133,18 @@ class InsightsStore:
             {"date": 1, "fetched_at": 1},
         )
         return {date.fromisoformat(d["date"]): d["fetched_at"] async for d in cursor}
+
+    async def stored_days(self, account_id: str) -> DateRange | None:
+        """First and last day with a (not deleted) row of the account, whatever the range; None when none.
+
+        Two index reads (``account_date``); used to tell a caller where an account's data lies.
+        """
+        query = {"account_id": account_id, "deleted": {"$ne": True}}
+        first = await self.insights.find_one(query, {"date": 1}, sort=[("date", ASCENDING)])
+        if first is None:
+            return None
+        last = await self.insights.find_one(query, {"date": 1}, sort=[("date", DESCENDING)])
+        return DateRange(date.fromisoformat(first["date"]), date.fromisoformat(last["date"]))
 
     async def range_version(self, account_id: str, days: DateRange) -> int:
         """The range's version (see Snapshot.version) without reading its rows."""
