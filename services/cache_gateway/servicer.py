@@ -300,6 +300,7 @@ class CacheGatewayServicer:
                 for doc in await self.service.store.stored_scores(account, ad_ids):
                     event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
                     scores_sent[doc["ad_id"]] = doc["insights_version"]
+                self.rescorer.schedule(account, frozenset(ad_ids.difference(scores_sent)))  # none or quarantined
                 yield event
             while True:
                 change = await sub.queue.get()
