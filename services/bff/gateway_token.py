@@ -1,39 +1,35 @@
-"""The short-lived, user-scoped bearer token the BFF sends to CacheGateway.
+"""The short-lived, user-scoped bearer token the BFF sends to CacheGateway (the browser never sees it).
 
-The browser never sees it. Claims: ``sub`` = the signed-in user, ``accounts``
-= the user's accounts only, ``roles`` = the user's roles, ``act``
-(RFC 8693 actor claim) = ``{"sub": "bff"}``, lifetime ``BFF_GATEWAY_TOKEN_TTL_S``
-(300 s). Minted with the local HS256 secret; this one function is the swap
-point for the identity service's helper in ``services/common/auth.py``.
+A reader is limited to their own accounts: ``services.common.auth.mint_user_token``
+(``sub`` = the user, ``accounts`` = theirs, no roles, ``act`` = ``{"sub": "bff"}``,
+RFC 8693). A user whose sign-in grants every account (``*``, the local
+``adfatigue up`` user) or the operator role gets the same claims with those
+grants (``mint_token`` with actor ``bff``). Lifetime ``BFF_GATEWAY_TOKEN_TTL_S``
+(300 s, at most 900); signed with the local HS256 secret (``JWT_HS256_SECRET``).
 """
 
 from __future__ import annotations
 
 import time
 
-import jwt
-
 from services.bff.users import User
+from services.common.auth import BFF, MAX_USER_TOKEN_TTL_S, mint_token, mint_user_token
 
-BFF_SUBJECT = "bff"
 
-
-def mint_user_token(secret: str, user: User, ttl_s: int, audience: str = "") -> str:
+def user_token(secret: str, user: User, ttl_s: int, audience: str = "") -> str:
     if not secret:
         raise RuntimeError("JWT_HS256_SECRET is not set: the BFF cannot mint gateway tokens")
-    now = int(time.time())
-    claims = {"sub": user.subject, "accounts": list(user.accounts), "roles": list(user.roles),
-              "act": {"sub": BFF_SUBJECT}, "iat": now, "exp": now + ttl_s}
-    if audience:
-        claims["aud"] = audience
-    return jwt.encode(claims, secret, algorithm="HS256")
+    if "*" in user.accounts or user.roles:
+        return mint_token(secret, user.subject, user.accounts, user.roles, ttl_s, audience or None, actor=BFF)
+    return mint_user_token(secret, user.subject, user.accounts, ttl_s, audience=audience or None)
 
 
 class GatewayTokens:
     """One token per user, reused until a minute before it expires."""
 
     def __init__(self, secret: str, ttl_s: int = 300, audience: str = ""):
-        self.secret, self.ttl_s, self.audience = secret, max(ttl_s, 120), audience
+        self.secret, self.audience = secret, audience
+        self.ttl_s = min(max(ttl_s, 120), MAX_USER_TOKEN_TTL_S)
         self._cache: dict[User, tuple[str, float]] = {}
 
     def metadata(self, user: User) -> tuple[tuple[str, str]]:
@@ -41,6 +37,6 @@ class GatewayTokens:
         if hit is None or time.time() > hit[1] - 60:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            hit = self._cache[user] = (mint_user_token(self.secret, user, self.ttl_s, self.audience),
+            hit = self._cache[user] = (user_token(self.secret, user, self.ttl_s, self.audience),
                                        time.time() + self.ttl_s)
         return (("authorization", f"Bearer {hit[0]}"),)

@@ -1,7 +1,7 @@
 """Sign-in. Two standards, one per deployment (``BFF_SIGN_IN``):
 
 - ``link`` (local runs): ``adfatigue up`` prints a one-time link
-  ``/ad-fatigue/sign-in?token=<JWT>``. The token is HS256-signed with the local
+  ``/ad-fatigue/sign-in?token=<JWT>``. The token is HS256-signed with a key derived from the local
   secret, lives 15 minutes, has ``purpose`` = ``adfatigue-bff-sign-in`` and a
   ``jti``; the BFF accepts each ``jti`` once.
 - ``proxy-header`` (production): an authenticating reverse proxy in front of
@@ -14,6 +14,7 @@ Either way the BFF then keeps the user in its own session cookie.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 import uuid
@@ -30,12 +31,18 @@ class SignInError(Exception):
     pass
 
 
+def link_key(secret: str) -> str:
+    """The key of sign-in tokens: derived from the local secret, so a link is never a gateway bearer token."""
+    return hashlib.sha256(f"{PURPOSE}:{secret}".encode()).hexdigest()
+
+
 def mint_sign_in_link(base_url: str, secret: str, subject: str, accounts, roles=(), ttl_s: int = 900,
                       next_path: str = "/ad-fatigue") -> str:
     """A one-time sign-in URL for ``subject`` (local runs and tests)."""
     now = int(time.time())
     token = jwt.encode({"purpose": PURPOSE, "sub": subject, "accounts": list(accounts), "roles": list(roles),
-                        "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl_s}, secret, algorithm="HS256")
+                        "jti": uuid.uuid4().hex, "iat": now, "exp": now + ttl_s}, link_key(secret),
+                       algorithm="HS256")
     query = {"token": token}
     if next_path != "/ad-fatigue":
         query["next"] = next_path
@@ -53,7 +60,7 @@ class SignInLinks:
         if not self.secret:
             raise SignInError("sign-in links are off: this BFF has no JWT_HS256_SECRET")
         try:
-            claims = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["exp", "jti", "sub"]})
+            claims = jwt.decode(token, link_key(self.secret), algorithms=["HS256"], options={"require": ["exp", "jti", "sub"]})
         except jwt.ExpiredSignatureError:
             raise SignInError("this sign-in link has expired: ask for a new one (restart adfatigue up or "
                               "run it again)") from None

@@ -27,7 +27,9 @@ from services.cache_gateway.l2_store import changes_since
 from services.cache_gateway.rescoring import Rescorer
 from services.cache_gateway.subscriptions import SubscriptionHub
 from services.cache_gateway.upstream import UpstreamError
-from services.common.auth import AuthError, JwtVerifier, Principal, require_account, require_operator
+from services.common.auth import (
+    OPERATOR, SCHEDULER, AuthError, JwtVerifier, Principal, require_account, require_operator, require_role,
+)
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
 from services.common.grpc_server import insecure_channel
@@ -56,7 +58,7 @@ async def audit_entry(audit: AuditLog, name: str, request, context):
         raise
     finally:
         principal = _principal.get()
-        audit.record(principal.subject if principal else "", name, getattr(request, "account_id", ""),
+        audit.record(principal.caller if principal else "", name, getattr(request, "account_id", ""),
                      status, getattr(request, "since", ""), getattr(request, "until", ""))
 
 
@@ -108,14 +110,16 @@ class CacheGatewayServicer:
         _principal.set(principal)
         return principal
 
-    async def _authorise(self, context, request, operator_for: str = "") -> tuple[str, DateRange]:
-        """Authenticate, validate account and dates, check the caller may read the account."""
+    async def _authorise(self, context, request, roles_for: str = "",
+                         roles: frozenset[str] = frozenset({OPERATOR})) -> tuple[str, DateRange]:
+        """Authenticate, validate account and dates, check the caller may read the account (and, with
+        ``roles_for``, holds one of ``roles``); PERMISSION_DENIED otherwise."""
         principal = await self._authenticate(context)
         account, days = await self._validate(context, request.account_id, request.since, request.until)
         try:
             require_account(principal, account)
-            if operator_for:
-                require_operator(principal, operator_for)
+            if roles_for:
+                require_role(principal, roles, roles_for)
         except AuthError as exc:
             await context.abort(exc.code, exc.message)
         return account, days
@@ -218,16 +222,27 @@ class CacheGatewayServicer:
             account_id=account, version=result.snapshot.version, results=scored.results,
             freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
                                         self.service.clock()),
+            account_currency=await self.service.currency(account),
         )
+        if not reply.results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
+            stored = await self.service.store.stored_days(account)
+            if stored is not None:
+                reply.stored_days.since, reply.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
         payload = reply.SerializeToString(deterministic=True)
         self._remember(key, payload, result, account)
         return payload
 
     @audited
     async def Refresh(self, request: gw.RefreshRequest, context) -> bytes:
-        account, days = await self._authorise(context, request, "a forced refresh" if request.force else "")
+        """Fetch the due days of the range (all of them with ``force``: operator or scheduler only).
+
+        Readers of the account may refresh it; only the scheduler identity may (and must) send
+        ``x-fencing-token``, checked against the lease's durable record (demand_fencing.py).
+        """
+        account, days = await self._authorise(context, request, "a forced refresh" if request.force else "",
+                                              frozenset({OPERATOR, SCHEDULER}))
         if self.fencing:
-            await self.fencing.enforce(context)
+            await self.fencing.enforce(context, _principal.get())
         calls_before = self.service.counters.upstream_calls
         try:
             ranges, changed = await self.service.refresh(account, days, force=request.force)
@@ -257,7 +272,12 @@ class CacheGatewayServicer:
 
     @audited
     async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
-        await self._authenticate(context)
+        """The gateway's counters (operator role; PERMISSION_DENIED otherwise)."""
+        principal = await self._authenticate(context)
+        try:
+            require_operator(principal, "GetStats")
+        except AuthError as exc:
+            await context.abort(exc.code, exc.message)
         return gw.GatewayStats(
             **self.service.counters.as_dict(), l1_bytes=self.l1.bytes_used, l1_max_bytes=self.l1.max_bytes,
             l1_entries=len(self.l1),
@@ -296,6 +316,7 @@ class CacheGatewayServicer:
                 for doc in await self.service.store.stored_scores(account, ad_ids):
                     event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
                     scores_sent[doc["ad_id"]] = doc["insights_version"]
+                self.rescorer.schedule(account, frozenset(ad_ids.difference(scores_sent)))  # none or quarantined
                 yield event
             while True:
                 change = await sub.queue.get()

@@ -10,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from services.bff.sign_in import mint_sign_in_link
+from services.bff.sign_in import link_key, mint_sign_in_link
 from tests.bff.conftest import REAL, SINCE, SYNTH, UNTIL, signed_in_client
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ def test_sign_in_link_works_once_and_sets_a_strict_http_only_cookie(system, base
     lambda s: mint_sign_in_link("", "another-secret", "mallory", ["*"]),
     lambda s: mint_sign_in_link("", s.jwt_secret, "late", ["*"], ttl_s=-100),
     lambda s: "/ad-fatigue/sign-in?token=" + jwt.encode({"sub": "x", "accounts": ["*"], "jti": "1",
-                                                         "exp": int(time.time()) + 60}, s.jwt_secret),
+                                                         "exp": int(time.time()) + 60}, link_key(s.jwt_secret)),
     lambda s: "/ad-fatigue/sign-in?token=not-a-token",
 ])
 def test_forged_expired_or_foreign_sign_in_tokens_are_refused(system, base_url, make):
