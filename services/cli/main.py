@@ -4,6 +4,8 @@
     adfatigue report --account act_ID [--since D --until D] [--json]
     adfatigue watch --account act_ID [--since D --until D]     live changes
     adfatigue status                                           the scheduler's view
+    adfatigue backup --out DIR                                 every collection at one consistent point
+    adfatigue restore DIR [--replace]                          checked first; refuses a damaged archive
 
 The CLI finds the running system in ``--data-dir`` (``./.adfatigue``, or
 ``ADFATIGUE_HOME``): its endpoints and its development token secret.
@@ -25,6 +27,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToJson
 
+from services.cli import backup_command
 from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_hint
 from services.cli.local_system import gateway_address
 from services.cli.report import (
@@ -82,6 +85,14 @@ def _token(parser, args) -> str:
 def _rpc_failed(exc: grpc.RpcError, target: str) -> int:
     print(f"{exc.code().name}: {exc.details()}{unreachable_hint(exc, target)}", file=sys.stderr)
     return 2
+
+
+def cmd_backup(parser, args) -> int:
+    return backup_command.cmd_backup(parser, args, _data_dir(args))
+
+
+def cmd_restore(parser, args) -> int:
+    return backup_command.cmd_restore(parser, args, _data_dir(args))
 
 
 def cmd_up(parser, args) -> int:
@@ -243,14 +254,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     st = add("status", help="the scheduler's status")
     st.add_argument("--scheduler", help="host:port of the Scheduler (default: the running `up`)")
     st.add_argument("--json", action="store_true")
-    return parser, {"up": up, "report": rep, "watch": wt, "status": st}
+    return parser, {"up": up, "report": rep, "watch": wt, "status": st, **backup_command.add_parsers(add)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     args.data_dir = getattr(args, "data_dir", None)
-    handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "status": cmd_status}[args.command]
+    handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "status": cmd_status,
+               "backup": cmd_backup, "restore": cmd_restore}[args.command]
     sys.exit(handler(commands[args.command], args))
 
 
