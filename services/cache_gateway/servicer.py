@@ -255,6 +255,22 @@ class CacheGatewayServicer:
         ).SerializeToString()
 
     @audited
+    async def ListAccounts(self, request: gw.ListAccountsRequest, context) -> bytes:
+        """The accounts the caller may read: those L2 knows, plus those its token names (``known=false``)."""
+        principal = await self._authenticate(context)
+        stored = {a.account_id: a for a in await self.service.store.list_accounts() if principal.may_read(a.account_id)}
+        reply = gw.ListAccountsResponse()
+        for account_id in sorted(stored.keys() | (principal.accounts - {"*"})):
+            state = stored.get(account_id)
+            if state is None:
+                reply.accounts.add(account_id=account_id, known=False)
+            else:
+                reply.accounts.add(account_id=account_id, name=getattr(state, "name", "") or "",
+                                   currency=state.currency, timezone_name=state.timezone,
+                                   version=state.version, known=True)
+        return reply.SerializeToString()
+
+    @audited
     async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
         """The gateway's counters (operator role; PERMISSION_DENIED otherwise)."""
         principal = await self._authenticate(context)
@@ -300,6 +316,7 @@ class CacheGatewayServicer:
                 for doc in await self.service.store.stored_scores(account, ad_ids):
                     event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
                     scores_sent[doc["ad_id"]] = doc["insights_version"]
+                self.rescorer.schedule(account, frozenset(ad_ids.difference(scores_sent)))  # none or quarantined
                 yield event
             while True:
                 change = await sub.queue.get()

@@ -32,7 +32,8 @@ def live(tmp_path_factory):
     """`adfatigue up --live-demo` (global option after the subcommand); yields (data dir, its output so far)."""
     home = tmp_path_factory.mktemp("live")
     log = home / "up.log"
-    up = subprocess.Popen([*CLI, "up", "--live-demo", "--gateway-port", "0", "--data-dir", str(home / "data")],
+    up = subprocess.Popen([*CLI, "up", "--live-demo", "--gateway-port", "0", "--bff-port", "0", "--no-page",
+                           "--data-dir", str(home / "data")],
                           stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=clean_env())
     try:
         deadline = time.monotonic() + 120
