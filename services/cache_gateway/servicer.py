@@ -23,7 +23,7 @@ from services.cache_gateway.responses import (
 )
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import Change
-from services.cache_gateway.l2_store import changes_since
+from services.cache_gateway.l2_store import replay_since
 from services.cache_gateway.rescoring import Rescorer
 from services.cache_gateway.subscriptions import SubscriptionHub
 from services.cache_gateway.upstream import UpstreamError
@@ -301,13 +301,20 @@ class CacheGatewayServicer:
         try:
             resumed = False
             if request.HasField("from_version"):
-                version, rows, removed = await changes_since(self.service.store, account, days, request.from_version)
-                current = (await self.service.store.snapshot(account, days)).version
-                if request.from_version <= current:  # a version we know: replay what changed after it
-                    resumed = True
-                    if version > request.from_version:
-                        yield self._event(account, gw.SubscribeEvent.CHANGE, version, rows, removed, fields)
-                    sent = max(version, request.from_version)
+                state = await self.service.store.account(account)
+                current = state.version if state else 0
+                if request.from_version <= current:  # a version we know: replay what changed after it,
+                    resumed = True                   # one CHANGE per version, scores included
+                    sent = request.from_version
+                    for change in await replay_since(self.service.store, account, days, request.from_version,
+                                                     current):
+                        event = self._event(account, gw.SubscribeEvent.CHANGE, change.version, change.rows,
+                                            change.removed, fields)
+                        for doc in change.scores:
+                            event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
+                            scores_sent[doc["ad_id"]] = doc["insights_version"]
+                        sent = change.version
+                        yield event
             if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
                 result = await self._read(context, account, days)
                 sent = result.snapshot.version

@@ -92,7 +92,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the synthetic account accrues today's delivery and restates a recent day now and then")
     p.add_argument("--live-demo-tick-seconds", type=float, default=5.0, help="seconds between live-demo steps (> 0)")
     p.add_argument("--timezone", default=CSV_DEFAULT_TIMEZONE, help="time zone of the CSV accounts")
-    p.add_argument("--currency", default=CSV_DEFAULT_CURRENCY, help="currency of the CSV accounts")
+    p.add_argument("--currency", default=None,
+                   help=f"currency of the CSV accounts (default: the one the export's headers name, else "
+                        f"{CSV_DEFAULT_CURRENCY})")
     p.add_argument("--token", action="append", default=None, metavar="TOKEN",
                    help="accepted access token (repeatable); default: any non-empty token")
     p.add_argument("--account-capacity", type=int, default=None,
