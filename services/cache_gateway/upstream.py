@@ -12,6 +12,7 @@ from typing import Protocol
 
 import grpc
 
+from services.common.auth import ServiceToken
 from services.common.dates import DateRange
 from services.common.grpc_server import insecure_channel
 from services.common.insight_row import InsightRow
@@ -46,10 +47,13 @@ class InsightsUpstream(Protocol):
 class MetaFetcherUpstream:
     """L3 through the MetaFetcher service at ``target`` (host:port)."""
 
-    def __init__(self, target: str, timeout_s: float = 120.0, with_reach_cum: bool = False):
+    def __init__(self, target: str, timeout_s: float = 120.0, with_reach_cum: bool = False,
+                 token: ServiceToken | None = None):
         """``with_reach_cum``: also ask for cumulative deduplicated reach per ad and day (costs extra Meta
-        calls; enables the frequency and reach-saturation components of the fatigue score)."""
+        calls; enables the frequency and reach-saturation components of the fatigue score).
+        ``token``: the gateway's service identity, sent with every call (meta_fetcher refuses anonymous ones)."""
         self.target = target
+        self.token = token
         self.timeout_s = timeout_s
         self.with_reach_cum = with_reach_cum
         self._channel = insecure_channel(target)
@@ -61,7 +65,8 @@ class MetaFetcherUpstream:
             with_reach_cum=self.with_reach_cum,
         )
         try:
-            reply = await self._stub.FetchInsights(request, timeout=self.timeout_s)
+            reply = await self._stub.FetchInsights(request, timeout=self.timeout_s,
+                                                   metadata=self.token.metadata() if self.token else None)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.error_boundary import ErrorBoundary
+from services.common.request_decoding import DecodeGuard
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,17 @@ def insecure_channel(target: str) -> grpc.aio.Channel:
 class GrpcHost:
     """One grpc.aio server with health checking and reflection registered.
 
-    ``interceptors`` run outermost first; the ``ErrorBoundary`` (services/common/error_boundary.py) is always
-    the innermost one, so every other interceptor sees the final status of a failed call."""
+    ``interceptors`` run outermost first; then the ``DecodeGuard`` (services/common/request_decoding.py:
+    undecodable request bytes are INVALID_ARGUMENT); the ``ErrorBoundary`` (services/common/error_boundary.py)
+    is always the innermost one, so every other interceptor sees the final status of a failed call."""
 
     def __init__(self, address: str, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:
         port = address.rpartition(":")[2]
         if not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"address {address!r}: the port must be a number from 0 to 65535")
         self.address = address
-        self.server = grpc.aio.server(interceptors=[*interceptors, ErrorBoundary()], options=SERVER_OPTIONS)
+        self.server = grpc.aio.server(interceptors=[*interceptors, DecodeGuard(), ErrorBoundary()],
+                                      options=SERVER_OPTIONS)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []
