@@ -22,6 +22,7 @@ from typing import Callable
 from pymongo.errors import OperationFailure, PyMongoError
 
 from services.cache_gateway.row_document import CorruptDocument, decode_row
+from services.common.l2_schema import check
 from services.common.insight_row import InsightRow
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,11 @@ class ChangeFeed:
     def _handle(self, event: dict) -> None:
         doc = event.get("fullDocument")
         if not doc:
+            return
+        reason = check(event["ns"]["coll"], doc)
+        if reason is not None:  # readers quarantine it and fetch its days again; nothing malformed is streamed
+            log.warning("%s document %r failed the schema check (%s); not streamed", event["ns"]["coll"],
+                        doc.get("_id"), reason)
             return
         if event["ns"]["coll"] == "scores":
             try:

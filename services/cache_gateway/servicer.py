@@ -197,7 +197,12 @@ class CacheGatewayServicer:
             account_id=account, version=result.snapshot.version, results=scored.results,
             freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
                                         self.service.clock()),
+            account_currency=await self.service.currency(account),
         )
+        if not reply.results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
+            stored = await self.service.store.stored_days(account)
+            if stored is not None:
+                reply.stored_days.since, reply.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
         payload = reply.SerializeToString(deterministic=True)
         self._remember(key, payload, result, account)
         return payload
@@ -291,6 +296,7 @@ class CacheGatewayServicer:
                 for doc in await self.service.store.stored_scores(account, ad_ids):
                     event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
                     scores_sent[doc["ad_id"]] = doc["insights_version"]
+                self.rescorer.schedule(account, frozenset(ad_ids.difference(scores_sent)))  # none or quarantined
                 yield event
             while True:
                 change = await sub.queue.get()

@@ -15,7 +15,8 @@ import grpc
 
 from services.cli.gateway_calls import fatigue, unreachable_hint
 from services.cli.local_system import LocalSystem, SystemConfig
-from services.cli.report import render_table
+from services.cli.report import render_table, report_lines
+from services.cli.terminal import terminal_console
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.ads_manager_csv import CsvFormatError, default_account_id, load_csv
 from services.common.auth import mint_token
@@ -135,7 +136,8 @@ def _announce(system: LocalSystem, csvs) -> None:
               flush=True)
         try:
             token = mint_token(system.jwt_secret, "adfatigue-up", ["*"], ttl_s=600)
-            print(render_table(asyncio.run(fatigue(gateway, token, account, first.isoformat(), last.isoformat()))))
+            reply = asyncio.run(fatigue(gateway, token, account, first.isoformat(), last.isoformat()))
+            render_table(reply, report_lines(reply), first.isoformat(), last.isoformat(), terminal_console())
         except grpc.RpcError as exc:
             print(f"  report failed: {exc.code().name}: {exc.details()}{unreachable_hint(exc, gateway)}")
     if csvs:

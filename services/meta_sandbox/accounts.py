@@ -52,6 +52,8 @@ class SandboxAccount:
     audiences: dict[str, float] = field(default_factory=dict)
     #: ad id -> Meta ``effective_status`` (``services.common.effective_status``); absent = ACTIVE.
     ad_status: dict[str, str] = field(default_factory=dict)
+    #: a query spanning more days gets "Please reduce the amount of data" at any page size (None: no limit)
+    max_query_days: int | None = None
 
     def __post_init__(self) -> None:
         self.account_id = normalise_account_id(self.account_id)

@@ -176,10 +176,10 @@ def test_report_command_prints_one_row_per_ad(system):
          "--until", UNTIL, "--json", "--gateway", system.processes["cache_gateway"].address],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
-    assert len(report["ads"]) == 55
-    top = next(a for a in report["ads"] if a["ad_name"] == "Ad 001 Video 003")
-    assert top["level"] in ("warning", "critical") and top["top_signals"]
+    report = json.loads(out.stdout)  # protobuf JSON mapping of GetFatigueResponse
+    assert len(report["results"]) == 55
+    top = next(a for a in report["results"] if a["ad_name"] == "Ad 001 Video 003")
+    assert top["level"] in ("WARNING", "CRITICAL") and top["components"]
 
 
 def test_field_selection_and_paging(system):

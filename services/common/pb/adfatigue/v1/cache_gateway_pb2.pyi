@@ -55,16 +55,20 @@ class GetFatigueRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., config: _Optional[_Union[_fatigue_pb2.FatigueConfig, _Mapping]] = ...) -> None: ...
 
 class GetFatigueResponse(_message.Message):
-    __slots__ = ("account_id", "version", "results", "freshness")
+    __slots__ = ("account_id", "version", "results", "freshness", "account_currency", "stored_days")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     FRESHNESS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    STORED_DAYS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     version: int
     results: _containers.RepeatedCompositeFieldContainer[_fatigue_pb2.FatigueResult]
     freshness: _insights_pb2.Freshness
-    def __init__(self, account_id: _Optional[str] = ..., version: _Optional[int] = ..., results: _Optional[_Iterable[_Union[_fatigue_pb2.FatigueResult, _Mapping]]] = ..., freshness: _Optional[_Union[_insights_pb2.Freshness, _Mapping]] = ...) -> None: ...
+    account_currency: str
+    stored_days: DateRange
+    def __init__(self, account_id: _Optional[str] = ..., version: _Optional[int] = ..., results: _Optional[_Iterable[_Union[_fatigue_pb2.FatigueResult, _Mapping]]] = ..., freshness: _Optional[_Union[_insights_pb2.Freshness, _Mapping]] = ..., account_currency: _Optional[str] = ..., stored_days: _Optional[_Union[DateRange, _Mapping]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("account_id", "since", "until", "fields", "from_version")
