@@ -153,7 +153,8 @@ class CacheGatewayServicer:
         self.service.counters.l1_misses += 1
         result = await self._read(context, account, days)
         try:
-            offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version)
+            offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version,
+                                       len(result.snapshot.rows))
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StalePageToken as exc:

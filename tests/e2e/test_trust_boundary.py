@@ -197,3 +197,39 @@ def test_scheduler_calls_and_the_schedulers_refreshes_are_audited(system, stub, 
         == [("scheduler", "GetStatus", "OK")]
     assert [(d["method"], d["status"]) for d in wait_for_docs(db["audit"], {"subject": "reader-audit"}, 1)] == \
         [("RunNow", "PERMISSION_DENIED")]
+
+
+def test_bad_input_is_invalid_argument_with_a_short_echo(system, stub):
+    """Findings: ISO week dates were accepted, a forged page token with a negative offset was accepted,
+    error messages repeated the caller's input in full (10 KB back for a 10 KB id)."""
+    import base64
+    reader = md(system, [ACCOUNT])
+    week = gw.GetInsightsRequest(account_id=ACCOUNT, since="2026-W01-1", until=DAYS["until"])
+    refused(lambda: stub.GetInsights(week, timeout=30, metadata=reader), grpc.StatusCode.INVALID_ARGUMENT,
+            "YYYY-MM-DD")
+    first = stub.GetInsights(gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2, **DAYS), timeout=120,
+                             metadata=reader)
+    assert first.next_page_token
+    for offset in ("-4", "99999999", "0", "+2", " 2"):
+        forged = base64.urlsafe_b64encode(f"{first.version}:{offset}".encode()).decode()
+        refused(lambda: stub.GetInsights(gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2, page_token=forged,
+                                                               **DAYS), timeout=30, metadata=reader),
+                grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+    second = stub.GetInsights(gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2,
+                                                    page_token=first.next_page_token, **DAYS),
+                              timeout=60, metadata=reader)
+    assert second.rows and second.rows[0] != first.rows[0]
+    huge = "9" * 10_000
+    for request in (gw.GetInsightsRequest(account_id=huge, **DAYS),
+                    gw.GetInsightsRequest(account_id=ACCOUNT, since="x" * 10_000, until=DAYS["until"]),
+                    gw.GetInsightsRequest(account_id=ACCOUNT, fields=["f" * 10_000], **DAYS)):
+        details = refused(lambda: stub.GetInsights(request, timeout=30, metadata=md(system)),
+                          grpc.StatusCode.INVALID_ARGUMENT)
+        assert len(details) < 200 + 400 and "chars)" in details, len(details)
+    with grpc.insecure_channel(system.processes["meta_fetcher"].address) as channel:
+        from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
+        fetcher = meta_fetcher_pb2_grpc.MetaFetcherStub(channel)
+        details = refused(lambda: fetcher.FetchInsights(
+            meta_fetcher_pb2.FetchInsightsRequest(account_id=huge, **DAYS), timeout=30,
+            metadata=md(system, roles=["gateway"])), grpc.StatusCode.INVALID_ARGUMENT)
+        assert len(details) < 600
