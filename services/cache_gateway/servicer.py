@@ -30,7 +30,7 @@ from services.common.auth import (
 )
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import (
     cache_gateway_pb2 as gw, fatigue_engine_pb2, fatigue_engine_pb2_grpc, fatigue_pb2,
 )
@@ -53,7 +53,7 @@ class CacheGatewayServicer:
         self.l1 = l1
         self.verifier = verifier
         self.audit = audit
-        self._engine_channel = insecure_channel(fatigue_engine_target)
+        self._engine_channel = service_channel(fatigue_engine_target)
         self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
         self._engine_metadata = service_token.metadata if service_token else (lambda: None)
         self.rescorer = Rescorer(service.store, self._engine, metadata=self._engine_metadata)

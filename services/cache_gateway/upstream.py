@@ -14,7 +14,7 @@ import grpc
 
 from services.common.auth import ServiceToken
 from services.common.dates import DateRange
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.insight_row import InsightRow
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
 from services.common.row_proto import row_from_proto
@@ -56,7 +56,7 @@ class MetaFetcherUpstream:
         self.token = token
         self.timeout_s = timeout_s
         self.with_reach_cum = with_reach_cum
-        self._channel = insecure_channel(target)
+        self._channel = service_channel(target)
         self._stub = meta_fetcher_pb2_grpc.MetaFetcherStub(self._channel)
 
     async def fetch(self, account_id: str, days: DateRange) -> FetchResult:

@@ -32,7 +32,7 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.common.audit_log import COLLECTION as AUDIT_COLLECTION, AuditLog
 from services.common.auth import SCHEDULER, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
-from services.common.grpc_server import GrpcHost, insecure_channel
+from services.common.grpc_server import GrpcHost, service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.budget import LocalBudget, RedisBudget
 from services.scheduler.cycle import CycleRunner
@@ -98,7 +98,7 @@ async def serve(args: argparse.Namespace) -> None:
     else:
         lease = LocalLease(holder, records, settings.lease_key)
         schedule, budget = LocalSchedule(), LocalBudget(settings)
-    channel = insecure_channel(args.gateway)
+    channel = service_channel(args.gateway)
     refresher = GatewayRefresher(cache_gateway_pb2_grpc.CacheGatewayStub(channel), ServiceToken(SCHEDULER))
     runner = CycleRunner(MongoFreshnessSource(store, settings),
                          MongoDemandSource(store.db["demand"], settings.demand_heartbeat_ttl_s), budget, refresher,
