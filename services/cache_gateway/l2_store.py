@@ -486,6 +486,44 @@ class InsightsStore:
             pass
 
 
+@dataclass(slots=True)
+class VersionChange:
+    """What one committed version changed in a range: rows, removed (ad_id, date), stored score documents."""
+
+    version: int
+    rows: list[InsightRow] = field(default_factory=list)
+    removed: list[tuple[str, date]] = field(default_factory=list)
+    scores: list[dict] = field(default_factory=list)
+
+
+async def replay_since(store: InsightsStore, account_id: str, days: DateRange, from_version: int,
+                       up_to: int | None = None) -> list[VersionChange]:
+    """Every committed version after ``from_version`` (up to ``up_to``, the account's committed version by
+    default) that touched the range, oldest first: its rows and removals, plus the fatigue scores stored
+    from it for ads whose scored history overlaps the range. One entry per version, as a live subscriber
+    receives them (a score computed from a version with no row of the range gets an entry of its own)."""
+    if up_to is None:
+        up_to = (await store.account(account_id) or AccountState(account_id)).version
+    docs = [d async for d in store.insights.find(
+        {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
+         "version": {"$gt": from_version, "$lte": up_to}},
+    ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
+    docs, _ = await store._checked(docs)
+    by_version: dict[int, VersionChange] = {}
+    for doc in docs:
+        change = by_version.setdefault(doc["version"], VersionChange(doc["version"]))
+        if doc["deleted"]:
+            change.removed.append((doc["ad_id"], date.fromisoformat(doc["date"])))
+        else:
+            change.rows.append(decode_row(doc))
+    async for doc in store.scores.find({"account_id": account_id,
+                                        "insights_version": {"$gt": from_version, "$lte": up_to}}):
+        if check("scores", doc) is None and doc["first"] <= _day_key(days.until) \
+                and _day_key(days.since) <= doc["last"]:
+            by_version.setdefault(doc["insights_version"], VersionChange(doc["insights_version"])).scores.append(doc)
+    return [by_version[v] for v in sorted(by_version)]
+
+
 async def changes_since(store: InsightsStore, account_id: str, days: DateRange,
                         from_version: int) -> tuple[int, list[InsightRow], list[tuple[str, date]]]:
     """Rows of the range that changed after ``from_version``: (latest version, rows, removed (ad_id, date)).

@@ -20,7 +20,7 @@ from services.cache_gateway.responses import (
 )
 from services.common.audit_log import AuditLog, audit_call, audited, current_caller, status_of
 from services.cache_gateway.change_feed import Change
-from services.cache_gateway.l2_store import changes_since
+from services.cache_gateway.l2_store import replay_since
 from services.cache_gateway.rescoring import Rescorer
 from services.cache_gateway.subscriptions import SubscriptionHub
 from services.cache_gateway.upstream import UpstreamError
@@ -231,6 +231,22 @@ class CacheGatewayServicer:
         ).SerializeToString()
 
     @audited
+    async def ListAccounts(self, request: gw.ListAccountsRequest, context) -> bytes:
+        """The accounts the caller may read: those L2 knows, plus those its token names (``known=false``)."""
+        principal = await self._authenticate(context)
+        stored = {a.account_id: a for a in await self.service.store.list_accounts() if principal.may_read(a.account_id)}
+        reply = gw.ListAccountsResponse()
+        for account_id in sorted(stored.keys() | (principal.accounts - {"*"})):
+            state = stored.get(account_id)
+            if state is None:
+                reply.accounts.add(account_id=account_id, known=False)
+            else:
+                reply.accounts.add(account_id=account_id, name=getattr(state, "name", "") or "",
+                                   currency=state.currency, timezone_name=state.timezone,
+                                   version=state.version, known=True)
+        return reply.SerializeToString()
+
+    @audited
     async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
         """The gateway's counters (operator role; PERMISSION_DENIED otherwise)."""
         principal = await self._authenticate(context)
@@ -282,13 +298,20 @@ class CacheGatewayServicer:
         try:
             resumed = False
             if request.HasField("from_version"):
-                version, rows, removed = await changes_since(self.service.store, account, days, request.from_version)
-                current = (await self.service.store.snapshot(account, days)).version
-                if request.from_version <= current:  # a version we know: replay what changed after it
-                    resumed = True
-                    if version > request.from_version:
-                        yield self._event(account, gw.SubscribeEvent.CHANGE, version, rows, removed, fields)
-                    sent = max(version, request.from_version)
+                state = await self.service.store.account(account)
+                current = state.version if state else 0
+                if request.from_version <= current:  # a version we know: replay what changed after it,
+                    resumed = True                   # one CHANGE per version, scores included
+                    sent = request.from_version
+                    for change in await replay_since(self.service.store, account, days, request.from_version,
+                                                     current):
+                        event = self._event(account, gw.SubscribeEvent.CHANGE, change.version, change.rows,
+                                            change.removed, fields)
+                        for doc in change.scores:
+                            event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
+                            scores_sent[doc["ad_id"]] = doc["insights_version"]
+                        sent = change.version
+                        yield event
             if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
                 result = await self._read(context, account, days)
                 sent = result.snapshot.version

@@ -219,6 +219,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     up.add_argument("--account", action="append", help="ad account id for the preceding --csv (act_<digits>)")
     up.add_argument("--no-synthetic", action="store_true", help="do not serve the built-in synthetic account")
     up.add_argument("--gateway-port", type=_port, default=50051, help="CacheGateway port (0 = any free port)")
+    up.add_argument("--bff-port", type=_port, default=8080, help="port of the /ad-fatigue page (0 = any free port)")
+    up.add_argument("--no-page", action="store_true", help="do not build the page nor start the BFF")
     up.add_argument("--interval-seconds", type=float, default=600.0, help="scheduler cycle interval (> 0)")
     up.add_argument("--exit-after", type=float, help=argparse.SUPPRESS)
     rep = add("report", help="fatigue of every ad of an account")

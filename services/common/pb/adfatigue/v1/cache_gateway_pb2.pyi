@@ -144,6 +144,32 @@ class DateRange(_message.Message):
     until: str
     def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ...) -> None: ...
 
+class ListAccountsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AccountSummary(_message.Message):
+    __slots__ = ("account_id", "name", "currency", "timezone_name", "version", "known")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    name: str
+    currency: str
+    timezone_name: str
+    version: int
+    known: bool
+    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., currency: _Optional[str] = ..., timezone_name: _Optional[str] = ..., version: _Optional[int] = ..., known: _Optional[bool] = ...) -> None: ...
+
+class ListAccountsResponse(_message.Message):
+    __slots__ = ("accounts",)
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    accounts: _containers.RepeatedCompositeFieldContainer[AccountSummary]
+    def __init__(self, accounts: _Optional[_Iterable[_Union[AccountSummary, _Mapping]]] = ...) -> None: ...
+
 class GetStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
