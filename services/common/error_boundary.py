@@ -66,9 +66,16 @@ def answered_by_our_server(exc: grpc.RpcError) -> bool:
     """Whether a failed call's status came from one of our servers (it carries the boundary's trailer)
     rather than from the client's transport (no connection, reset, deadline before any answer)."""
     try:
+        if exc.code() not in _TRANSPORT_CODES:  # only a server sends these
+            return True
         return any(key == NO_TRANSPARENT_RETRY[0][0] for key, _ in exc.trailing_metadata() or ())
     except Exception:  # not a call error
         return False
+
+
+#: codes a client's own transport produces (no connection, reset, timeout before any answer)
+_TRANSPORT_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
+                    grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 
 def peer_message(exc: grpc.RpcError, peer: str) -> str:
