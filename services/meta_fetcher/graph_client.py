@@ -5,7 +5,9 @@ What it does (sources: META_GRAPH_API.md §1 paging, §3 errors and headers, §5
 - ``GET {graph_url}/{api_version}/act_{id}/insights`` with ``level=ad``,
   ``time_increment=1``, ``time_range`` (JSON), ``fields``, ``limit`` and a
   ``filtering`` on ``ad.effective_status`` naming every status (archived and
-  deleted ads are left out otherwise, ``services.common.effective_status``); follows
+  deleted ads are left out otherwise, ``services.common.effective_status``) and
+  the account's ``action_attribution_windows`` (every row is tagged with them,
+  ``services.common.attribution``); follows
   ``paging.next`` until it is absent, a page is empty or brings no new
   ``(ad_id, date)`` key, with a per-query page cap derived from the range and
   the page size (``PageReader.page_cap``, at most ``max_pages``) and loop
