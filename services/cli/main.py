@@ -44,7 +44,7 @@ from services.cli.up_command import run_up
 from services.cli.watch_command import run_watch
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.auth import bearer
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.status_text import render_status
 
@@ -202,7 +202,7 @@ def cmd_status(parser, args) -> int:
     token = _token(parser, args)
 
     async def call():
-        async with insecure_channel(target) as channel:
+        async with service_channel(target) as channel:
             return await scheduler_pb2_grpc.SchedulerStub(channel).GetStatus(
                 scheduler_pb2.GetStatusRequest(), timeout=10, metadata=bearer(token))
     try:
