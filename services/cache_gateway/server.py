@@ -92,7 +92,9 @@ async def serve(args: argparse.Namespace) -> None:
     attribution = AttributionSettings.parse(args.attribution, args.account_attribution)
     upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum, token=ServiceToken(GATEWAY),
                                    attribution=attribution)
-    redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
+    # bounded waits: an unreachable Redis must degrade the lock quickly, not hang the fetch (issue 16)
+    redis_client = aioredis.from_url(args.redis_url, socket_connect_timeout=2, socket_timeout=2) \
+        if args.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
     policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)
     service = InsightsService(store, upstream, policy=policy, lock=lock, attribution=attribution)
