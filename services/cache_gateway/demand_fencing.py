@@ -7,7 +7,7 @@ A leader that was paused past its lease (GC, network partition) and wakes up
 still believing it leads carries an older token than the new leader, so the
 gateway refuses its refreshes:
 
-    fencing = FencingCheck(redis_client, lease_key_for(prefix))   # once, at start-up
+    fencing = FencingCheck(redis_client, settings.lease_key)   # once, at start-up
     ...
     await fencing.enforce(context)    # in Refresh, after authorisation
 
@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import grpc
 
+from services.common.settings import lease_key_for
+
 #: gRPC metadata key carrying the scheduler's fencing token (decimal integer).
 FENCING_METADATA_KEY = "x-fencing-token"
 
@@ -46,11 +48,6 @@ if token > seen then
 end
 return {1, highest}
 """
-
-
-def lease_key_for(redis_key_prefix: str = "adfatigue:") -> str:
-    """The scheduler's lease key for a deployment's ``REDIS_KEY_PREFIX`` (default ``adfatigue:scheduler:leader``)."""
-    return f"{redis_key_prefix}scheduler:leader"
 
 
 class FencingRefused(Exception):

@@ -6,7 +6,7 @@ import base64
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessPolicy
 from services.cache_gateway.insights_service import ReadResult
 from services.common.pb.adfatigue.v1 import insights_pb2
 from services.common.row_proto import row_to_proto

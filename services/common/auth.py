@@ -16,14 +16,16 @@ Tokens are verified with PyJWT; their text never appears in logs or errors.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import grpc
 import jwt
+
+from services.common.settings import AuthSettings
 
 OPERATOR = "operator"
 
@@ -73,12 +75,16 @@ class JwtVerifier:
         self._cache_size = cache_size
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "JwtVerifier":
-        env = env if env is not None else dict(os.environ)
-        audience = env.get("JWT_AUDIENCE") or None
-        if env.get("JWT_PUBLIC_KEY"):
-            return cls(env["JWT_PUBLIC_KEY"], ["RS256", "ES256"], audience)
-        return cls(env.get("JWT_HS256_SECRET", ""), ["HS256"], audience)
+    def from_settings(cls, auth: AuthSettings) -> "JwtVerifier":
+        """RS256/ES256 with ``JWT_PUBLIC_KEY`` when set, else HS256 with ``JWT_HS256_SECRET``."""
+        if auth.jwt_public_key:
+            return cls(auth.jwt_public_key, ["RS256", "ES256"], auth.jwt_audience)
+        return cls(auth.jwt_hs256_secret, ["HS256"], auth.jwt_audience)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "JwtVerifier":
+        """``from_settings`` of the auth settings in ``env`` (default ``os.environ``)."""
+        return cls.from_settings(AuthSettings.from_env(env))
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises AuthError(UNAUTHENTICATED) otherwise."""
@@ -170,18 +176,17 @@ class ServiceToken:
     before it expires.
     """
 
-    def __init__(self, subject: str, env: dict[str, str] | None = None, ttl_s: int = 3600):
-        env = env if env is not None else dict(os.environ)
-        self.token_file = env.get("ADFATIGUE_SERVICE_TOKEN_FILE", "")
-        self.fixed = env.get("ADFATIGUE_SERVICE_TOKEN", "")
-        self.secret = env.get("JWT_HS256_SECRET", "")
-        self.audience = env.get("JWT_AUDIENCE") or None
+    def __init__(self, subject: str, env: Mapping[str, str] | None = None, ttl_s: int = 3600,
+                 settings: AuthSettings | None = None):
+        auth = settings if settings is not None else AuthSettings.from_env(env)
+        auth.require_service_token()  # SettingsError, a ValueError
+        self.token_file = auth.service_token_file
+        self.fixed = auth.service_token
+        self.secret = auth.jwt_hs256_secret
+        self.audience = auth.jwt_audience
         self.subject = subject
         self.ttl_s = ttl_s
         self._token, self._expires = "", 0.0
-        if not (self.token_file or self.fixed or self.secret):
-            raise ValueError("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN, "
-                             "or JWT_HS256_SECRET to mint one locally")
 
     def metadata(self) -> tuple[tuple[str, str]]:
         if self.token_file:

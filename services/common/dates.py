@@ -8,7 +8,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: Meta keeps 37 months of insights (META_GRAPH_API.md §1, `date_preset=maximum`).
 RETENTION_MONTHS = 37
@@ -47,6 +47,14 @@ def parse_date(value: str, name: str) -> date:
         return date.fromisoformat(value)
     except (TypeError, ValueError):
         raise InvalidDateRange(f"{name}={value!r} is not a date: use YYYY-MM-DD, e.g. 2026-04-29") from None
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone called ``name`` (an IANA name such as ``Asia/Kuala_Lumpur``); UTC when empty or unknown."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def account_today(tz_name: str | None, now: datetime | None = None) -> date:

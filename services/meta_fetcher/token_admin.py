@@ -36,6 +36,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from services.common.account_ids import InvalidAccountId
+from services.meta_fetcher.settings import FetcherSettings
 from services.meta_fetcher.token_vault import Keyring, TokenVault, TokenVaultError, keyring_from_settings
 
 MAX_TOKEN_BYTES = 4096
@@ -114,15 +115,13 @@ def _expiry(args: argparse.Namespace) -> tuple[datetime | None, bool]:
 
 
 async def _run(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, out: TextIO) -> int:
-    uri = env.get("MONGODB_URI")
-    if not uri:
-        raise ValueError("MONGODB_URI is not set")
-    keyring = keyring_from_settings(env.get("TOKEN_KEYS"), env.get("TOKEN_ACTIVE_KEY"))
-    before = float(env.get("META_TOKEN_REFRESH_BEFORE_S") or 7 * 86400)
-    client = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    settings = FetcherSettings.from_env(env)  # SettingsError (a ValueError) names a bad variable
+    settings.require("mongodb_uri", "the vault's MongoDB connection string")
+    keyring = keyring_from_settings(settings.token_keys, settings.token_active_key)
+    client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
     try:
-        vault = TokenVault.from_client(client, env.get("MONGODB_DB") or "adfatigue", keyring,
-                                       refresh_before_s=before)
+        vault = TokenVault.from_client(client, settings.mongodb_db, keyring,
+                                       refresh_before_s=settings.token_refresh_before_s)
         if args.command == "put":
             expires_at, never = _expiry(args)
             token = read_token(args.token_file, stdin)

@@ -9,9 +9,10 @@ import grpc
 import pytest
 
 from services.cache_gateway.demand_fencing import (
-    FENCING_METADATA_KEY, FencingCheck, FencingRefused, lease_key_for, token_from_metadata,
+    FENCING_METADATA_KEY, FencingCheck, FencingRefused, token_from_metadata,
 )
-from services.cache_gateway.freshness import FreshnessClass
+from services.common.freshness import FreshnessClass
+from services.common.settings import lease_key_for
 from services.common.auth import ServiceToken
 from services.common.dates import DateRange
 from services.common.grpc_server import GrpcHost
