@@ -235,8 +235,11 @@ class InsightsStore:
     ) -> WriteResult:
         """Upsert what one fetch of ``days`` returned, read at ``fetched_at``.
 
-        Rows that did not change keep their version; rows the fetch no longer
-        has become tombstones; rows stored from a newer fetch are left alone.
+        Rows that did not change keep their version; rows stored from a newer
+        fetch are left alone. A stored row the fetch does not contain is kept
+        as it is: an answer that omits an ad (archived, deleted, filtered out,
+        a page Meta lost) never deletes its history (issue 17); a row changes
+        only when the provider returns a newer row for the same key.
         Every day of ``days`` is marked fetched (``$max`` on fetched_at).
         Raises ValueError when a row lies outside ``days`` or belongs to another account.
         """
@@ -257,11 +260,9 @@ class InsightsStore:
         changed = [k for k, (_, _, h) in incoming.items()
                    if not newer_stored(existing.get(k))
                    and (k not in existing or existing[k].get("content_hash") != h or existing[k].get("deleted"))]
-        gone = [k for k, doc in existing.items()
-                if k not in incoming and not doc.get("deleted") and not newer_stored(doc)]
 
         version = (await self.account(account_id) or AccountState(account_id)).version
-        if changed or gone:
+        if changed:
             await self._ensure_account(account_id)
             claimed = await self.accounts.find_one_and_update(
                 {"_id": account_id}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER,
@@ -280,11 +281,6 @@ class InsightsStore:
                                   "version": version, "deleted": False}},
                         upsert=True,
                     ))
-                for key in gone:
-                    ops.append(UpdateOne(
-                        {"_id": key, **older_than_this_fetch},
-                        {"$set": {"deleted": True, "fetched_at": fetched_at, "version": version}},
-                    ))
                 await self._bulk(self.insights, ops)
             finally:
                 await self.accounts.update_one({"_id": account_id}, {"$max": {"version": version}})
@@ -294,8 +290,38 @@ class InsightsStore:
                        "$setOnInsert": {"account_id": account_id, "date": _day_key(d)}}, upsert=True)
             for d in days.days()
         ])
-        changed_ads = frozenset(k.split(":")[1] for k in (*changed, *gone))
-        return WriteResult(version=version, rows_changed=len(changed) + len(gone), changed_ads=changed_ads)
+        changed_ads = frozenset(k.split(":")[1] for k in changed)
+        return WriteResult(version=version, rows_changed=len(changed), changed_ads=changed_ads)
+
+    async def remove_rows(self, account_id: str, keys: Iterable[tuple[str, date]], reason: str,
+                          at: datetime) -> WriteResult:
+        """Tombstone the stored rows ``(ad_id, date)`` on an explicit signal, recording ``reason``.
+
+        The only way a row leaves L2 (a fetch never removes one, ``apply_fetch``).
+        The tombstone keeps ``deleted_reason`` and ``deleted_at`` and gets a new
+        version, so subscribers and ``changes_since`` see the removal. Rows
+        absent or already removed are skipped. Raises ValueError for an empty reason.
+        """
+        if not reason.strip():
+            raise ValueError("removing rows needs a reason (it is stored with the tombstone)")
+        ids = [f"{account_id}:{ad}:{_day_key(d)}" for ad, d in keys]
+        live = [d["_id"] async for d in self.insights.find({"_id": {"$in": ids}, "deleted": {"$ne": True}}, {"_id": 1})]
+        version = (await self.account(account_id) or AccountState(account_id)).version
+        if not live:
+            return WriteResult(version=version, rows_changed=0)
+        await self._ensure_account(account_id)
+        claimed = await self.accounts.find_one_and_update(
+            {"_id": account_id}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER)
+        version = claimed["seq"]
+        try:
+            await self._bulk(self.insights, [UpdateOne(
+                {"_id": key}, {"$set": {"deleted": True, "deleted_reason": reason, "deleted_at": at,
+                                        "version": version}}) for key in live])
+        finally:
+            await self.accounts.update_one({"_id": account_id}, {"$max": {"version": version}})
+        log.warning("act_%s: %d row(s) removed: %s", account_id, len(live), reason)
+        return WriteResult(version=version, rows_changed=len(live),
+                           changed_ads=frozenset(k.split(":")[1] for k in live))
 
     @staticmethod
     async def _bulk(collection, ops: list) -> None:

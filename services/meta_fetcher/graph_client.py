@@ -3,7 +3,9 @@
 What it does (sources: META_GRAPH_API.md §1 paging, §3 errors and headers, §5 tokens, §6 versions):
 
 - ``GET {graph_url}/{api_version}/act_{id}/insights`` with ``level=ad``,
-  ``time_increment=1``, ``time_range`` (JSON), ``fields``, ``limit``; follows
+  ``time_increment=1``, ``time_range`` (JSON), ``fields``, ``limit`` and a
+  ``filtering`` on ``ad.effective_status`` naming every status (archived and
+  deleted ads are left out otherwise, ``services.common.effective_status``); follows
   ``paging.next`` until it is absent, with a hard page cap and loop detection
   (the same ``after`` cursor twice). Every page is parsed at once
   (``graph_parsing``); one bad page fails the whole fetch.
@@ -51,6 +53,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from services.common.effective_status import delivery_filtering
 from services.common.insight_row import InsightRow
 from services.meta_fetcher.graph_errors import (
     ErrorClass,
@@ -331,6 +334,7 @@ class GraphClient:
             "time_increment": "1",
             "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}, separators=(",", ":")),
             "fields": ",".join(dict.fromkeys([*ID_FIELDS, *fields])),
+            "filtering": delivery_filtering(),
         }
 
     # ------------------------------------------------------------------ cumulative reach
@@ -364,6 +368,7 @@ class GraphClient:
                 "time_ranges": json.dumps([{"since": origin.isoformat(), "until": t.isoformat()} for t in chunk],
                                           separators=(",", ":")),
                 "fields": "account_id,ad_id,reach",
+                "filtering": delivery_filtering(),
             }
             chunk_set = frozenset(chunk)
 

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 from services.common.account_ids import normalise_account_id
 from services.common.ads_manager_csv import load_csv
+from services.common.effective_status import EFFECTIVE_STATUSES, HIDDEN_BY_DEFAULT
 from services.common.insight_row import InsightRow
 from services.meta_sandbox.reach_model import aggregate_range, audience_from_rows
 
@@ -48,6 +50,8 @@ class SandboxAccount:
     timezone_name: str
     rows: list[InsightRow] = field(default_factory=list)
     audiences: dict[str, float] = field(default_factory=dict)
+    #: ad id -> Meta ``effective_status`` (``services.common.effective_status``); absent = ACTIVE.
+    ad_status: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.account_id = normalise_account_id(self.account_id)
@@ -57,19 +61,41 @@ class SandboxAccount:
         """Keep rows in Meta-like answer order: (date_start, ad_id)."""
         self.rows.sort(key=lambda r: (r.date_start, r.ad_id))
 
-    def rows_between(self, since: date, until: date) -> list[InsightRow]:
-        """Rows whose ``date_start`` lies in the inclusive range, in answer order."""
-        return [r for r in self.rows if since <= r.date_start <= until]
+    def status_of(self, ad_id: str) -> str:
+        """The ad's ``effective_status`` (ACTIVE unless set with ``set_status``)."""
+        return self.ad_status.get(ad_id, "ACTIVE")
 
-    def range_rows(self, ranges: list[tuple[date, date]]) -> list[InsightRow]:
+    def set_status(self, ad_id: str, status: str) -> None:
+        """Archive, delete, pause... an ad (``effective_status``). Raises ValueError for an unknown ad or status."""
+        if status not in EFFECTIVE_STATUSES:
+            raise ValueError(f"effective_status {status!r} is not one of {', '.join(EFFECTIVE_STATUSES)}")
+        if not any(r.ad_id == ad_id for r in self.rows):
+            raise ValueError(f"act_{self.account_id} has no ad {ad_id!r}")
+        self.ad_status[ad_id] = status
+
+    def visible(self, statuses: frozenset[str] | None) -> Callable[[InsightRow], bool]:
+        """Whether a row's ad is answered: its status is in ``statuses`` (None: Meta's default, every status but
+        ``HIDDEN_BY_DEFAULT``)."""
+        if statuses is None:
+            return lambda r: self.status_of(r.ad_id) not in HIDDEN_BY_DEFAULT
+        return lambda r: self.status_of(r.ad_id) in statuses
+
+    def rows_between(self, since: date, until: date, statuses: frozenset[str] | None = None) -> list[InsightRow]:
+        """Rows whose ``date_start`` lies in the inclusive range and whose ad is ``visible``, in answer order."""
+        show = self.visible(statuses)
+        return [r for r in self.rows if since <= r.date_start <= until and show(r)]
+
+    def range_rows(self, ranges: list[tuple[date, date]], statuses: frozenset[str] | None = None) -> list[InsightRow]:
         """One aggregated row per (range, ad with rows in the range), ranges in the order given, ads by id.
 
         Rows carry ``date_start``/``date_stop`` = the range; counts summed; ``reach``
         deduplicated over the range by the saturation model (``reach_model``).
         """
         by_ad: dict[str, list[InsightRow]] = defaultdict(list)
+        show = self.visible(statuses)
         for row in self.rows:  # already in date order
-            by_ad[row.ad_id].append(row)
+            if show(row):
+                by_ad[row.ad_id].append(row)
         days = {ad: [r.date_start for r in rows] for ad, rows in by_ad.items()}
         audience = {ad: self.audiences.get(ad) or audience_from_rows(rows) for ad, rows in by_ad.items()}
         out: list[InsightRow] = []

@@ -5,7 +5,11 @@ Graph endpoints (``{version}`` like ``v23.0``; shapes per META_GRAPH_API.md §1,
 - ``GET /{version}/act_{id}/insights`` with ``level=ad``, ``time_increment=1``,
   ``time_range={"since":"YYYY-MM-DD","until":"YYYY-MM-DD"}`` (JSON in the
   query string; or ``date_preset``), ``fields`` (comma list), ``limit``
-  (default 25, capped at ``max_limit``), ``after``/``before`` cursors.
+  (default 25, capped at ``max_limit``), ``after``/``before`` cursors,
+  ``filtering`` on ``ad.effective_status`` (``IN``/``NOT_IN``; without it
+  archived and deleted ads are left out, as Meta does). Parameters the
+  sandbox does not implement (breakdowns, other filters, unknown names)
+  are refused with code 100, never ignored.
   Answers ``{"data":[...], "paging":{"cursors":{"before","after"},"next"?,"previous"?}}``
   with ``next`` only while more rows remain. Rows are ordered by (date, ad id).
 - ``GET /{version}/act_{id}?fields=...`` -> ``{"id":"act_..","account_id","name","currency","timezone_name"}``.
@@ -43,7 +47,7 @@ header, as Meta does for auto-upgraded calls (§6). Usage headers
 
 Admin endpoints (not Graph): ``GET /_sandbox/stats``, ``POST /_sandbox/reset_stats``,
 ``GET|POST|DELETE /_sandbox/faults`` (``services.meta_sandbox.faults``),
-``POST /_sandbox/restate``, ``POST /_sandbox/tokens`` (accept, expire or revoke a token),
+``POST /_sandbox/restate``, ``POST /_sandbox/ads`` (an ad's ``effective_status``), ``POST /_sandbox/tokens`` (accept, expire or revoke a token),
 ``GET /_sandbox/health``.
 """
 
@@ -69,6 +73,7 @@ from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
 from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.effective_status import EFFECTIVE_STATUSES
 from services.meta_sandbox.accounts import SandboxAccount
 from services.meta_sandbox.faults import Fault, FaultBook, FaultSpecError
 from services.meta_sandbox.tokens import TokenBook
@@ -138,17 +143,19 @@ class InsightsQuery:
     until: date
     fields: list[str]
     ranges: tuple[tuple[date, date], ...] | None = None  # None = daily rows (time_increment=1)
+    statuses: frozenset[str] | None = None  # filtering on ad.effective_status; None = Meta's default
 
     def rows(self, account: SandboxAccount) -> list[Any]:
         """The rows this query answers, in answer order."""
         if self.ranges is None:
-            return account.rows_between(self.since, self.until)
-        return account.range_rows(list(self.ranges))
+            return account.rows_between(self.since, self.until, self.statuses)
+        return account.range_rows(list(self.ranges), self.statuses)
 
     def key(self) -> str:
         """Identity of the query for cursors."""
         spans = "" if self.ranges is None else ";".join(f"{a}/{b}" for a, b in self.ranges)
-        return f"{self.since}|{self.until}|{spans}"
+        statuses = "" if self.statuses is None else ",".join(sorted(self.statuses))
+        return f"{self.since}|{self.until}|{spans}|{statuses}"
 
 
 @dataclass
@@ -276,10 +283,26 @@ def _account(state: SandboxState, object_id: str) -> SandboxAccount:
     return account
 
 
+def _field_names(raw: str) -> list[str]:
+    """``fields`` as Graph takes it: a comma list (``a,b``) or a JSON array (``["a","b"]``, what the
+    facebook-business SDK sends for edges)."""
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise GraphErrorResponse(100, "(#100) Param fields must be a comma-separated list or a JSON array of "
+                                          "field names")
+        return [n.strip() for n in names if n.strip()]
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
 def _fields(raw: str | None, allowed: Iterable[str], default: Iterable[str]) -> list[str]:
-    if raw is None or raw.strip() == "":
+    if raw is None or raw.strip() in ("", "[]"):
         return list(default)
-    names = [f.strip() for f in raw.split(",") if f.strip()]
+    names = _field_names(raw)
     allowed = list(allowed)
     for name in names:
         if name not in allowed and name not in ("date_start", "date_stop"):
@@ -321,6 +344,73 @@ def _time_ranges(raw: str, account: SandboxAccount) -> tuple[tuple[date, date], 
     if len(specs) > MAX_TIME_RANGES:
         raise GraphErrorResponse(100, f"(#100) Param time_ranges: at most {MAX_TIME_RANGES} ranges (sandbox limit)")
     return tuple(_span(spec, account, f"time_ranges[{i}]") for i, spec in enumerate(specs))
+
+
+#: Query parameters of the insights edge the sandbox implements; any other is refused (never ignored).
+INSIGHTS_PARAMS = frozenset({
+    "level", "fields", "time_range", "time_ranges", "time_increment", "date_preset", "limit", "after", "before",
+    "filtering", "breakdowns", "action_breakdowns", "action_attribution_windows", "access_token", "appsecret_proof",
+})
+
+
+def _json_param(raw: str, name: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise GraphErrorResponse(100, f"(#100) Param {name} must be JSON") from None
+
+
+def _filtering(raw: str | None) -> frozenset[str] | None:
+    """``filtering=[{"field","operator","value"}, ...]`` (META_GRAPH_API.md §1): the ad statuses to answer.
+
+    Implemented: ``ad.effective_status`` with ``IN`` / ``NOT_IN`` and values of
+    ``EFFECTIVE_STATUSES`` (several filters intersect). Anything else is
+    refused with code 100 (the sandbox never ignores a filter). None: no
+    status filter (Meta's default: archived and deleted ads left out).
+    """
+    if raw is None or raw.strip() in ("", "[]"):
+        return None
+    specs = _json_param(raw, "filtering")
+    if not isinstance(specs, list):
+        raise GraphErrorResponse(100, "(#100) Param filtering must be a JSON array of {field, operator, value}")
+    statuses: set[str] | None = None
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not {"field", "operator", "value"} <= set(spec):
+            raise GraphErrorResponse(100, f"(#100) filtering[{i}] must be an object with field, operator and value")
+        if spec["field"] != "ad.effective_status":
+            raise GraphErrorResponse(100, f"(#100) filtering on {spec['field']!r} is not implemented by the "
+                                          "sandbox (it implements ad.effective_status with IN and NOT_IN)")
+        values = spec["value"]
+        if not isinstance(values, list) or not values or any(v not in EFFECTIVE_STATUSES for v in values):
+            raise GraphErrorResponse(100, f"(#100) Filtering field ad.effective_status: value {values!r} must be a "
+                                          f"non-empty list of {', '.join(EFFECTIVE_STATUSES)}")
+        if spec["operator"] == "IN":
+            chosen = set(values)
+        elif spec["operator"] == "NOT_IN":
+            chosen = set(EFFECTIVE_STATUSES) - set(values)
+        else:
+            raise GraphErrorResponse(100, f"(#100) filtering operator {spec['operator']!r} on ad.effective_status is "
+                                          "not implemented by the sandbox (IN, NOT_IN)")
+        statuses = chosen if statuses is None else statuses & chosen
+    return frozenset(statuses or ())
+
+
+def _refuse_unimplemented(q: Mapping[str, str]) -> None:
+    """Code 100 for parameters the sandbox does not implement: unknown ones, ``breakdowns``, and
+    ``action_breakdowns`` other than the default ``action_type``."""
+    unknown = sorted(set(q) - INSIGHTS_PARAMS)
+    if unknown:
+        raise GraphErrorResponse(100, f"(#100) param {unknown[0]} is not implemented by the sandbox (it implements "
+                                      f"{', '.join(sorted(INSIGHTS_PARAMS))})")
+    for name in ("breakdowns", "action_breakdowns"):
+        raw = q.get(name)
+        if raw is None or raw.strip() in ("", "[]"):
+            continue
+        names = _field_names(raw)
+        if name == "action_breakdowns" and names == ["action_type"]:
+            continue
+        raise GraphErrorResponse(100, f"(#100) {name}={raw} is not implemented by the sandbox (no breakdowns; "
+                                      "action_breakdowns only action_type, the default)")
 
 
 def _time_range(q: Mapping[str, str], account: SandboxAccount) -> tuple[date, date]:
@@ -514,23 +604,25 @@ def _insights_query(state: SandboxState, q: Mapping[str, str], account: SandboxA
     (the sandbox's default). Range rows: ``time_ranges`` (``time_increment``
     absent or ``all_days``), or ``time_range`` with ``time_increment=all_days``.
     """
+    _refuse_unimplemented(q)
     level = q.get("level", "ad")
     if level != "ad":
         raise GraphErrorResponse(100, f"(#100) level={level!r}: the sandbox implements level=ad only")
     fields = _fields(q.get("fields"), FIELD_RENDERERS, DEFAULT_FIELDS)
+    statuses = _filtering(q.get("filtering"))
     if "time_ranges" in q:
         increment = q.get("time_increment", "all_days")
         if increment != "all_days":
             raise GraphErrorResponse(100, f"(#100) time_increment={increment!r} with time_ranges: the sandbox "
                                           "implements all_days (one row per range) only")
         ranges = _time_ranges(q["time_ranges"], account)
-        return InsightsQuery(min(a for a, _ in ranges), max(b for _, b in ranges), fields, ranges)
+        return InsightsQuery(min(a for a, _ in ranges), max(b for _, b in ranges), fields, ranges, statuses)
     increment = q.get("time_increment", "1")
     if increment not in ("1", "all_days"):
         raise GraphErrorResponse(100, f"(#100) time_increment={increment!r}: the sandbox implements "
                                       "time_increment=1 and all_days only")
     since, until = _time_range(q, account)
-    return InsightsQuery(since, until, fields, ((since, until),) if increment == "all_days" else None)
+    return InsightsQuery(since, until, fields, ((since, until),) if increment == "all_days" else None, statuses)
 
 
 def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], account: SandboxAccount,
@@ -739,6 +831,24 @@ async def restate_handler(request: web.Request) -> web.Response:
     return _json({"ok": True, "restated": changed})
 
 
+async def ads_handler(request: web.Request) -> web.Response:
+    """``POST /_sandbox/ads`` ``{"account_id","ad_id","effective_status"}``: archive, delete, pause... an ad.
+
+    Archived and deleted ads are then left out of insights unless the request's
+    ``filtering`` names their status (``services.common.effective_status``).
+    400 for an unknown account, ad or status.
+    """
+    state = request.app[STATE]
+    try:
+        spec = await request.json()
+        account = state.accounts[normalise_account_id(spec["account_id"])]
+        account.set_status(str(spec["ad_id"]), spec["effective_status"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, InvalidAccountId) as exc:
+        return _json({"error": f"bad ad status: {exc!r}; send {{\"account_id\",\"ad_id\",\"effective_status\"}}"},
+                     status=400)
+    return _json({"ok": True, "ad_id": str(spec["ad_id"]), "effective_status": spec["effective_status"]})
+
+
 async def oauth_handler(request: web.Request) -> web.StreamResponse:
     """``GET /{version}/oauth/access_token`` (token exchange)."""
     return await _graph(request, "oauth")
@@ -836,6 +946,7 @@ def create_app(
     app.router.add_post("/_sandbox/faults", faults_post)
     app.router.add_delete("/_sandbox/faults", faults_delete)
     app.router.add_post("/_sandbox/restate", restate_handler)
+    app.router.add_post("/_sandbox/ads", ads_handler)
     app.router.add_get("/_sandbox/health", health_handler)
     app.router.add_post("/_sandbox/tokens", tokens_handler)
     app.router.add_get("/{version}/oauth/access_token", oauth_handler)
