@@ -31,6 +31,7 @@ from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.settings import GatewaySettings
 from services.cache_gateway.upstream import MetaFetcherUpstream
 from services.common.auth import JwtVerifier
+from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
 from services.common.settings import SettingsError, parse_service_args
@@ -80,8 +81,8 @@ async def serve(args: argparse.Namespace) -> None:
     servicer = CacheGatewayServicer(service, L1Cache(settings.l1_max_bytes, settings.l1_ttl_s), settings.engine_addr,
                                     JwtVerifier.from_settings(settings), audit)
     servicer.rescorer.start()
-    # a deposed scheduler leader's refreshes are refused (its fencing token is older than the lease's)
-    servicer.fencing = FencingCheck(redis_client, settings.lease_key)
+    # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)
+    servicer.fencing = FencingCheck(LeaseRecords.of(store.db), settings.lease_key)
     servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking
     await servicer.demand.start()
     feed = ChangeFeed(store.db)

@@ -8,6 +8,7 @@ I/O, no protobuf, no shared state.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Iterable, Sequence
 
 from services.common.insight_row import InsightRow
@@ -81,6 +82,7 @@ def score_ad(rows: Sequence[InsightRow], config: FatigueConfig = DEFAULT_CONFIG,
         campaign_name=latest.campaign_name if latest else "",
         delivery_days=len(days),
         impressions=days.cum_impressions[-1] if len(days) else 0,
+        spend=_total_spend(rows),
     )
     windows = find_windows(days, config)
     if windows.baseline is None or windows.recent is None:
@@ -112,6 +114,12 @@ def score_ad(rows: Sequence[InsightRow], config: FatigueConfig = DEFAULT_CONFIG,
     return FatigueResult(score=combined.score, level=level_for(combined.score, config), insufficient_reason="",
                          components=components, meta_parity_floor_applied=combined.floor_applied,
                          forecast=forecast, baseline=_info(b), recent=_info(r), **head)
+
+
+def _total_spend(rows: Sequence[InsightRow]):
+    """Σ spend over the delivery days (impressions > 0, like every other total of the score)."""
+    known = [r.spend for r in rows if r.spend is not None and (r.impressions or 0) > 0]
+    return sum(known, Decimal(0)) if known else None
 
 
 def _first_reason(days: DeliveryDays, config: FatigueConfig, windows_reason: str) -> str:

@@ -46,6 +46,10 @@ class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagi
     min_page_limit: int = setting(5, env="META_MIN_PAGE_LIMIT", ge=1,
                                   doc="'reduce data' errors halve the page limit down to this")
     max_pages: int = setting(1000, env="META_MAX_PAGES", ge=1, doc="hard cap of pages per fetch")
+    # with the range and the page size it gives each query's page cap (graph_client.PageReader.page_cap;
+    # 28 days x 100 ads at limit 100 -> 29 pages)
+    max_ads_per_day: int = setting(100, env="META_MAX_ADS_PER_DAY", ge=1,
+                                   doc="delivering ads per account and day a query can rightly have")
     # Async report fallback (META_GRAPH_API.md §2), used when sync paging cannot shrink further.
     async_fallback: bool = setting(True, env="META_ASYNC_FALLBACK", doc="fall back to async report jobs")
     async_poll_initial_s: float = setting(2.0, env="META_ASYNC_POLL_INITIAL_S", gt=0,

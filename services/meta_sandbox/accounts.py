@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,10 +25,12 @@ from pathlib import Path
 from typing import Callable
 
 from services.common.account_ids import normalise_account_id
-from services.common.ads_manager_csv import load_csv
+from services.common.ads_manager_csv import load_export
 from services.common.effective_status import EFFECTIVE_STATUSES, HIDDEN_BY_DEFAULT
 from services.common.insight_row import InsightRow
 from services.meta_sandbox.reach_model import aggregate_range, audience_from_rows
+
+log = logging.getLogger(__name__)
 
 #: Time zone and currency of the shared real dataset (shared/data/README.md: MYR, a Malaysian business).
 CSV_DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
@@ -52,6 +55,8 @@ class SandboxAccount:
     audiences: dict[str, float] = field(default_factory=dict)
     #: ad id -> Meta ``effective_status`` (``services.common.effective_status``); absent = ACTIVE.
     ad_status: dict[str, str] = field(default_factory=dict)
+    #: a query spanning more days gets "Please reduce the amount of data" at any page size (None: no limit)
+    max_query_days: int | None = None
 
     def __post_init__(self) -> None:
         self.account_id = normalise_account_id(self.account_id)
@@ -148,19 +153,23 @@ def csv_account(
     account_id: str,
     *,
     name: str | None = None,
-    currency: str = CSV_DEFAULT_CURRENCY,
+    currency: str | None = None,
     timezone_name: str = CSV_DEFAULT_TIMEZONE,
     conversion_action_type: str = "lead",
 ) -> SandboxAccount:
-    """An account whose rows are exactly ``load_csv(path, account_id)``.
+    """An account whose rows are exactly ``load_export(path, account_id).rows``.
 
-    Raises OSError when the file is missing and CsvFormatError when it does not parse.
+    ``currency``: None takes the one the export's headers name ("Amount spent
+    (USD)"), else ``CSV_DEFAULT_CURRENCY``. The import's report (rows, summary
+    rows skipped) is logged. Raises OSError when the file is missing and
+    CsvFormatError when it does not parse.
     """
-    rows = load_csv(path, account_id, conversion_action_type)
+    imported = load_export(path, account_id, conversion_action_type)
+    log.info("act_%s from %s: %s", normalise_account_id(account_id), Path(path).name, imported.report)
     return SandboxAccount(
         account_id=account_id,
         name=name or Path(path).stem,
-        currency=currency,
+        currency=currency or imported.currency or CSV_DEFAULT_CURRENCY,
         timezone_name=timezone_name,
-        rows=rows,
+        rows=imported.rows,
     )

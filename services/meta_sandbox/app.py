@@ -37,7 +37,7 @@ tokens the sandbox issued by exchange); a tracked token past its expiry is
 190/463. When ``app_secret`` is set, ``appsecret_proof`` = hex
 HMAC-SHA256(app_secret, token) is required (META_GRAPH_API.md §5).
 
-Errors (HTTP 400 unless noted; body per §3): no/invalid token -> 190;
+Errors (HTTP 400 unless noted; body per §3): no token -> 104; invalid token -> 190;
 unknown account -> 100/33 (``GraphMethodException``); bad parameters -> 100;
 range older than 37 months -> 3018 [unverified code]; version below
 ``min_version`` -> 2635; usage at 100 % -> 80000/2446079 or 4/1504039.
@@ -75,7 +75,7 @@ from yarl import URL
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.effective_status import EFFECTIVE_STATUSES
 from services.meta_sandbox.accounts import SandboxAccount
-from services.meta_sandbox.faults import Fault, FaultBook, FaultSpecError
+from services.meta_sandbox.faults import PAGING_KINDS, Fault, FaultBook, FaultSpecError
 from services.meta_sandbox.tokens import TokenBook
 from services.meta_sandbox.usage import UsageModel
 from services.meta_sandbox.wire import DEFAULT_FIELDS, FIELD_RENDERERS, error_body, render_row, unknown_object_message
@@ -210,18 +210,19 @@ def _months_back(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _cursor(fingerprint: str, index: int) -> str:
-    return base64.urlsafe_b64encode(f"{fingerprint}:{index}".encode()).decode().rstrip("=")
+def _cursor(fingerprint: str, index: int, nonce: str = "") -> str:
+    raw = f"{fingerprint}:{index}" + (f":{nonce}" if nonce else "")
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _decode_cursor(value: str, fingerprint: str, name: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        fp, idx = raw.split(":")
+        fp, idx = raw.split(":")[:2]
         index = int(idx)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise GraphErrorResponse(100, f"(#100) The {name} cursor is not valid") from None
-    if fp != fingerprint or index < 0:
+    if fp != fingerprint or index < -1:  # -1: "after" the start (a repeat_page fault's cursor)
         raise GraphErrorResponse(100, f"(#100) The {name} cursor does not belong to this query")
     return index
 
@@ -249,8 +250,8 @@ def _check_auth(state: SandboxState, request: web.Request, q: Mapping[str, str])
 
 def _check_token(state: SandboxState, token: str) -> None:
     verdict = state.tokens.check(token)
-    if verdict == "missing":
-        raise GraphErrorResponse(190, "An access token is required to request this resource.")
+    if verdict == "missing":  # Graph's code for no token at all is 104 (190 is a token that is there but bad)
+        raise GraphErrorResponse(104, "An access token is required to request this resource.")
     if verdict == "unknown":
         raise GraphErrorResponse(190, "Invalid OAuth access token - Cannot parse access token")
     if verdict == "expired":
@@ -558,8 +559,12 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
         if endpoint == "insights":
             account = _account(state, object_id)
             query = _insights_query(state, q, account)
+            if account.max_query_days is not None and (query.until - query.since).days + 1 > account.max_query_days:
+                raise GraphErrorResponse(1, "Please reduce the amount of data you're asking for, then retry your "
+                                            "request", subcode=99, status=500)
             body = _page(state, request, q, account, query.rows(account), query.fields,
-                         f"{account.account_id}|{query.key()}")
+                         f"{account.account_id}|{query.key()}",
+                         fault.kind if fault is not None and fault.kind in PAGING_KINDS else None)
         elif endpoint == "account":
             body = _account_body(state, q, object_id)
         elif endpoint == "async_create":
@@ -626,8 +631,13 @@ def _insights_query(state: SandboxState, q: Mapping[str, str], account: SandboxA
 
 
 def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], account: SandboxAccount,
-          rows: list[Any], fields: list[str], query_key: str) -> dict[str, Any]:
-    """One page of ``rows`` per ``limit``/``after``/``before``, with Meta-style paging links."""
+          rows: list[Any], fields: list[str], query_key: str, paging_fault: str | None = None) -> dict[str, Any]:
+    """One page of ``rows`` per ``limit``/``after``/``before``, with Meta-style paging links.
+
+    ``paging_fault`` (``faults.PAGING_KINDS``): ``endless_paging`` always links
+    a next page (empty pages past the end, each with a new cursor);
+    ``repeat_page`` links, from the last page, a "next" page that serves the
+    last page's rows again under a new cursor (forever)."""
     limit = _limit(state, q.get("limit"))
     fingerprint = hashlib.sha256(query_key.encode()).hexdigest()[:10]
     if q.get("after"):
@@ -640,18 +650,21 @@ def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], accou
         start, end = 0, limit
     page = rows[start:end]
     body: dict[str, Any] = {"data": [render_row(r, account, fields) for r in page]}
-    if not page:
+    if not page and paging_fault != "endless_paging":
         return body
-    first, last = start, start + len(page) - 1
+    first, last = start, start + max(len(page), 1) - 1
     paging: dict[str, Any] = {"cursors": {"before": _cursor(fingerprint, first), "after": _cursor(fingerprint, last)}}
     base = request.url
     if state.public_base_url:
         public = URL(state.public_base_url)
         base = URL.build(scheme=public.scheme, host=public.host or "", port=public.explicit_port,
                          path=public.path.rstrip("/") + request.path)
-    if last + 1 < len(rows):
+    if last + 1 < len(rows) or paging_fault is not None:
         query = {k: v for k, v in q.items() if k not in ("after", "before")}
-        query["after"] = _cursor(fingerprint, last)
+        if paging_fault == "repeat_page" and last + 1 >= len(rows):
+            query["after"] = _cursor(fingerprint, start - 1, nonce=str(state.graph_requests))
+        else:
+            query["after"] = _cursor(fingerprint, last)
         paging["next"] = str(base.with_query(query))
     if first > 0:
         query = {k: v for k, v in q.items() if k not in ("after", "before")}
@@ -832,7 +845,9 @@ async def restate_handler(request: web.Request) -> web.Response:
 
 
 async def ads_handler(request: web.Request) -> web.Response:
-    """``POST /_sandbox/ads`` ``{"account_id","ad_id","effective_status"}``: archive, delete, pause... an ad.
+    """``POST /_sandbox/ads`` ``{"account_id","ad_id","effective_status"}``: archive, delete, pause... an ad;
+    or ``{"account_id","max_query_days": N | null}``: from now on an insights query spanning more than N days
+    gets Meta's "Please reduce the amount of data you're asking for" (code 1, HTTP 500) at any page size.
 
     Archived and deleted ads are then left out of insights unless the request's
     ``filtering`` names their status (``services.common.effective_status``).
@@ -842,6 +857,12 @@ async def ads_handler(request: web.Request) -> web.Response:
     try:
         spec = await request.json()
         account = state.accounts[normalise_account_id(spec["account_id"])]
+        if "max_query_days" in spec:  # account-wide: Meta's "reduce the amount of data" above this many days
+            days = spec["max_query_days"]
+            if days is not None and (not isinstance(days, int) or days < 1):
+                raise ValueError("max_query_days must be a positive integer or null")
+            account.max_query_days = days
+            return _json({"ok": True, "max_query_days": days})
         account.set_status(str(spec["ad_id"]), spec["effective_status"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, InvalidAccountId) as exc:
         return _json({"error": f"bad ad status: {exc!r}; send {{\"account_id\",\"ad_id\",\"effective_status\"}}"},
@@ -951,7 +972,9 @@ def create_app(
     app.router.add_post("/_sandbox/tokens", tokens_handler)
     app.router.add_get("/{version}/oauth/access_token", oauth_handler)
     app.router.add_get("/{version}/debug_token", debug_token_handler)
-    app.router.add_get("/{version}/{object_id}/insights", insights_handler)
-    app.router.add_post("/{version}/{object_id}/insights", async_create_handler)
-    app.router.add_get("/{version}/{object_id}", account_handler)
+    # node and edge paths with or without a trailing slash (facebook-business asks for "/v23.0/act_1/")
+    for slash in ("", "/"):
+        app.router.add_get("/{version}/{object_id}/insights" + slash, insights_handler)
+        app.router.add_post("/{version}/{object_id}/insights" + slash, async_create_handler)
+        app.router.add_get("/{version}/{object_id}" + slash, account_handler)
     return app

@@ -104,7 +104,13 @@ class AuthSettings(SettingsModel):
                                     doc="shared HS256 secret (local runs; `adfatigue up` makes one)")
     jwt_public_key: str = setting("", env="JWT_PUBLIC_KEY", secret=True, allowed="a PEM public key",
                                   doc="RS256/ES256 public key, PEM (production)")
+    jwt_jwks_url: str | None = setting(None, env="JWT_JWKS_URL", allowed="an http(s) URL",
+                                       doc="JWKS of the identity provider (RS256/ES256 keys by kid; production)")
     jwt_audience: str | None = setting(None, env="JWT_AUDIENCE", doc="required `aud` claim (unset: not checked)")
+    jwt_leeway_s: float = setting(5.0, env="JWT_LEEWAY_SECONDS", ge=0,
+                                  doc="clock leeway for exp/iat/nbf, seconds (clocks are NTP-synced)")
+    jwt_jwks_cooldown_s: float = setting(30.0, env="JWT_JWKS_COOLDOWN_SECONDS", ge=0,
+                                         doc="least time between two JWKS re-fetches for an unknown kid, seconds")
     service_token_file: str = setting("", env="ADFATIGUE_SERVICE_TOKEN_FILE",
                                       doc="file holding the token this service sends to others, re-read per call")
     service_token: str = setting("", env="ADFATIGUE_SERVICE_TOKEN", secret=True,
@@ -112,9 +118,9 @@ class AuthSettings(SettingsModel):
 
     def require_verifier_key(self) -> None:
         """Raise SettingsError unless a key to verify callers' tokens is set."""
-        if not (self.jwt_hs256_secret or self.jwt_public_key):
-            raise SettingsError("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify "
-                                "callers' bearer tokens")
+        if not (self.jwt_hs256_secret or self.jwt_public_key or self.jwt_jwks_url):
+            raise SettingsError("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) or JWT_JWKS_URL "
+                                "to verify callers' bearer tokens")
 
     def require_service_token(self) -> None:
         """Raise SettingsError unless this service can send a token (a file, a fixed one, or minted)."""
