@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from typing import Mapping
 
 import redis.asyncio as aioredis
@@ -23,6 +24,7 @@ from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import ChangeFeed
 from services.cache_gateway.demand_fencing import FencingCheck
 from services.cache_gateway.demand_tracker import DemandTracker
+from services.cache_gateway.fatigue_alerts import alerter_from_env
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
 from services.cache_gateway.l1_cache import L1Cache
@@ -30,7 +32,7 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.settings import GatewaySettings
 from services.cache_gateway.upstream import MetaFetcherUpstream
-from services.common.auth import JwtVerifier
+from services.common.auth import GATEWAY, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
@@ -62,7 +64,9 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
         args.settings.require_verifier_key()
         args.settings.require("mongodb_uri", "set it (or --mongodb-uri); `adfatigue up` starts an embedded "
                                              "store for you")
-    except SettingsError as exc:
+        # notifications of fatigue-level changes (fatigue_alerts.py); a bad setting stops the start
+        args.alerter = alerter_from_env(os.environ if env is None else env)
+    except ValueError as exc:  # SettingsError included
         p.error(str(exc))
     return args
 
@@ -72,14 +76,17 @@ async def serve(args: argparse.Namespace) -> None:
     client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, settings.mongodb_db)
     await store.ensure_indexes()
-    upstream = MetaFetcherUpstream(settings.fetcher_addr, with_reach_cum=settings.with_reach_cum)
+    upstream = MetaFetcherUpstream(settings.fetcher_addr, with_reach_cum=settings.with_reach_cum,
+                                   token=ServiceToken(GATEWAY, settings=settings))
     redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:")
     service = InsightsService(store, upstream, policy=settings.policy, lock=lock)
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(settings.l1_max_bytes, settings.l1_ttl_s), settings.engine_addr,
-                                    JwtVerifier.from_settings(settings), audit)
+                                    JwtVerifier.from_settings(settings), audit,
+                                    service_token=ServiceToken(GATEWAY, settings=settings))
+    servicer.rescorer.alerter = getattr(args, "alerter", None)
     servicer.rescorer.start()
     # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)
     servicer.fencing = FencingCheck(LeaseRecords.of(store.db), settings.lease_key)

@@ -30,9 +30,10 @@ import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
 from services.cache_gateway.l2_store import InsightsStore
-from services.common.auth import JwtVerifier, ServiceToken
+from services.common.audit_log import COLLECTION as AUDIT_COLLECTION, AuditLog
+from services.common.auth import SCHEDULER, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
-from services.common.grpc_server import GrpcHost, insecure_channel
+from services.common.grpc_server import GrpcHost, service_channel
 from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.budget import LocalBudget, RedisBudget
@@ -87,16 +88,19 @@ async def serve(args: argparse.Namespace) -> None:
     else:
         lease = LocalLease(holder, records, settings.lease_key)
         schedule, budget = LocalSchedule(), LocalBudget(settings)
-    channel = insecure_channel(settings.gateway_addr)
+    channel = service_channel(settings.gateway_addr)
     refresher = GatewayRefresher(cache_gateway_pb2_grpc.CacheGatewayStub(channel),
-                                 ServiceToken("scheduler", settings=settings))
+                                 ServiceToken(SCHEDULER, settings=settings))
     runner = CycleRunner(MongoFreshnessSource(store, settings),
                          MongoDemandSource(store.db["demand"], settings.demand_heartbeat_ttl_s), budget, refresher,
                          settings)
     notifier = build_notifier(settings.webhook_url, settings.webhook_timeout_s)
     loop = SchedulerLoop(runner, lease, schedule, settings, notifier)
     host = GrpcHost(f"{args.host}:{settings.port}")
-    scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop, JwtVerifier.from_settings(settings)), host.server)
+    audit = AuditLog(store.db[AUDIT_COLLECTION], service="scheduler")
+    await audit.start()
+    scheduler_pb2_grpc.add_SchedulerServicer_to_server(
+        SchedulerServicer(loop, JwtVerifier.from_settings(settings), audit), host.server)
     port = await host.start([SERVICE_NAME])
     print(f"scheduler listening on {args.host}:{port}", flush=True)
     logging.getLogger(__name__).info(
@@ -118,6 +122,7 @@ async def serve(args: argparse.Namespace) -> None:
             await lease.release()
         except Exception:
             pass
+        await audit.close()
         await notifier.aclose()
         await channel.close()
         if redis_client:
