@@ -3,10 +3,12 @@
 Settings (flags override environment): ``GatewaySettings`` in
 ``services/cache_gateway/settings.py`` - ``MONGODB_URI`` (required: the launcher
 ``adfatigue up`` passes its embedded store), the fetcher and engine addresses,
-L1 size and lifetime, the freshness intervals, ``REDIS_URL`` (locks shared by
-replicas: single-flight across them; unset = one process) and the bearer-token
-key ``JWT_HS256_SECRET`` (local) or ``JWT_PUBLIC_KEY`` (PEM, RS256/ES256).
-A bad setting exits with status 2 and a message naming it.
+the attribution setting of each account (``ATTRIBUTION_WINDOWS``,
+``ACCOUNT_ATTRIBUTION_WINDOWS``), L1 size and lifetime, the freshness intervals,
+``REDIS_URL`` (locks shared by replicas: single-flight across them; unset = one
+process) and the bearer-token key ``JWT_HS256_SECRET`` (local) or
+``JWT_PUBLIC_KEY`` (PEM, RS256/ES256). A bad setting exits with status 2 and a
+message naming it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
     p.add_argument("--restatement-days", type=int, default=None)
     p.add_argument("--with-reach-cum", action="store_true", default=None,
                    help="fetch cumulative reach too (frequency and saturation components; more Meta calls)")
+    p.add_argument("--attribution", default=None,
+                   help="attribution setting of every account, sent as action_attribution_windows "
+                        "(default: Meta's current default, 7d_click,1d_view)")
+    p.add_argument("--account-attribution", default=None,
+                   help="per-account settings, e.g. 'act_1=1d_click;act_2=7d_click,1d_view'")
     p.add_argument("--redis-url", default=None, help="shared locks across replicas (unset: one process)")
     p.add_argument("--redis-prefix", dest="redis_key_prefix", default=None)
     args = parse_service_args(p, GatewaySettings, argv, env)
@@ -76,11 +83,12 @@ async def serve(args: argparse.Namespace) -> None:
     client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, settings.mongodb_db)
     await store.ensure_indexes()
+    attribution = settings.attribution_settings
     upstream = MetaFetcherUpstream(settings.fetcher_addr, with_reach_cum=settings.with_reach_cum,
-                                   token=ServiceToken(GATEWAY, settings=settings))
+                                   token=ServiceToken(GATEWAY, settings=settings), attribution=attribution)
     redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:")
-    service = InsightsService(store, upstream, policy=settings.policy, lock=lock)
+    service = InsightsService(store, upstream, policy=settings.policy, lock=lock, attribution=attribution)
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(settings.l1_max_bytes, settings.l1_ttl_s), settings.engine_addr,

@@ -7,6 +7,9 @@ raises ``SettingsError`` naming the variable, its value and what is allowed.
 
 from __future__ import annotations
 
+from pydantic import field_validator
+
+from services.common.attribution import AttributionSettings, InvalidAttribution
 from services.common.settings import (
     AuthSettings,
     FreshnessSettings,
@@ -29,3 +32,24 @@ class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, 
     l1_ttl_s: float = setting(60.0, env="L1_TTL_SECONDS", ge=0, doc="in-memory response cache lifetime, seconds")
     with_reach_cum: bool = setting(False, env="GATEWAY_WITH_REACH_CUM",
                                    doc="fetch cumulative reach too (frequency and saturation; more Meta calls)")
+    attribution: str = setting("", env="ATTRIBUTION_WINDOWS", allowed="windows such as 7d_click,1d_view",
+                               doc="attribution setting of every account, sent as action_attribution_windows "
+                                   "(empty: Meta's current default, 7d_click,1d_view)")
+    account_attribution: str = setting("", env="ACCOUNT_ATTRIBUTION_WINDOWS",
+                                       allowed="act_1=1d_click;act_2=7d_click,1d_view",
+                                       doc="per-account attribution settings")
+
+    @field_validator("attribution", "account_attribution")
+    @classmethod
+    def _attribution(cls, value: str, info) -> str:
+        try:
+            AttributionSettings.parse(value, "") if info.field_name == "attribution" else \
+                AttributionSettings.parse("", value)
+        except InvalidAttribution as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def attribution_settings(self) -> AttributionSettings:
+        """The parsed attribution settings (services/common/attribution.py)."""
+        return AttributionSettings.parse(self.attribution, self.account_attribution)
