@@ -7,8 +7,10 @@ launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (900), ``FRESHNESS_PROVISIONAL_SECONDS`` (21600), ``RESTATEMENT_WINDOW_DAYS`` (28), ``GATEWAY_WITH_REACH_CUM`` (off), ``REDIS_URL`` (locks shared by
 replicas: single-flight across them; unset = one process) and ``REDIS_KEY_PREFIX``,
 and the bearer-token key:
-``JWT_HS256_SECRET`` (local) or ``JWT_PUBLIC_KEY`` (PEM, RS256/ES256), optional
-``JWT_AUDIENCE`` (see services/common/auth.py).
+``JWT_HS256_SECRET`` (local), ``JWT_PUBLIC_KEY`` (PEM, RS256/ES256) or ``JWT_JWKS_URL``, optional
+``JWT_AUDIENCE`` and ``JWT_LEEWAY_SECONDS`` (see services/common/auth.py); the gateway's own identity
+for meta_fetcher and fatigue_engine: ``ADFATIGUE_SERVICE_TOKEN_FILE`` / ``ADFATIGUE_SERVICE_TOKEN``
+(minted from the HS256 secret when unset); TLS: ``GRPC_TLS_*`` (services/common/tls.py).
 """
 
 from __future__ import annotations
@@ -61,8 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=env("REDIS_URL"), help="shared locks across replicas (unset: one process)")
     p.add_argument("--redis-prefix", default=env("REDIS_KEY_PREFIX", "adfatigue:"))
     args = p.parse_args(argv)
-    if not (env("JWT_HS256_SECRET") or env("JWT_PUBLIC_KEY")):
-        p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
+    if not (env("JWT_HS256_SECRET") or env("JWT_PUBLIC_KEY") or env("JWT_JWKS_URL")):
+        p.error("set JWT_HS256_SECRET (local), JWT_PUBLIC_KEY (PEM) or JWT_JWKS_URL (production) to verify "
+                "callers' bearer tokens")
+    if not (env("ADFATIGUE_SERVICE_TOKEN_FILE") or env("ADFATIGUE_SERVICE_TOKEN") or env("JWT_HS256_SECRET")):
+        p.error("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN (the gateway's token for meta_fetcher and "
+                "fatigue_engine), or JWT_HS256_SECRET to mint one")
     if not args.mongodb_uri:
         p.error("MONGODB_URI (or --mongodb-uri) is required; `adfatigue up` starts an embedded store for you")
     return args

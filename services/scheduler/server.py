@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None, env: dict[str, str] | None = None)
                                                    lease_key=args.lease_key)
     except SettingsError as exc:
         p.error(str(exc))
-    if not (env.get("JWT_HS256_SECRET") or env.get("JWT_PUBLIC_KEY")):
+    if not (env.get("JWT_HS256_SECRET") or env.get("JWT_PUBLIC_KEY") or env.get("JWT_JWKS_URL")):
         p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
     if not any(env.get(k) for k in ("ADFATIGUE_SERVICE_TOKEN_FILE", "ADFATIGUE_SERVICE_TOKEN", "JWT_HS256_SECRET")):
         p.error("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN (the scheduler's token for the gateway), "
