@@ -6,9 +6,12 @@ Settings (flags override environment): ``GatewaySettings`` in
 the attribution setting of each account (``ATTRIBUTION_WINDOWS``,
 ``ACCOUNT_ATTRIBUTION_WINDOWS``), L1 size and lifetime, the freshness intervals,
 ``REDIS_URL`` (locks shared by replicas: single-flight across them; unset = one
-process) and the bearer-token key ``JWT_HS256_SECRET`` (local) or
-``JWT_PUBLIC_KEY`` (PEM, RS256/ES256). A bad setting exits with status 2 and a
-message naming it.
+process), the bearer-token key ``JWT_HS256_SECRET`` (local), ``JWT_PUBLIC_KEY``
+(PEM, RS256/ES256) or ``JWT_JWKS_URL``, and the gateway's own identity for
+meta_fetcher and fatigue_engine: ``ADFATIGUE_SERVICE_TOKEN_FILE`` /
+``ADFATIGUE_SERVICE_TOKEN`` (minted from the HS256 secret when unset); TLS:
+``GRPC_TLS_*`` (services/common/tls.py). A bad setting exits with status 2 and
+a message naming it.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
     args = parse_service_args(p, GatewaySettings, argv, env)
     try:
         args.settings.require_verifier_key()
+        args.settings.require_service_token()
         args.settings.require("mongodb_uri", "set it (or --mongodb-uri); `adfatigue up` starts an embedded "
                                              "store for you")
         # notifications of fatigue-level changes (fatigue_alerts.py); a bad setting stops the start

@@ -266,6 +266,10 @@ def _probe_on_wrong_port(b):
     main_container(b, "Deployment", "scheduler")["readinessProbe"] = {"grpc": {"port": 50051}}
 
 
+def _tls_off(b):
+    del find(b, "ConfigMap", "adfatigue-config")["data"]["GRPC_TLS_CERT"]
+
+
 def _headless_service_gone(b):
     find(b, "Service", "mongodb")["spec"]["clusterIP"] = "10.0.0.10"
 
@@ -312,7 +316,8 @@ BROKEN = {
     "address of a wrong port": (_wrong_fetcher_address, "ADFATIGUE_FETCHER_ADDR='meta-fetcher:50051' is no Service port"),
     "backup not daily, wrong retention": (_hourly_backup_without_retention, "must run once a day"),
     "hourly backup without tokens": (_hourly_backup_without_tokens, "tokens and audit"),
-    "gRPC probe on another port": (_probe_on_wrong_port, "readinessProbe must be a native gRPC probe on port 50054"),
+    "gRPC probe on another port": (_probe_on_wrong_port, "readinessProbe must be a native gRPC probe on port 50090"),
+    "gRPC without TLS": (_tls_off, "services.meta_fetcher needs GRPC_TLS_CERT"),
     "StatefulSet without headless Service": (_headless_service_gone, "serviceName must name a headless Service"),
     "restore armed in the repository": (_restore_armed, "ARCHIVE must stay a REPLACE_ME placeholder"),
 }

@@ -125,8 +125,8 @@ class AuthSettings(SettingsModel):
     def require_service_token(self) -> None:
         """Raise SettingsError unless this service can send a token (a file, a fixed one, or minted)."""
         if not (self.service_token_file or self.service_token or self.jwt_hs256_secret):
-            raise SettingsError("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN (this service's "
-                                "token for the gateway), or JWT_HS256_SECRET to mint one")
+            raise SettingsError("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN (the token this "
+                                "service sends to the services it calls), or JWT_HS256_SECRET to mint one")
 
 
 class LoggingSettings(SettingsModel):
