@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessPolicy
 from services.cache_gateway.insights_service import ReadResult
 from services.common.input_echo import quoted
 from services.common.pb.adfatigue.v1 import insights_pb2
@@ -75,7 +75,8 @@ def page_token(version: int, offset: int) -> str:
 
 def freshness_message(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, now: datetime) -> insights_pb2.Freshness:
     today = now.astimezone(tz).date()
-    msg = insights_pb2.Freshness(status=result.status, reason=result.reason)
+    msg = insights_pb2.Freshness(status=result.status, reason=result.reason,
+                                 action_attribution_windows=list(result.attribution))
     oldest: datetime | None = None
     for day, fetched_at in sorted(result.snapshot.fetched_at.items()):
         d = msg.days.add(date=day.isoformat(), freshness_class=int(policy.classify(day, today)), due=day in result.due)
