@@ -222,8 +222,8 @@ class InsightsService:
             if exc.code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
                 self.last_failure[account_id] = UpstreamFailure(exc.message, exc.code, self.clock())
             raise
-        if result.timezone or result.currency:
-            await self.store.set_account_info(account_id, result.timezone, result.currency)
+        if result.timezone or result.currency or result.name:
+            await self.store.set_account_info(account_id, result.timezone, result.currency, result.name)
             if result.timezone:
                 self._zones[account_id] = result.timezone
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)

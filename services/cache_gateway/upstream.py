@@ -26,6 +26,7 @@ class FetchResult:
     upstream_calls: int = 1
     timezone: str = ""
     currency: str = ""
+    name: str = ""  # the ad account's name at the provider
 
 
 class UpstreamError(Exception):
@@ -73,7 +74,7 @@ class MetaFetcherUpstream:
         return FetchResult(
             rows=[row_from_proto(r) for r in reply.rows], fetched_at=fetched_at,
             upstream_calls=reply.upstream_calls or 1, timezone=reply.account_timezone,
-            currency=reply.account_currency,
+            currency=reply.account_currency, name=reply.account_name,
         )
 
     async def close(self) -> None:
