@@ -88,6 +88,7 @@ def test_accounts_lists_name_currency_and_time_zone(client):
     fatigue(client)  # the account is known once read
     accounts = {a["id"]: a for a in client.get("/api/v1/accounts").json()["accounts"]}
     assert accounts[REAL]["currency"] == "MYR" and accounts[REAL]["timezone"] and accounts[REAL]["known"]
+    assert accounts[REAL]["name"] == "meta_ads_daily_account_a"  # the sandbox names a CSV account by its file
 
 
 def test_accounts_of_a_limited_user_are_only_theirs(system, base_url, client):
