@@ -32,7 +32,7 @@ from services.cache_gateway.l1_cache import L1Cache
 from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
-from services.common.auth import JwtVerifier
+from services.common.auth import GATEWAY, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
@@ -72,7 +72,7 @@ async def serve(args: argparse.Namespace) -> None:
     client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, args.mongodb_db)
     await store.ensure_indexes()
-    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum)
+    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum, token=ServiceToken(GATEWAY))
     redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
     policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)
@@ -80,7 +80,7 @@ async def serve(args: argparse.Namespace) -> None:
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
-                                    JwtVerifier.from_env(), audit)
+                                    JwtVerifier.from_env(), audit, service_token=ServiceToken(GATEWAY))
     servicer.rescorer.start()
     # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)
     servicer.fencing = FencingCheck(LeaseRecords.of(store.db),
