@@ -121,7 +121,10 @@ class Feed:
                     async for ev in call:
                         if ev.version <= self.latest.version:
                             continue
-                        new = await models.read(self.user, account, since, until, at_least=ev.version)
+                        if ev.kind == ev.CHANGE:
+                            new = await models.apply_change(self.user, account, since, until, ev)
+                        else:  # a JUMP: the whole state at a later version
+                            new = await models.read(self.user, account, since, until, at_least=ev.version)
                         if new.version > self.latest.version:
                             self._publish(new)
                 finally:
