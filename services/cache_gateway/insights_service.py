@@ -20,18 +20,18 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import grpc
 
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessPolicy
 from services.cache_gateway.l2_store import InsightsStore, Snapshot
 from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
 from services.cache_gateway.single_flight import SingleFlight
 from services.cache_gateway.stats import GatewayCounters
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
 from services.common.attribution import AttributionSettings
-from services.common.dates import DateRange
+from services.common.dates import DateRange, zone
 from services.common.distributed_lock import DistributedLock, LockTimeout
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,6 @@ class UpstreamFailure:
     message: str
     code: grpc.StatusCode
     at: datetime
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 class InsightsService:
