@@ -235,6 +235,9 @@ class InsightsService:
             tz = await self.timezone_of(account_id)
             fetched = await self.store.fetched_at(account_id, days, self.windows(account_id))
             todo = due_days(days, fetched, self.policy, self.clock(), tz)
+        windows = self.windows(account_id)
+        if windows is not None:  # the scheduler's refreshes also move stored days to a new setting
+            self._reattribute_in_background(account_id, windows)
         return await self._fetch_days(account_id, todo, force=force)
 
     async def _fetch_days(self, account_id: str, days: list[date], force: bool = False) -> tuple[list[DateRange], int]:
