@@ -2,7 +2,10 @@
 
 It watches ``insights`` (row writes, each tagged with the version that wrote
 it), ``accounts`` (a writer's commit, ``$max version``) and ``scores`` (a
-fatigue result stored for an insights version; released at once). Row events are
+fatigue result stored for an insights version; released at once) and
+``freshness`` (a day marked fetched: ``freshness_listeners(account_id, day,
+fetched_at)``, so the gateway's in-memory replicas follow per-day freshness
+too). Row events are
 buffered per account and version and released as one ``Change`` when the
 account's commit arrives, so a subscriber sees each committed version whole.
 After a store connection loss the stream is reopened with its resume token
@@ -43,6 +46,8 @@ class Change:
     scores: list[tuple[bytes, date, date]] = field(default_factory=list)
     # serialized SubscribeEvent per (range, fields), shared by every subscriber asking the same
     encoded: dict = field(default_factory=dict, compare=False, repr=False)
+    # a row of this version could not be decoded (not streamed): whoever mirrors the data must re-read it
+    incomplete: bool = False
 
     def dates(self) -> set[date]:
         return {r.date_start for r in self.rows} | {d for _, d in self.removed}
@@ -62,6 +67,7 @@ class ChangeFeed:
         self.resume_token = None
         self.listeners: list[Callable[[Change], None]] = []
         self.resync_listeners: list[Callable[[], None]] = []
+        self.freshness_listeners: list[Callable[[str, date, datetime], None]] = []
         self._pending: dict[str, dict[int, Change]] = defaultdict(dict)
         self._task: asyncio.Task | None = None
         self.ready = asyncio.Event()
@@ -80,7 +86,7 @@ class ChangeFeed:
                 pass
 
     async def _run(self) -> None:
-        pipeline = [{"$match": {"ns.coll": {"$in": ["insights", "accounts", "scores"]},
+        pipeline = [{"$match": {"ns.coll": {"$in": ["insights", "accounts", "scores", "freshness"]},
                                 "operationType": {"$in": ["insert", "update", "replace"]}}}]
         while True:
             try:
@@ -121,6 +127,14 @@ class ChangeFeed:
             for listener in self.listeners:
                 listener(change)
             return
+        if event["ns"]["coll"] == "freshness":
+            try:
+                account_id, day, fetched_at = doc["account_id"], date.fromisoformat(doc["date"]), doc["fetched_at"]
+            except (KeyError, TypeError, ValueError):
+                return
+            for listener in self.freshness_listeners:
+                listener(account_id, day, fetched_at)
+            return
         if event["ns"]["coll"] == "insights":
             version = doc.get("version")
             if not isinstance(version, int):
@@ -132,6 +146,7 @@ class ChangeFeed:
                 try:
                     change.rows.append(decode_row(doc))
                 except CorruptDocument as exc:
+                    change.incomplete = True
                     log.warning("%s; not streamed", exc)
             return
         committed = doc.get("version", 0)

@@ -10,7 +10,9 @@ Per request:
    STALE_REVALIDATING, while a background refresh runs (stale-while-revalidate);
    if the last refresh of the account failed, they are marked
    STALE_UPSTREAM_ERROR with the reason (stale-if-error) — never silently;
-4. the answer is one consistent L2 snapshot at one account version.
+4. the answer is one consistent snapshot at one account version: from the
+   account's in-memory replica (``replica_cache``) when it is resident and
+   nothing had to be fetched — no L2 round trip — otherwise from L2.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import grpc
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.l2_store import InsightsStore, Snapshot
 from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
+from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.single_flight import SingleFlight
 from services.cache_gateway.stats import GatewayCounters
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
@@ -46,6 +49,8 @@ class ReadResult:
     due: set[date]
     fetched_ranges: list[DateRange]
     fresh_until: datetime | None = None  # when the first day of the answer becomes due (None: never)
+    # the replica entries of snapshot.rows, same order (None: read from L2); their serialized() bytes
+    entries: list | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class InsightsService:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         on_change: Callable[[str, int, frozenset[str]], None] | None = None,
         lock: DistributedLock | None = None,
+        replicas: ReplicaCache | None = None,
     ):
         self.store = store
         self.upstream = upstream
@@ -90,6 +96,7 @@ class InsightsService:
         self._background: set[asyncio.Task] = set()
         self.lock = lock or DistributedLock()
         self._zones: dict[str, str] = {}
+        self.replicas = replicas  # None: every read goes to L2
 
     async def timezone_name(self, account_id: str) -> str | None:
         """The account's IANA time zone, or None before the provider has told it (kept in memory once known:
@@ -106,8 +113,14 @@ class InsightsService:
 
     async def read(self, account_id: str, days: DateRange, revalidate: bool = True) -> ReadResult:
         """Answer ``days`` for the account; raises UpstreamError when missing days cannot be fetched."""
-        tz = await self.timezone_of(account_id)
-        fetched = await self.store.fetched_at(account_id, days)
+        replica = await self.replicas.get(account_id) if self.replicas is not None else None
+        if replica is not None and replica.timezone:
+            self._zones.setdefault(account_id, replica.timezone)
+        tz_name = await self.timezone_name(account_id) or ""
+        if replica is not None and tz_name:
+            replica.timezone = tz_name  # told by a fetch after the replica was loaded
+        tz = zone(tz_name)
+        fetched = replica.fetched_at(days) if replica else await self.store.fetched_at(account_id, days)
         due = set(due_days(days, fetched, self.policy, self.clock(), tz))
         missing = sorted(d for d in due if d not in fetched)
         ranges: list[DateRange] = []
@@ -127,13 +140,17 @@ class InsightsService:
             if revalidate:
                 self._refresh_in_background(account_id, sorted(stale))
             self.counters.stale_answers += 1
-        # nothing fetched: the freshness just read is current, so the snapshot need not read it again
-        snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
-        if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
-            return await self.read(account_id, days, revalidate)
+        entries = None
+        if replica is not None and not missing:
+            snap, entries = replica.read(days)
+        else:
+            # nothing fetched: the freshness just read is current, so the snapshot need not read it again
+            snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
+            if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
+                return await self.read(account_id, days, revalidate)
         now = self.clock()
         due_times = [t for d, at in snap.fetched_at.items() if (t := self.policy.due_at(d, at, now, tz)) is not None]
-        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None))
+        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), entries)
 
     async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).
@@ -196,6 +213,8 @@ class InsightsService:
             if result.timezone:
                 self._zones[account_id] = result.timezone
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
+        if self.replicas is not None and write.rows_changed:
+            self.replicas.expect(account_id, write.version)  # read-your-writes on this replica
         self.last_failure.pop(account_id, None)
         if write.rows_changed and self.on_change:
             self.on_change(account_id, write.version, write.changed_ads)

@@ -74,6 +74,16 @@ class WriteResult:
     changed_ads: frozenset[str] = frozenset()  # ad ids with a changed row
 
 
+@dataclass(frozen=True, slots=True)
+class AccountImage:
+    """One consistent read of everything stored for an account (see ``InsightsStore.account_image``)."""
+
+    state: AccountState                                           # version = last committed change
+    entries: list[tuple[str, date, int, InsightRow | None]]       # (ad_id, day, version, row; None = tombstone)
+    fetched_at: dict[date, datetime]                              # per-day freshness
+    scores: list[dict]                                            # stored fatigue results (``scores`` documents)
+
+
 def _day_key(d: date) -> str:
     return d.isoformat()
 
@@ -228,6 +238,42 @@ class InsightsStore:
     async def stored_scores(self, account_id: str, ad_ids: Iterable[str]) -> list[dict]:
         return [d async for d in self.scores.find({"account_id": account_id, "ad_id": {"$in": sorted(set(ad_ids))}})
                 .sort("ad_id", ASCENDING)]
+
+    async def account_image(self, account_id: str) -> AccountImage | None:
+        """Everything stored for one account in one consistent read (what the gateway's replica loads).
+
+        Read while no write is in flight and retried until the account's version and claim did not
+        move around the read; ``None`` when that did not happen within ``read_retry_s`` (the caller
+        serves from L2 meanwhile). Rows come with tombstones (``row`` None) and the version at which
+        each last changed; corrupt documents are quarantined and the read repeated.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_retry_s
+        while loop.time() < deadline:
+            before = await self.account(account_id) or AccountState(account_id)
+            if before.seq > before.version:
+                await asyncio.sleep(0.01)
+                continue
+            docs = [d async for d in self.insights.find({"account_id": account_id})]
+            fetched = {date.fromisoformat(d["date"]): d["fetched_at"] async for d in self.freshness.find(
+                {"account_id": account_id}, {"date": 1, "fetched_at": 1})}
+            scores = [d async for d in self.scores.find({"account_id": account_id})]
+            after = await self.account(account_id) or AccountState(account_id)
+            if (after.version, after.seq) != (before.version, before.seq):
+                continue
+            entries, bad = [], []
+            for doc in docs:
+                try:
+                    row = None if doc.get("deleted") else decode_row(doc)
+                    entries.append((doc["ad_id"], date.fromisoformat(doc["date"]), int(doc.get("version", 0)), row))
+                except (CorruptDocument, KeyError, TypeError, ValueError) as exc:
+                    log.warning("%s; quarantined, the day will be re-fetched", exc)
+                    bad.append(doc)
+            if bad:
+                await self._quarantine(bad)
+                continue
+            return AccountImage(after, entries, fetched, scores)
+        return None
 
     # -- writes -------------------------------------------------------------------------------
     async def apply_fetch(

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.insights_service import ReadResult
-from services.common.pb.adfatigue.v1 import insights_pb2
+from services.cache_gateway.account_replica import frame
+from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, insights_pb2
 from services.common.row_proto import row_to_proto
 
 DEFAULT_PAGE_SIZE = 5_000
@@ -73,3 +74,29 @@ def insights_rows(result: ReadResult, fields: tuple[str, ...], offset: int, size
     rows = result.snapshot.rows[offset: offset + size]
     more = offset + size < len(result.snapshot.rows)
     return [row_to_proto(r, chosen) for r in rows], more
+
+
+#: GetInsightsResponse.rows (field 3): each row is one length-delimited field on the wire.
+_ROWS_FIELD = gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["rows"].number
+
+
+def insights_response_bytes(account: str, result: ReadResult, fields: tuple[str, ...], offset: int, size: int,
+                            freshness: insights_pb2.Freshness) -> bytes:
+    """One page of a GetInsightsResponse, serialized deterministically.
+
+    Rows of a replica (all fields) are joined from their serialized form: a
+    repeated message field is the concatenation of its framed elements, so the
+    bytes equal ``SerializeToString(deterministic=True)`` of the whole message
+    (fields in number order: account_id, version, rows, freshness, next_page_token).
+    """
+    version = result.snapshot.version
+    more = offset + size < len(result.snapshot.rows)
+    token = page_token(version, offset + size) if more else ""
+    if result.entries is None or fields:
+        rows, _ = insights_rows(result, fields, offset, size)
+        return gw.GetInsightsResponse(account_id=account, version=version, rows=rows, freshness=freshness,
+                                      next_page_token=token).SerializeToString(deterministic=True)
+    head = gw.GetInsightsResponse(account_id=account, version=version).SerializeToString(deterministic=True)
+    tail = gw.GetInsightsResponse(freshness=freshness, next_page_token=token).SerializeToString(deterministic=True)
+    rows = (frame(_ROWS_FIELD, e.serialized()) for e in result.entries[offset: offset + size])
+    return b"".join((head, *rows, tail))

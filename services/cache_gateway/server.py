@@ -3,7 +3,8 @@
 Settings (flags override environment): ``MONGODB_URI`` (required: the
 launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
-``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60), ``FRESHNESS_PARTIAL_SECONDS``
+``L1_MAX_BYTES`` (52428800: the hot accounts' in-memory replicas plus memoised answers),
+``L1_TTL_SECONDS`` (300: a safety net — replicas follow the change feed), ``FRESHNESS_PARTIAL_SECONDS``
 (900), ``FRESHNESS_PROVISIONAL_SECONDS`` (21600), ``RESTATEMENT_WINDOW_DAYS`` (28), ``GATEWAY_WITH_REACH_CUM`` (off), ``REDIS_URL`` (locks shared by
 replicas: single-flight across them; unset = one process) and ``REDIS_KEY_PREFIX``,
 and the bearer-token key:
@@ -28,8 +29,9 @@ from services.cache_gateway.demand_tracker import DemandTracker
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
-from services.cache_gateway.l1_cache import L1Cache
+from services.cache_gateway.l1_cache import ENTRY_OVERHEAD_BYTES, L1Cache
 from services.cache_gateway.l2_store import InsightsStore
+from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
 from services.common.auth import JwtVerifier
@@ -47,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fetcher", default=env("ADFATIGUE_FETCHER_ADDR", "127.0.0.1:50052"))
     p.add_argument("--engine", default=env("ADFATIGUE_ENGINE_ADDR", "127.0.0.1:50053"))
     p.add_argument("--l1-max-bytes", type=int, default=int(env("L1_MAX_BYTES", str(50 * 1024 * 1024))))
-    p.add_argument("--l1-ttl-seconds", type=float, default=float(env("L1_TTL_SECONDS", "60")))
+    p.add_argument("--l1-ttl-seconds", type=float, default=float(env("L1_TTL_SECONDS", "300")),
+                   help="longest life of a replica or memoised answer; changes and due days end them sooner")
     p.add_argument("--partial-interval-seconds", type=float,
                    default=float(env("FRESHNESS_PARTIAL_SECONDS", "900")), help="refresh interval of today's data")
     p.add_argument("--provisional-interval-seconds", type=float,
@@ -75,18 +78,22 @@ async def serve(args: argparse.Namespace) -> None:
     redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
     policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)
-    service = InsightsService(store, upstream, policy=policy, lock=lock)
+    feed = ChangeFeed(store.db)
+    replicas = ReplicaCache(store, max(1, args.l1_max_bytes - memo_bytes(args.l1_max_bytes)), args.l1_ttl_seconds,
+                            connected=lambda: feed.connected)
+    service = InsightsService(store, upstream, policy=policy, lock=lock, replicas=replicas)
     audit = AuditLog(store.db["audit"])
     await audit.start()
-    servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
+    servicer = CacheGatewayServicer(service, L1Cache(memo_bytes(args.l1_max_bytes), args.l1_ttl_seconds), args.engine,
                                     JwtVerifier.from_env(), audit)
     servicer.rescorer.start()
     # a deposed scheduler leader's refreshes are refused (its fencing token is older than the lease's)
     servicer.fencing = FencingCheck(redis_client, os.environ.get("SCHEDULER_LEASE_KEY") or lease_key_for(args.redis_prefix))
     servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking
     await servicer.demand.start()
-    feed = ChangeFeed(store.db)
+    feed.listeners.append(replicas.on_change)  # first: subscribers' snapshots then see the change applied
     feed.listeners.append(servicer.on_committed)
+    feed.freshness_listeners.append(replicas.on_freshness)
     feed.resync_listeners.append(servicer.on_resync)
     feed.start()
     await asyncio.wait_for(feed.ready.wait(), 30)
@@ -105,11 +112,17 @@ async def serve(args: argparse.Namespace) -> None:
         await service.drain()
         await servicer.demand.close()
         await servicer.close()
+        await replicas.close()
         await audit.close()
         await upstream.close()
         if redis_client:
             await redis_client.aclose()
         await client.close()
+
+
+def memo_bytes(l1_max_bytes: int) -> int:
+    """The share of L1_MAX_BYTES for memoised serialized answers (a quarter); replicas get the rest."""
+    return max(ENTRY_OVERHEAD_BYTES, l1_max_bytes // 4)
 
 
 async def follow_store_health(host: GrpcHost, feed: ChangeFeed, every_s: float = 2.0,

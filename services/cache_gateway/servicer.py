@@ -19,7 +19,7 @@ import grpc
 from services.cache_gateway.insights_service import FRESH, InsightsService, zone
 from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
-    InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
+    InvalidRequest, StalePageToken, check_fields, freshness_message, insights_response_bytes, page_bounds, page_token,
 )
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import Change
@@ -83,6 +83,8 @@ class CacheGatewayServicer:
         self.fencing = None  # FencingCheck: refuses a deposed scheduler leader's Refresh
         self.demand = None   # DemandTracker: reads and subscribers per account, for the scheduler
         service.on_change = self._on_change
+        if service.replicas is not None:  # a replica changed or went: answers memoised from it are void
+            service.replicas.listeners.append(self.l1.invalidate_account)
 
     def _on_change(self, account_id: str, version: int, changed_ads: frozenset[str]) -> None:
         """This replica wrote a change: evict L1 at once and rescore the ads it touched."""
@@ -97,6 +99,8 @@ class CacheGatewayServicer:
 
     def on_resync(self) -> None:
         self.l1.clear()
+        if self.service.replicas is not None:
+            self.service.replicas.on_resync()
         self.hub.resync()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -179,14 +183,9 @@ class CacheGatewayServicer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StalePageToken as exc:
             await context.abort(grpc.StatusCode.ABORTED, str(exc))
-        rows, more = insights_rows(result, fields, offset, size)
-        reply = gw.GetInsightsResponse(
-            account_id=account, version=result.snapshot.version, rows=rows,
-            freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
-                                        self.service.clock()),
-            next_page_token=page_token(result.snapshot.version, offset + size) if more else "",
-        )
-        payload = reply.SerializeToString(deterministic=True)
+        payload = insights_response_bytes(
+            account, result, fields, offset, size,
+            freshness_message(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock()))
         self._remember(key, payload, result, account)
         return payload
 
@@ -242,9 +241,12 @@ class CacheGatewayServicer:
     @audited
     async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
         await self._authenticate(context)
-        return gw.GatewayStats(
-            **self.service.counters.as_dict(), l1_bytes=self.l1.bytes_used, l1_max_bytes=self.l1.max_bytes,
-            l1_entries=len(self.l1),
+        replicas = self.service.replicas
+        return gw.GatewayStats(  # L1 = the accounts' replicas + memoised answers
+            **self.service.counters.as_dict(),
+            l1_bytes=self.l1.bytes_used + (replicas.bytes_used if replicas else 0),
+            l1_max_bytes=self.l1.max_bytes + (replicas.max_bytes if replicas else 0),
+            l1_entries=len(self.l1) + (len(replicas) if replicas else 0),
         ).SerializeToString()
 
     async def Subscribe(self, request: gw.SubscribeRequest, context):
