@@ -35,7 +35,7 @@ from services.common.row_proto import row_to_proto
 
 #: Estimated bytes of one stored row beyond its text and actions (InsightRow with 20 slots, two dates,
 #: a datetime, ints, a Decimal, the entry object and its dict slot, the serialized copy's framing).
-ROW_BASE_BYTES = 900
+ROW_BASE_BYTES = 940
 #: Per action type: the dict slot, the key string, the Decimal value, and its serialized form.
 ACTION_BYTES = 220
 #: Per day: the day's dict, its freshness entry, its version.
@@ -236,12 +236,30 @@ class AccountReplica:
         """The range's rows serialized (all fields), ordered by (date, ad_id)."""
         return [e.serialized() for e in self.entries(days)]
 
-    def series_by_ad(self, days: DateRange) -> dict[str, list[bytes]]:
-        """Serialized rows of the range per ad, each ad's in date order."""
+    def series_by_ad(self, days: DateRange | None = None) -> dict[str, list[bytes]]:
+        """Serialized rows of the range (None: every day held) per ad, each ad's in date order."""
         by_ad: dict[str, list[bytes]] = {}
+        if days is None:
+            if not self._sorted_days:
+                return by_ad
+            days = DateRange(self._sorted_days[0], self._sorted_days[-1])
         for e in self.entries(days):
             by_ad.setdefault(e.row.ad_id, []).append(e.serialized())
         return by_ad
+
+    def changes_since(self, days: DateRange, from_version: int) -> tuple[int, list[InsightRow], list[tuple[str, date]]]:
+        """Like ``l2_store.changes_since``: rows of the range changed after ``from_version`` (date, ad_id order),
+        (latest version, rows, removed (ad_id, date))."""
+        rows, removed, latest = [], [], from_version
+        for d in self._days_in(days):
+            for ad_id, entry in sorted(self._days[d].items()):
+                if entry.version > from_version:
+                    latest = max(latest, entry.version)
+                    if entry.row is None:
+                        removed.append((ad_id, d))
+                    else:
+                        rows.append(entry.row)
+        return latest, rows, removed
 
     def stored_scores(self, ad_ids: Iterable[str]) -> list[StoredScore]:
         """Stored fatigue results of ``ad_ids`` ordered by ad_id (like ``InsightsStore.stored_scores``)."""

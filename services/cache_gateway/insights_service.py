@@ -51,6 +51,7 @@ class ReadResult:
     fresh_until: datetime | None = None  # when the first day of the answer becomes due (None: never)
     # the replica entries of snapshot.rows, same order (None: read from L2); their serialized() bytes
     entries: list | None = None
+    account_version: int = 0  # the replica's account version the entries were read at
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,8 @@ class InsightsService:
                 return await self.read(account_id, days, revalidate)
         now = self.clock()
         due_times = [t for d, at in snap.fetched_at.items() if (t := self.policy.due_at(d, at, now, tz)) is not None]
-        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), entries)
+        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), entries,
+                          replica.version if entries is not None else 0)
 
     async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).
@@ -166,8 +168,11 @@ class InsightsService:
         return await self._fetch_days(account_id, todo, force=force)
 
     async def _fetch_days(self, account_id: str, days: list[date], force: bool = False) -> tuple[list[DateRange], int]:
-        """Fetch ``days`` (joining fetches already in flight); returns (ranges started here, rows changed)."""
-        own, waits = self.flight.split(account_id, days)
+        """Fetch ``days`` (joining fetches already in flight); returns (ranges started here, rows changed).
+
+        A forced fetch joins nothing: a fetch in flight may have started before the change the caller
+        knows of (or may find the days fresh and not ask at all)."""
+        own, waits = (list(days), []) if force else self.flight.split(account_id, days)
         if waits:
             self.counters.upstream_calls_avoided += len(waits)
         ranges = merge_ranges(own, self.max_range_days)

@@ -3,7 +3,8 @@
 Settings (flags override environment): ``MONGODB_URI`` (required: the
 launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
-``L1_MAX_BYTES`` (52428800: the hot accounts' in-memory replicas plus memoised answers),
+``L1_MAX_BYTES`` (52428800: the hot accounts' in-memory replicas, half; memoised answers and
+fatigue results, a quarter each),
 ``L1_TTL_SECONDS`` (300: a safety net — replicas follow the change feed), ``FRESHNESS_PARTIAL_SECONDS``
 (900), ``FRESHNESS_PROVISIONAL_SECONDS`` (21600), ``RESTATEMENT_WINDOW_DAYS`` (28), ``GATEWAY_WITH_REACH_CUM`` (off), ``REDIS_URL`` (locks shared by
 replicas: single-flight across them; unset = one process) and ``REDIS_KEY_PREFIX``,
@@ -30,6 +31,7 @@ from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
 from services.cache_gateway.l1_cache import ENTRY_OVERHEAD_BYTES, L1Cache
+from services.cache_gateway.l2_reads import L2ReadCounter
 from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.servicer import CacheGatewayServicer
@@ -71,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
+    l2_reads = L2ReadCounter()
+    client = AsyncMongoClient(args.mongodb_uri, tz_aware=True, event_listeners=[l2_reads])
     store = InsightsStore(client, args.mongodb_db)
     await store.ensure_indexes()
     upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum)
@@ -79,14 +82,15 @@ async def serve(args: argparse.Namespace) -> None:
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
     policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)
     feed = ChangeFeed(store.db)
-    replicas = ReplicaCache(store, max(1, args.l1_max_bytes - memo_bytes(args.l1_max_bytes)), args.l1_ttl_seconds,
-                            connected=lambda: feed.connected)
+    replicas = ReplicaCache(store, max(1, args.l1_max_bytes - 2 * memo_bytes(args.l1_max_bytes)),
+                            args.l1_ttl_seconds, connected=lambda: feed.connected)
     service = InsightsService(store, upstream, policy=policy, lock=lock, replicas=replicas)
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(memo_bytes(args.l1_max_bytes), args.l1_ttl_seconds), args.engine,
-                                    JwtVerifier.from_env(), audit)
+                                    JwtVerifier.from_env(), audit, fatigue_memo_bytes=memo_bytes(args.l1_max_bytes))
     servicer.rescorer.start()
+    servicer.l2_reads = l2_reads
     # a deposed scheduler leader's refreshes are refused (its fencing token is older than the lease's)
     servicer.fencing = FencingCheck(redis_client, os.environ.get("SCHEDULER_LEASE_KEY") or lease_key_for(args.redis_prefix))
     servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking
@@ -121,7 +125,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def memo_bytes(l1_max_bytes: int) -> int:
-    """The share of L1_MAX_BYTES for memoised serialized answers (a quarter); replicas get the rest."""
+    """The share of L1_MAX_BYTES for memoised serialized answers, and again for memoised fatigue results
+    (a quarter each); the accounts' replicas get the other half."""
     return max(ENTRY_OVERHEAD_BYTES, l1_max_bytes // 4)
 
 

@@ -12,16 +12,17 @@ import contextlib
 import contextvars
 import functools
 import logging
-from collections import defaultdict
 
 import grpc
 
 from services.cache_gateway.insights_service import FRESH, InsightsService, zone
 from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
-    InvalidRequest, StalePageToken, check_fields, freshness_message, insights_response_bytes, page_bounds, page_token,
+    InvalidRequest, StalePageToken, check_fields, freshness_message, insights_response_bytes, page_bounds,
 )
+from services.cache_gateway.account_replica import frame
 from services.cache_gateway.audit_log import AuditLog
+from services.cache_gateway.fatigue_scoring import FatigueScorer
 from services.cache_gateway.change_feed import Change
 from services.cache_gateway.l2_store import changes_since
 from services.cache_gateway.rescoring import Rescorer
@@ -32,11 +33,15 @@ from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
 from services.common.grpc_server import insecure_channel
 from services.common.pb.adfatigue.v1 import (
-    cache_gateway_pb2 as gw, fatigue_engine_pb2, fatigue_engine_pb2_grpc, fatigue_pb2,
+    cache_gateway_pb2 as gw, fatigue_engine_pb2_grpc, fatigue_pb2,
 )
 from services.common.row_proto import row_to_proto
 
 log = logging.getLogger(__name__)
+
+#: SubscribeEvent fields joined from serialized elements (repeated fields concatenate on the wire).
+_EVENT_ROWS = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["rows"].number
+_EVENT_FATIGUE = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["fatigue"].number
 
 
 
@@ -71,7 +76,8 @@ def audited(method):
 
 class CacheGatewayServicer:
     def __init__(self, service: InsightsService, l1: L1Cache, fatigue_engine_target: str,
-                 verifier: JwtVerifier, audit: AuditLog, hub: SubscriptionHub | None = None):
+                 verifier: JwtVerifier, audit: AuditLog, hub: SubscriptionHub | None = None,
+                 fatigue_memo_bytes: int = 8 * 1024 * 1024):
         self.hub = hub or SubscriptionHub()
         self.service = service
         self.l1 = l1
@@ -80,8 +86,10 @@ class CacheGatewayServicer:
         self._engine_channel = insecure_channel(fatigue_engine_target)
         self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
         self.rescorer = Rescorer(service.store, self._engine)
+        self.scorer = FatigueScorer(self._engine_channel, service.replicas, fatigue_memo_bytes)
         self.fencing = None  # FencingCheck: refuses a deposed scheduler leader's Refresh
         self.demand = None   # DemandTracker: reads and subscribers per account, for the scheduler
+        self.l2_reads = None  # L2ReadCounter on the store's client (GetStats)
         service.on_change = self._on_change
         if service.replicas is not None:  # a replica changed or went: answers memoised from it are void
             service.replicas.listeners.append(self.l1.invalidate_account)
@@ -202,15 +210,8 @@ class CacheGatewayServicer:
             return cached.payload
         self.service.counters.l1_misses += 1
         result = await self._read(context, account, days)
-        by_ad: dict[str, list] = defaultdict(list)
-        for row in result.snapshot.rows:
-            by_ad[row.ad_id].append(row_to_proto(row))
-        score_request = fatigue_engine_pb2.ScoreAdsRequest(
-            account_id=account, config=request.config, insights_version=result.snapshot.version,
-            ads=[fatigue_pb2.AdSeries(ad_id=ad_id, days=rows) for ad_id, rows in sorted(by_ad.items())],
-        )
         try:
-            scored = await self._engine.ScoreAds(score_request, timeout=60)
+            scored = await self.scorer.score(account, days, result, request.config, config)
         except grpc.aio.AioRpcError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"fatigue_engine failed: {exc.details()}")
         reply = gw.GetFatigueResponse(
@@ -244,9 +245,11 @@ class CacheGatewayServicer:
         replicas = self.service.replicas
         return gw.GatewayStats(  # L1 = the accounts' replicas + memoised answers
             **self.service.counters.as_dict(),
-            l1_bytes=self.l1.bytes_used + (replicas.bytes_used if replicas else 0),
-            l1_max_bytes=self.l1.max_bytes + (replicas.max_bytes if replicas else 0),
+            l1_bytes=self.l1.bytes_used + self.scorer.bytes_used + (replicas.bytes_used if replicas else 0),
+            l1_max_bytes=self.l1.max_bytes + self.scorer.max_bytes + (replicas.max_bytes if replicas else 0),
             l1_entries=len(self.l1) + (len(replicas) if replicas else 0),
+            l2_reads=self.l2_reads.reads if self.l2_reads else 0,
+            l1_accounts=len(replicas) if replicas else 0, l1_replica_loads=replicas.loads if replicas else 0,
         ).SerializeToString()
 
     async def Subscribe(self, request: gw.SubscribeRequest, context):
@@ -267,8 +270,7 @@ class CacheGatewayServicer:
         try:
             resumed = False
             if request.HasField("from_version"):
-                version, rows, removed = await changes_since(self.service.store, account, days, request.from_version)
-                current = (await self.service.store.snapshot(account, days)).version
+                version, rows, removed, current = await self._changes_since(account, days, request.from_version)
                 if request.from_version <= current:  # a version we know: replay what changed after it
                     resumed = True
                     if version > request.from_version:
@@ -277,12 +279,10 @@ class CacheGatewayServicer:
             if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
                 result = await self._read(context, account, days)
                 sent = result.snapshot.version
-                event = self._event(account, gw.SubscribeEvent.SNAPSHOT, sent, result.snapshot.rows, [], fields)
-                ad_ids = {r.ad_id for r in result.snapshot.rows}
-                for doc in await self.service.store.stored_scores(account, ad_ids):
-                    event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
-                    scores_sent[doc["ad_id"]] = doc["insights_version"]
-                yield event
+                scores = await self._stored_scores(account, {r.ad_id for r in result.snapshot.rows})
+                scores_sent.update((ad_id, version) for ad_id, version, _ in scores)
+                yield self._state_event(account, gw.SubscribeEvent.SNAPSHOT, result.snapshot, result.entries, fields,
+                                        [result_bytes for _, _, result_bytes in scores])
             while True:
                 change = await sub.queue.get()
                 if sub.closed:
@@ -291,14 +291,20 @@ class CacheGatewayServicer:
                 if change is None:
                     if sub.lagging:
                         sub.lagging = False
-                        snap = await self.service.store.snapshot(account, days)
+                        replica = await self.service.replicas.get(account) if self.service.replicas else None
+                        snap, entries = replica.read(days) if replica else \
+                            (await self.service.store.snapshot(account, days), None)
                         if snap.version > sent:
                             sent = snap.version
-                            yield self._event(account, gw.SubscribeEvent.JUMP, sent, snap.rows, [], fields)
+                            yield self._state_event(account, gw.SubscribeEvent.JUMP, snap, entries, fields, [])
                     continue
                 if change.scores and not change.rows and not change.removed:
                     # a score is news only if it is newer than the one this subscriber has for the ad
-                    fresh = [r for r in (fatigue_pb2.FatigueResult.FromString(b) for b, _, _ in change.scores)
+                    parsed = change.encoded.get("scores")
+                    if parsed is None:  # parsed once for every subscriber
+                        parsed = change.encoded["scores"] = [fatigue_pb2.FatigueResult.FromString(b)
+                                                             for b, _, _ in change.scores]
+                    fresh = [r for r in parsed
                              if r.insights_version > scores_sent.get(r.ad_id, -1) and r.insights_version >= sent]
                     if fresh:
                         event = self._event(account, gw.SubscribeEvent.CHANGE, change.version, [], [], fields, change)
@@ -323,6 +329,33 @@ class CacheGatewayServicer:
             self.hub.unsubscribe(sub)
             if self.demand:
                 self.demand.unsubscribed(account)
+
+    async def _changes_since(self, account: str, days: DateRange, from_version: int):
+        """(latest version, rows, removed, the range's current version) after ``from_version``: from the
+        account's replica when resident, else from L2."""
+        replica = await self.service.replicas.get(account) if self.service.replicas else None
+        if replica is not None:
+            return (*replica.changes_since(days, from_version), replica.range_version(days))
+        version, rows, removed = await changes_since(self.service.store, account, days, from_version)
+        return version, rows, removed, await self.service.store.range_version(account, days)
+
+    async def _stored_scores(self, account: str, ad_ids: set[str]) -> list[tuple[str, int, bytes]]:
+        """(ad_id, insights_version, serialized FatigueResult) of the ads' stored scores, from memory when resident."""
+        replica = self.service.replicas.peek(account) if self.service.replicas else None
+        if replica is not None:
+            return [(s.ad_id, s.insights_version, s.result) for s in replica.stored_scores(ad_ids)]
+        return [(d["ad_id"], d["insights_version"], bytes(d["result"]))
+                for d in await self.service.store.stored_scores(account, ad_ids)]
+
+    def _state_event(self, account: str, kind, snap, entries, fields, scores: list[bytes]) -> bytes:
+        """A SNAPSHOT or JUMP event, serialized; rows of a replica (all fields) are joined from their bytes."""
+        if entries is None or fields:
+            event = self._event(account, kind, snap.version, snap.rows, [], fields)
+            event.fatigue.extend(fatigue_pb2.FatigueResult.FromString(b) for b in scores)
+            return event.SerializeToString(deterministic=True)
+        head = gw.SubscribeEvent(kind=kind, version=snap.version).SerializeToString(deterministic=True)
+        return b"".join((head, *(frame(_EVENT_ROWS, e.serialized()) for e in entries),
+                         *(frame(_EVENT_FATIGUE, b) for b in scores)))
 
     @staticmethod
     def _event(account: str, kind, version: int, rows, removed, fields, change: Change | None = None):

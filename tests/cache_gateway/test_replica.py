@@ -242,3 +242,60 @@ def test_never_above_the_byte_budget(budget_ads, ops):
             assert cache.bytes_used == sum(cache.peek(a).size_bytes for a in "abcdef" if a in cache)
 
     asyncio.run(scenario())
+
+
+# -- serving from the replica -----------------------------------------------------------------------
+
+async def test_steady_state_reads_send_nothing_to_l2_and_answer_the_same_bytes(mongo_uri, db_name):
+    from services.cache_gateway.freshness import FreshnessPolicy
+    from services.cache_gateway.insights_service import InsightsService
+    from services.cache_gateway.l2_reads import L2ReadCounter
+    from services.cache_gateway.responses import freshness_message, insights_response_bytes
+    from services.cache_gateway.upstream import FetchResult
+
+    account = "6006"
+    now = datetime.now(timezone.utc)
+    today = now.date()
+    week = DateRange(today - timedelta(days=7), today - timedelta(days=1))
+
+    class Upstream:
+        async def fetch(self, account_id, days):
+            return FetchResult([row(account_id, ad, d, 40 + i, 1) for i, d in enumerate(days.days()) for ad in ADS],
+                               now, timezone="UTC")
+
+    counter = L2ReadCounter()
+    async with Env(mongo_uri, db_name) as env:
+        client = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[counter])
+        store = InsightsStore(client, db_name)
+        replicas = ReplicaCache(store, 10_000_000, connected=lambda: env.feed.connected)
+        env.feed.listeners.append(replicas.on_change)
+        env.feed.freshness_listeners.append(replicas.on_freshness)
+        service = InsightsService(store, Upstream(), policy=FreshnessPolicy(), replicas=replicas)
+        try:
+            first = await service.read(account, week)       # fetches, answers from L2
+            assert first.entries is None and first.snapshot.rows
+            await wait_until(lambda: _caught_up(replicas, store, account))
+            before = counter.reads
+            results = [await service.read(account, DateRange(week.since + timedelta(days=i), week.until))
+                       for i in range(7)]
+            assert counter.reads == before, "a steady-state read went to L2"
+            assert all(r.entries is not None for r in results)
+            policy = FreshnessPolicy()
+            for result in results:
+                from_l2 = await store.snapshot(account, DateRange(result.snapshot.rows[0].date_start, week.until))
+                l2_result = type(result)(from_l2, result.status, result.reason, result.due, [], result.fresh_until)
+                fresh = freshness_message(result, policy, timezone.utc, now)
+                assert insights_response_bytes(account, result, (), 0, 5000, fresh) == \
+                    insights_response_bytes(account, l2_result, (), 0, 5000, fresh)
+                assert insights_response_bytes(account, result, ("spend",), 2, 3, fresh) == \
+                    insights_response_bytes(account, l2_result, ("spend",), 2, 3, fresh)
+        finally:
+            await replicas.close()
+            await client.close()
+
+
+async def _caught_up(replicas: ReplicaCache, store: InsightsStore, account: str) -> bool:
+    replica = replicas.peek(account)
+    state = await store.account(account)
+    return replica is not None and state is not None and replica.version == state.version and \
+        len(replica.fetched) == len(await store.fetched_at(account, DateRange(D0 - timedelta(days=3650), D0 + timedelta(days=3650))))
