@@ -247,20 +247,6 @@ class AccountReplica:
             by_ad.setdefault(e.row.ad_id, []).append(e.serialized())
         return by_ad
 
-    def changes_since(self, days: DateRange, from_version: int) -> tuple[int, list[InsightRow], list[tuple[str, date]]]:
-        """Like ``l2_store.changes_since``: rows of the range changed after ``from_version`` (date, ad_id order),
-        (latest version, rows, removed (ad_id, date))."""
-        rows, removed, latest = [], [], from_version
-        for d in self._days_in(days):
-            for ad_id, entry in sorted(self._days[d].items()):
-                if entry.version > from_version:
-                    latest = max(latest, entry.version)
-                    if entry.row is None:
-                        removed.append((ad_id, d))
-                    else:
-                        rows.append(entry.row)
-        return latest, rows, removed
-
     def stored_scores(self, ad_ids: Iterable[str]) -> list[StoredScore]:
         """Stored fatigue results of ``ad_ids`` ordered by ad_id (like ``InsightsStore.stored_scores``)."""
         return [self.scores[a] for a in sorted(set(ad_ids)) if a in self.scores]

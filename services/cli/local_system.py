@@ -28,6 +28,7 @@ class SystemConfig:
     mongodb_uri: str | None = None   # None -> embedded
     graph_url: str | None = None     # None -> sandbox
     api_version: str = "v23.0"
+    bff_port: int | None = None      # the page's backend: its port (0 = any free one); None = not started
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -79,6 +80,8 @@ class LocalSystem:
             self._process("scheduler", "services.scheduler",
                           ["--port", "0", "--gateway", gateway.address,
                            "--interval-seconds", str(cfg.scheduler_interval_s)])
+            if cfg.bff_port is not None:
+                self._process("bff", "services.bff", ["--port", str(cfg.bff_port), "--gateway", gateway.address])
         except BaseException:
             self.stop()
             raise
@@ -107,6 +110,18 @@ class LocalSystem:
         self._write_endpoints()
         return proc
 
+    @property
+    def page_url(self) -> str | None:
+        """The /ad-fatigue page, when the BFF runs."""
+        bff = self.processes.get("bff")
+        return f"http://{bff.address}/ad-fatigue" if bff else None
+
+    def sign_in_link(self, subject: str = "local", accounts=("*",), roles=("operator",), **kwargs) -> str:
+        """A one-time sign-in link to the page (local runs and tests)."""
+        from services.bff.sign_in import mint_sign_in_link
+        return mint_sign_in_link(f"http://{self.processes['bff'].address}", self.jwt_secret, subject, accounts,
+                                 roles, **kwargs)
+
     def endpoints(self) -> dict[str, str]:
         out = {name: p.address for name, p in self.processes.items()}
         out["mongodb"] = self.mongodb_uri or ""
@@ -118,7 +133,7 @@ class LocalSystem:
         (self.config.data_dir / "endpoints.json").write_text(json.dumps(self.endpoints(), indent=2))
 
     def stop(self) -> None:
-        order = ["scheduler", *[n for n in self.processes if n.startswith("cache_gateway")],
+        order = ["bff", "scheduler", *[n for n in self.processes if n.startswith("cache_gateway")],
                  "fatigue_engine", "meta_fetcher", "meta_sandbox"]
         for name in order:
             proc = self.processes.get(name)

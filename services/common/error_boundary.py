@@ -104,8 +104,15 @@ def _passes(exc: BaseException) -> bool:
         not isinstance(exc, Exception)
 
 
+#: Sent with every answer (gRFC A6 server pushback): a status one of our servers *answered* is final for
+#: the client's channel retry policy, which thus retries only calls no server answered (a peer restarting).
+#: Callers still see UNAVAILABLE as retryable and decide themselves.
+NO_TRANSPARENT_RETRY = (("grpc-retry-pushback-ms", "-1"),)
+
+
 def _wrap_unary(behavior, method: str):
     async def handler(request, context):
+        context.set_trailing_metadata(NO_TRANSPARENT_RETRY)
         try:
             return await behavior(request, context)
         except BaseException as exc:
@@ -118,6 +125,7 @@ def _wrap_unary(behavior, method: str):
 def _wrap_stream(behavior, method: str):
     if inspect.isasyncgenfunction(behavior):
         async def handler(request, context):
+            context.set_trailing_metadata(NO_TRANSPARENT_RETRY)
             try:
                 async for item in behavior(request, context):
                     yield item

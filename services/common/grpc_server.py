@@ -44,21 +44,21 @@ SERVER_OPTIONS = (
 )
 #: gRPC retry policy of every channel between our services (gRFC A6, service config
 #: https://github.com/grpc/grpc/blob/master/doc/service_config.md): a call that fails with UNAVAILABLE
-#: (a peer restarting, a connection broken by a ``kill -9``) is sent again up to 3 attempts in all,
-#: 0.1 s then ~0.2 s apart (with jitter); retries stop once the peer has sent a response (streams) and
-#: are throttled channel-wide when most calls fail (retryThrottling), so a dead peer is not hammered.
+#: (a peer restarting, a connection broken by a ``kill -9``) is sent again, at most 5 attempts in all
+#: (gRPC's cap), each after a random pause of up to 0.2, 0.4, 0.8 and 1 s (so within ~2.4 s, longer than
+#: the 1 s reconnect back-off below); retries stop once the peer has sent a response (streams), and the
+#: caller's deadline bounds them all. Other codes are never retried (they are answers, not outages).
 RETRY_SERVICE_CONFIG = {
     "methodConfig": [{
         "name": [{}],  # every method of every service
         "retryPolicy": {
-            "maxAttempts": 3,
-            "initialBackoff": "0.1s",
+            "maxAttempts": 5,
+            "initialBackoff": "0.2s",
             "maxBackoff": "1s",
             "backoffMultiplier": 2,
             "retryableStatusCodes": ["UNAVAILABLE"],
         },
     }],
-    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
 }
 CHANNEL_OPTIONS = (
     ("grpc.enable_retries", 1),

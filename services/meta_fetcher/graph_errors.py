@@ -230,6 +230,28 @@ class GraphPagingError(GraphError):
         return grpc.StatusCode.UNAVAILABLE, f"fetch for {account} stopped: {self.message}; ask for a shorter range"
 
 
+class GraphPagingCapError(GraphPagingError):
+    """Meta's paging did not end within the pages the query can rightly take (``PageReader.page_cap``).
+
+    Its own class so the caller is told what happened (not a budget or an
+    outage message): only the pages actually sent were spent of the shared
+    budget, so other accounts go on. DATA_LOSS, like the other paging
+    faults: the answer is unusable as sent, nothing is stored, and the code
+    is not one that channels retry on their own (they retry UNAVAILABLE,
+    ``services.common.grpc_server``), so no further pages are spent.
+    """
+
+    def __init__(self, account_id: str, pages: int, limit: int, what: str = "") -> None:
+        self.account_id, self.pages, self.limit = account_id, pages, limit
+        super().__init__(f"Meta's paging did not end after {pages} pages of {limit} rows for act_{account_id}"
+                         + (f" ({what})" if what else ""), loop=False)
+
+    def grpc_status(self, account: str) -> tuple[grpc.StatusCode, str]:
+        return (grpc.StatusCode.DATA_LOSS,
+                f"{self.message}; stopped there to protect the call budget (nothing was stored); retry later or ask "
+                "for a shorter range")
+
+
 class GraphAsyncJobError(GraphError):
     """An async report run failed, was skipped or did not finish in time (META_GRAPH_API.md §2: -2/2490547)."""
 

@@ -83,7 +83,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="ad account id served for the matching --csv")
     p.add_argument("--no-synthetic", action="store_true", help="do not serve the built-in synthetic account")
     p.add_argument("--timezone", default=CSV_DEFAULT_TIMEZONE, help="time zone of the CSV accounts")
-    p.add_argument("--currency", default=CSV_DEFAULT_CURRENCY, help="currency of the CSV accounts")
+    p.add_argument("--currency", default=None,
+                   help=f"currency of the CSV accounts (default: the one the export's headers name, else "
+                        f"{CSV_DEFAULT_CURRENCY})")
     p.add_argument("--token", action="append", default=None, metavar="TOKEN",
                    help="accepted access token (repeatable); default: any non-empty token")
     p.add_argument("--account-capacity", type=int, default=None,

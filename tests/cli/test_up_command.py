@@ -37,7 +37,7 @@ def alive(pid: int) -> bool:
 
 def start_up(data_dir: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "services.cli.main", "--data-dir", str(data_dir), "up",
-                             "--gateway-port", "0"], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+                             "--gateway-port", "0", "--bff-port", "0"], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
 def wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -55,9 +55,10 @@ def test_second_up_on_the_same_folder_is_refused_and_a_signal_stops_everything(t
     try:
         wait_for(tmp_path / "first.log", "press Ctrl-C", first)
         kids = children_of(first.pid)
-        assert len(kids) == 6  # store, sandbox, fetcher, engine, gateway, scheduler
+        assert len(kids) == 7  # store, sandbox, fetcher, engine, gateway, scheduler, bff
+        assert "/ad-fatigue/sign-in?token=" in (tmp_path / "first.log").read_text()
         second = subprocess.run([sys.executable, "-m", "services.cli.main", "--data-dir", str(data_dir), "up",
-                                 "--gateway-port", "0"], capture_output=True, text=True, timeout=60)
+                                 "--gateway-port", "0", "--bff-port", "0"], capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "already running" in second.stderr
         assert (data_dir / "endpoints.json").exists()  # the refused one left the running one alone
         first.send_signal(stop_signal)

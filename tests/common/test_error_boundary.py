@@ -11,6 +11,7 @@ import pytest
 from pymongo import errors as mongo_errors
 from redis import exceptions as redis_errors
 
+from services.common.embedded_mongo import free_port
 from services.common.grpc_server import GrpcHost, insecure_channel
 
 SERVICE = "test.Faults"
@@ -110,8 +111,41 @@ async def test_statuses_set_by_the_handler_pass_untouched(faulty_server):
     assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "since must be a date")
 
 
-async def test_channels_retry_unavailable_once(faulty_server):
-    """The channel's service config retries UNAVAILABLE: the caller sees the second attempt's answer."""
+async def test_an_answered_unavailable_is_not_retried_by_the_channel(faulty_server):
+    """Server pushback: what our server answered is final; the caller decides whether to retry."""
     channel, calls = faulty_server
-    assert await channel.unary_unary(f"/{SERVICE}/Flaky")(b"", timeout=10) == b"second attempt"
-    assert calls["n"] == 2
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await channel.unary_unary(f"/{SERVICE}/Flaky")(b"", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and calls["n"] == 1
+
+
+async def test_a_call_sent_while_the_peer_restarts_succeeds():
+    """The channel's retry policy covers a peer that is down for a moment (no server answered)."""
+    async def ok(request: bytes, context) -> bytes:
+        return b"up"
+
+    def server() -> GrpcHost:
+        host = GrpcHost(f"127.0.0.1:{port}")
+        host.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
+            "Unary": grpc.unary_unary_rpc_method_handler(ok)}),))
+        return host
+
+    port = free_port()
+    first = server()
+    await first.start([SERVICE])
+    async with insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(f"/{SERVICE}/Unary")
+        assert await call(b"", timeout=10) == b"up"
+        await first.stop(0)  # the peer goes away ...
+        second = server()
+
+        async def come_back():
+            await asyncio.sleep(0.3)  # ... and is back a moment later on the same port
+            await second.start([SERVICE])
+
+        returning = asyncio.create_task(come_back())
+        try:
+            assert await call(b"", timeout=10) == b"up"  # sent while it was down: retried, not failed
+        finally:
+            await returning
+            await second.stop(0)

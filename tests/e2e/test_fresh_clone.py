@@ -79,7 +79,7 @@ def test_the_readme_run_command_serves_the_sample_account_from_a_clone_alone(tmp
         text = log.read_text()
         assert "fatigue of act_1001" in text and "Ad 001 Video 003" in text, text
         report = subprocess.run([sys.executable, "-m", "services.cli.main", "report", "--account", "act_1001",
-                                 "--since", "2025-10-29", "--until", "2026-04-29", "--json"],
+                                 "--since", "2025-10-29", "--until", "2026-04-29", "--format", "json"],
                                 cwd=folder, env=env, capture_output=True, text=True, timeout=120)
         assert report.returncode == 0, report.stderr
         assert '"Ad 001 Video 003"' in report.stdout
