@@ -77,6 +77,7 @@ class Profile:
     mixed_callers: int = 50
     mixed_streams: int = 200
     mixed_idle_s: float = 60.0
+    quiesce_max_s: float = 90.0        # longest wait for the system to go idle between phases
     scheduler: bool = False
     seed: int = 1
     skip: set[str] = field(default_factory=set)   # any of: tiers, micro, throughput, memory, mixed, subscribers
@@ -113,6 +114,7 @@ def smoke(p: Profile) -> Profile:
     p.subscribers, p.sub_rounds, p.floor_rounds = 20, 2, 2
     p.echo_requests, p.custom_pages = 50, 3
     p.mixed_seconds, p.mixed_callers, p.mixed_streams, p.mixed_idle_s = 2.0, 4, 6, 1.0
+    p.quiesce_max_s = 5.0  # a shared machine never goes idle: do not wait 90 s per phase
     return p
 
 
@@ -183,7 +185,7 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
             f"{(out['hit_rate'] or 0) * 100:.1f} %, p50/p99 {out['latency_ms'].get('p50', 0):.1f}/"
             f"{out['latency_ms'].get('p99', 0):.1f} ms ({time.perf_counter() - t:.0f} s)")
 
-    idle = await quiesce(system)
+    idle = await quiesce(system, max_s=profile.quiesce_max_s)
     results["meta"]["quiesce_s"] = idle
     gateway_b = system.start_production_gateway()
     ttl_real = system.start_proxy("ttl_real", profile.ttl_minutes * 60)
@@ -206,7 +208,7 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
             "fatigue_scoring": await asyncio.to_thread(micro.fatigue_benchmark, profile.fatigue_ads),
         }
     if "throughput" not in profile.skip:
-        await quiesce(system)
+        await quiesce(system, max_s=profile.quiesce_max_s)
         log("throughput at saturation")
         sat_accounts = accounts[:max(1, min(len(accounts), profile.throughput_accounts))]
         results["throughput"] = {}
@@ -217,7 +219,7 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
         results["memory_after_throughput"] = {n: system.memory(p) for n, p in
                                               (("gateway_b", "cache_gateway_b"), ("ttl_real", "ttl_real"))}
     if "memory" not in profile.skip:
-        await quiesce(system)
+        await quiesce(system, max_s=profile.quiesce_max_s)
         log("serving from memory: bare grpc.aio echo, custom-range page, steady pages")
         bare = system.start_aux("bare", "bench.bare_server")
         memory = results["serve_from_memory"] = {
@@ -230,14 +232,14 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
                 gateway_b.address, bare.address, md, system.sample, profile.custom_pages)
         bare.stop()
     if "mixed" not in profile.skip:
-        await quiesce(system)
+        await quiesce(system, max_s=profile.quiesce_max_s)
         log(f"mixed load: {profile.mixed_callers} callers + {profile.mixed_streams} streams + 1 write/s for "
             f"{profile.mixed_seconds:g} s, then {profile.mixed_idle_s:g} s idle")
         results["mixed_load"] = await serve_from_memory.mixed_load(
             system, "cache_gateway_b", md, warm, seconds=profile.mixed_seconds, callers=profile.mixed_callers,
             streams=profile.mixed_streams, idle_s=profile.mixed_idle_s)
     if "subscribers" not in profile.skip:
-        await quiesce(system)
+        await quiesce(system, max_s=profile.quiesce_max_s)
         log(f"subscribers: {profile.subscribers} streams on 2 replicas")
         results["subscribers"] = await run_subscribers(
             system, subscribers=profile.subscribers, rounds=profile.sub_rounds, hot_accounts=profile.hot_accounts,

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Iterable
+from zoneinfo import ZoneInfo
 
 from services.cache_gateway.change_feed import Change
+from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.l2_store import AccountImage, Snapshot
 from services.common.dates import DateRange
 from services.common.insight_row import InsightRow
-from services.common.pb.adfatigue.v1 import fatigue_pb2
+from services.common.pb.adfatigue.v1 import fatigue_pb2, insights_pb2
 from services.common.row_proto import row_to_proto
 
 #: Estimated bytes of one stored row beyond its text and actions (InsightRow with 20 slots, two dates,
@@ -38,8 +40,8 @@ from services.common.row_proto import row_to_proto
 ROW_BASE_BYTES = 940
 #: Per action type: the dict slot, the key string, the Decimal value, and its serialized form.
 ACTION_BYTES = 220
-#: Per day: the day's dict, its freshness entry, its version.
-DAY_BYTES = 400
+#: Per day: the day's dict, its freshness entry, its version, its cached due time and freshness bytes.
+DAY_BYTES = 700
 #: Per stored fatigue result, beyond its serialized length.
 SCORE_BYTES = 300
 #: The replica's own objects.
@@ -75,17 +77,27 @@ def frame(field_number: int, payload: bytes) -> bytes:
     return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
 
 
+#: ``rows`` is field 3 of both GetInsightsResponse and SubscribeEvent (checked in tests).
+ROWS_FIELD = 3
+
+
 @dataclass(slots=True)
 class _Entry:
     version: int                 # account version at which this (ad, day) last changed
     row: InsightRow | None       # None: a tombstone
     size: int
     encoded: bytes | None = None  # the serialized InsightRow (all fields), made on first use
+    framed: bytes | None = None   # the same as one element of a ``rows`` field (ROWS_FIELD)
 
     def serialized(self) -> bytes:
         if self.encoded is None:
             self.encoded = row_to_proto(self.row).SerializeToString(deterministic=True)
         return self.encoded
+
+    def as_rows_element(self) -> bytes:
+        if self.framed is None:
+            self.framed = frame(ROWS_FIELD, self.serialized())
+        return self.framed
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,10 @@ class AccountReplica:
         self.fetched: dict[date, datetime] = {}
         self.scores: dict[str, StoredScore] = {}
         self.size_bytes = ACCOUNT_BYTES
+        # day -> ((fetched_at, today, zone), due_at): when the day falls due depends on nothing else
+        self._due: dict[date, tuple[tuple, datetime | None]] = {}
+        # day -> ((fetched_at, class, due), serialized DayFreshness)
+        self._day_freshness: dict[date, tuple[tuple, bytes]] = {}
 
     # -- building and applying -----------------------------------------------------------------
     @classmethod
@@ -210,6 +226,29 @@ class AccountReplica:
         if len(self.fetched) < len(days):
             return {d: at for d, at in sorted(self.fetched.items()) if days.since <= d <= days.until}
         return {d: at for d in days.days() if (at := self.fetched.get(d)) is not None}
+
+    def due_at(self, days: DateRange, policy: FreshnessPolicy, now: datetime, tz: ZoneInfo) -> dict[date, datetime | None]:
+        """``policy.due_at`` of every fetched day of the range (None: never due), memoised per day until its
+        ``fetched_at`` or the account-local date changes (nothing else moves it)."""
+        today = now.astimezone(tz).date()
+        out = {}
+        for d, at in self.fetched_at(days).items():
+            key = (at, today, tz.key)
+            cached = self._due.get(d)
+            if cached is None or cached[0] != key:
+                cached = self._due[d] = (key, policy.due_at(d, at, now, tz))
+            out[d] = cached[1]
+        return out
+
+    def day_freshness(self, day: date, fetched_at: datetime, freshness_class: int, due: bool) -> bytes:
+        """A serialized ``DayFreshness`` (memoised while its inputs stay the same)."""
+        key = (fetched_at, freshness_class, due)
+        cached = self._day_freshness.get(day)
+        if cached is None or cached[0] != key:
+            msg = insights_pb2.DayFreshness(date=day.isoformat(), freshness_class=freshness_class, due=due)
+            msg.fetched_at.FromDatetime(fetched_at.astimezone(timezone.utc))
+            cached = self._day_freshness[day] = (key, msg.SerializeToString(deterministic=True))
+        return cached[1]
 
     def range_version(self, days: DateRange) -> int:
         """The range's version: the highest version at which any of its rows (tombstones too) changed."""

@@ -28,13 +28,14 @@ from services.cache_gateway.account_replica import frame
 from services.cache_gateway.insights_service import ReadResult
 from services.cache_gateway.replica_cache import ReplicaCache
 from services.common.dates import DateRange
-from services.common.pb.adfatigue.v1 import fatigue_engine_pb2, fatigue_pb2
+from services.common.pb.adfatigue.v1 import cache_gateway_pb2, fatigue_engine_pb2, fatigue_pb2
 from services.common.row_proto import row_to_proto
 
 SCORE_ADS = "/adfatigue.v1.FatigueEngine/ScoreAds"
 _ADS = fatigue_engine_pb2.ScoreAdsRequest.DESCRIPTOR.fields_by_name["ads"].number
 _AD_ID = fatigue_pb2.AdSeries.DESCRIPTOR.fields_by_name["ad_id"].number
 _DAYS = fatigue_pb2.AdSeries.DESCRIPTOR.fields_by_name["days"].number
+_RESULTS = cache_gateway_pb2.GetFatigueResponse.DESCRIPTOR.fields_by_name["results"].number
 
 
 def _series_bytes(by_ad: dict[str, list[bytes]]) -> bytes:
@@ -54,19 +55,21 @@ class FatigueScorer:
         self.replicas = replicas
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
-        self.memo: LRUCache = LRUCache(maxsize=max_bytes, getsizeof=lambda r: r.ByteSize() + 256)
+        self.memo: LRUCache = LRUCache(maxsize=max_bytes, getsizeof=lambda r: len(r) + 256)
         self._shipped: LRUCache = LRUCache(maxsize=256)   # series keys the engine was sent
         self._shipping: dict[str, asyncio.Future] = {}
         self.memo_hits = self.shipments = 0
 
     async def score(self, account: str, days: DateRange, result: ReadResult,
-                    config: fatigue_pb2.FatigueConfig, config_bytes: bytes) -> fatigue_engine_pb2.ScoreAdsResponse:
+                    config: fatigue_pb2.FatigueConfig, config_bytes: bytes) -> bytes:
+        """The range's fatigue results as ``GetFatigueResponse.results`` on the wire (each result framed as
+        field 3, serialized deterministically; empty: no ad has a row in the range)."""
         version = result.snapshot.version
         memo_key = (account, version, days, config_bytes)
-        scored = self.memo.get(memo_key)
-        if scored is not None:
+        results = self.memo.get(memo_key)
+        if results is not None:
             self.memo_hits += 1
-            return scored
+            return results
         head = fatigue_engine_pb2.ScoreAdsRequest(account_id=account, config=config, insights_version=version)
         replica = self.replicas.peek(account) if self.replicas is not None and result.entries is not None else None
         if replica is not None and replica.version == result.account_version:
@@ -83,9 +86,10 @@ class FatigueScorer:
                 by_ad_rows[row.ad_id].append(row_to_proto(row))
             head.ads.extend(fatigue_pb2.AdSeries(ad_id=a, days=rows) for a, rows in sorted(by_ad_rows.items()))
             scored = await self._call(head.SerializeToString(), timeout=self.timeout_s)
-        if scored.ByteSize() + 256 <= self.max_bytes:
-            self.memo[memo_key] = scored
-        return scored
+        results = b"".join(frame(_RESULTS, r.SerializeToString(deterministic=True)) for r in scored.results)
+        if len(results) + 256 <= self.max_bytes:
+            self.memo[memo_key] = results
+        return results
 
     @staticmethod
     def _range_series(result: ReadResult) -> bytes:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
 
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.cache_gateway.freshness import FreshnessClass, FreshnessPolicy
 from services.cache_gateway.l2_store import InsightsStore, Snapshot
 from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
 from services.cache_gateway.replica_cache import ReplicaCache
@@ -52,6 +52,7 @@ class ReadResult:
     # the replica entries of snapshot.rows, same order (None: read from L2); their serialized() bytes
     entries: list | None = None
     account_version: int = 0  # the replica's account version the entries were read at
+    replica: object | None = None  # the AccountReplica answered from (its per-day freshness bytes are memoised)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +138,13 @@ class InsightsService:
         if replica is not None and tz_name:
             replica.timezone = tz_name  # told by a fetch after the replica was loaded
         tz = zone(tz_name)
-        fetched = replica.fetched_at(days) if replica else await self.store.fetched_at(account_id, days)
-        due = set(due_days(days, fetched, self.policy, self.clock(), tz))
+        if replica is not None:
+            fetched = replica.fetched_at(days)
+            due_at = replica.due_at(days, self.policy, self.clock(), tz)
+            due = self._due_from_replica(days, fetched, due_at, tz)
+        else:
+            fetched = await self.store.fetched_at(account_id, days)
+            due = set(due_days(days, fetched, self.policy, self.clock(), tz))
         missing = sorted(d for d in due if d not in fetched)
         ranges: list[DateRange] = []
         if missing:
@@ -181,9 +187,31 @@ class InsightsService:
                                                          "repairing it in the background"]))
                 self._repair_in_background(account_id)
         now = self.clock()
-        due_times = [t for d, at in snap.fetched_at.items() if (t := self.policy.due_at(d, at, now, tz)) is not None]
+        if entries is not None:
+            due_times = [t for t in replica.due_at(days, self.policy, now, tz).values() if t is not None]
+        else:
+            due_times = [t for d, at in snap.fetched_at.items()
+                         if (t := self.policy.due_at(d, at, now, tz)) is not None]
         return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), entries,
-                          replica.version if entries is not None else 0)
+                          replica.version if entries is not None else 0, replica if entries is not None else None)
+
+    def _due_from_replica(self, days: DateRange, fetched: dict[date, datetime],
+                          due_at: dict[date, datetime | None], tz: ZoneInfo) -> set[date]:
+        """``due_days`` from a replica's memoised due times: a final day is due exactly when it has a due
+        time (``FreshnessPolicy.due_at``); the others by their interval, ``today`` computed once."""
+        now = self.clock()
+        today = now.astimezone(tz).date()
+        due = set()
+        for d in days.days():
+            at = fetched.get(d)
+            if at is None:
+                due.add(d)
+            elif self.policy.classify(d, today) is FreshnessClass.FINAL:
+                if due_at.get(d) is not None:
+                    due.add(d)
+            elif self.policy.is_due(d, at, now, tz, today):
+                due.add(d)
+        return due
 
     async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.insights_service import ReadResult
-from services.cache_gateway.account_replica import frame
+from services.cache_gateway.account_replica import ROWS_FIELD, frame
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, insights_pb2
 from services.common.row_proto import row_to_proto
 
@@ -76,13 +76,32 @@ def insights_rows(result: ReadResult, fields: tuple[str, ...], offset: int, size
     return [row_to_proto(r, chosen) for r in rows], more
 
 
-#: GetInsightsResponse.rows (field 3): each row is one length-delimited field on the wire.
-_ROWS_FIELD = gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["rows"].number
+_FRESHNESS_DAYS = insights_pb2.Freshness.DESCRIPTOR.fields_by_name["days"].number
+_RESPONSE_FRESHNESS = gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["freshness"].number
+_RESPONSE_TOKEN = gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["next_page_token"].number
+assert gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["rows"].number == ROWS_FIELD
+assert gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"].number == _RESPONSE_FRESHNESS
+
+
+def freshness_bytes(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, now: datetime) -> bytes:
+    """``freshness_message(...)`` serialized deterministically; for an answer from a replica, joined from
+    its memoised per-day bytes (``days`` is the last field, so the join is the same bytes)."""
+    if result.replica is None:
+        return freshness_message(result, policy, tz, now).SerializeToString(deterministic=True)
+    today = now.astimezone(tz).date()
+    head = insights_pb2.Freshness(status=result.status, reason=result.reason)
+    fetched = result.snapshot.fetched_at
+    if fetched:
+        head.as_of.FromDatetime(min(fetched.values()).astimezone(timezone.utc))
+    days = (frame(_FRESHNESS_DAYS, result.replica.day_freshness(day, at, int(policy.classify(day, today)),
+                                                                 day in result.due))
+            for day, at in sorted(fetched.items()))
+    return b"".join((head.SerializeToString(deterministic=True), *days))
 
 
 def insights_response_bytes(account: str, result: ReadResult, fields: tuple[str, ...], offset: int, size: int,
-                            freshness: insights_pb2.Freshness) -> bytes:
-    """One page of a GetInsightsResponse, serialized deterministically.
+                            freshness: bytes) -> bytes:
+    """One page of a GetInsightsResponse, serialized deterministically (``freshness``: ``freshness_bytes``).
 
     Rows of a replica (all fields) are joined from their serialized form: a
     repeated message field is the concatenation of its framed elements, so the
@@ -92,11 +111,12 @@ def insights_response_bytes(account: str, result: ReadResult, fields: tuple[str,
     version = result.snapshot.version
     more = offset + size < len(result.snapshot.rows)
     token = page_token(version, offset + size) if more else ""
+    head = gw.GetInsightsResponse(account_id=account, version=version).SerializeToString(deterministic=True)
     if result.entries is None or fields:
         rows, _ = insights_rows(result, fields, offset, size)
-        return gw.GetInsightsResponse(account_id=account, version=version, rows=rows, freshness=freshness,
-                                      next_page_token=token).SerializeToString(deterministic=True)
-    head = gw.GetInsightsResponse(account_id=account, version=version).SerializeToString(deterministic=True)
-    tail = gw.GetInsightsResponse(freshness=freshness, next_page_token=token).SerializeToString(deterministic=True)
-    rows = (frame(_ROWS_FIELD, e.serialized()) for e in result.entries[offset: offset + size])
-    return b"".join((head, *rows, tail))
+        body = [r.SerializeToString(deterministic=True) for r in rows]
+        framed = (frame(ROWS_FIELD, b) for b in body)
+    else:
+        framed = (e.as_rows_element() for e in result.entries[offset: offset + size])
+    tail = frame(_RESPONSE_FRESHNESS, freshness) + (frame(_RESPONSE_TOKEN, token.encode()) if token else b"")
+    return b"".join((head, *framed, tail))

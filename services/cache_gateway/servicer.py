@@ -18,7 +18,7 @@ import grpc
 from services.cache_gateway.insights_service import FRESH, InsightsService, zone
 from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
-    InvalidRequest, StalePageToken, check_fields, freshness_message, insights_response_bytes, page_bounds,
+    InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_bounds,
 )
 from services.cache_gateway.account_replica import frame
 from services.cache_gateway.audit_log import AuditLog
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 #: SubscribeEvent fields joined from serialized elements (repeated fields concatenate on the wire).
 _EVENT_ROWS = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["rows"].number
 _EVENT_FATIGUE = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["fatigue"].number
+_FATIGUE_FRESHNESS = gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"].number
 
 
 
@@ -197,7 +198,7 @@ class CacheGatewayServicer:
             await context.abort(grpc.StatusCode.ABORTED, str(exc))
         payload = insights_response_bytes(
             account, result, fields, offset, size,
-            freshness_message(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock()))
+            freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock()))
         self._remember(key, payload, result, account)
         return payload
 
@@ -215,20 +216,19 @@ class CacheGatewayServicer:
         self.service.counters.l1_misses += 1
         result = await self._read(context, account, days)
         try:
-            scored = await self.scorer.score(account, days, result, request.config, config)
+            results = await self.scorer.score(account, days, result, request.config, config)
         except grpc.aio.AioRpcError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"fatigue_engine failed: {exc.details()}")
-        reply = gw.GetFatigueResponse(
-            account_id=account, version=result.snapshot.version, results=scored.results,
-            freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
-                                        self.service.clock()),
-            account_currency=await self.service.currency(account),
-        )
-        if not reply.results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
+        # fields in number order: account_id, version | results, freshness (joined bytes) | the rest
+        head = gw.GetFatigueResponse(account_id=account, version=result.snapshot.version)
+        tail = gw.GetFatigueResponse(account_currency=await self.service.currency(account))
+        if not results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
             stored = await self.service.store.stored_days(account)
             if stored is not None:
-                reply.stored_days.since, reply.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
-        payload = reply.SerializeToString(deterministic=True)
+                tail.stored_days.since, tail.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
+        fresh = freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock())
+        payload = b"".join((head.SerializeToString(deterministic=True), results, frame(_FATIGUE_FRESHNESS, fresh),
+                            tail.SerializeToString(deterministic=True)))
         self._remember(key, payload, result, account)
         return payload
 

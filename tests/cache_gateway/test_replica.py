@@ -250,7 +250,11 @@ async def test_steady_state_reads_send_nothing_to_l2_and_answer_the_same_bytes(m
     from services.cache_gateway.freshness import FreshnessPolicy
     from services.cache_gateway.insights_service import InsightsService
     from services.cache_gateway.l2_reads import L2ReadCounter
-    from services.cache_gateway.responses import freshness_message, insights_response_bytes
+    from zoneinfo import ZoneInfo
+
+    from services.cache_gateway.responses import freshness_bytes, freshness_message, insights_response_bytes, page_token
+    from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw
+    from services.common.row_proto import row_to_proto
     from services.cache_gateway.upstream import FetchResult
 
     account = "6006"
@@ -284,11 +288,18 @@ async def test_steady_state_reads_send_nothing_to_l2_and_answer_the_same_bytes(m
             for result in results:
                 from_l2 = await store.snapshot(account, DateRange(result.snapshot.rows[0].date_start, week.until))
                 l2_result = type(result)(from_l2, result.status, result.reason, result.due, [], result.fresh_until)
-                fresh = freshness_message(result, policy, timezone.utc, now)
-                assert insights_response_bytes(account, result, (), 0, 5000, fresh) == \
-                    insights_response_bytes(account, l2_result, (), 0, 5000, fresh)
-                assert insights_response_bytes(account, result, ("spend",), 2, 3, fresh) == \
-                    insights_response_bytes(account, l2_result, ("spend",), 2, 3, fresh)
+                fresh = freshness_bytes(result, policy, ZoneInfo("UTC"), now)
+                assert fresh == freshness_message(l2_result, policy, ZoneInfo("UTC"), now).SerializeToString(
+                    deterministic=True)
+                for fields, offset, size in (((), 0, 5000), ((), 5, 4), (("spend",), 2, 3)):
+                    joined = insights_response_bytes(account, result, fields, offset, size, fresh)
+                    assert joined == insights_response_bytes(account, l2_result, fields, offset, size, fresh)
+                    rows = [row_to_proto(r, fields or None) for r in from_l2.rows[offset:offset + size]]
+                    assert joined == gw.GetInsightsResponse(
+                        account_id=account, version=from_l2.version, rows=rows,
+                        freshness=freshness_message(l2_result, policy, ZoneInfo("UTC"), now),
+                        next_page_token=page_token(from_l2.version, offset + size)
+                        if offset + size < len(from_l2.rows) else "").SerializeToString(deterministic=True)
         finally:
             await replicas.close()
             await client.close()
