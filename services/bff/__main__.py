@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import socket
 import sys
 
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bff listening on http://{settings.host}:{settings.port}", flush=True)
         await task
 
+    # uvicorn handles SIGINT/SIGTERM while it serves and raises the signal again once stopped; a stop that
+    # was asked for is a clean exit (0), whatever dispositions this process inherited
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     asyncio.run(serve())
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 import grpc
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
@@ -103,7 +104,9 @@ async def get_events(request: Request, user: SignedIn, act: Act, since: Since, u
                            "reload the page", kind="invalid-last-event-id")
     events = live_events.stream(models, request.app.state.gateway, user, account, since, until, start, last,
                                 settings.retry_ms, settings.resubscribe_max_s)
-    return EventSourceResponse(events, ping=settings.heartbeat_s, headers={"X-Accel-Buffering": "no"})
+    stop = anyio.Event()  # set by sse-starlette on shutdown: the stream then ends with a complete response
+    return EventSourceResponse(live_events.until_stopped(events, stop), ping=settings.heartbeat_s,
+                               headers={"X-Accel-Buffering": "no"}, shutdown_event=stop, shutdown_grace_period=3)
 
 
 @router.post("/accounts/{act}/refresh", response_model=RefreshResult, responses=ERRORS,

@@ -6,8 +6,8 @@ Events (each with ``id: <version>``, the version the page shows after it):
 - ``change``: what changed since the page's version (``page_model.diff``);
 - ``jump``: the whole page model at a later version, when the changes since
   the page's version are no longer known here (a long disconnection);
-- ``status``: ``{"gateway": "live" | "reconnecting" | "error", "detail"}``
-  — the gateway stream broke and is being re-opened, or is back.
+- ``status``: ``{"gateway": "live" | "reconnecting" | "error" | "closing", "detail"}``
+  — the gateway stream broke and is being re-opened, is back, or the BFF is shutting down.
 
 A browser that reconnects sends ``Last-Event-ID``; the BFF resumes with
 ``Subscribe(from_version=…)``: nothing lost, nothing repeated. Comment
@@ -18,9 +18,11 @@ on BFF shutdown (sse-starlette).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 
+import anyio
 import grpc
 from sse_starlette import ServerSentEvent
 
@@ -101,3 +103,29 @@ async def stream(models: PageModels, gateway, user: User, account: str, since: s
             model = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, resubscribe_max_s)
+
+
+async def until_stopped(events, stop: anyio.Event):
+    """``events`` until ``stop`` is set (BFF shutdown); then a last ``status`` and a clean end of the response."""
+    pending: asyncio.Task | None = None
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            pending = asyncio.ensure_future(events.__anext__())
+            done, _ = await asyncio.wait({pending, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if pending not in done:
+                yield _event("status", None, {"gateway": "closing",
+                                              "detail": "the page's server is restarting; reconnecting"})
+                return
+            try:
+                yield pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+    finally:
+        waiter.cancel()
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        await events.aclose()

@@ -46,14 +46,16 @@ def _series_bytes(by_ad: dict[str, list[bytes]]) -> bytes:
 
 
 class FatigueScorer:
-    """``channel``: to the fatigue engine. ``score`` raises ``grpc.aio.AioRpcError`` when the engine fails."""
+    """``channel``: to the fatigue engine; ``metadata()``: each call's metadata (the caller's service token).
+    ``score`` raises ``grpc.aio.AioRpcError`` when the engine fails."""
 
     def __init__(self, channel: grpc.aio.Channel, replicas: ReplicaCache | None, max_bytes: int = 8 * 1024 * 1024,
-                 timeout_s: float = 60.0):
+                 timeout_s: float = 60.0, metadata=lambda: None):
         self._call = channel.unary_unary(SCORE_ADS, request_serializer=None,
                                          response_deserializer=fatigue_engine_pb2.ScoreAdsResponse.FromString)
         self.replicas = replicas
         self.timeout_s = timeout_s
+        self.metadata = metadata  # () -> the call's metadata (the gateway's service token)
         self.max_bytes = max_bytes
         self.memo: LRUCache = LRUCache(maxsize=max_bytes, getsizeof=lambda r: len(r) + 256)
         self._shipped: LRUCache = LRUCache(maxsize=256)   # series keys the engine was sent
@@ -79,13 +81,13 @@ class FatigueScorer:
             keyed.since, keyed.until = days.since.isoformat(), days.until.isoformat()
             scored = await self._by_key(keyed, replica, result)
         elif result.entries is not None:
-            scored = await self._call(head.SerializeToString() + self._range_series(result), timeout=self.timeout_s)
+            scored = await self._call(head.SerializeToString() + self._range_series(result), timeout=self.timeout_s, metadata=self.metadata())
         else:
             by_ad_rows: dict[str, list] = defaultdict(list)
             for row in result.snapshot.rows:
                 by_ad_rows[row.ad_id].append(row_to_proto(row))
             head.ads.extend(fatigue_pb2.AdSeries(ad_id=a, days=rows) for a, rows in sorted(by_ad_rows.items()))
-            scored = await self._call(head.SerializeToString(), timeout=self.timeout_s)
+            scored = await self._call(head.SerializeToString(), timeout=self.timeout_s, metadata=self.metadata())
         results = b"".join(frame(_RESULTS, r.SerializeToString(deterministic=True)) for r in scored.results)
         if len(results) + 256 <= self.max_bytes:
             self.memo[memo_key] = results
@@ -106,7 +108,7 @@ class FatigueScorer:
             await asyncio.shield(shipping)  # another call is handing the series over; then use the key
         if key in self._shipped:
             try:
-                return await self._call(head.SerializeToString(), timeout=self.timeout_s)
+                return await self._call(head.SerializeToString(), timeout=self.timeout_s, metadata=self.metadata())
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
                     raise
@@ -115,11 +117,11 @@ class FatigueScorer:
             plain = fatigue_engine_pb2.ScoreAdsRequest()
             plain.CopyFrom(head)
             plain.ClearField("series_key"), plain.ClearField("since"), plain.ClearField("until")
-            return await self._call(plain.SerializeToString() + self._range_series(result), timeout=self.timeout_s)
+            return await self._call(plain.SerializeToString() + self._range_series(result), timeout=self.timeout_s, metadata=self.metadata())
         series = _series_bytes(replica.series_by_ad())
         future = self._shipping[key] = asyncio.get_running_loop().create_future()
         try:
-            scored = await self._call(head.SerializeToString() + series, timeout=self.timeout_s)
+            scored = await self._call(head.SerializeToString() + series, timeout=self.timeout_s, metadata=self.metadata())
             self._shipped[key] = True
             self.shipments += 1
             return scored

@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 
 
 class Rescorer:
-    def __init__(self, store: InsightsStore, engine_stub, timeout_s: float = 60.0):
+    def __init__(self, store: InsightsStore, engine_stub, timeout_s: float = 60.0, metadata=lambda: None):
+        """``metadata``: call metadata of each ScoreAds (the gateway's service token)."""
         self.store = store
         self.engine = engine_stub
+        self.metadata = metadata
         self.timeout_s = timeout_s
         self._pending: dict[str, set[str]] = defaultdict(set)
         self._wake = asyncio.Event()
@@ -68,7 +70,7 @@ class Rescorer:
             ads=[fatigue_pb2.AdSeries(ad_id=ad, days=[row_to_proto(r) for r in rows]) for ad, rows in series.items()],
         )
         try:
-            reply = await self.engine.ScoreAds(request, timeout=self.timeout_s)
+            reply = await self.engine.ScoreAds(request, timeout=self.timeout_s, metadata=self.metadata())
         except grpc.aio.AioRpcError as exc:
             raise RuntimeError(f"fatigue_engine: {exc.code().name} {exc.details()}") from None
         stored = 0

@@ -36,7 +36,7 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
-from services.common.auth import JwtVerifier
+from services.common.auth import GATEWAY, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
@@ -78,7 +78,7 @@ async def serve(args: argparse.Namespace) -> None:
     client = AsyncMongoClient(args.mongodb_uri, tz_aware=True, event_listeners=[l2_reads])
     store = InsightsStore(client, args.mongodb_db)
     await store.ensure_indexes()
-    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum)
+    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum, token=ServiceToken(GATEWAY))
     redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
     policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)
@@ -89,7 +89,8 @@ async def serve(args: argparse.Namespace) -> None:
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(memo_bytes(args.l1_max_bytes), args.l1_ttl_seconds), args.engine,
-                                    JwtVerifier.from_env(), audit, fatigue_memo_bytes=memo_bytes(args.l1_max_bytes))
+                                    JwtVerifier.from_env(), audit, service_token=ServiceToken(GATEWAY),
+                                    fatigue_memo_bytes=memo_bytes(args.l1_max_bytes))
     servicer.rescorer.start()
     servicer.l2_reads = l2_reads
     # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)

@@ -8,9 +8,6 @@ same version receives byte-identical answers (R1).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import functools
 import logging
 
 import grpc
@@ -21,19 +18,20 @@ from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_bounds,
 )
 from services.cache_gateway.account_replica import frame
-from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.fatigue_scoring import FatigueScorer
+from services.common.audit_log import AuditLog, audit_call, audited, current_caller, status_of
 from services.cache_gateway.change_feed import Change
 from services.cache_gateway.l2_store import replay_since
 from services.cache_gateway.rescoring import Rescorer
 from services.cache_gateway.subscriptions import SubscriptionHub
 from services.cache_gateway.upstream import UpstreamError
 from services.common.auth import (
-    OPERATOR, SCHEDULER, AuthError, JwtVerifier, Principal, require_account, require_operator, require_role,
+    OPERATOR, SCHEDULER, AuthError, JwtVerifier, Principal, ServiceToken, require_account, require_operator,
+    require_role,
 )
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import (
     cache_gateway_pb2 as gw, fatigue_engine_pb2_grpc, fatigue_pb2,
 )
@@ -48,48 +46,26 @@ _FATIGUE_FRESHNESS = gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"
 
 
 
-_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
-
-
-@contextlib.asynccontextmanager
-async def audit_entry(audit: AuditLog, name: str, request, context):
-    """Write one audit entry for what runs inside: the caller, the account, the range, the final status."""
-    _principal.set(None)
-    status = "OK"
-    try:
-        yield
-    except BaseException:
-        code = context.code()
-        status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-        raise
-    finally:
-        principal = _principal.get()
-        audit.record(principal.caller if principal else "", name, getattr(request, "account_id", ""),
-                     status, getattr(request, "since", ""), getattr(request, "until", ""))
-
-
-def audited(method):
-    """Audit every call of a unary method (see ``audit_entry``)."""
-    @functools.wraps(method)
-    async def handler(self, request, context):
-        async with audit_entry(self.audit, method.__name__, request, context):
-            return await method(self, request, context)
-    return handler
+_principal = current_caller  # the authenticated caller of the RPC being served (read by the audit)
 
 
 class CacheGatewayServicer:
     def __init__(self, service: InsightsService, l1: L1Cache, fatigue_engine_target: str,
                  verifier: JwtVerifier, audit: AuditLog, hub: SubscriptionHub | None = None,
-                 fatigue_memo_bytes: int = 8 * 1024 * 1024):
+                 service_token: ServiceToken | None = None, fatigue_memo_bytes: int = 8 * 1024 * 1024):
+        """``service_token``: the gateway's own identity, sent to fatigue_engine (which refuses anonymous calls);
+        ``fatigue_memo_bytes``: the byte budget of memoised fatigue results."""
         self.hub = hub or SubscriptionHub()
         self.service = service
         self.l1 = l1
         self.verifier = verifier
         self.audit = audit
-        self._engine_channel = insecure_channel(fatigue_engine_target)
+        self._engine_channel = service_channel(fatigue_engine_target)
         self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
-        self.rescorer = Rescorer(service.store, self._engine)
-        self.scorer = FatigueScorer(self._engine_channel, service.replicas, fatigue_memo_bytes)
+        self._engine_metadata = service_token.metadata if service_token else (lambda: None)
+        self.rescorer = Rescorer(service.store, self._engine, metadata=self._engine_metadata)
+        self.scorer = FatigueScorer(self._engine_channel, service.replicas, fatigue_memo_bytes,
+                                    metadata=self._engine_metadata)
         self.fencing = None  # FencingCheck: refuses a deposed scheduler leader's Refresh
         self.demand = None   # DemandTracker: reads and subscribers per account, for the scheduler
         self.l2_reads = None  # L2ReadCounter on the store's client (GetStats)
@@ -191,7 +167,8 @@ class CacheGatewayServicer:
         self.service.counters.l1_misses += 1
         result = await self._read(context, account, days)
         try:
-            offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version)
+            offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version,
+                                       len(result.snapshot.rows))
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StalePageToken as exc:
@@ -290,16 +267,37 @@ class CacheGatewayServicer:
         ).SerializeToString()
 
     async def Subscribe(self, request: gw.SubscribeRequest, context):
-        """Snapshot (or the changes after ``from_version``), then every committed change of the range."""
-        async with audit_entry(self.audit, "Subscribe", request, context):  # the opening is audited
+        """Snapshot (or the changes after ``from_version``), then every committed change of the range.
+
+        Audited twice: ``phase`` "start" (the opening, with its status) and, for an opened stream,
+        "end" with ``events`` (how many events it delivered) and the status it ended with.
+        """
+        async with audit_call(self.audit, "Subscribe", request, context, phase="start"):
             account, days = await self._authorise(context, request)
             try:
                 fields = check_fields(request.fields) or None
             except InvalidRequest as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if request.HasField("from_version") and request.from_version < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"from_version {request.from_version} is negative: pass the last version you received")
+            if request.HasField("from_version") and request.from_version < 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"from_version {request.from_version} is negative: pass the last version you "
+                                    "received")
+        caller = current_caller.get()
+        events, error = 0, None
+        try:
+            async for event in self._events(request, context, account, days, fields):
+                events += 1  # handed to gRPC for sending (a client that leaves may not read the last one)
+                yield event
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await self.audit.record(caller.caller if caller else "", "Subscribe", request.account_id,
+                                    status_of(error, context), request.since, request.until, phase="end",
+                                    events=events)
+
+    async def _events(self, request: gw.SubscribeRequest, context, account: str, days: DateRange, fields):
+        """The events of one opened Subscribe stream (see ``Subscribe``)."""
         sub = self.hub.subscribe(account, days)
         if self.demand:
             self.demand.subscribed(account)

@@ -12,8 +12,9 @@ from typing import Protocol
 
 import grpc
 
+from services.common.auth import ServiceToken
 from services.common.dates import DateRange
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.insight_row import InsightRow
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
 from services.common.row_proto import row_from_proto
@@ -46,13 +47,16 @@ class InsightsUpstream(Protocol):
 class MetaFetcherUpstream:
     """L3 through the MetaFetcher service at ``target`` (host:port)."""
 
-    def __init__(self, target: str, timeout_s: float = 120.0, with_reach_cum: bool = False):
+    def __init__(self, target: str, timeout_s: float = 120.0, with_reach_cum: bool = False,
+                 token: ServiceToken | None = None):
         """``with_reach_cum``: also ask for cumulative deduplicated reach per ad and day (costs extra Meta
-        calls; enables the frequency and reach-saturation components of the fatigue score)."""
+        calls; enables the frequency and reach-saturation components of the fatigue score).
+        ``token``: the gateway's service identity, sent with every call (meta_fetcher refuses anonymous ones)."""
         self.target = target
+        self.token = token
         self.timeout_s = timeout_s
         self.with_reach_cum = with_reach_cum
-        self._channel = insecure_channel(target)
+        self._channel = service_channel(target)
         self._stub = meta_fetcher_pb2_grpc.MetaFetcherStub(self._channel)
 
     async def fetch(self, account_id: str, days: DateRange) -> FetchResult:
@@ -61,7 +65,8 @@ class MetaFetcherUpstream:
             with_reach_cum=self.with_reach_cum,
         )
         try:
-            reply = await self._stub.FetchInsights(request, timeout=self.timeout_s)
+            reply = await self._stub.FetchInsights(request, timeout=self.timeout_s,
+                                                   metadata=self.token.metadata() if self.token else None)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,

@@ -8,12 +8,24 @@ from pathlib import Path
 import grpc
 
 from services.common.auth import bearer, mint_token
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 
 
 class NoToken(RuntimeError):
     pass
+
+
+def local_secret(data_dir: Path) -> str:
+    """``JWT_HS256_SECRET``, else the secret of the ``up`` running from ``data_dir``; NoToken when neither exists."""
+    secret = os.environ.get("JWT_HS256_SECRET", "")
+    path = data_dir / "dev-jwt-secret"
+    if not secret and path.exists():
+        secret = path.read_text().strip()
+    if not secret:
+        raise NoToken(f"no bearer token: set ADFATIGUE_TOKEN, or run from the folder where `adfatigue up` "
+                      f"runs, or pass --data-dir ({path} not found)")
+    return secret
 
 
 def cli_token(data_dir: Path) -> str:
@@ -23,14 +35,7 @@ def cli_token(data_dir: Path) -> str:
     """
     if os.environ.get("ADFATIGUE_TOKEN"):
         return os.environ["ADFATIGUE_TOKEN"]
-    secret = os.environ.get("JWT_HS256_SECRET")
-    path = data_dir / "dev-jwt-secret"
-    if not secret and path.exists():
-        secret = path.read_text().strip()
-    if not secret:
-        raise NoToken(f"no bearer token: set ADFATIGUE_TOKEN, or run from the folder where `adfatigue up` "
-                      f"runs ({path} not found)")
-    return mint_token(secret, "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
+    return mint_token(local_secret(data_dir), "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
 
 
 def unreachable_hint(exc: grpc.RpcError, target: str) -> str:
@@ -43,7 +48,7 @@ def unreachable_hint(exc: grpc.RpcError, target: str) -> str:
 
 
 async def fatigue(target: str, token: str, account: str, since: str, until: str) -> gw.GetFatigueResponse:
-    async with insecure_channel(target) as channel:
+    async with service_channel(target) as channel:
         stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)
         return await stub.GetFatigue(gw.GetFatigueRequest(account_id=account, since=since, until=until),
                                      timeout=300, metadata=bearer(token))

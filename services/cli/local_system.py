@@ -30,6 +30,15 @@ class SystemConfig:
     api_version: str = "v23.0"
     bff_port: int | None = None      # the page's backend: its port (0 = any free one); None = not started
     extra_env: dict[str, str] = field(default_factory=dict)
+    live_demo: bool = False          # the sandbox's synthetic account changes every few seconds (LIVE_DEMO_ENV)
+
+
+#: What ``--live-demo`` changes besides the sandbox: today's data is due after 10 s and restatable days after
+#: 30 s, and the budget of the local sandbox (not Meta) allows the scheduler to keep up with that.
+LIVE_DEMO_ENV = {
+    "FRESHNESS_PARTIAL_SECONDS": "10", "FRESHNESS_PROVISIONAL_SECONDS": "30",
+    "META_BUDGET_CALLS": "5000", "SCHEDULER_BUDGET_CALLS_PER_HOUR": "4000", "SCHEDULER_ONDEMAND_RESERVE_CALLS": "500",
+}
 
 
 class LocalSystem:
@@ -47,7 +56,9 @@ class LocalSystem:
         return self.config.data_dir / "logs"
 
     def _process(self, name: str, module: str, args: list[str]) -> ServiceProcess:
-        env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret, **self.config.extra_env}
+        demo = LIVE_DEMO_ENV if self.config.live_demo else {}
+        env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret, **demo,
+               **self.config.extra_env}
         proc = ServiceProcess(name, module, args, self.logs / f"{name}.log", env)
         self.processes[name] = proc
         return proc.start()
@@ -69,6 +80,8 @@ class LocalSystem:
                     args += ["--csv", str(path), "--account", account]
                 if not cfg.synthetic:
                     args.append("--no-synthetic")
+                if cfg.live_demo:
+                    args.append("--live-demo")
                 sandbox = self._process("meta_sandbox", "services.meta_sandbox", args)
                 graph_url = self.sandbox_url = f"http://{sandbox.address}"
             fetcher = self._process("meta_fetcher", "services.meta_fetcher",

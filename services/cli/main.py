@@ -1,9 +1,16 @@
 """The ``adfatigue`` command: run the system locally and read from it.
 
-    adfatigue up [--csv FILE [--account act_ID]]...            start everything; Ctrl-C stops it
-    adfatigue report --account act_ID [--since D --until D] [--json]
-    adfatigue watch --account act_ID [--since D --until D]     live changes
-    adfatigue status                                           the scheduler's view
+    adfatigue up [--csv FILE [--account act_ID]]... [--live-demo]   start everything; Ctrl-C stops it
+    adfatigue report --account act_ID [--since D --until D] [--format table|json|csv|markdown]
+                     [--level L[,L]] [--sort level|score|spend|days_to_critical|name]
+    adfatigue watch --account act_ID [--since D --until D]          live changes, with a heartbeat
+    adfatigue refresh --account act_ID [--since D --until D] [--force]   fetch due days now (operator)
+    adfatigue token --account act_ID [--operator] [--ttl S]          a development token for grpcurl
+    adfatigue status                                                the scheduler's view
+    adfatigue backup --out DIR                                      every collection at one consistent point
+    adfatigue restore DIR [--replace]                               checked first; refuses a damaged archive
+
+Global options (``--data-dir``) go before or after the subcommand.
 
 The CLI finds the running system in ``--data-dir`` (``./.adfatigue``, or
 ``ADFATIGUE_HOME``): its endpoints and its development token secret.
@@ -25,18 +32,19 @@ from pathlib import Path
 import grpc
 from google.protobuf.json_format import MessageToJson
 
+from services.cli import backup_command
 from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_hint
 from services.cli.local_system import gateway_address
 from services.cli.report import (
     FORMATS, LEVELS, SORTS, empty_hint, render_csv, render_json, render_markdown, render_table, report_lines,
 )
+from services.cli.operator_commands import development_token, refresh, refresh_text
 from services.cli.terminal import terminal_console
-from services.common.fatigue_text import level_name
 from services.cli.up_command import run_up
+from services.cli.watch_command import run_watch
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.auth import bearer
-from services.common.grpc_server import insecure_channel
-from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.status_text import render_status
 
@@ -82,6 +90,14 @@ def _token(parser, args) -> str:
 def _rpc_failed(exc: grpc.RpcError, target: str) -> int:
     print(f"{exc.code().name}: {exc.details()}{unreachable_hint(exc, target)}", file=sys.stderr)
     return 2
+
+
+def cmd_backup(parser, args) -> int:
+    return backup_command.cmd_backup(parser, args, _data_dir(args))
+
+
+def cmd_restore(parser, args) -> int:
+    return backup_command.cmd_restore(parser, args, _data_dir(args))
 
 
 def cmd_up(parser, args) -> int:
@@ -138,51 +154,43 @@ def cmd_report(parser, args) -> int:
 
 
 def cmd_watch(parser, args) -> int:
-    """Print every change of the range as it arrives; reconnect with the last version seen."""
+    """Print every change of the range as it arrives, with a heartbeat; reconnect with the last version seen."""
+    account = _account(parser, args.account)
+    since, until = _range(parser, args, 28)
+    if args.heartbeat_seconds <= 0:
+        parser.error("--heartbeat-seconds must be > 0")
+    target = gateway_address(_data_dir(args), args.gateway)
+    token = _token(parser, args)
+    try:
+        return asyncio.run(run_watch(target, token, account, since, until, terminal_console(), args.heartbeat_seconds))
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_refresh(parser, args) -> int:
+    """Refresh the due days of a range now (every day with --force); operators only."""
     account = _account(parser, args.account)
     since, until = _range(parser, args, 28)
     target = gateway_address(_data_dir(args), args.gateway)
     token = _token(parser, args)
-    kinds = {v.number: v.name for v in gw.SubscribeEvent.Kind.DESCRIPTOR.values}
-
-    def show(event: gw.SubscribeEvent) -> None:
-        if event.rows or event.removed or event.kind != gw.SubscribeEvent.CHANGE:
-            days = sorted({r.date_start for r in event.rows})
-            span = f"{days[0]}..{days[-1]}" if days else "-"
-            print(f"{kinds[event.kind]:<8} version {event.version:<6} rows {len(event.rows):<5} "
-                  f"removed {len(event.removed):<3} days {span}  scores {len(event.fatigue)}", flush=True)
-        elif event.fatigue:
-            for f in event.fatigue:
-                score = f"{f.score:.2f}" if f.HasField("score") else "-"
-                print(f"SCORE    version {event.version:<6} {f.ad_name or f.ad_id}: {score} "
-                      f"{level_name(f.level)}", flush=True)
-
-    async def watch() -> int:
-        last: int | None = None
-        failures = 0
-        while True:
-            request = gw.SubscribeRequest(account_id=account, since=since, until=until)
-            if last is not None:
-                request.from_version = last
-            try:
-                async with insecure_channel(target) as channel:
-                    stream = cache_gateway_pb2_grpc.CacheGatewayStub(channel).Subscribe(request, metadata=bearer(token))
-                    async for event in stream:
-                        failures = 0
-                        last = max(last or 0, event.version)
-                        show(event)
-                    return 0
-            except grpc.aio.AioRpcError as exc:
-                failures += 1
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or failures >= 5:
-                    return _rpc_failed(exc, target)
-                resume = f"from version {last}" if last is not None else "from a new snapshot"
-                print(f"stream ended ({exc.details()}); reconnecting {resume}", file=sys.stderr)
-                await asyncio.sleep(1)
     try:
-        return asyncio.run(watch())
-    except KeyboardInterrupt:
-        return 0
+        reply = asyncio.run(refresh(target, token, account, since, until, args.force))
+    except grpc.RpcError as exc:
+        return _rpc_failed(exc, target)
+    print(refresh_text(reply, since, until, args.force))
+    return 0
+
+
+def cmd_token(parser, args) -> int:
+    """Print a development bearer token (and nothing else, for $(adfatigue token ...))."""
+    accounts = []
+    for text in args.account:
+        accounts.append("*" if text == "*" else "act_" + _account(parser, text))
+    try:
+        print(development_token(_data_dir(args), accounts, args.operator, args.ttl))
+    except (NoToken, ValueError) as exc:
+        parser.error(str(exc))
+    return 0
 
 
 def cmd_status(parser, args) -> int:
@@ -194,7 +202,7 @@ def cmd_status(parser, args) -> int:
     token = _token(parser, args)
 
     async def call():
-        async with insecure_channel(target) as channel:
+        async with service_channel(target) as channel:
             return await scheduler_pb2_grpc.SchedulerStub(channel).GetStatus(
                 scheduler_pb2.GetStatusRequest(), timeout=10, metadata=bearer(token))
     try:
@@ -221,7 +229,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     up.add_argument("--gateway-port", type=_port, default=50051, help="CacheGateway port (0 = any free port)")
     up.add_argument("--bff-port", type=_port, default=8080, help="port of the /ad-fatigue page (0 = any free port)")
     up.add_argument("--no-page", action="store_true", help="do not build the page nor start the BFF")
-    up.add_argument("--interval-seconds", type=float, default=600.0, help="scheduler cycle interval (> 0)")
+    up.add_argument("--interval-seconds", type=float, default=None,
+                    help="scheduler cycle interval (> 0; default 600, 10 with --live-demo)")
+    up.add_argument("--live-demo", action="store_true",
+                    help="the synthetic account accrues today's delivery every few seconds and restates a recent "
+                         "day now and then, so `watch` and the page show changes within a minute")
     up.add_argument("--exit-after", type=float, help=argparse.SUPPRESS)
     rep = add("report", help="fatigue of every ad of an account")
     rep.add_argument("--account", required=True, help="act_<digits>")
@@ -240,17 +252,32 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     wt.add_argument("--since", help="YYYY-MM-DD (default: 28 days ending --until)")
     wt.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
     wt.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
+    wt.add_argument("--heartbeat-seconds", type=float, default=30.0,
+                    help="off a terminal: seconds between 'still waiting' lines (default 30)")
+    rf = add("refresh", help="fetch the due days of a range now (every day with --force); operator")
+    rf.add_argument("--account", required=True, help="act_<digits>")
+    rf.add_argument("--since", help="YYYY-MM-DD (default: 28 days ending --until)")
+    rf.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
+    rf.add_argument("--force", action="store_true", help="refetch every day of the range, due or not")
+    rf.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
+    tk = add("token", help="print a development bearer token for grpcurl or another client")
+    tk.add_argument("--account", required=True, action="append",
+                    help="act_<digits> the token may read (repeat for more; * = every account)")
+    tk.add_argument("--operator", action="store_true", help="add the operator role (forced refreshes, RunNow)")
+    tk.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600, at most 7 days)")
     st = add("status", help="the scheduler's status")
     st.add_argument("--scheduler", help="host:port of the Scheduler (default: the running `up`)")
     st.add_argument("--json", action="store_true")
-    return parser, {"up": up, "report": rep, "watch": wt, "status": st}
+    return parser, {"up": up, "report": rep, "watch": wt, "refresh": rf, "token": tk, "status": st,
+                    **backup_command.add_parsers(add)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     args.data_dir = getattr(args, "data_dir", None)
-    handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "status": cmd_status}[args.command]
+    handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "refresh": cmd_refresh, "token": cmd_token,
+               "status": cmd_status, "backup": cmd_backup, "restore": cmd_restore}[args.command]
     sys.exit(handler(commands[args.command], args))
 
 

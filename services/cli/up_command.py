@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import grpc
@@ -21,6 +22,7 @@ from services.cli.web_build import PageBuildError, ensure_page_built
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.ads_manager_csv import CsvFormatError, default_account_id, load_csv
 from services.common.auth import mint_token
+from services.meta_sandbox.synthetic import SYNTHETIC_ACCOUNT_ID, SYNTHETIC_TIMEZONE
 
 
 def csv_accounts(parser, csvs: list[str], accounts: list[str]) -> list[tuple[Path, str, date, date]]:
@@ -75,9 +77,23 @@ def _sigterm_as_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def install_stop_handlers() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop ``up``, whatever dispositions it inherited.
+
+    A shell starts background jobs with SIGINT ignored, and Python then leaves
+    it ignored; ``up`` must still stop (and stop its services) on ``kill -INT``.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+
 def run_up(parser, args, data_dir: Path) -> int:
+    if args.interval_seconds is None:
+        args.interval_seconds = 10.0 if args.live_demo else 600.0
     if args.interval_seconds <= 0:
         parser.error("--interval-seconds must be > 0")
+    if args.live_demo and args.no_synthetic:
+        parser.error("--live-demo animates the synthetic account: drop --no-synthetic")
     csvs = csv_accounts(parser, args.csv or [], args.account or [])
     try:
         lock = hold_data_dir(data_dir)
@@ -90,9 +106,10 @@ def run_up(parser, args, data_dir: Path) -> int:
         bff_port=None if args.no_page else args.bff_port,
         mongodb_uri=os.environ.get("MONGODB_URI") or None,
         graph_url=os.environ.get("META_GRAPH_URL") if os.environ.get("META_ACCESS_TOKEN") else None,
+        live_demo=args.live_demo,
     )
     system = LocalSystem(config)
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    install_stop_handlers()
     status = 0
     try:
         if not args.no_page:
@@ -125,6 +142,20 @@ def run_up(parser, args, data_dir: Path) -> int:
     return status
 
 
+def _prime_live_demo(system: LocalSystem, gateway: str) -> None:
+    """Read the synthetic account's last 28 days through today once, so the scheduler keeps them current."""
+    today = datetime.now(timezone.utc).astimezone(ZoneInfo(SYNTHETIC_TIMEZONE)).date()
+    since = (today - timedelta(days=27)).isoformat()
+    account = f"act_{SYNTHETIC_ACCOUNT_ID}"
+    try:
+        token = mint_token(system.jwt_secret, "adfatigue-up", ["*"], ttl_s=600)
+        asyncio.run(fatigue(gateway, token, SYNTHETIC_ACCOUNT_ID, since, today.isoformat()))
+    except grpc.RpcError as exc:
+        print(f"  live demo: first read failed: {exc.code().name}: {exc.details()}")
+    print(f"\nlive demo: {account} accrues today's delivery every few seconds and restates a recent day now and "
+          f"then; watch it with:\n  adfatigue watch --account {account} --since {since} --until {today}")
+
+
 def _announce(system: LocalSystem, csvs) -> None:
     print("\nendpoints:")
     for name, address in system.endpoints().items():
@@ -145,6 +176,8 @@ def _announce(system: LocalSystem, csvs) -> None:
             render_table(reply, report_lines(reply), first.isoformat(), last.isoformat(), terminal_console())
         except grpc.RpcError as exc:
             print(f"  report failed: {exc.code().name}: {exc.details()}{unreachable_hint(exc, gateway)}")
+    if system.config.live_demo:
+        _prime_live_demo(system, gateway)
     if csvs:
         _, account, first, last = csvs[0]
         hint = f"adfatigue report --account act_{account} --since {first} --until {min(last, latest - timedelta(days=1))}"

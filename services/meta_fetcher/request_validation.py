@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from services.common.input_echo import quoted
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.dates import RETENTION_MONTHS, InvalidDateRange, account_today, parse_date, retention_floor
 from services.meta_fetcher.graph_client import DEFAULT_FIELDS, SUPPORTED_FIELDS
@@ -61,7 +62,7 @@ def validate_fetch_request(account_id: str, since: str, until: str, fields: list
     wanted = [f.strip() for f in fields if f.strip()]
     unknown = [f for f in wanted if f not in SUPPORTED_FIELDS and f not in ("date_start", "date_stop")]
     if unknown:
-        raise RequestError(f"field(s) {', '.join(map(repr, unknown))} not supported; use any of: "
+        raise RequestError(f"field(s) {quoted(', '.join(unknown))} not supported; use any of: "
                            f"{', '.join(SUPPORTED_FIELDS)} (or none for the fatigue set)")
     chosen = tuple(dict.fromkeys(f for f in wanted if f not in ("date_start", "date_stop"))) or DEFAULT_FIELDS
     return FetchRequest(account_id=account, since=start, until=end, fields=chosen)

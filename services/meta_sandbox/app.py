@@ -37,7 +37,7 @@ tokens the sandbox issued by exchange); a tracked token past its expiry is
 190/463. When ``app_secret`` is set, ``appsecret_proof`` = hex
 HMAC-SHA256(app_secret, token) is required (META_GRAPH_API.md §5).
 
-Errors (HTTP 400 unless noted; body per §3): no/invalid token -> 190;
+Errors (HTTP 400 unless noted; body per §3): no token -> 104; invalid token -> 190;
 unknown account -> 100/33 (``GraphMethodException``); bad parameters -> 100;
 range older than 37 months -> 3018 [unverified code]; version below
 ``min_version`` -> 2635; usage at 100 % -> 80000/2446079 or 4/1504039.
@@ -250,8 +250,8 @@ def _check_auth(state: SandboxState, request: web.Request, q: Mapping[str, str])
 
 def _check_token(state: SandboxState, token: str) -> None:
     verdict = state.tokens.check(token)
-    if verdict == "missing":
-        raise GraphErrorResponse(190, "An access token is required to request this resource.")
+    if verdict == "missing":  # Graph's code for no token at all is 104 (190 is a token that is there but bad)
+        raise GraphErrorResponse(104, "An access token is required to request this resource.")
     if verdict == "unknown":
         raise GraphErrorResponse(190, "Invalid OAuth access token - Cannot parse access token")
     if verdict == "expired":
@@ -972,7 +972,9 @@ def create_app(
     app.router.add_post("/_sandbox/tokens", tokens_handler)
     app.router.add_get("/{version}/oauth/access_token", oauth_handler)
     app.router.add_get("/{version}/debug_token", debug_token_handler)
-    app.router.add_get("/{version}/{object_id}/insights", insights_handler)
-    app.router.add_post("/{version}/{object_id}/insights", async_create_handler)
-    app.router.add_get("/{version}/{object_id}", account_handler)
+    # node and edge paths with or without a trailing slash (facebook-business asks for "/v23.0/act_1/")
+    for slash in ("", "/"):
+        app.router.add_get("/{version}/{object_id}/insights" + slash, insights_handler)
+        app.router.add_post("/{version}/{object_id}/insights" + slash, async_create_handler)
+        app.router.add_get("/{version}/{object_id}" + slash, account_handler)
     return app

@@ -67,8 +67,9 @@ def test_the_readme_run_command_serves_the_sample_account_from_a_clone_alone(tmp
                            env=env, capture_output=True, text=True, check=True)
     assert which.stdout.strip().startswith(str(folder))
     log = tmp_path / "up.log"
-    # --gateway-port 0: the only change to the README's command, so that tests never collide on 50051
-    up = subprocess.Popen([sys.executable, "-m", "services.cli.main", *argv, "--gateway-port", "0"], cwd=folder,
+    # free ports: the only change to the README's command, so that tests never collide on 50051 / 8080
+    up = subprocess.Popen([sys.executable, "-m", "services.cli.main", *argv, "--gateway-port", "0", "--bff-port", "0"],
+                          cwd=folder,
                           env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240

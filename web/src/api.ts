@@ -75,7 +75,7 @@ export interface Change {
 }
 
 export interface GatewayStatus {
-  gateway: 'live' | 'reconnecting' | 'error'
+  gateway: 'live' | 'reconnecting' | 'error' | 'closing'
   detail: string
 }
 

@@ -73,7 +73,7 @@ function reducer(state: PageData, action: Action): PageData {
     case 'status':
       return {
         ...state,
-        connection: action.status.gateway === 'live' ? 'live' : action.status.gateway,
+        connection: action.status.gateway === 'live' ? 'live' : action.status.gateway === 'error' ? 'error' : 'reconnecting',
         gatewayDetail: action.status.detail,
       }
     case 'connection':
