@@ -77,7 +77,7 @@ class Profile:
     mixed_callers: int = 50
     mixed_streams: int = 200
     mixed_idle_s: float = 60.0
-    quiesce_max_s: float = 90.0        # longest wait for the system to go idle between phases
+    quiesce_max_s: float = 30.0        # longest wait for the system to go idle between phases (a shared machine never is)
     scheduler: bool = False
     seed: int = 1
     skip: set[str] = field(default_factory=set)   # any of: tiers, micro, throughput, memory, mixed, subscribers

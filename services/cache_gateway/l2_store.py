@@ -125,6 +125,35 @@ def _account_of(doc: dict) -> str:
     return account if isinstance(account, str) else str(doc.get("_id", "")).partition(":")[0]
 
 
+def _sort_checked(docs: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """Split insights documents into those passing the schema check and content hash (``deleted`` filled
+    in) and (document, reason) of the others. Pure: safe in a worker thread."""
+    good, bad = [], []
+    for doc in docs:
+        reason = check("insights", doc)
+        if reason is None and content_hash(doc["row"]) != doc["content_hash"]:
+            reason = "row: the values do not match the row's content_hash (edited or damaged)"
+        if reason is None:
+            try:
+                if not doc.get("deleted"):
+                    decode_row(doc)
+                doc.setdefault("deleted", False)
+                good.append(doc)
+                continue
+            except CorruptDocument as exc:
+                reason = str(exc)
+        bad.append((doc, reason))
+    return good, bad
+
+
+def _image_parts(docs: list[dict], freshness: list[dict], scores: list[dict]):
+    """(fetched_at per day, entries, valid scores) of an AccountImage from checked documents (worker thread)."""
+    fetched = {date.fromisoformat(d["date"]): d["fetched_at"] for d in freshness if check("freshness", d) is None}
+    entries = [(d["ad_id"], date.fromisoformat(d["date"]), d["version"], None if d["deleted"] else decode_row(d))
+               for d in docs]
+    return fetched, entries, [d for d in scores if check("scores", d) is None]
+
+
 def _day_key(d: date) -> str:
     return d.isoformat()
 
@@ -281,26 +310,13 @@ class InsightsStore:
         return Snapshot(account_id, version, rows, fetched, after.timezone, sorted(d.isoformat() for d in bad),
                         after.pending)
 
-    async def _checked(self, docs: list[dict]) -> tuple[list[dict], set[date]]:
+    async def _checked(self, docs: list[dict], off_loop: bool = False) -> tuple[list[dict], set[date]]:
         """The insights documents that pass the schema check and whose values still match their
         ``content_hash`` (``deleted`` filled in), and the days of those
         that did not: those are moved to ``quarantine`` with the reason and their day's freshness dropped, so
-        the day is fetched again (R11)."""
-        good, bad = [], []
-        for doc in docs:
-            reason = check("insights", doc)
-            if reason is None and content_hash(doc["row"]) != doc["content_hash"]:
-                reason = "row: the values do not match the row's content_hash (edited or damaged)"
-            if reason is None:
-                try:
-                    if not doc.get("deleted"):
-                        decode_row(doc)
-                    doc.setdefault("deleted", False)
-                    good.append(doc)
-                    continue
-                except CorruptDocument as exc:
-                    reason = str(exc)
-            bad.append((doc, reason))
+        the day is fetched again (R11). ``off_loop``: check in a worker thread (a whole account's documents
+        take long enough to stall small requests)."""
+        good, bad = await asyncio.to_thread(_sort_checked, docs) if off_loop else _sort_checked(docs)
         days: set[date] = set()
         for doc, reason in bad:
             day = _day_of(doc)
@@ -386,14 +402,11 @@ class InsightsStore:
             after = await self.account(account_id) or AccountState(account_id)
             if (after.version, after.seq) != (before.version, before.seq):
                 continue
-            docs, bad_days = await self._checked(docs)
-            fetched = {date.fromisoformat(d["date"]): d["fetched_at"] for d in freshness
-                       if check("freshness", d) is None}
+            docs, bad_days = await self._checked(docs, off_loop=True)
+            fetched, entries, scores = await asyncio.to_thread(_image_parts, docs, freshness, scores)
             for day in bad_days:
                 fetched.pop(day, None)
-            entries = [(d["ad_id"], date.fromisoformat(d["date"]), d["version"],
-                        None if d["deleted"] else decode_row(d)) for d in docs]
-            return AccountImage(after, entries, fetched, [d for d in scores if check("scores", d) is None])
+            return AccountImage(after, entries, fetched, scores)
         return None
 
     # -- writes -------------------------------------------------------------------------------

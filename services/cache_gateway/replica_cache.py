@@ -130,11 +130,16 @@ class ReplicaCache:
         except Exception as exc:  # the store failed: the caller's L2 read reports it
             log.warning("loading the replica of act_%s failed: %s", account_id, exc)
             image = None
-        buffered = self._buffers.pop(account_id, [])
         if image is None or generation != self._generation:
+            self._buffers.pop(account_id, None)
             self._not_before[account_id] = self.clock() + (self.retry_after_s if image is None else 0)
             return None
-        replica = AccountReplica.from_image(image, self.clock())
+        # decoding a whole account takes tens of milliseconds: off the loop, so small requests go on
+        # (events keep being buffered meanwhile)
+        replica = await asyncio.to_thread(AccountReplica.from_image, image, self.clock())
+        buffered = self._buffers.pop(account_id, [])
+        if generation != self._generation:
+            return None
         try:
             for event in buffered:
                 self._apply(replica, event)
