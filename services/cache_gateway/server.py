@@ -27,6 +27,7 @@ from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import ChangeFeed
 from services.cache_gateway.demand_fencing import FencingCheck, lease_key_for
 from services.cache_gateway.demand_tracker import DemandTracker
+from services.cache_gateway.fatigue_alerts import alerter_from_env
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
@@ -66,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=env("REDIS_URL"), help="shared locks across replicas (unset: one process)")
     p.add_argument("--redis-prefix", default=env("REDIS_KEY_PREFIX", "adfatigue:"))
     args = p.parse_args(argv)
+    try:  # notifications of fatigue-level changes (fatigue_alerts.py); a bad setting stops the start
+        args.alerter = alerter_from_env(os.environ)
+    except ValueError as exc:
+        p.error(str(exc))
     if not (env("JWT_HS256_SECRET") or env("JWT_PUBLIC_KEY")):
         p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
     if not args.mongodb_uri:
@@ -91,6 +96,7 @@ async def serve(args: argparse.Namespace) -> None:
     servicer = CacheGatewayServicer(service, L1Cache(memo_bytes(args.l1_max_bytes), args.l1_ttl_seconds), args.engine,
                                     JwtVerifier.from_env(), audit, service_token=ServiceToken(GATEWAY),
                                     fatigue_memo_bytes=memo_bytes(args.l1_max_bytes))
+    servicer.rescorer.alerter = getattr(args, "alerter", None)
     servicer.rescorer.start()
     servicer.l2_reads = l2_reads
     # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)
