@@ -122,6 +122,7 @@ class AccountReplica:
         self._sorted_days: list[date] = []          # days holding rows or tombstones, ascending
         self._day_rows: dict[date, list[_Entry]] = {}  # live entries of a day by ad_id (rebuilt on change)
         self.fetched: dict[date, datetime] = {}
+        self.attribution: dict[date, str] = {}   # the attribution setting each day was last fetched with
         self.scores: dict[str, StoredScore] = {}
         self.size_bytes = ACCOUNT_BYTES
         # day -> ((fetched_at, today, zone), due_at): when the day falls due depends on nothing else
@@ -138,7 +139,7 @@ class AccountReplica:
             replica._put(ad_id, day, version, row)
             touched.add(day)
         for day, at in image.fetched_at.items():
-            replica.note_fetched(day, at)
+            replica.note_fetched(day, at, image.attribution.get(day, ""))
         for doc in image.scores:
             try:
                 replica.note_score(bytes(doc["result"]), date.fromisoformat(doc["first"]),
@@ -194,13 +195,15 @@ class AccountReplica:
         entries = self._days[day]
         self._day_rows[day] = [entries[ad] for ad in sorted(entries) if entries[ad].row is not None]
 
-    def note_fetched(self, day: date, fetched_at: datetime) -> None:
-        """A day was fetched at ``fetched_at`` (the newest time wins, like L2's ``$max``)."""
+    def note_fetched(self, day: date, fetched_at: datetime, attribution: str = "") -> None:
+        """A day was fetched at ``fetched_at`` with ``attribution`` (comma-joined windows): like L2, the newest
+        time wins (``$max``) and the setting is the last one written."""
         old = self.fetched.get(day)
         if old is None:
             self.size_bytes += DAY_BYTES // 2
         if old is None or fetched_at > old:
             self.fetched[day] = fetched_at
+        self.attribution[day] = attribution
 
     def note_score(self, result: bytes, first: date, last: date, insights_version: int | None = None,
                    ad_id: str | None = None) -> StoredScore | None:
@@ -221,18 +224,25 @@ class AccountReplica:
         hi = bisect.bisect_right(self._sorted_days, days.until)
         return self._sorted_days[lo:hi]
 
-    def fetched_at(self, days: DateRange) -> dict[date, datetime]:
-        """When each day of ``days`` was last fetched (never-fetched days absent), like ``InsightsStore.fetched_at``."""
+    def fetched_at(self, days: DateRange, attribution: Iterable[str] | None = None) -> dict[date, datetime]:
+        """When each day of ``days`` was last fetched (never-fetched days absent), like ``InsightsStore.fetched_at``:
+        with ``attribution``, only days last fetched with that setting."""
         if len(self.fetched) < len(days):
-            return {d: at for d, at in sorted(self.fetched.items()) if days.since <= d <= days.until}
-        return {d: at for d in days.days() if (at := self.fetched.get(d)) is not None}
+            out = {d: at for d, at in sorted(self.fetched.items()) if days.since <= d <= days.until}
+        else:
+            out = {d: at for d in days.days() if (at := self.fetched.get(d)) is not None}
+        if attribution is not None:
+            setting = ",".join(attribution)
+            out = {d: at for d, at in out.items() if self.attribution.get(d, "") == setting}
+        return out
 
-    def due_at(self, days: DateRange, policy: FreshnessPolicy, now: datetime, tz: ZoneInfo) -> dict[date, datetime | None]:
-        """``policy.due_at`` of every fetched day of the range (None: never due), memoised per day until its
-        ``fetched_at`` or the account-local date changes (nothing else moves it)."""
+    def due_at(self, days: DateRange, policy: FreshnessPolicy, now: datetime, tz: ZoneInfo,
+               attribution: Iterable[str] | None = None) -> dict[date, datetime | None]:
+        """``policy.due_at`` of every fetched day of the range (as ``fetched_at`` selects them; None: never
+        due), memoised per day until its ``fetched_at`` or the account-local date changes (nothing else moves it)."""
         today = now.astimezone(tz).date()
         out = {}
-        for d, at in self.fetched_at(days).items():
+        for d, at in self.fetched_at(days, attribution).items():
             key = (at, today, tz.key)
             cached = self._due.get(d)
             if cached is None or cached[0] != key:
@@ -261,15 +271,16 @@ class AccountReplica:
             out.extend(self._day_rows[d])
         return out
 
-    def snapshot(self, days: DateRange) -> Snapshot:
-        """What ``InsightsStore.snapshot`` would answer for the range at this replica's version."""
-        return self.read(days)[0]
+    def snapshot(self, days: DateRange, attribution: Iterable[str] | None = None) -> Snapshot:
+        """What ``InsightsStore.snapshot`` would answer for the range at this replica's version (its freshness
+        as ``fetched_at(days, attribution)`` selects it)."""
+        return self.read(days, attribution)[0]
 
-    def read(self, days: DateRange) -> tuple[Snapshot, list[_Entry]]:
+    def read(self, days: DateRange, attribution: Iterable[str] | None = None) -> tuple[Snapshot, list[_Entry]]:
         """The range's snapshot and its live entries (whose ``serialized()`` bytes answers are joined from)."""
         entries = self.entries(days)
         return (Snapshot(self.account_id, self.range_version(days), [e.row for e in entries],
-                         self.fetched_at(days), self.timezone), entries)
+                         self.fetched_at(days, attribution), self.timezone), entries)
 
     def serialized_rows(self, days: DateRange) -> list[bytes]:
         """The range's rows serialized (all fields), ordered by (date, ad_id)."""

@@ -4,7 +4,7 @@ It watches ``insights`` (row writes, each tagged with the version that wrote
 it), ``accounts`` (a writer's commit, ``$max version``) and ``scores`` (a
 fatigue result stored for an insights version; released at once) and
 ``freshness`` (a day marked fetched: ``freshness_listeners(account_id, day,
-fetched_at)``, so the gateway's in-memory replicas follow per-day freshness
+fetched_at, attribution)``, so the gateway's in-memory replicas follow per-day freshness
 too). Row events are
 buffered per account and version and released as one ``Change`` when the
 account's commit arrives, so a subscriber sees each committed version whole.
@@ -71,7 +71,8 @@ class ChangeFeed:
         self.start_time = None  # the store's operation time when the feed first opened (bson Timestamp)
         self.listeners: list[Callable[[Change], None]] = []
         self.resync_listeners: list[Callable[[], None]] = []
-        self.freshness_listeners: list[Callable[[str, date, datetime], None]] = []
+        # (account_id, day, fetched_at, attribution: the comma-joined setting the day was fetched with)
+        self.freshness_listeners: list[Callable[[str, date, datetime, str], None]] = []
         self._pending: dict[str, dict[int, Change]] = defaultdict(dict)
         self._task: asyncio.Task | None = None
         self.ready = asyncio.Event()
@@ -159,7 +160,7 @@ class ChangeFeed:
             except (KeyError, TypeError, ValueError):
                 return
             for listener in self.freshness_listeners:
-                listener(account_id, day, fetched_at)
+                listener(account_id, day, fetched_at, doc.get("attribution", ""))
             return
         if event["ns"]["coll"] == "insights":
             version = doc.get("version")

@@ -33,6 +33,7 @@ from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.single_flight import SingleFlight
 from services.cache_gateway.stats import GatewayCounters
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
+from services.common.attribution import AttributionSettings
 from services.common.dates import DateRange
 from services.common.distributed_lock import DistributedLock, LockTimeout
 
@@ -49,6 +50,7 @@ class ReadResult:
     due: set[date]
     fetched_ranges: list[DateRange]
     fresh_until: datetime | None = None  # when the first day of the answer becomes due (None: never)
+    attribution: tuple[str, ...] = ()  # the setting every row of the answer was produced with (() = not tracked)
     # the replica entries of snapshot.rows, same order (None: read from L2); their serialized() bytes
     entries: list | None = None
     account_version: int = 0  # the replica's account version the entries were read at
@@ -85,6 +87,7 @@ class InsightsService:
         on_change: Callable[[str, int, frozenset[str]], None] | None = None,
         lock: DistributedLock | None = None,
         replicas: ReplicaCache | None = None,
+        attribution: AttributionSettings | None = None,
     ):
         self.store = store
         self.upstream = upstream
@@ -100,6 +103,9 @@ class InsightsService:
         self._zones: dict[str, str] = {}
         self.replicas = replicas  # None: every read goes to L2
         self._repairing: set[str] = set()
+        #: each account's attribution setting (issue 17); None: not tracked (rows of any setting are served)
+        self.attribution = attribution
+        self._reattributing: dict[str, tuple[str, ...]] = {}  # account -> setting a re-fetch ran or runs for
         self._currencies: dict[str, str] = {}
 
     async def timezone_name(self, account_id: str) -> str | None:
@@ -138,12 +144,14 @@ class InsightsService:
         if replica is not None and tz_name:
             replica.timezone = tz_name  # told by a fetch after the replica was loaded
         tz = zone(tz_name)
+        windows = self.windows(account_id)
+        # a day fetched with another attribution setting counts as missing: fetched again before it is answered
         if replica is not None:
-            fetched = replica.fetched_at(days)
-            due_at = replica.due_at(days, self.policy, self.clock(), tz)
-            due = self._due_from_replica(days, fetched, due_at, tz)
+            fetched = replica.fetched_at(days, windows)
+            due = self._due_from_replica(days, fetched, replica.due_at(days, self.policy, self.clock(), tz, windows),
+                                         tz)
         else:
-            fetched = await self.store.fetched_at(account_id, days)
+            fetched = await self.store.fetched_at(account_id, days, windows)
             due = set(due_days(days, fetched, self.policy, self.clock(), tz))
         missing = sorted(d for d in due if d not in fetched)
         ranges: list[DateRange] = []
@@ -165,7 +173,7 @@ class InsightsService:
             self.counters.stale_answers += 1
         entries = None
         if replica is not None and not missing:
-            snap, entries = replica.read(days)  # a replica holds committed versions only: never pending
+            snap, entries = replica.read(days, windows)  # a replica holds committed versions only: never pending
         else:
             # nothing fetched: the freshness just read is current, so the snapshot need not read it again
             snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
@@ -186,14 +194,71 @@ class InsightsService:
                 reason = "; ".join(filter(None, [reason, "the last write to the store did not complete; "
                                                          "repairing it in the background"]))
                 self._repair_in_background(account_id)
+        if windows is not None:
+            held = [r for r in snap.rows if r.action_attribution_windows != windows]
+            if held:  # rows Meta no longer returns, kept from an older setting: stored, never mixed into an answer
+                snap.rows = [r for r in snap.rows if r.action_attribution_windows == windows]
+                if entries is not None:
+                    entries = [e for e in entries if e.row.action_attribution_windows == windows]
+                reason = "; ".join(filter(None, [reason, (
+                    f"{len(held)} stored row(s) of another attribution setting are left out (Meta did not return "
+                    f"them under {','.join(windows)})")]))
+            if revalidate:
+                self._reattribute_in_background(account_id, windows)
         now = self.clock()
         if entries is not None:
-            due_times = [t for t in replica.due_at(days, self.policy, now, tz).values() if t is not None]
+            due_times = [t for t in replica.due_at(days, self.policy, now, tz, windows).values() if t is not None]
         else:
             due_times = [t for d, at in snap.fetched_at.items()
                          if (t := self.policy.due_at(d, at, now, tz)) is not None]
-        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), entries,
-                          replica.version if entries is not None else 0, replica if entries is not None else None)
+        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), windows or (),
+                          entries=entries, account_version=replica.version if entries is not None else 0,
+                          replica=replica if entries is not None else None)
+
+    def windows(self, account_id: str) -> tuple[str, ...] | None:
+        """The account's attribution setting (None when the service does not track attribution)."""
+        return self.attribution.for_account(account_id) if self.attribution is not None else None
+
+    async def reattribute(self, account_id: str) -> int:
+        """Fetch again, with the account's current attribution setting, every stored day last fetched with another
+        one: most recent first, in ranges of at most ``max_range_days``, each through the provider's budget
+        (issue 17). Stops at the first failure (e.g. the budget is spent: RESOURCE_EXHAUSTED) and raises it;
+        the days left stay due and the next call goes on. Returns rows changed."""
+        windows = self.windows(account_id)
+        if windows is None:
+            return 0
+        days = await self.store.days_of_other_attribution(account_id, windows)
+        changed = 0
+        while days:
+            chunk = [days[0]]
+            for d in days[1:]:
+                if (chunk[-1] - d).days != 1 or len(chunk) >= self.max_range_days:
+                    break
+                chunk.append(d)
+            days = days[len(chunk):]
+            changed += (await self._fetch_days(account_id, sorted(chunk)))[1]
+        return changed
+
+    def _reattribute_in_background(self, account_id: str, windows: tuple[str, ...]) -> None:
+        """Once per account and setting (per process, again after a failure): ``reattribute`` in the background."""
+        if self._reattributing.get(account_id) == windows:
+            return
+        self._reattributing[account_id] = windows
+
+        async def run() -> None:
+            try:
+                changed = await self.reattribute(account_id)
+                if changed:
+                    log.info("act_%s: %d row(s) fetched again with attribution %s", account_id, changed,
+                             ",".join(windows))
+            except Exception as exc:  # the days stay due; the next read starts again
+                self._reattributing.pop(account_id, None)
+                log.warning("act_%s: fetching stored days again with attribution %s stopped: %s", account_id,
+                            ",".join(windows), getattr(exc, "message", exc))
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _due_from_replica(self, days: DateRange, fetched: dict[date, datetime],
                           due_at: dict[date, datetime | None], tz: ZoneInfo) -> set[date]:
@@ -222,7 +287,7 @@ class InsightsService:
             todo = days.days()
         else:
             tz = await self.timezone_of(account_id)
-            fetched = await self.store.fetched_at(account_id, days)
+            fetched = await self.store.fetched_at(account_id, days, self.windows(account_id))
             todo = due_days(days, fetched, self.policy, self.clock(), tz)
         return await self._fetch_days(account_id, todo, force=force)
 
@@ -255,7 +320,7 @@ class InsightsService:
                 todo = [rng]
                 if not force:
                     tz = await self.timezone_of(account_id)
-                    fetched = await self.store.fetched_at(account_id, rng)
+                    fetched = await self.store.fetched_at(account_id, rng, self.windows(account_id))
                     todo = merge_ranges(due_days(rng, fetched, self.policy, self.clock(), tz), self.max_range_days)
                     if not todo:
                         self.counters.upstream_calls_avoided += 1
@@ -276,7 +341,14 @@ class InsightsService:
             await self.store.set_account_info(account_id, result.timezone, result.currency)
             if result.timezone:
                 self._zones[account_id] = result.timezone
-        write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
+        windows = self.windows(account_id)
+        if windows is not None and result.attribution != windows:
+            raise UpstreamError(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"the provider answered act_{account_id} with attribution "
+                                f"{','.join(result.attribution) or 'unknown'}, the account's setting is "
+                                f"{','.join(windows)}: configure both from the same setting")
+        write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at,
+                                             attribution=result.attribution)
         if self.replicas is not None and write.rows_changed:
             self.replicas.expect(account_id, write.version)  # read-your-writes on this replica
         self.last_failure.pop(account_id, None)

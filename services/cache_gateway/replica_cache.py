@@ -180,8 +180,8 @@ class ReplicaCache:
     def on_change(self, change: Change) -> None:
         self._event(change.account_id, ("change", change))
 
-    def on_freshness(self, account_id: str, day: date, fetched_at: datetime) -> None:
-        self._event(account_id, ("fetched", day, fetched_at))
+    def on_freshness(self, account_id: str, day: date, fetched_at: datetime, attribution: str = "") -> None:
+        self._event(account_id, ("fetched", day, fetched_at, attribution))
 
     def on_resync(self) -> None:
         """The feed lost history: nothing in memory can be trusted."""
@@ -219,7 +219,7 @@ class ReplicaCache:
     @staticmethod
     def _apply(replica: AccountReplica, event: tuple) -> None:
         if event[0] == "fetched":
-            replica.note_fetched(event[1], event[2])
+            replica.note_fetched(event[1], event[2], event[3])
             return
         change: Change = event[1]
         for result, first, last in change.scores:

@@ -69,7 +69,14 @@ class Rescorer:
     async def rescore(self, account_id: str, ad_ids: set[str]) -> int:
         """Score ``ad_ids`` from one consistent read and store the results; returns how many were stored."""
         version, series = await self.store.ad_series(account_id, ad_ids)
-        series = {ad: rows for ad, rows in series.items() if rows}
+        # one attribution setting per score (the engine refuses a mix): the one of the ad's most recent row
+        series = {ad: [r for r in rows if r.action_attribution_windows == rows[-1].action_attribution_windows]
+                  for ad, rows in series.items() if rows}
+        latest = {rows[-1].action_attribution_windows for rows in series.values()}
+        if len(latest) > 1:  # the account's setting is changing: score the ads of the newest setting only
+            newest = max((rows[-1] for rows in series.values()),
+                         key=lambda r: r.fetched_at.timestamp() if r.fetched_at else 0.0).action_attribution_windows
+            series = {ad: rows for ad, rows in series.items() if rows[-1].action_attribution_windows == newest}
         if not series:
             return 0
         request = fatigue_engine_pb2.ScoreAdsRequest(

@@ -76,7 +76,8 @@ def page_token(version: int, offset: int) -> str:
 
 def freshness_message(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, now: datetime) -> insights_pb2.Freshness:
     today = now.astimezone(tz).date()
-    msg = insights_pb2.Freshness(status=result.status, reason=result.reason)
+    msg = insights_pb2.Freshness(status=result.status, reason=result.reason,
+                                 action_attribution_windows=list(result.attribution))
     oldest: datetime | None = None
     for day, fetched_at in sorted(result.snapshot.fetched_at.items()):
         d = msg.days.add(date=day.isoformat(), freshness_class=int(policy.classify(day, today)), due=day in result.due)

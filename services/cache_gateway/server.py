@@ -3,6 +3,8 @@
 Settings (flags override environment): ``MONGODB_URI`` (required: the
 launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
+``ATTRIBUTION_WINDOWS`` (each account's attribution setting; default Meta's
+7d_click,1d_view) and ``ACCOUNT_ATTRIBUTION_WINDOWS`` ("act_1=1d_click;..."),
 ``L1_MAX_BYTES`` (52428800: the hot accounts' in-memory replicas, half; memoised answers and
 fatigue results, a quarter each),
 ``L1_TTL_SECONDS`` (300: a safety net — replicas follow the change feed), ``FRESHNESS_PARTIAL_SECONDS``
@@ -37,6 +39,7 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
+from services.common.attribution import AttributionSettings, InvalidAttribution
 from services.common.auth import GATEWAY, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
@@ -64,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--with-reach-cum", action="store_true",
                    default=env("GATEWAY_WITH_REACH_CUM", "").lower() in ("1", "true", "yes"),
                    help="fetch cumulative reach too (frequency and saturation components; more Meta calls)")
+    p.add_argument("--attribution", default=env("ATTRIBUTION_WINDOWS", ""),
+                   help="attribution setting of every account, sent as action_attribution_windows "
+                        "(default: Meta's current default, 7d_click,1d_view)")
+    p.add_argument("--account-attribution", default=env("ACCOUNT_ATTRIBUTION_WINDOWS", ""),
+                   help="per-account settings, e.g. 'act_1=1d_click;act_2=7d_click,1d_view'")
     p.add_argument("--redis-url", default=env("REDIS_URL"), help="shared locks across replicas (unset: one process)")
     p.add_argument("--redis-prefix", default=env("REDIS_KEY_PREFIX", "adfatigue:"))
     args = p.parse_args(argv)
@@ -75,6 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
     if not args.mongodb_uri:
         p.error("MONGODB_URI (or --mongodb-uri) is required; `adfatigue up` starts an embedded store for you")
+    try:
+        AttributionSettings.parse(args.attribution, args.account_attribution)
+    except InvalidAttribution as exc:
+        p.error(f"ATTRIBUTION_WINDOWS / ACCOUNT_ATTRIBUTION_WINDOWS: {exc}")
     return args
 
 
@@ -83,14 +95,17 @@ async def serve(args: argparse.Namespace) -> None:
     client = AsyncMongoClient(args.mongodb_uri, tz_aware=True, event_listeners=[l2_reads])
     store = InsightsStore(client, args.mongodb_db)
     await store.ensure_indexes()
-    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum, token=ServiceToken(GATEWAY))
+    attribution = AttributionSettings.parse(args.attribution, args.account_attribution)
+    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum, token=ServiceToken(GATEWAY),
+                                   attribution=attribution)
     redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
     policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)
     feed = ChangeFeed(store.db)
     replicas = ReplicaCache(store, max(1, args.l1_max_bytes - 2 * memo_bytes(args.l1_max_bytes)),
                             args.l1_ttl_seconds, connected=lambda: feed.connected)
-    service = InsightsService(store, upstream, policy=policy, lock=lock, replicas=replicas)
+    service = InsightsService(store, upstream, policy=policy, lock=lock, replicas=replicas,
+                              attribution=attribution)
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(memo_bytes(args.l1_max_bytes), args.l1_ttl_seconds), args.engine,

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import grpc
 
+from services.common.attribution import DEFAULT_ATTRIBUTION, AttributionSettings
 from services.common.auth import ServiceToken
 from services.common.dates import DateRange
 from services.common.grpc_server import service_channel
@@ -27,6 +28,7 @@ class FetchResult:
     upstream_calls: int = 1
     timezone: str = ""
     currency: str = ""
+    attribution: tuple[str, ...] = ()  # the action_attribution_windows the rows were fetched with (() = unknown)
 
 
 class UpstreamError(Exception):
@@ -48,7 +50,7 @@ class MetaFetcherUpstream:
     """L3 through the MetaFetcher service at ``target`` (host:port)."""
 
     def __init__(self, target: str, timeout_s: float = 120.0, with_reach_cum: bool = False,
-                 token: ServiceToken | None = None):
+                 token: ServiceToken | None = None, attribution: AttributionSettings | None = None):
         """``with_reach_cum``: also ask for cumulative deduplicated reach per ad and day (costs extra Meta
         calls; enables the frequency and reach-saturation components of the fatigue score).
         ``token``: the gateway's service identity, sent with every call (meta_fetcher refuses anonymous ones)."""
@@ -56,13 +58,16 @@ class MetaFetcherUpstream:
         self.token = token
         self.timeout_s = timeout_s
         self.with_reach_cum = with_reach_cum
+        #: each account's attribution setting, sent as action_attribution_windows (None: the fetcher's default)
+        self.attribution = attribution
         self._channel = service_channel(target)
         self._stub = meta_fetcher_pb2_grpc.MetaFetcherStub(self._channel)
 
     async def fetch(self, account_id: str, days: DateRange) -> FetchResult:
+        windows = self.attribution.for_account(account_id) if self.attribution else DEFAULT_ATTRIBUTION
         request = meta_fetcher_pb2.FetchInsightsRequest(
             account_id=account_id, since=days.since.isoformat(), until=days.until.isoformat(),
-            with_reach_cum=self.with_reach_cum,
+            with_reach_cum=self.with_reach_cum, action_attribution_windows=list(windows),
         )
         try:
             reply = await self._stub.FetchInsights(request, timeout=self.timeout_s,
@@ -78,7 +83,7 @@ class MetaFetcherUpstream:
         return FetchResult(
             rows=[row_from_proto(r) for r in reply.rows], fetched_at=fetched_at,
             upstream_calls=reply.upstream_calls or 1, timezone=reply.account_timezone,
-            currency=reply.account_currency,
+            currency=reply.account_currency, attribution=windows,
         )
 
     async def close(self) -> None:

@@ -65,7 +65,8 @@ def as_response_results(scored: fatigue_engine_pb2.ScoreAdsResponse) -> bytes:
 
 def read(replica: AccountReplica, days: DateRange) -> ReadResult:
     snap, entries = replica.read(days)
-    return ReadResult(snap, FRESH, "", set(), [], None, entries, replica.version, replica)
+    return ReadResult(snap, FRESH, "", set(), [], None, entries=entries, account_version=replica.version,
+                      replica=replica)
 
 
 async def shipped_the_old_way(channel, days: DateRange, snap, config) -> fatigue_engine_pb2.ScoreAdsResponse:

@@ -31,6 +31,7 @@ from services.common.pb.adfatigue.v1 import fatigue_pb2
 D0 = date(2026, 4, 1)
 T0 = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 ADS = ("11", "12", "13")
+SETTINGS = (("7d_click", "1d_view"), ("1d_click",))
 
 
 def row(account: str, ad: str, day: date, impressions: int, leads: int | None) -> InsightRow:
@@ -90,6 +91,7 @@ writes = st.lists(st.tuples(
     st.dictionaries(st.tuples(st.integers(0, 2), st.integers(0, 3)),
                     st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 2))), max_size=8),
     st.booleans(),  # also store a fatigue score for the first ad written
+    st.sampled_from(SETTINGS),  # the attribution setting the fetch used
 ), min_size=1, max_size=6)
 ranges = st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), min_size=1, max_size=4)
 
@@ -105,12 +107,12 @@ def test_changes_applied_in_memory_equal_a_fresh_l2_read(mongo_uri, db_name, ste
             await env.store.apply_fetch(account, DateRange(D0, D0), [row(account, "11", D0, 1, 0)], T0)
             replica = await env.replicas.get(account)
             assert replica is not None
-            for i, (start, length, cells, score) in enumerate(steps):
+            for i, (start, length, cells, score, setting) in enumerate(steps):
                 days = DateRange(D0 + timedelta(days=start), D0 + timedelta(days=start + length - 1))
                 rows = [row(account, ADS[ad], days.since + timedelta(days=off), imp, leads)
                         for (ad, off), (imp, leads) in sorted(cells.items()) if off < length]
                 at = T0 + timedelta(minutes=i + 1)
-                write = await env.store.apply_fetch(account, days, rows, at)
+                write = await env.store.apply_fetch(account, days, rows, at, attribution=setting)
                 if score and rows:
                     result = fatigue_pb2.FatigueResult(ad_id=rows[0].ad_id, insights_version=write.version,
                                                        score=float(i)).SerializeToString(deterministic=True)
@@ -121,7 +123,9 @@ def test_changes_applied_in_memory_equal_a_fresh_l2_read(mongo_uri, db_name, ste
                     probe = DateRange(D0 + timedelta(days=min(a, b)), D0 + timedelta(days=max(a, b)))
                     assert view(replica.snapshot(probe)) == view(await env.store.snapshot(account, probe))
                     assert replica.range_version(probe) == await env.store.range_version(account, probe)
-            if any(score for *_, score in steps):
+                    for windows in SETTINGS:
+                        assert replica.fetched_at(probe, windows) == await env.store.fetched_at(account, probe, windows)
+            if any(score for _, _, _, score, _ in steps):
                 await wait_until(lambda: _scores_equal(env, replica, account))
             assert env.replicas.loads == 1 and env.replicas.gaps == 0
 
