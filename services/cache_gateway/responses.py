@@ -96,6 +96,8 @@ def insights_rows(result: ReadResult, fields: tuple[str, ...], offset: int, size
 
 
 _FRESHNESS_DAYS = insights_pb2.Freshness.DESCRIPTOR.fields_by_name["days"].number
+assert all(f.number < _FRESHNESS_DAYS for f in insights_pb2.Freshness.DESCRIPTOR.fields
+           if f.name in ("status", "as_of", "reason"))
 _RESPONSE_FRESHNESS = gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["freshness"].number
 _RESPONSE_TOKEN = gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["next_page_token"].number
 assert gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["rows"].number == ROWS_FIELD
@@ -104,7 +106,7 @@ assert gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"].number == _R
 
 def freshness_bytes(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, now: datetime) -> bytes:
     """``freshness_message(...)`` serialized deterministically; for an answer from a replica, joined from
-    its memoised per-day bytes (``days`` is the last field, so the join is the same bytes)."""
+    its memoised per-day bytes (fields in number order: those before ``days``, ``days``, those after)."""
     if result.replica is None:
         return freshness_message(result, policy, tz, now).SerializeToString(deterministic=True)
     today = now.astimezone(tz).date()
@@ -115,7 +117,8 @@ def freshness_bytes(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, n
     days = (frame(_FRESHNESS_DAYS, result.replica.day_freshness(day, at, int(policy.classify(day, today)),
                                                                  day in result.due))
             for day, at in sorted(fetched.items()))
-    return b"".join((head.SerializeToString(deterministic=True), *days))
+    tail = insights_pb2.Freshness(action_attribution_windows=list(result.attribution))  # fields after ``days``
+    return b"".join((head.SerializeToString(deterministic=True), *days, tail.SerializeToString(deterministic=True)))
 
 
 def insights_response_bytes(account: str, result: ReadResult, fields: tuple[str, ...], offset: int, size: int,

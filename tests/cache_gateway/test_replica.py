@@ -291,7 +291,9 @@ async def test_steady_state_reads_send_nothing_to_l2_and_answer_the_same_bytes(m
             policy = FreshnessPolicy()
             for result in results:
                 from_l2 = await store.snapshot(account, DateRange(result.snapshot.rows[0].date_start, week.until))
-                l2_result = type(result)(from_l2, result.status, result.reason, result.due, [], result.fresh_until)
+                result.attribution = SETTINGS[0]  # as a service tracking attribution answers
+                l2_result = type(result)(from_l2, result.status, result.reason, result.due, [], result.fresh_until,
+                                         result.attribution)
                 fresh = freshness_bytes(result, policy, ZoneInfo("UTC"), now)
                 assert fresh == freshness_message(l2_result, policy, ZoneInfo("UTC"), now).SerializeToString(
                     deterministic=True)
