@@ -28,7 +28,7 @@ from typing import Iterable
 from zoneinfo import ZoneInfo
 
 from services.cache_gateway.change_feed import Change
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessPolicy
 from services.cache_gateway.l2_store import AccountImage, Snapshot
 from services.common.dates import DateRange
 from services.common.insight_row import InsightRow

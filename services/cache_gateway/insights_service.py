@@ -22,11 +22,11 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import grpc
 
-from services.cache_gateway.freshness import FreshnessClass, FreshnessPolicy
+from services.common.freshness import FreshnessClass, FreshnessPolicy
 from services.cache_gateway.l2_store import InsightsStore, Snapshot
 from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
 from services.cache_gateway.replica_cache import ReplicaCache
@@ -34,7 +34,7 @@ from services.cache_gateway.single_flight import SingleFlight
 from services.cache_gateway.stats import GatewayCounters
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
 from services.common.attribution import AttributionSettings
-from services.common.dates import DateRange
+from services.common.dates import DateRange, zone
 from services.common.distributed_lock import DistributedLock, LockTimeout
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,6 @@ class UpstreamFailure:
     message: str
     code: grpc.StatusCode
     at: datetime
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 class InsightsService:
@@ -106,6 +99,9 @@ class InsightsService:
         #: each account's attribution setting (issue 17); None: not tracked (rows of any setting are served)
         self.attribution = attribution
         self._reattributing: dict[str, tuple[str, ...]] = {}  # account -> setting a re-fetch ran or runs for
+        #: (account, since, until) -> the permanent data error its last fetch ended with (see _fetch_range)
+        self._data_errors: dict[tuple[str, date, date], UpstreamFailure] = {}
+        self.data_error_retry_s = 300.0
         self._currencies: dict[str, str] = {}
 
     async def timezone_name(self, account_id: str) -> str | None:
@@ -325,18 +321,31 @@ class InsightsService:
                     if not todo:
                         self.counters.upstream_calls_avoided += 1
                         return 0
-                return sum([await self._fetch_range(account_id, part) for part in todo])
+                return sum([await self._fetch_range(account_id, part, force) for part in todo])
         except LockTimeout as exc:
             raise UpstreamError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
-    async def _fetch_range(self, account_id: str, rng: DateRange) -> int:
+    async def _fetch_range(self, account_id: str, rng: DateRange, force: bool = False) -> int:
+        """Fetch one range and store it. A range whose last answer was a permanent data error (DATA_LOSS: a
+        value out of range, a page that does not parse) is not asked again for ``data_error_retry_s``
+        seconds: retrying callers get the same error at once instead of a new call to Meta each
+        (issue 17); a forced refresh asks again."""
+        key = (account_id, rng.since, rng.until)
+        known = self._data_errors.get(key)
+        if known is not None and not force and (self.clock() - known.at).total_seconds() < self.data_error_retry_s:
+            age = int((self.clock() - known.at).total_seconds())
+            raise UpstreamError(known.code, f"{known.message} (the same answer {age} s ago; not asked again for "
+                                            f"{self.data_error_retry_s:g} s)")
         self.counters.upstream_calls += 1
         try:
             result = await self.upstream.fetch(account_id, rng)
         except UpstreamError as exc:
             if exc.code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
                 self.last_failure[account_id] = UpstreamFailure(exc.message, exc.code, self.clock())
+            if exc.code == grpc.StatusCode.DATA_LOSS:
+                self._data_errors[key] = UpstreamFailure(exc.message, exc.code, self.clock())
             raise
+        self._data_errors.pop(key, None)
         if result.timezone or result.currency:
             await self.store.set_account_info(account_id, result.timezone, result.currency)
             if result.timezone:

@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessPolicy
 from services.cache_gateway.insights_service import ReadResult
 from services.cache_gateway.account_replica import ROWS_FIELD, frame
 from services.common.input_echo import quoted

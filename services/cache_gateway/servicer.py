@@ -12,7 +12,7 @@ import logging
 
 import grpc
 
-from services.cache_gateway.insights_service import FRESH, InsightsService, zone
+from services.cache_gateway.insights_service import FRESH, InsightsService
 from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_bounds,
@@ -30,7 +30,8 @@ from services.common.auth import (
     require_role,
 )
 from services.common.account_ids import InvalidAccountId, normalise_account_id
-from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
+from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range, zone
+from services.common.error_boundary import peer_message
 from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import (
     cache_gateway_pb2 as gw, fatigue_engine_pb2_grpc, fatigue_pb2,
@@ -195,7 +196,8 @@ class CacheGatewayServicer:
         try:
             results = await self.scorer.score(account, days, result, request.config, config)
         except grpc.aio.AioRpcError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"fatigue_engine failed: {exc.details()}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"fatigue_engine failed: {peer_message(exc, 'fatigue_engine')}; retry shortly")
         # fields in number order: account_id, version | results, freshness (joined bytes) | the rest
         head = gw.GetFatigueResponse(account_id=account, version=result.snapshot.version)
         tail = gw.GetFatigueResponse(account_currency=await self.service.currency(account))

@@ -251,7 +251,7 @@ def test_never_above_the_byte_budget(budget_ads, ops):
 # -- serving from the replica -----------------------------------------------------------------------
 
 async def test_steady_state_reads_send_nothing_to_l2_and_answer_the_same_bytes(mongo_uri, db_name):
-    from services.cache_gateway.freshness import FreshnessPolicy
+    from services.common.freshness import FreshnessPolicy
     from services.cache_gateway.insights_service import InsightsService
     from services.cache_gateway.l2_reads import L2ReadCounter
     from zoneinfo import ZoneInfo
