@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 from typing import Mapping
 
 import redis.asyncio as aioredis
@@ -29,7 +28,7 @@ from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import ChangeFeed
 from services.cache_gateway.demand_fencing import FencingCheck
 from services.cache_gateway.demand_tracker import DemandTracker
-from services.cache_gateway.fatigue_alerts import alerter_from_env
+from services.cache_gateway.fatigue_alerts import alerter_from_settings
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
 from services.cache_gateway.l1_cache import ENTRY_OVERHEAD_BYTES, L1Cache
@@ -78,7 +77,7 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
         args.settings.require("mongodb_uri", "set it (or --mongodb-uri); `adfatigue up` starts an embedded "
                                              "store for you")
         # notifications of fatigue-level changes (fatigue_alerts.py); a bad setting stops the start
-        args.alerter = alerter_from_env(os.environ if env is None else env)
+        args.alerter = alerter_from_settings(args.settings)
     except ValueError as exc:  # SettingsError included
         p.error(str(exc))
     return args
@@ -93,7 +92,9 @@ async def serve(args: argparse.Namespace) -> None:
     attribution = settings.attribution_settings
     upstream = MetaFetcherUpstream(settings.fetcher_addr, with_reach_cum=settings.with_reach_cum,
                                    token=ServiceToken(GATEWAY, settings=settings), attribution=attribution)
-    redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+    # bounded waits: an unreachable Redis must degrade the lock quickly, not hang the fetch (issue 16)
+    redis_client = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) \
+        if settings.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:")
     feed = ChangeFeed(store.db)
     memo = memo_bytes(settings.l1_max_bytes)

@@ -15,12 +15,14 @@ from services.common.settings import (
     FreshnessSettings,
     LoggingSettings,
     MongoSettings,
+    NotifySettings,
     SchedulerLeaseSettings,
     setting,
 )
 
 
-class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, AuthSettings, LoggingSettings):
+class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, AuthSettings, LoggingSettings,
+                      NotifySettings):
     """Everything the gateway process reads (units in the names: _s seconds)."""
 
     port: int = setting(50051, env="ADFATIGUE_GATEWAY_PORT", ge=0, le=65535, doc="gRPC port (0: any free port)")
