@@ -235,6 +235,9 @@ class InsightsService:
             tz = await self.timezone_of(account_id)
             fetched = await self.store.fetched_at(account_id, days, self.windows(account_id))
             todo = due_days(days, fetched, self.policy, self.clock(), tz)
+        windows = self.windows(account_id)
+        if windows is not None:  # the scheduler's refreshes also move stored days to a new setting
+            self._reattribute_in_background(account_id, windows)
         return await self._fetch_days(account_id, todo, force=force)
 
     async def _fetch_days(self, account_id: str, days: list[date], force: bool = False) -> tuple[list[DateRange], int]:
@@ -293,8 +296,8 @@ class InsightsService:
                 self._data_errors[key] = UpstreamFailure(exc.message, exc.code, self.clock())
             raise
         self._data_errors.pop(key, None)
-        if result.timezone or result.currency:
-            await self.store.set_account_info(account_id, result.timezone, result.currency)
+        if result.timezone or result.currency or result.name:
+            await self.store.set_account_info(account_id, result.timezone, result.currency, result.name)
             if result.timezone:
                 self._zones[account_id] = result.timezone
         windows = self.windows(account_id)

@@ -243,7 +243,7 @@ class CacheGatewayServicer:
             if state is None:
                 reply.accounts.add(account_id=account_id, known=False)
             else:
-                reply.accounts.add(account_id=account_id, name=getattr(state, "name", "") or "",
+                reply.accounts.add(account_id=account_id, name=state.name,
                                    currency=state.currency, timezone_name=state.timezone,
                                    version=state.version, known=True)
         return reply.SerializeToString()
