@@ -32,7 +32,7 @@ from services.cache_gateway.stats import GatewayCounters
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
 from services.common.attribution import AttributionSettings
 from services.common.dates import DateRange, zone
-from services.common.distributed_lock import DistributedLock, LockTimeout
+from services.common.distributed_lock import DistributedLock, HeldLock, LockLost, LockTimeout
 
 log = logging.getLogger(__name__)
 
@@ -253,10 +253,12 @@ class InsightsService:
         Inside the lock the days are planned again: when another replica has
         just fetched them they are fresh now and nothing is asked of the
         upstream (single-flight across replicas). One writer per account at a
-        time also makes versions commit in order. Returns rows changed.
+        time also makes versions commit in order. The lock is extended while the
+        fetch runs; if it was lost meanwhile nothing is committed (UNAVAILABLE).
+        Returns rows changed.
         """
         try:
-            async with self.lock.hold(f"fetch:{account_id}"):
+            async with self.lock.hold(f"fetch:{account_id}") as held:
                 todo = [rng]
                 if not force:
                     tz = await self.timezone_of(account_id)
@@ -265,11 +267,11 @@ class InsightsService:
                     if not todo:
                         self.counters.upstream_calls_avoided += 1
                         return 0
-                return sum([await self._fetch_range(account_id, part) for part in todo])
-        except LockTimeout as exc:
+                return sum([await self._fetch_range(account_id, part, held) for part in todo])
+        except (LockTimeout, LockLost) as exc:
             raise UpstreamError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
-    async def _fetch_range(self, account_id: str, rng: DateRange) -> int:
+    async def _fetch_range(self, account_id: str, rng: DateRange, held: HeldLock | None = None) -> int:
         self.counters.upstream_calls += 1
         try:
             result = await self.upstream.fetch(account_id, rng)
@@ -287,6 +289,8 @@ class InsightsService:
                                 f"the provider answered act_{account_id} with attribution "
                                 f"{','.join(result.attribution) or 'unknown'}, the account's setting is "
                                 f"{','.join(windows)}: configure both from the same setting")
+        if held is not None:
+            await held.confirm()  # LockLost: another replica may be fetching this account now; do not commit
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at,
                                              attribution=result.attribution)
         self.last_failure.pop(account_id, None)

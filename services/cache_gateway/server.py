@@ -91,7 +91,7 @@ async def serve(args: argparse.Namespace) -> None:
     upstream = MetaFetcherUpstream(settings.fetcher_addr, with_reach_cum=settings.with_reach_cum,
                                    token=ServiceToken(GATEWAY, settings=settings), attribution=attribution)
     redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
-    lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:")
+    lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:", ttl_s=settings.fetch_lock_ttl_s)
     service = InsightsService(store, upstream, policy=settings.policy, lock=lock, attribution=attribution)
     audit = AuditLog(store.db["audit"])
     await audit.start()

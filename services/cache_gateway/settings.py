@@ -30,6 +30,9 @@ class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, 
                                allowed="host:port", doc="fatigue_engine's gRPC address")
     l1_max_bytes: int = setting(50 * 1024 * 1024, env="L1_MAX_BYTES", ge=0, doc="in-memory response cache size, bytes")
     l1_ttl_s: float = setting(60.0, env="L1_TTL_SECONDS", ge=0, doc="in-memory response cache lifetime, seconds")
+    fetch_lock_ttl_s: float = setting(15.0, env="GATEWAY_FETCH_LOCK_TTL_SECONDS", gt=0,
+                                      doc="lifetime of an account's fetch lock in Redis without renewal, seconds "
+                                          "(renewed every third of it while the fetch runs)")
     with_reach_cum: bool = setting(False, env="GATEWAY_WITH_REACH_CUM",
                                    doc="fetch cumulative reach too (frequency and saturation; more Meta calls)")
     attribution: str = setting("", env="ATTRIBUTION_WINDOWS", allowed="windows such as 7d_click,1d_view",
