@@ -15,12 +15,14 @@ from services.common.settings import (
     FreshnessSettings,
     LoggingSettings,
     MongoSettings,
+    NotifySettings,
     SchedulerLeaseSettings,
     setting,
 )
 
 
-class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, AuthSettings, LoggingSettings):
+class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, AuthSettings, LoggingSettings,
+                      NotifySettings):
     """Everything the gateway process reads (units in the names: _s seconds)."""
 
     port: int = setting(50051, env="ADFATIGUE_GATEWAY_PORT", ge=0, le=65535, doc="gRPC port (0: any free port)")
@@ -28,8 +30,12 @@ class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, 
                                 allowed="host:port", doc="meta_fetcher's gRPC address")
     engine_addr: str = setting("127.0.0.1:50053", env="ADFATIGUE_ENGINE_ADDR", min_length=1,
                                allowed="host:port", doc="fatigue_engine's gRPC address")
-    l1_max_bytes: int = setting(50 * 1024 * 1024, env="L1_MAX_BYTES", ge=0, doc="in-memory response cache size, bytes")
-    l1_ttl_s: float = setting(60.0, env="L1_TTL_SECONDS", ge=0, doc="in-memory response cache lifetime, seconds")
+    l1_max_bytes: int = setting(50 * 1024 * 1024, env="L1_MAX_BYTES", ge=0,
+                                doc="L1 size, bytes: the hot accounts' in-memory replicas (half), memoised answers "
+                                    "and fatigue results (a quarter each)")
+    l1_ttl_s: float = setting(300.0, env="L1_TTL_SECONDS", ge=0,
+                              doc="safety-net life of a replica or memoised answer, seconds (changes arrive by the "
+                                  "change feed; due days end answers sooner)")
     fetch_lock_ttl_s: float = setting(15.0, env="GATEWAY_FETCH_LOCK_TTL_SECONDS", gt=0,
                                       doc="lifetime of an account's fetch lock in Redis without renewal, seconds "
                                           "(renewed every third of it while the fetch runs)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import jwt
 import pytest
 
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
+from tests.terminal import run_on_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +85,16 @@ def test_watch_waits_with_a_heartbeat_and_shows_live_demo_changes_within_a_minut
         watch.wait(30)
 
 
+def test_on_a_terminal_watch_shows_a_live_waiting_line(live):
+    data, _ = live
+    status, text = run_on_terminal([*CLI, "watch", "--account", SYNTH, "--data-dir", str(data)],
+                                   env={"ADFATIGUE_TOKEN": None, "NO_COLOR": None}, stop_after=6)
+    assert status == 0, text
+    assert "SNAPSHOT" in text and "waiting for changes (version" in text
+    assert re.search(r"waiting for changes \(version \d+\)… \d+ s", text), text  # the spinner counts seconds
+    assert "still waiting" not in text  # the plain heartbeat lines are for logs only
+
+
 def test_token_mints_a_development_token_a_grpc_client_can_use(live):
     data, output = live
     out = run(data, "token", "--account", SYNTH, "--ttl", "120")
@@ -90,7 +102,7 @@ def test_token_mints_a_development_token_a_grpc_client_can_use(live):
     token = out.stdout.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["accounts"] == [SYNTH] and claims["roles"] == [] and claims["exp"] - claims["iat"] == 120
-    gateway = re.search(r"cache_gateway\s+(\S+)", output)[1]
+    gateway = json.loads((data / "endpoints.json").read_text())["cache_gateway"]
     with grpc.insecure_channel(gateway) as channel:  # what the README's grpcurl call does
         stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)
         md = (("authorization", f"Bearer {token}"),)

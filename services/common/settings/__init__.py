@@ -21,6 +21,7 @@ from services.common.settings.parts import (
     MetaBudgetSettings,
     MetaPagingSettings,
     MongoSettings,
+    NotifySettings,
     RedisSettings,
     SchedulerLeaseSettings,
     lease_key_for,
@@ -28,6 +29,6 @@ from services.common.settings.parts import (
 
 __all__ = [
     "AuthSettings", "FreshnessSettings", "LoggingSettings", "MetaBudgetSettings", "MetaPagingSettings",
-    "MongoSettings", "RedisSettings", "SchedulerLeaseSettings", "SettingsError", "SettingsModel",
+    "MongoSettings", "NotifySettings", "RedisSettings", "SchedulerLeaseSettings", "SettingsError", "SettingsModel",
     "describe_allowed", "env_name", "is_secret", "lease_key_for", "parse_service_args", "setting",
 ]

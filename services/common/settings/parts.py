@@ -129,6 +129,37 @@ class AuthSettings(SettingsModel):
                                 "service sends to the services it calls), or JWT_HS256_SECRET to mint one")
 
 
+class NotifySettings(SettingsModel):
+    """Where notifications of fatigue-level changes go (``services/cache_gateway/fatigue_alerts.py``)."""
+
+    notify_webhook_url: str = setting("", env="NOTIFY_WEBHOOK_URL", secret=True, allowed="an http(s) URL",
+                                      doc="Slack-compatible incoming webhook for fatigue-level changes (empty: none)")
+    smtp_host: str = setting("", env="NOTIFY_SMTP_HOST", doc="SMTP server for e-mail notifications (empty: none)")
+    smtp_port: int = setting(25, env="NOTIFY_SMTP_PORT", ge=1, le=65535, doc="SMTP port")
+    smtp_from: str = setting("", env="NOTIFY_SMTP_FROM", doc="From address of the e-mails")
+    smtp_to: str = setting("", env="NOTIFY_SMTP_TO", allowed="addresses separated by commas", doc="recipients")
+    smtp_username: str = setting("", env="NOTIFY_SMTP_USERNAME", doc="SMTP login (empty: none)")
+    smtp_password: str = setting("", env="NOTIFY_SMTP_PASSWORD", secret=True, doc="SMTP password")
+    smtp_starttls: bool = setting(False, env="NOTIFY_SMTP_STARTTLS", doc="upgrade the SMTP connection with STARTTLS")
+    page_url: str = setting("http://127.0.0.1:8080", env="NOTIFY_PAGE_URL", allowed="an http(s) URL",
+                            doc="base URL of the /ad-fatigue page, for the links in notifications")
+    batch_s: float = setting(30.0, env="NOTIFY_BATCH_SECONDS", ge=0,
+                             doc="a batch of an account's level changes is sent after this many quiet seconds")
+
+    @model_validator(mode="after")
+    def _smtp_complete(self):
+        if self.smtp_host and not (self.smtp_from and self.recipients):
+            raise SettingsError("NOTIFY_SMTP_HOST is set: set NOTIFY_SMTP_FROM and NOTIFY_SMTP_TO (comma-separated) too")
+        for name, url in (("NOTIFY_WEBHOOK_URL", self.notify_webhook_url), ("NOTIFY_PAGE_URL", self.page_url)):
+            if url and urlparse(url).scheme not in ("http", "https"):
+                raise SettingsError(f"{name} must be an http(s) URL")
+        return self
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.strip() for a in self.smtp_to.split(",") if a.strip()]
+
+
 class LoggingSettings(SettingsModel):
     """Log output of a service process."""
 
