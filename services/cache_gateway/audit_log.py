@@ -14,10 +14,12 @@ import logging
 from datetime import datetime, timezone
 
 from pymongo import ASCENDING
+from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
 RETENTION_DAYS = 30
+_WRITTEN, _DROPPED = {"outcome": "written"}, {"outcome": "dropped"}
 
 
 class AuditLog:
@@ -28,7 +30,6 @@ class AuditLog:
         self.retention_days = retention_days
         self._queue: asyncio.Queue[dict] = asyncio.Queue(max_queue)
         self._task: asyncio.Task | None = None
-        self.dropped = 0
 
     async def start(self) -> None:
         await self.collection.create_index([("at", ASCENDING)], name="ttl_at",
@@ -41,8 +42,8 @@ class AuditLog:
         try:
             self._queue.put_nowait(entry)
         except asyncio.QueueFull:
-            self.dropped += 1
-            log.error("audit queue full: entry dropped (%d so far)", self.dropped)
+            metrics.audit_entries.add(1, _DROPPED)
+            log.error("audit queue full: entry dropped (adfatigue.audit.entries{outcome=dropped})")
 
     async def _flush_once(self, wait: bool = True) -> None:
         batch = [await self._queue.get()]
@@ -53,7 +54,10 @@ class AuditLog:
         try:
             await self.collection.insert_many(batch, ordered=False)
         except Exception:  # keep serving; the failure is logged without the entries' content
+            metrics.audit_entries.add(len(batch), _DROPPED)
             log.exception("writing %d audit entries failed", len(batch))
+        else:
+            metrics.audit_entries.add(len(batch), _WRITTEN)
 
     async def _flush_forever(self) -> None:
         while True:

@@ -23,6 +23,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from services.cache_gateway.row_document import CorruptDocument, decode_row
 from services.common.insight_row import InsightRow
+from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ class ChangeFeed:
         self._pending: dict[str, dict[int, Change]] = defaultdict(dict)
         self._task: asyncio.Task | None = None
         self.ready = asyncio.Event()
-        self.reconnects = 0
         self.connected = False  # a stream is open right now
 
     def start(self) -> None:
@@ -105,7 +105,7 @@ class ChangeFeed:
             except PyMongoError as exc:
                 log.warning("change stream lost its connection (%s); resuming", type(exc).__name__)
             self.connected = False
-            self.reconnects += 1
+            metrics.change_feed_reconnects.add(1)
             await asyncio.sleep(self.retry_s)
 
     def _handle(self, event: dict) -> None:

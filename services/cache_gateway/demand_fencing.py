@@ -29,6 +29,7 @@ guarded by ``fetched_at`` (l2_store.py), and the next refresh it sends is refuse
 from __future__ import annotations
 
 import grpc
+from services.cache_gateway import metrics
 
 #: gRPC metadata key carrying the scheduler's fencing token (decimal integer).
 FENCING_METADATA_KEY = "x-fencing-token"
@@ -105,6 +106,7 @@ class FencingCheck:
             ok, highest = bool(int(ok)), int(highest)
         if not ok:
             self.refused += 1
+            metrics.refresh_fenced.add(1)
             raise FencingRefused(grpc.StatusCode.FAILED_PRECONDITION,
                                  f"refresh refused: fencing token {token} is older than {highest}; "
                                  "this scheduler is no longer the leader")

@@ -16,6 +16,7 @@ Per request:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -28,7 +29,7 @@ from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.l2_store import InsightsStore, Snapshot
 from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
 from services.cache_gateway.single_flight import SingleFlight
-from services.cache_gateway.stats import GatewayCounters
+from services.cache_gateway import metrics
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
 from services.common.dates import DateRange
 from services.common.distributed_lock import DistributedLock, LockTimeout
@@ -36,6 +37,12 @@ from services.common.distributed_lock import DistributedLock, LockTimeout
 log = logging.getLogger(__name__)
 
 FRESH, STALE_REVALIDATING, STALE_UPSTREAM_ERROR = 1, 2, 3  # adfatigue.v1.DataStatus
+
+_L2_HIT = {"tier": metrics.L2, **metrics.HIT}
+_L2_MISS = {"tier": metrics.L2, **metrics.MISS}
+_CALL_OK = {"outcome": "ok"}
+#: Meta calls made on behalf of the running Refresh (the shared fetch task inherits the context).
+_calls_here: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("meta_calls_here", default=None)
 
 
 @dataclass(slots=True)
@@ -85,7 +92,6 @@ class InsightsService:
         self.clock = clock
         self.on_change = on_change
         self.flight = SingleFlight()
-        self.counters = GatewayCounters()
         self.last_failure: dict[str, UpstreamFailure] = {}
         self._background: set[asyncio.Task] = set()
         self.lock = lock or DistributedLock()
@@ -112,10 +118,11 @@ class InsightsService:
         missing = sorted(d for d in due if d not in fetched)
         ranges: list[DateRange] = []
         if missing:
-            self.counters.l2_misses += 1
+            metrics.cache_reads.add(1, _L2_MISS)
             ranges, _ = await self._fetch_days(account_id, missing)
         else:
-            self.counters.l2_hits += 1
+            metrics.cache_reads.add(1, _L2_HIT)
+            metrics.meta_calls_avoided.add(1, {"reason": "l2_fresh"})
         stale = due.difference(missing)
         status, reason = FRESH, ""
         if stale:
@@ -126,7 +133,7 @@ class InsightsService:
                 status, reason = STALE_REVALIDATING, f"{len(stale)} day(s) due for refresh; refreshing in the background"
             if revalidate:
                 self._refresh_in_background(account_id, sorted(stale))
-            self.counters.stale_answers += 1
+            metrics.stale_answers.add(1)
         # nothing fetched: the freshness just read is current, so the snapshot need not read it again
         snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
         if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
@@ -138,7 +145,7 @@ class InsightsService:
     async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).
 
-        Raises UpstreamError when the provider fails.
+        Raises UpstreamError when the provider fails (``counted`` tells how many Meta calls it made).
         """
         if force:
             todo = days.days()
@@ -148,11 +155,21 @@ class InsightsService:
             todo = due_days(days, fetched, self.policy, self.clock(), tz)
         return await self._fetch_days(account_id, todo, force=force)
 
+    async def counted(self, work) -> tuple[object, int]:
+        """Await ``work`` (a coroutine) and count the Meta calls it started: (its result, calls)."""
+        counter = [0]
+        token = _calls_here.set(counter)
+        try:
+            task = asyncio.ensure_future(work)  # copies the context: its fetch tasks count here
+        finally:
+            _calls_here.reset(token)
+        return await task, counter[0]
+
     async def _fetch_days(self, account_id: str, days: list[date], force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch ``days`` (joining fetches already in flight); returns (ranges started here, rows changed)."""
         own, waits = self.flight.split(account_id, days)
         if waits:
-            self.counters.upstream_calls_avoided += len(waits)
+            metrics.meta_calls_avoided.add(len(waits), {"reason": "single_flight"})
         ranges = merge_ranges(own, self.max_range_days)
         futures = self.flight.run(account_id, ranges, lambda rng: self._fetch_and_store(account_id, rng, force))
         results = await asyncio.gather(*(asyncio.shield(f) for f in futures + waits), return_exceptions=True)
@@ -177,17 +194,20 @@ class InsightsService:
                     fetched = await self.store.fetched_at(account_id, rng)
                     todo = merge_ranges(due_days(rng, fetched, self.policy, self.clock(), tz), self.max_range_days)
                     if not todo:
-                        self.counters.upstream_calls_avoided += 1
+                        metrics.meta_calls_avoided.add(1, {"reason": "other_replica"})
                         return 0
                 return sum([await self._fetch_range(account_id, part) for part in todo])
         except LockTimeout as exc:
             raise UpstreamError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
     async def _fetch_range(self, account_id: str, rng: DateRange) -> int:
-        self.counters.upstream_calls += 1
+        here = _calls_here.get()
+        if here is not None:
+            here[0] += 1
         try:
             result = await self.upstream.fetch(account_id, rng)
         except UpstreamError as exc:
+            metrics.meta_calls.add(1, {"outcome": "error", "error.type": exc.code.name})
             if exc.code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
                 self.last_failure[account_id] = UpstreamFailure(exc.message, exc.code, self.clock())
             raise
@@ -195,6 +215,7 @@ class InsightsService:
             await self.store.set_account_info(account_id, result.timezone, result.currency)
             if result.timezone:
                 self._zones[account_id] = result.timezone
+        metrics.meta_calls.add(1, _CALL_OK)
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
         self.last_failure.pop(account_id, None)
         if write.rows_changed and self.on_change:

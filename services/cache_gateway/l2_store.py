@@ -35,6 +35,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.cache_gateway.row_document import CorruptDocument, content_hash, decode_row, encode_row
 from services.common.dates import DateRange
 from services.common.insight_row import InsightRow
+from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ class InsightsStore:
                 bad.append(doc)
         if bad:
             await self._quarantine(bad)
+            metrics.quarantined.add(len(bad))
             for doc in bad:
                 fetched.pop(date.fromisoformat(doc["date"]), None)
         return Snapshot(account_id, version, rows, fetched, after.timezone, [d["_id"] for d in bad])

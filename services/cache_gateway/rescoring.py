@@ -19,6 +19,7 @@ import grpc
 from services.cache_gateway.l2_store import InsightsStore
 from services.common.pb.adfatigue.v1 import fatigue_engine_pb2, fatigue_pb2
 from services.common.row_proto import row_to_proto
+from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ class Rescorer:
         self._pending: dict[str, set[str]] = defaultdict(set)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.scored = 0
-        self.failures = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -54,7 +53,7 @@ class Rescorer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # keep going; the next change rescores again
-                    self.failures += 1
+                    metrics.rescore_runs.add(1, {"outcome": "error"})
                     log.warning("rescoring %d ad(s) of act_%s failed: %s", len(ad_ids), account_id, exc)
 
     async def rescore(self, account_id: str, ad_ids: set[str]) -> int:
@@ -78,7 +77,7 @@ class Rescorer:
                 stored += await self.store.save_score(account_id, result.ad_id, version,
                                                       result.SerializeToString(deterministic=True),
                                                       rows[0].date_start, rows[-1].date_start)
-        self.scored += stored
+        metrics.rescore_runs.add(1, {"outcome": "ok"})
         return stored
 
     async def close(self) -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
+from services.cache_gateway import metrics
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import ChangeFeed
 from services.cache_gateway.demand_fencing import FencingCheck, lease_key_for
@@ -35,6 +35,8 @@ from services.cache_gateway.upstream import MetaFetcherUpstream
 from services.common.auth import JwtVerifier
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
+from services.common.logs import configure_logging
+from services.common.telemetry import setup_telemetry
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    telemetry = setup_telemetry("cache_gateway", args.host)
     client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, args.mongodb_db)
     await store.ensure_indexes()
@@ -81,6 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
     servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
                                     JwtVerifier.from_env(), audit)
     servicer.rescorer.start()
+    metrics.observe_l1(servicer.l1)
     # a deposed scheduler leader's refreshes are refused (its fencing token is older than the lease's)
     servicer.fencing = FencingCheck(redis_client, os.environ.get("SCHEDULER_LEASE_KEY") or lease_key_for(args.redis_prefix))
     servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking
@@ -94,6 +98,7 @@ async def serve(args: argparse.Namespace) -> None:
     add_cache_gateway_to_server(servicer, host.server)
     port = await host.start([SERVICE_NAME])
     print(f"cache_gateway listening on {args.host}:{port}", flush=True)
+    telemetry.announce()
     health = asyncio.create_task(follow_store_health(host, feed))
     try:
         await host.wait_for_termination_signal()
@@ -110,6 +115,7 @@ async def serve(args: argparse.Namespace) -> None:
         if redis_client:
             await redis_client.aclose()
         await client.close()
+        telemetry.shutdown()
 
 
 async def follow_store_health(host: GrpcHost, feed: ChangeFeed, every_s: float = 2.0,
@@ -132,7 +138,7 @@ async def follow_store_health(host: GrpcHost, feed: ChangeFeed, every_s: float =
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("cache_gateway")
     asyncio.run(serve(parse_args(argv)))
 
 

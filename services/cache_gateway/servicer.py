@@ -12,7 +12,9 @@ import contextlib
 import contextvars
 import functools
 import logging
+import time
 from collections import defaultdict
+from datetime import datetime, timezone
 
 import grpc
 
@@ -21,6 +23,7 @@ from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
 )
+from services.cache_gateway import metrics, stats
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import Change
 from services.cache_gateway.l2_store import changes_since
@@ -38,6 +41,25 @@ from services.common.row_proto import row_to_proto
 
 log = logging.getLogger(__name__)
 
+_L1_HIT = {"tier": metrics.L1, **metrics.HIT}
+_L1_MISS = {"tier": metrics.L1, **metrics.MISS}
+_AVOIDED_L1 = {"reason": "l1_fresh"}
+_ANSWERED = {(tier, method): {"tier": tier, "rpc.method": method}
+             for tier in (metrics.L1, metrics.L2, metrics.L3) for method in ("GetInsights", "GetFatigue")}
+_EVENT = {kind: {"kind": kind} for kind in ("snapshot", "change", "jump")}
+
+
+def _answered(started: float, method: str, result) -> None:
+    """Record the duration of a read by the tier that answered it (l3: Meta was called first)."""
+    tier = metrics.L3 if result is not None and result.fetched_ranges else metrics.L2 if result is not None else metrics.L1
+    metrics.read_duration.record(time.perf_counter() - started, _ANSWERED[tier, method])
+
+
+def _delivered(change: Change) -> None:
+    """One CHANGE event handed to gRPC: count it and its commit-to-delivery latency."""
+    metrics.subscription_events.add(1, _EVENT["change"])
+    if change.committed_at is not None:
+        metrics.delivery_duration.record(max(0.0, (datetime.now(timezone.utc) - change.committed_at).total_seconds()))
 
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
@@ -159,6 +181,7 @@ class CacheGatewayServicer:
     # -- RPCs ---------------------------------------------------------------------------------
     @audited
     async def GetInsights(self, request: gw.GetInsightsRequest, context) -> bytes:
+        started = time.perf_counter()
         account, days = await self._authorise(context, request)
         if self.demand:
             self.demand.record_read(account, days.since, days.until)
@@ -169,9 +192,11 @@ class CacheGatewayServicer:
         key = ("insights", account, days, fields, request.page_size, request.page_token)
         cached = self.l1.get(key)
         if cached is not None:
-            self.service.counters.l1_hits += 1
+            metrics.cache_reads.add(1, _L1_HIT)
+            metrics.meta_calls_avoided.add(1, _AVOIDED_L1)
+            _answered(started, "GetInsights", None)
             return cached.payload
-        self.service.counters.l1_misses += 1
+        metrics.cache_reads.add(1, _L1_MISS)
         result = await self._read(context, account, days)
         try:
             offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version)
@@ -188,10 +213,12 @@ class CacheGatewayServicer:
         )
         payload = reply.SerializeToString(deterministic=True)
         self._remember(key, payload, result, account)
+        _answered(started, "GetInsights", result)
         return payload
 
     @audited
     async def GetFatigue(self, request: gw.GetFatigueRequest, context) -> bytes:
+        started = time.perf_counter()
         account, days = await self._authorise(context, request)
         if self.demand:
             self.demand.record_read(account, days.since, days.until)
@@ -199,9 +226,11 @@ class CacheGatewayServicer:
         key = ("fatigue", account, days, config)
         cached = self.l1.get(key)
         if cached is not None:
-            self.service.counters.l1_hits += 1
+            metrics.cache_reads.add(1, _L1_HIT)
+            metrics.meta_calls_avoided.add(1, _AVOIDED_L1)
+            _answered(started, "GetFatigue", None)
             return cached.payload
-        self.service.counters.l1_misses += 1
+        metrics.cache_reads.add(1, _L1_MISS)
         result = await self._read(context, account, days)
         by_ad: dict[str, list] = defaultdict(list)
         for row in result.snapshot.rows:
@@ -221,6 +250,7 @@ class CacheGatewayServicer:
         )
         payload = reply.SerializeToString(deterministic=True)
         self._remember(key, payload, result, account)
+        _answered(started, "GetFatigue", result)
         return payload
 
     @audited
@@ -228,14 +258,13 @@ class CacheGatewayServicer:
         account, days = await self._authorise(context, request, "a forced refresh" if request.force else "")
         if self.fencing:
             await self.fencing.enforce(context)
-        calls_before = self.service.counters.upstream_calls
         try:
-            ranges, changed = await self.service.refresh(account, days, force=request.force)
+            (ranges, changed), calls = await self.service.counted(self.service.refresh(account, days, force=request.force))
         except UpstreamError as exc:
             await context.abort(exc.code, f"refresh of act_{account} {days} failed: {exc.message}")
         return gw.RefreshResponse(
             account_id=account, version=await self.service.store.range_version(account, days), rows_changed=changed,
-            upstream_calls=self.service.counters.upstream_calls - calls_before,
+            upstream_calls=calls,
             fetched_ranges=[gw.DateRange(since=r.since.isoformat(), until=r.until.isoformat()) for r in ranges],
         ).SerializeToString()
 
@@ -243,8 +272,7 @@ class CacheGatewayServicer:
     async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
         await self._authenticate(context)
         return gw.GatewayStats(
-            **self.service.counters.as_dict(), l1_bytes=self.l1.bytes_used, l1_max_bytes=self.l1.max_bytes,
-            l1_entries=len(self.l1),
+            **stats.counters(), l1_bytes=self.l1.bytes_used, l1_max_bytes=self.l1.max_bytes, l1_entries=len(self.l1),
         ).SerializeToString()
 
     async def Subscribe(self, request: gw.SubscribeRequest, context):
@@ -259,6 +287,7 @@ class CacheGatewayServicer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"from_version {request.from_version} is negative: pass the last version you received")
         sub = self.hub.subscribe(account, days)
+        metrics.subscriptions_open.add(1)
         if self.demand:
             self.demand.subscribed(account)
         scores_sent: dict[str, int] = {}  # ad_id -> insights version of the last score sent
@@ -270,6 +299,7 @@ class CacheGatewayServicer:
                 if request.from_version <= current:  # a version we know: replay what changed after it
                     resumed = True
                     if version > request.from_version:
+                        metrics.subscription_events.add(1, _EVENT["change"])
                         yield self._event(account, gw.SubscribeEvent.CHANGE, version, rows, removed, fields)
                     sent = max(version, request.from_version)
             if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
@@ -280,6 +310,7 @@ class CacheGatewayServicer:
                 for doc in await self.service.store.stored_scores(account, ad_ids):
                     event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
                     scores_sent[doc["ad_id"]] = doc["insights_version"]
+                metrics.subscription_events.add(1, _EVENT["snapshot"])
                 yield event
             while True:
                 change = await sub.queue.get()
@@ -292,6 +323,7 @@ class CacheGatewayServicer:
                         snap = await self.service.store.snapshot(account, days)
                         if snap.version > sent:
                             sent = snap.version
+                            metrics.subscription_events.add(1, _EVENT["jump"])
                             yield self._event(account, gw.SubscribeEvent.JUMP, sent, snap.rows, [], fields)
                     continue
                 if change.scores and not change.rows and not change.removed:
@@ -303,6 +335,7 @@ class CacheGatewayServicer:
                         event.fatigue.extend(fresh)
                         scores_sent.update({r.ad_id: r.insights_version for r in fresh})
                         sent = max(sent, change.version)
+                        _delivered(change)
                         yield event
                     continue
                 if change.version <= sent:
@@ -316,8 +349,10 @@ class CacheGatewayServicer:
                     removed = [(ad, d) for ad, d in change.removed if days.since <= d <= days.until]
                     payload = change.encoded[key] = self._event(
                         account, gw.SubscribeEvent.CHANGE, sent, rows, removed, fields, change).SerializeToString()
+                _delivered(change)
                 yield payload
         finally:
+            metrics.subscriptions_open.add(-1)
             self.hub.unsubscribe(sub)
             if self.demand:
                 self.demand.unsubscribed(account)

@@ -52,7 +52,6 @@ class SubscriptionHub:
     def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE):
         self.queue_size = queue_size
         self._by_account: dict[str, set[Subscriber]] = defaultdict(set)
-        self.delivered = 0
 
     def subscribe(self, account_id: str, days: DateRange) -> Subscriber:
         sub = Subscriber(account_id, days, self.queue_size)
@@ -73,7 +72,6 @@ class SubscriptionHub:
         for sub in list(subs):
             if change.touches(sub.days.since, sub.days.until):
                 sub.offer(change)
-                self.delivered += 1
 
     def resync(self) -> None:
         """The change history was lost: every subscriber gets a JUMP from L2."""

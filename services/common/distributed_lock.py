@@ -14,6 +14,12 @@ import contextlib
 import secrets
 from typing import AsyncIterator
 
+from services.common.telemetry import meter
+
+#: acquisitions that had to wait for another holder (in this process or another replica)
+lock_waits = meter(__name__).create_counter("adfatigue.lock.waits", unit="{wait}",
+                                            description="Lock acquisitions that waited for another holder")
+
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -35,14 +41,13 @@ class DistributedLock:
         self.poll_s = poll_s
         self.wait_s = wait_s
         self._local: dict[str, asyncio.Lock] = {}
-        self.waited = 0  # acquisitions that had to wait for another holder
 
     @contextlib.asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[None]:
         """Hold the lock ``name``; raises LockTimeout after ``wait_s``."""
         local = self._local.setdefault(name, asyncio.Lock())
         if local.locked():
-            self.waited += 1
+            lock_waits.add(1)
         async with local:  # one holder per process first, then one across processes
             if self.redis is None:
                 yield
@@ -53,7 +58,7 @@ class DistributedLock:
             first = True
             while not await self.redis.set(key, token, nx=True, px=self.ttl_ms):
                 if first:
-                    self.waited += 1
+                    lock_waits.add(1)
                     first = False
                 if loop.time() > deadline:
                     raise LockTimeout(f"lock {name} still held by another replica after {self.wait_s:.0f}s")

@@ -28,11 +28,14 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from services.common.grpc_server import GrpcHost
+from services.common.logs import configure_logging
+from services.common.telemetry import setup_telemetry
+from services.meta_fetcher import metrics
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
 from services.meta_fetcher.account_fetch import AccountFetcher
 from services.meta_fetcher.credentials import Credentials
 from services.meta_fetcher.graph_client import GraphClient
-from services.meta_fetcher.graph_errors import redact, register_secret
+from services.meta_fetcher.graph_errors import register_secret
 from services.meta_fetcher.pacing import build_pacer
 from services.meta_fetcher.servicer import SERVICE_NAME, MetaFetcherServicer
 from services.meta_fetcher.settings import SANDBOX_DEV_TOKEN, FetcherSettings
@@ -41,34 +44,6 @@ from services.meta_fetcher.token_vault import TokenVault, keyring_from_settings
 from services.providers.csv_replay import CsvReplayProvider, parse_csv_accounts
 
 log = logging.getLogger("services.meta_fetcher")
-
-
-class SecretRedactingFilter(logging.Filter):
-    """Replaces secrets (and ``access_token=`` values) in every record passing a handler."""
-
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        super().__init__()
-        self.secrets = secrets
-        for secret in secrets:
-            register_secret(secret)  # and every token decrypted later (graph_errors.register_secret)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message, self.secrets)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-def install_log_redaction(secrets: tuple[str, ...]) -> SecretRedactingFilter:
-    """Add a redacting filter to the root handlers and to the httpx/httpcore loggers (defence in depth:
-    the token is sent in a header, so request URLs never hold it)."""
-    flt = SecretRedactingFilter(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(flt)
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).addFilter(flt)
-    return flt
 
 
 @contextlib.asynccontextmanager
@@ -141,7 +116,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def _serve(args: argparse.Namespace) -> None:
     settings = FetcherSettings.from_env(graph_url=args.graph_url, api_version=args.api_version,
                                         budget_calls=args.budget_calls, budget_key_prefix=args.budget_key_prefix)
-    install_log_redaction(settings.secrets)
+    for secret in settings.secrets:
+        register_secret(secret)  # the one redaction filter (services/common/logs.py) hides them from now on
+    telemetry = setup_telemetry("meta_fetcher", args.host)
+    metrics.observe_budget(settings.budget_calls, settings.budget_window_s)
     host_name = urlsplit(settings.graph_url).hostname or ""
     if settings.access_token == SANDBOX_DEV_TOKEN and not settings.vault_enabled \
             and host_name not in ("127.0.0.1", "localhost", "::1"):
@@ -150,15 +128,17 @@ async def _serve(args: argparse.Namespace) -> None:
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     async with fetcher_server(settings, address, args.grace_seconds) as (host, port):
         print(f"meta_fetcher listening on {args.host}:{port}", flush=True)
+        telemetry.announce()
         log.info("meta_fetcher serving %s with Graph %s %s", SERVICE_NAME, settings.graph_url, settings.api_version)
         await host.wait_for_termination_signal()
     log.info("meta_fetcher stopped")
+    telemetry.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("meta_fetcher")
     try:
         asyncio.run(_serve(args))
     except (OSError, ValueError) as exc:

@@ -33,6 +33,7 @@ from aiohttp import web
 from services.meta_sandbox.accounts import CSV_DEFAULT_CURRENCY, CSV_DEFAULT_TIMEZONE, SandboxAccount, csv_account
 from services.meta_sandbox.app import PathOnlyAccessLogger, create_app
 from services.meta_sandbox.usage import UsageModel
+from services.common.logs import configure_logging
 
 log = logging.getLogger("services.meta_sandbox")
 
@@ -129,7 +130,7 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("meta_sandbox")  # the same JSON lines and redaction as the services (it logs tokens' URLs)
     try:
         asyncio.run(_serve(args))
     except OSError as exc:

@@ -30,6 +30,8 @@ from pymongo import AsyncMongoClient
 
 from services.cache_gateway.l2_store import InsightsStore
 from services.common.auth import JwtVerifier, ServiceToken
+from services.common.logs import configure_logging
+from services.common.telemetry import setup_telemetry
 from services.common.grpc_server import GrpcHost, insecure_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.budget import LocalBudget, RedisBudget
@@ -83,6 +85,7 @@ def parse_args(argv: list[str] | None = None, env: dict[str, str] | None = None)
 
 async def serve(args: argparse.Namespace) -> None:
     settings: SchedulerSettings = args.settings
+    telemetry = setup_telemetry("scheduler", args.host)
     client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, args.mongodb_db)
     holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -104,6 +107,7 @@ async def serve(args: argparse.Namespace) -> None:
     scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop, JwtVerifier.from_env()), host.server)
     port = await host.start([SERVICE_NAME])
     print(f"scheduler listening on {args.host}:{port}", flush=True)
+    telemetry.announce()
     logging.getLogger(__name__).info(
         "scheduler %s: interval %.0f s, budget %s (share %d of %d calls/%.0f s, reserve %d), lease %s",
         holder, settings.interval_s, "redis-shared" if redis_client else "configured-share", settings.share_calls,
@@ -128,11 +132,11 @@ async def serve(args: argparse.Namespace) -> None:
         if redis_client:
             await redis_client.aclose()
         await client.close()
+        telemetry.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("scheduler")
     asyncio.run(serve(parse_args(argv)))
 
 
