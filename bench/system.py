@@ -109,7 +109,8 @@ class BenchSystem:
         self.system = LocalSystem(config)
         self.system.start()
         self.set_meta_latency(s.meta_latency_ms)
-        self.user_md = bearer(mint_token(self.system.jwt_secret, "bench-bff", ["*"], ttl_s=6 * 3600))
+        # the measured caller also brackets its calls with GetStats, an operator RPC: it carries that role
+        self.user_md = bearer(mint_token(self.system.jwt_secret, "bench-bff", ["*"], ["operator"], ttl_s=6 * 3600))
         self.operator_md = bearer(mint_token(self.system.jwt_secret, "bench-operator", ["*"], ["operator"],
                                              ttl_s=6 * 3600))
         self.started_s = time.perf_counter() - t0

@@ -20,7 +20,10 @@ def mongo_uri(tmp_path_factory):
     if os.environ.get("MONGODB_URI"):
         yield os.environ["MONGODB_URI"]
         return
-    server = EmbeddedMongo(tmp_path_factory.mktemp("secantus"), log_path=tmp_path_factory.mktemp("logs") / "mongo.log")
+    # test commands on: tests/faults arm MongoDB failpoints (configureFailPoint failCommand) scoped to their own
+    # client's appName, so no other test's commands are affected
+    server = EmbeddedMongo(tmp_path_factory.mktemp("secantus"), log_path=tmp_path_factory.mktemp("logs") / "mongo.log",
+                           test_commands=True)
     server.start()
     try:
         yield server.uri

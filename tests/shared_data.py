@@ -1,11 +1,11 @@
-"""Where the real dataset lives, and what to do when it is missing (a failure in CI, a skip locally)."""
+"""Where the real dataset lives (shipped in data/), and what to do when it is missing (a failure in CI, a skip locally)."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-REAL_CSV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "meta_ads_daily_account_a.csv"
+REAL_CSV = Path(__file__).resolve().parent.parent / "data" / "meta_ads_daily_account_a.csv"  # the shipped sample account
 
 
 def require_real_csv() -> Path:

@@ -5,8 +5,10 @@ it), ``accounts`` (a writer's commit, ``$max version``) and ``scores`` (a
 fatigue result stored for an insights version; released at once). Row events are
 buffered per account and version and released as one ``Change`` when the
 account's commit arrives, so a subscriber sees each committed version whole.
-After a store connection loss the stream is reopened with its resume token
-(nothing is lost); when the token can no longer be resumed, listeners are told
+The stream's position is recorded from the moment it first reaches the store
+(its operation time, then the resume token the server reports with every
+batch, events or not); after a store connection loss the stream is reopened
+from there (nothing is lost, even before the first event); when the token can no longer be resumed, listeners are told
 to resynchronise from L2 (``on_resync``).
 """
 
@@ -22,6 +24,7 @@ from typing import Callable
 from pymongo.errors import OperationFailure, PyMongoError
 
 from services.cache_gateway.row_document import CorruptDocument, decode_row
+from services.common.l2_schema import check
 from services.common.insight_row import InsightRow
 from services.cache_gateway import metrics
 
@@ -61,12 +64,14 @@ class ChangeFeed:
         self.db = db
         self.retry_s = retry_s
         self.resume_token = None
+        self.start_time = None  # the store's operation time when the feed first opened (bson Timestamp)
         self.listeners: list[Callable[[Change], None]] = []
         self.resync_listeners: list[Callable[[], None]] = []
         self._pending: dict[str, dict[int, Change]] = defaultdict(dict)
         self._task: asyncio.Task | None = None
         self.ready = asyncio.Event()
         self.connected = False  # a stream is open right now
+        self.reconnects = 0     # also exported as adfatigue.change_feed.reconnects
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -84,19 +89,23 @@ class ChangeFeed:
                                 "operationType": {"$in": ["insert", "update", "replace"]}}}]
         while True:
             try:
-                async with await self.db.watch(pipeline, full_document="updateLookup",
-                                               resume_after=self.resume_token) as stream:
+                async with await self.db.watch(pipeline, full_document="updateLookup", max_await_time_ms=1000,
+                                               **await self._position()) as stream:
+                    # the position is known from the open on (postBatchResumeToken), not from the first event
+                    self.resume_token = stream.resume_token or self.resume_token
                     self.ready.set()
                     self.connected = True
-                    async for event in stream:
-                        self._handle(event)
-                        self.resume_token = stream.resume_token
+                    while True:
+                        event = await stream.try_next()
+                        if event is not None:
+                            self._handle(event)
+                        self.resume_token = stream.resume_token or self.resume_token
             except asyncio.CancelledError:
                 raise
             except OperationFailure as exc:
                 if exc.code in _HISTORY_LOST and self.resume_token is not None:
                     log.warning("change stream history lost (%s): resynchronising listeners from L2", exc.code)
-                    self.resume_token = None
+                    self.resume_token = self.start_time = None
                     self._pending.clear()
                     for listener in self.resync_listeners:
                         listener()
@@ -105,12 +114,27 @@ class ChangeFeed:
             except PyMongoError as exc:
                 log.warning("change stream lost its connection (%s); resuming", type(exc).__name__)
             self.connected = False
+            self.reconnects += 1
             metrics.change_feed_reconnects.add(1)
             await asyncio.sleep(self.retry_s)
+
+    async def _position(self) -> dict:
+        """Where the stream (re)opens: after the last recorded resume token, else at the operation time
+        recorded when the feed first reached the store, so an outage before the first event loses nothing."""
+        if self.resume_token is not None:
+            return {"resume_after": self.resume_token}
+        if self.start_time is None:
+            self.start_time = (await self.db.command("ping")).get("operationTime")
+        return {"start_at_operation_time": self.start_time} if self.start_time is not None else {}
 
     def _handle(self, event: dict) -> None:
         doc = event.get("fullDocument")
         if not doc:
+            return
+        reason = check(event["ns"]["coll"], doc)
+        if reason is not None:  # readers quarantine it and fetch its days again; nothing malformed is streamed
+            log.warning("%s document %r failed the schema check (%s); not streamed", event["ns"]["coll"],
+                        doc.get("_id"), reason)
             return
         if event["ns"]["coll"] == "scores":
             try:

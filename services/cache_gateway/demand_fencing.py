@@ -1,25 +1,26 @@
 """Fencing of the scheduler's refreshes (DESIGN.md R6: exactly one active scheduler).
 
 The scheduler leader holds a lease in Redis (``services/scheduler/leader_lease.py``);
-each acquisition takes a new *fencing token* from ``INCR <lease_key>:fence``.
-It sends that token with every Refresh in gRPC metadata ``x-fencing-token``.
-A leader that was paused past its lease (GC, network partition) and wakes up
-still believing it leads carries an older token than the new leader, so the
-gateway refuses its refreshes:
+each acquisition takes the next *fencing token* from the lease's durable record
+in MongoDB (``services/common/lease_record.py``: strictly increasing, also when
+Redis restarts empty). The leader sends its token with every Refresh in gRPC
+metadata ``x-fencing-token``:
 
-    fencing = FencingCheck(redis_client, lease_key_for(prefix))   # once, at start-up
+    fencing = FencingCheck(LeaseRecords.of(db), lease_key_for(prefix))   # once, at start-up
     ...
-    await fencing.enforce(context)    # in Refresh, after authorisation
+    await fencing.enforce(context, principal)    # in Refresh, after authentication
 
-Rule (one atomic Lua script, so two gateway replicas agree): a token is
-refused (FAILED_PRECONDITION) when it is lower than the highest token seen
-so far, that is the larger of the lease's issued counter ``<lease_key>:fence``
-and ``<lease_key>:fence_seen`` (raised by every accepted token). Requests with
-no token (people, the gateway's own on-demand reads) are not fenced. A token
-that is not a positive integer is INVALID_ARGUMENT.
+Rules:
 
-Without Redis (``REDIS_URL`` unset: one machine, one gateway) the highest token
-seen is kept in process.
+- only the ``scheduler`` service identity may present a token; anyone else
+  sending one gets PERMISSION_DENIED (a reader cannot fence the scheduler out);
+- a scheduler's Refresh must carry one (FAILED_PRECONDITION otherwise);
+- the token must equal the token of the lease's record, that is what the
+  current leader holds; an older one (a deposed leader, paused past its lease)
+  and a higher one (never issued) are refused with FAILED_PRECONDITION.
+  Nothing a caller sends changes what later callers are checked against;
+- a token that is not a positive integer is INVALID_ARGUMENT;
+- requests with no token from other callers (people, the BFF) are not fenced.
 
 The check runs when the Refresh starts; a leader deposed *during* a refresh
 finishes that one refresh. That is harmless: L2 writes are idempotent and
@@ -30,23 +31,13 @@ from __future__ import annotations
 
 import grpc
 from services.cache_gateway import metrics
+from pymongo.errors import PyMongoError
+
+from services.common.auth import SCHEDULER, Principal
+from services.common.lease_record import LeaseRecords
 
 #: gRPC metadata key carrying the scheduler's fencing token (decimal integer).
 FENCING_METADATA_KEY = "x-fencing-token"
-
-_CHECK = """
-local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
-local issued = tonumber(redis.call('GET', KEYS[1]) or '0')
-local highest = math.max(seen, issued)
-local token = tonumber(ARGV[1])
-if token < highest then
-  return {0, highest}
-end
-if token > seen then
-  redis.call('SET', KEYS[2], ARGV[1])
-end
-return {1, highest}
-"""
 
 
 def lease_key_for(redis_key_prefix: str = "adfatigue:") -> str:
@@ -66,17 +57,15 @@ class FencingRefused(Exception):
 def token_from_metadata(metadata) -> int | None:
     """The fencing token of a call's invocation metadata (None when absent).
 
-    Raises FencingRefused(INVALID_ARGUMENT) when present but not a positive integer.
+    Raises FencingRefused(INVALID_ARGUMENT) when present but not a positive integer (at most 19 digits).
     """
     raw = next((v for k, v in (metadata or ()) if k == FENCING_METADATA_KEY), None)
     if raw is None:
         return None
     if isinstance(raw, bytes):
         raw = raw.decode(errors="replace")
-    try:
-        token = int(str(raw).strip())
-    except ValueError:
-        token = 0
+    text = str(raw).strip()
+    token = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else 0
     if token < 1:
         raise FencingRefused(grpc.StatusCode.INVALID_ARGUMENT,
                              f"metadata {FENCING_METADATA_KEY} must be a positive integer "
@@ -85,42 +74,53 @@ def token_from_metadata(metadata) -> int | None:
 
 
 class FencingCheck:
-    """Refuses tokens lower than the highest seen. ``redis_client``: a ``redis.asyncio`` client or None."""
+    """Accepts only the current leader's token, read from the lease's durable record (module docstring)."""
 
-    def __init__(self, redis_client=None, lease_key: str = lease_key_for()):
-        self.redis = redis_client
+    def __init__(self, records: LeaseRecords, lease_key: str = lease_key_for()):
+        self.records = records
         self.lease_key = lease_key
-        self.keys = [f"{lease_key}:fence", f"{lease_key}:fence_seen"]
-        self._highest_local = 0
         self.refused = 0
 
     async def check(self, token: int) -> None:
-        """Accept ``token`` (raising the highest seen) or raise FencingRefused(FAILED_PRECONDITION)."""
-        if self.redis is None:
-            highest = self._highest_local
-            ok = token >= highest
-            if ok:
-                self._highest_local = token
-        else:
-            ok, highest = await self.redis.eval(_CHECK, 2, *self.keys, token)
-            ok, highest = bool(int(ok)), int(highest)
-        if not ok:
-            self.refused += 1
-            metrics.refresh_fenced.add(1)
+        """Accept ``token`` or raise FencingRefused (FAILED_PRECONDITION; UNAVAILABLE when the record is unreadable)."""
+        try:
+            record = await self.records.current(self.lease_key)
+        except PyMongoError as exc:
+            raise FencingRefused(grpc.StatusCode.UNAVAILABLE,
+                                 f"cannot check the fencing token: the lease record is unreadable "
+                                 f"({type(exc).__name__}); retry shortly") from None
+        current = record.token if record else 0
+        if token == current:
+            return
+        self.refused += 1
+        metrics.refresh_fenced.add(1)
+        if token < current:
             raise FencingRefused(grpc.StatusCode.FAILED_PRECONDITION,
-                                 f"refresh refused: fencing token {token} is older than {highest}; "
-                                 "this scheduler is no longer the leader")
+                                 f"refresh refused: fencing token {token} is older than the current leader's "
+                                 f"({current}); this scheduler is no longer the leader")
+        raise FencingRefused(grpc.StatusCode.FAILED_PRECONDITION,
+                             f"refresh refused: fencing token {token} was never issued (the current leader "
+                             f"holds {current or 'none'}); only the leader's own token is accepted")
 
-    async def check_metadata(self, metadata) -> int | None:
-        """Check the token of ``metadata`` if it carries one; returns it (None: not fenced)."""
+    async def check_call(self, metadata, principal: Principal) -> int | None:
+        """Apply the rules of the module docstring to one call; returns the token (None: not fenced)."""
         token = token_from_metadata(metadata)
+        is_scheduler = principal.is_service(SCHEDULER)
+        if token is not None and not is_scheduler:
+            self.refused += 1
+            raise FencingRefused(grpc.StatusCode.PERMISSION_DENIED,
+                                 f"metadata {FENCING_METADATA_KEY} is only for the scheduler service identity: "
+                                 "drop it from your call")
+        if is_scheduler and token is None:
+            raise FencingRefused(grpc.StatusCode.FAILED_PRECONDITION,
+                                 f"a scheduler's Refresh must carry {FENCING_METADATA_KEY} (its lease's token)")
         if token is not None:
             await self.check(token)
         return token
 
-    async def enforce(self, context) -> int | None:
+    async def enforce(self, context, principal: Principal) -> int | None:
         """For a gRPC handler: abort the call with the refusal's status, or return the token (None: none sent)."""
         try:
-            return await self.check_metadata(context.invocation_metadata())
+            return await self.check_call(context.invocation_metadata(), principal)
         except FencingRefused as exc:
             await context.abort(exc.code, exc.message)

@@ -24,6 +24,7 @@ def add_cache_gateway_to_server(servicer, server: grpc.aio.Server) -> None:
         "GetFatigue": gw.GetFatigueRequest,
         "Refresh": gw.RefreshRequest,
         "GetStats": gw.GetStatsRequest,
+        "ListAccounts": gw.ListAccountsRequest,
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(

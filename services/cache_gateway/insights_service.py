@@ -96,6 +96,8 @@ class InsightsService:
         self._background: set[asyncio.Task] = set()
         self.lock = lock or DistributedLock()
         self._zones: dict[str, str] = {}
+        self._repairing: set[str] = set()
+        self._currencies: dict[str, str] = {}
 
     async def timezone_name(self, account_id: str) -> str | None:
         """The account's IANA time zone, or None before the provider has told it (kept in memory once known:
@@ -107,11 +109,25 @@ class InsightsService:
                 name = self._zones[account_id] = state.timezone
         return name
 
+    async def currency(self, account_id: str) -> str:
+        """The account's ISO 4217 currency, or "" before the provider has told it (kept in memory once known)."""
+        code = self._currencies.get(account_id)
+        if code is None:
+            state = await self.store.account(account_id)
+            if not (state and state.currency):
+                return ""
+            code = self._currencies[account_id] = state.currency
+        return code
+
     async def timezone_of(self, account_id: str) -> ZoneInfo:
         return zone(await self.timezone_name(account_id) or "")
 
-    async def read(self, account_id: str, days: DateRange, revalidate: bool = True) -> ReadResult:
-        """Answer ``days`` for the account; raises UpstreamError when missing days cannot be fetched."""
+    async def read(self, account_id: str, days: DateRange, revalidate: bool = True, _attempt: int = 0) -> ReadResult:
+        """Answer ``days`` for the account; raises UpstreamError when missing days cannot be fetched.
+
+        Stored documents failing the schema check (services/common/l2_schema.py) are quarantined and their
+        days fetched again before answering; if that fetch fails, the answer leaves them out and says so
+        (STALE_UPSTREAM_ERROR with the reason), never FRESH."""
         tz = await self.timezone_of(account_id)
         fetched = await self.store.fetched_at(account_id, days)
         due = set(due_days(days, fetched, self.policy, self.clock(), tz))
@@ -136,8 +152,23 @@ class InsightsService:
             metrics.stale_answers.add(1)
         # nothing fetched: the freshness just read is current, so the snapshot need not read it again
         snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
-        if snap.quarantined:  # corrupt documents were dropped: fetch their days again now
-            return await self.read(account_id, days, revalidate)
+        if snap.quarantined:  # malformed documents were dropped: fetch their days again now
+            try:
+                if _attempt < 2:
+                    return await self.read(account_id, days, revalidate, _attempt + 1)
+                raise UpstreamError(grpc.StatusCode.UNAVAILABLE, "the provider keeps returning rows that "
+                                                                 "cannot be stored")
+            except UpstreamError as exc:
+                status = STALE_UPSTREAM_ERROR
+                reason = "; ".join(filter(None, [reason, (
+                    f"stored data of {len(snap.quarantined)} day(s) failed the store's schema check and was "
+                    f"quarantined; fetching it again failed: {exc.message}")]))
+        if snap.pending:  # a writer's commit failed: never FRESH until its version is repaired
+            if status == FRESH:
+                status, reason = STALE_REVALIDATING, ""
+            reason = "; ".join(filter(None, [reason, "the last write to the store did not complete; "
+                                                     "repairing it in the background"]))
+            self._repair_in_background(account_id)
         now = self.clock()
         due_times = [t for d, at in snap.fetched_at.items() if (t := self.policy.due_at(d, at, now, tz)) is not None]
         return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None))
@@ -221,6 +252,33 @@ class InsightsService:
         if write.rows_changed and self.on_change:
             self.on_change(account_id, write.version, write.changed_ads)
         return write.rows_changed
+
+    async def repair(self, account_id: str) -> int:
+        """Commit the account's abandoned write, as its writer (under the fetch lock); returns rows it made
+        visible (they are rescored and, through the change feed, streamed)."""
+        async with self.lock.hold(f"fetch:{account_id}"):
+            write = await self.store.repair_version(account_id)
+        if write.rows_changed and self.on_change:
+            self.on_change(account_id, write.version, write.changed_ads)
+        return write.rows_changed
+
+    def _repair_in_background(self, account_id: str) -> None:
+        if account_id in self._repairing:
+            return
+        self._repairing.add(account_id)
+
+        async def run() -> None:
+            try:
+                await self.repair(account_id)
+            except Exception as exc:  # the store is still failing: the next reader or writer tries again
+                log.warning("repairing act_%s failed (%s); the next read or write retries", account_id,
+                            type(exc).__name__)
+            finally:
+                self._repairing.discard(account_id)
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _refresh_in_background(self, account_id: str, days: list[date]) -> None:
         own, _ = self.flight.split(account_id, days)

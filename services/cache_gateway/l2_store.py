@@ -15,10 +15,23 @@ Collections (database ``adfatigue`` by default):
 
 Writes are idempotent upserts guarded by ``fetched_at``: an older fetch can
 never overwrite a newer one. A batch of changes claims a version with
-``$inc seq``, writes its rows tagged with it, then commits with
-``$max version`` — no multi-document transaction. Readers take a consistent
-snapshot by reading the account document before and after the rows and
-retrying while a write is in flight (``seq > version``) or the version moved.
+``$inc seq`` (recording ``claimed_at``), writes its rows tagged with it, then
+commits with ``$max version`` — no multi-document transaction. Readers take a
+consistent snapshot by reading the account document before and after the rows
+and retrying while a write is in flight (``seq > version``) or the version moved.
+
+Write protocol when a writer dies or its commit fails (issue 16): its rows
+carry the version it claimed, and its days' freshness was never marked
+(freshness is written only after the commit). Such a claim is *abandoned*:
+a reader that still sees it after ``read_retry_s`` (or whose claim is older
+than that) gets a ``Snapshot`` with ``pending=True`` — the gateway answers it
+stale, never FRESH, and repairs in the background; the account's next
+writer, which holds the account's fetch lock and so knows no other write is
+in flight, repairs first (``repair_version``: commit ``$max version`` to the
+claim, reporting the abandoned rows as changed so they are rescored and
+streamed). Nothing written is lost, and the commit is an ordinary
+``accounts`` update, so the change feed releases the abandoned rows to
+subscribers as one CHANGE of that version.
 """
 
 from __future__ import annotations
@@ -26,13 +39,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Iterable, Sequence
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.cache_gateway.row_document import CorruptDocument, content_hash, decode_row, encode_row
+from services.common.l2_schema import check, quarantine_record
 from services.common.dates import DateRange
 from services.common.insight_row import InsightRow
 from services.cache_gateway import metrics
@@ -49,6 +63,12 @@ class AccountState:
     seq: int = 0
     timezone: str = ""
     currency: str = ""
+    claimed_at: datetime | None = None  # when ``seq`` was last claimed
+
+    @property
+    def pending(self) -> bool:
+        """A claimed version is not committed yet (a write in flight, or one that died)."""
+        return self.seq > self.version
 
 
 @dataclass(slots=True)
@@ -66,6 +86,7 @@ class Snapshot:
     fetched_at: dict[date, datetime]
     timezone: str = ""
     quarantined: list[str] = field(default_factory=list)
+    pending: bool = False  # a write was still uncommitted after the read's retries (see the module doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +94,26 @@ class WriteResult:
     version: int          # account version after the write
     rows_changed: int     # rows inserted, updated or tombstoned
     changed_ads: frozenset[str] = frozenset()  # ad ids with a changed row
+
+
+def _account_state(doc: dict) -> AccountState:
+    return AccountState(doc["_id"], doc.get("version", 0), doc.get("seq", 0), doc.get("timezone", ""),
+                        doc.get("currency", ""), doc.get("claimed_at"))
+
+
+def _day_of(doc: dict) -> date | None:
+    """The day an insights document is for: its ``date``, else the one in its ``_id``."""
+    for text in (doc.get("date"), str(doc.get("_id", "")).rpartition(":")[2]):
+        try:
+            return date.fromisoformat(text)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _account_of(doc: dict) -> str:
+    account = doc.get("account_id")
+    return account if isinstance(account, str) else str(doc.get("_id", "")).partition(":")[0]
 
 
 def _day_key(d: date) -> str:
@@ -102,11 +143,31 @@ class InsightsStore:
 
     # -- accounts -----------------------------------------------------------------------------
     async def account(self, account_id: str) -> AccountState | None:
+        """The account document; one that fails the schema check is quarantined and rebuilt from the rows."""
         doc = await self.accounts.find_one({"_id": account_id})
         if doc is None:
             return None
-        return AccountState(account_id, doc.get("version", 0), doc.get("seq", 0),
-                            doc.get("timezone", ""), doc.get("currency", ""))
+        reason = check("accounts", doc)
+        if reason is not None:
+            return await self._rebuild_account(doc, reason)
+        return _account_state(doc)
+
+    async def _rebuild_account(self, doc: dict, reason: str) -> AccountState:
+        """Quarantine a malformed account document and write a valid one: version and claim = the highest
+        valid row version (every stored row is then committed), time zone and currency kept when valid."""
+        account_id = doc["_id"]
+        await self.quarantine.replace_one({"_id": f"accounts:{account_id}"},
+                                          quarantine_record("accounts", doc, reason), upsert=True)
+        metrics.quarantined.add(1, {"collection": "accounts"})
+        versions = [d.get("version") async for d in self.insights.find({"account_id": account_id}, {"version": 1})]
+        top = max((v for v in versions if isinstance(v, int) and not isinstance(v, bool) and v >= 0), default=0)
+        keep = {k: doc[k] for k in ("timezone", "currency")
+                if check("accounts", {"_id": account_id, k: doc.get(k)}) is None and k in doc}
+        rebuilt = {"_id": account_id, "version": top, "seq": top, **keep}
+        await self.accounts.replace_one({"_id": account_id}, rebuilt, upsert=True)
+        log.warning("act_%s: account document failed the schema check (%s); quarantined and rebuilt at version %d",
+                    account_id, reason, top)
+        return _account_state(rebuilt)
 
     async def set_account_info(self, account_id: str, timezone: str, currency: str) -> None:
         update = {k: v for k, v in (("timezone", timezone), ("currency", currency)) if v}
@@ -123,24 +184,55 @@ class InsightsStore:
             pass
 
     async def list_accounts(self) -> list[AccountState]:
-        return [AccountState(d["_id"], d.get("version", 0), d.get("seq", 0), d.get("timezone", ""), d.get("currency", ""))
-                async for d in self.accounts.find({})]
+        states = []
+        async for doc in self.accounts.find({}):
+            reason = check("accounts", doc)
+            states.append(_account_state(doc) if reason is None else await self._rebuild_account(doc, reason))
+        return states
 
     # -- reads --------------------------------------------------------------------------------
     async def fetched_at(self, account_id: str, days: DateRange) -> dict[date, datetime]:
         """When each day of ``days`` was last fetched (days never fetched are absent)."""
         cursor = self.freshness.find(
             {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
-            {"date": 1, "fetched_at": 1},
         )
-        return {date.fromisoformat(d["date"]): d["fetched_at"] async for d in cursor}
+        known, bad = {}, []
+        async for doc in cursor:
+            reason = check("freshness", doc)
+            if reason is None:
+                known[date.fromisoformat(doc["date"])] = doc["fetched_at"]
+            else:
+                bad.append((doc, reason))
+        for doc, reason in bad:  # the day counts as never fetched: it is fetched again before answering
+            await self.quarantine.replace_one({"_id": f"freshness:{doc['_id']}"},
+                                              quarantine_record("freshness", doc, reason), upsert=True)
+            metrics.quarantined.add(1, {"collection": "freshness"})
+            await self.freshness.delete_one({"_id": doc["_id"]})
+            log.warning("freshness %r failed the schema check (%s); quarantined, the day will be re-fetched",
+                        doc["_id"], reason)
+        return known
+
+    async def stored_days(self, account_id: str) -> DateRange | None:
+        """First and last day with a (not deleted) row of the account, whatever the range; None when none.
+
+        Two index reads (``account_date``); used to tell a caller where an account's data lies.
+        """
+        query = {"account_id": account_id, "deleted": {"$ne": True}}
+        first = await self.insights.find_one(query, {"date": 1}, sort=[("date", ASCENDING)])
+        if first is None:
+            return None
+        last = await self.insights.find_one(query, {"date": 1}, sort=[("date", DESCENDING)])
+        return DateRange(date.fromisoformat(first["date"]), date.fromisoformat(last["date"]))
 
     async def range_version(self, account_id: str, days: DateRange) -> int:
         """The range's version (see Snapshot.version) without reading its rows."""
         doc = await self.insights.find_one(
             {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
             {"version": 1}, sort=[("version", -1)])
-        return doc.get("version", 0) if doc else 0
+        version = doc.get("version", 0) if doc else 0
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:  # a malformed document: the snapshot quarantines it
+            return (await self.snapshot(account_id, days)).version
+        return version
 
     async def _consistent(self, account_id: str, read):
         """Run ``read()`` until the account's version and claim did not move around it (no write in
@@ -149,7 +241,9 @@ class InsightsStore:
         deadline = loop.time() + self.read_retry_s
         while True:
             before = await self.account(account_id) or AccountState(account_id)
-            if before.seq > before.version and loop.time() < deadline:
+            if before.pending and self._abandoned(before):
+                deadline = loop.time()  # no point waiting for a writer that is gone
+            if before.pending and loop.time() < deadline:
                 await asyncio.sleep(0.01)
                 continue
             result = await read()
@@ -172,28 +266,47 @@ class InsightsStore:
             return docs, dict(fetched) if fetched is not None else await self.fetched_at(account_id, days)
 
         (docs, fetched), after = await self._consistent(account_id, read)
-        version = max((d.get("version", 0) for d in docs), default=0)
-        rows, bad = [], []
-        for doc in docs:
-            if doc.get("deleted"):
-                continue
-            try:
-                rows.append(decode_row(doc))
-            except CorruptDocument as exc:
-                log.warning("%s; quarantined, the day will be re-fetched", exc)
-                bad.append(doc)
-        if bad:
-            await self._quarantine(bad)
-            metrics.quarantined.add(len(bad))
-            for doc in bad:
-                fetched.pop(date.fromisoformat(doc["date"]), None)
-        return Snapshot(account_id, version, rows, fetched, after.timezone, [d["_id"] for d in bad])
+        docs, bad = await self._checked(docs)
+        version = max((d["version"] for d in docs), default=0)
+        rows = [decode_row(doc) for doc in docs if not doc["deleted"]]
+        for day in bad:
+            fetched.pop(day, None)
+        return Snapshot(account_id, version, rows, fetched, after.timezone, sorted(d.isoformat() for d in bad),
+                        after.pending)
 
-    async def _quarantine(self, docs: Sequence[dict]) -> None:
+    async def _checked(self, docs: list[dict]) -> tuple[list[dict], set[date]]:
+        """The insights documents that pass the schema check and whose values still match their
+        ``content_hash`` (``deleted`` filled in), and the days of those
+        that did not: those are moved to ``quarantine`` with the reason and their day's freshness dropped, so
+        the day is fetched again (R11)."""
+        good, bad = [], []
         for doc in docs:
-            await self.quarantine.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            reason = check("insights", doc)
+            if reason is None and content_hash(doc["row"]) != doc["content_hash"]:
+                reason = "row: the values do not match the row's content_hash (edited or damaged)"
+            if reason is None:
+                try:
+                    if not doc.get("deleted"):
+                        decode_row(doc)
+                    doc.setdefault("deleted", False)
+                    good.append(doc)
+                    continue
+                except CorruptDocument as exc:
+                    reason = str(exc)
+            bad.append((doc, reason))
+        days: set[date] = set()
+        for doc, reason in bad:
+            day = _day_of(doc)
+            log.warning("L2 document %r failed the schema check (%s); quarantined, its day will be re-fetched",
+                        doc.get("_id"), reason)
+            await self.quarantine.replace_one({"_id": f"insights:{doc.get('_id')}"},
+                                              quarantine_record("insights", doc, reason), upsert=True)
+            metrics.quarantined.add(1, {"collection": "insights"})
             await self.insights.delete_one({"_id": doc["_id"], "content_hash": doc.get("content_hash")})
-            await self.freshness.delete_one({"account_id": doc["account_id"], "date": doc["date"]})
+            if day is not None:
+                days.add(day)
+                await self.freshness.delete_many({"account_id": _account_of(doc), "date": day.isoformat()})
+        return good, days
 
     async def ad_series(self, account_id: str, ad_ids: Iterable[str]) -> tuple[int, dict[str, list[InsightRow]]]:
         """Every stored day of each ad, read consistently: (version of what was read, rows per ad by date)."""
@@ -204,14 +317,12 @@ class InsightsStore:
                     .sort([("ad_id", ASCENDING), ("date", ASCENDING)])]
 
         docs, _ = await self._consistent(account_id, read)
+        docs, _ = await self._checked(docs)
         series: dict[str, list[InsightRow]] = {ad: [] for ad in ids}
         for doc in docs:
-            if not doc.get("deleted"):
-                try:
-                    series[doc["ad_id"]].append(decode_row(doc))
-                except CorruptDocument as exc:
-                    log.warning("%s; left out of scoring", exc)
-        return max((d.get("version", 0) for d in docs), default=0), series
+            if not doc["deleted"]:
+                series[doc["ad_id"]].append(decode_row(doc))
+        return max((d["version"] for d in docs), default=0), series
 
     async def save_score(self, account_id: str, ad_id: str, insights_version: int, result: bytes,
                          first: date, last: date) -> bool:
@@ -228,17 +339,54 @@ class InsightsStore:
             return False
 
     async def stored_scores(self, account_id: str, ad_ids: Iterable[str]) -> list[dict]:
-        return [d async for d in self.scores.find({"account_id": account_id, "ad_id": {"$in": sorted(set(ad_ids))}})
-                .sort("ad_id", ASCENDING)]
+        """Stored fatigue results of the ads, by ad id. A document failing the schema check is quarantined
+        (and left out: the caller rescores ads that have no score)."""
+        good = []
+        async for doc in self.scores.find({"account_id": account_id, "ad_id": {"$in": sorted(set(ad_ids))}}) \
+                .sort("ad_id", ASCENDING):
+            reason = check("scores", doc)
+            if reason is None:
+                good.append(doc)
+                continue
+            log.warning("score %r failed the schema check (%s); quarantined, the ad will be rescored",
+                        doc.get("_id"), reason)
+            await self.quarantine.replace_one({"_id": f"scores:{doc.get('_id')}"},
+                                              quarantine_record("scores", doc, reason), upsert=True)
+            await self.scores.delete_one({"_id": doc["_id"]})
+        return good
 
     # -- writes -------------------------------------------------------------------------------
+    def _abandoned(self, state: AccountState) -> bool:
+        """Whether the account's uncommitted claim is older than any live write takes."""
+        if state.claimed_at is None:
+            return False
+        claimed = state.claimed_at if state.claimed_at.tzinfo else state.claimed_at.replace(tzinfo=timezone.utc)
+        return (datetime.now(timezone.utc) - claimed).total_seconds() > self.read_retry_s
+
+    async def repair_version(self, account_id: str) -> WriteResult:
+        """Commit an abandoned claim (see the module doc). Call it only as the account's writer (holding the
+        account's fetch lock), so that no other write is in flight. Returns the rows that become visible."""
+        state = await self.account(account_id)
+        if state is None or not state.pending:
+            return WriteResult(version=state.version if state else 0, rows_changed=0)
+        docs = [d async for d in self.insights.find(
+            {"account_id": account_id, "version": {"$gt": state.version, "$lte": state.seq}}, {"ad_id": 1})]
+        await self.accounts.update_one({"_id": account_id}, {"$max": {"version": state.seq}})
+        log.warning("act_%s: committed abandoned version %d (%d row(s) written by a writer whose commit failed)",
+                    account_id, state.seq, len(docs))
+        return WriteResult(version=state.seq, rows_changed=len(docs),
+                           changed_ads=frozenset(d["ad_id"] for d in docs if isinstance(d.get("ad_id"), str)))
+
     async def apply_fetch(
         self, account_id: str, days: DateRange, rows: Iterable[InsightRow], fetched_at: datetime
     ) -> WriteResult:
         """Upsert what one fetch of ``days`` returned, read at ``fetched_at``.
 
-        Rows that did not change keep their version; rows the fetch no longer
-        has become tombstones; rows stored from a newer fetch are left alone.
+        Rows that did not change keep their version; rows stored from a newer
+        fetch are left alone. A stored row the fetch does not contain is kept
+        as it is: an answer that omits an ad (archived, deleted, filtered out,
+        a page Meta lost) never deletes its history (issue 17); a row changes
+        only when the provider returns a newer row for the same key.
         Every day of ``days`` is marked fetched (``$max`` on fetched_at).
         Raises ValueError when a row lies outside ``days`` or belongs to another account.
         """
@@ -253,20 +401,21 @@ class InsightsStore:
             {"content_hash": 1, "fetched_at": 1, "deleted": 1},
         )}
 
-        def newer_stored(doc: dict | None) -> bool:
-            return doc is not None and doc.get("fetched_at") is not None and doc["fetched_at"] > fetched_at
+        def newer_stored(doc: dict | None) -> bool:  # (a malformed stored fetched_at is overwritten)
+            return doc is not None and isinstance(doc.get("fetched_at"), datetime) and doc["fetched_at"] > fetched_at
 
         changed = [k for k, (_, _, h) in incoming.items()
                    if not newer_stored(existing.get(k))
                    and (k not in existing or existing[k].get("content_hash") != h or existing[k].get("deleted"))]
-        gone = [k for k, doc in existing.items()
-                if k not in incoming and not doc.get("deleted") and not newer_stored(doc)]
 
-        version = (await self.account(account_id) or AccountState(account_id)).version
-        if changed or gone:
+        state = await self.account(account_id) or AccountState(account_id)
+        repaired = await self.repair_version(account_id) if state.pending else WriteResult(state.version, 0)
+        version = repaired.version
+        if changed:
             await self._ensure_account(account_id)
             claimed = await self.accounts.find_one_and_update(
-                {"_id": account_id}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER,
+                {"_id": account_id}, {"$inc": {"seq": 1}, "$currentDate": {"claimed_at": True}},
+                return_document=ReturnDocument.AFTER,
             )
             version = claimed["seq"]
             # "stored fetched_at is missing or older": $not/$gte keeps the _id index in use (an $or does not)
@@ -282,11 +431,6 @@ class InsightsStore:
                                   "version": version, "deleted": False}},
                         upsert=True,
                     ))
-                for key in gone:
-                    ops.append(UpdateOne(
-                        {"_id": key, **older_than_this_fetch},
-                        {"$set": {"deleted": True, "fetched_at": fetched_at, "version": version}},
-                    ))
                 await self._bulk(self.insights, ops)
             finally:
                 await self.accounts.update_one({"_id": account_id}, {"$max": {"version": version}})
@@ -296,8 +440,40 @@ class InsightsStore:
                        "$setOnInsert": {"account_id": account_id, "date": _day_key(d)}}, upsert=True)
             for d in days.days()
         ])
-        changed_ads = frozenset(k.split(":")[1] for k in (*changed, *gone))
-        return WriteResult(version=version, rows_changed=len(changed) + len(gone), changed_ads=changed_ads)
+        changed_ads = frozenset(k.split(":")[1] for k in changed) | repaired.changed_ads
+        return WriteResult(version=version, rows_changed=len(changed) + repaired.rows_changed,
+                           changed_ads=changed_ads)
+
+    async def remove_rows(self, account_id: str, keys: Iterable[tuple[str, date]], reason: str,
+                          at: datetime) -> WriteResult:
+        """Tombstone the stored rows ``(ad_id, date)`` on an explicit signal, recording ``reason``.
+
+        The only way a row leaves L2 (a fetch never removes one, ``apply_fetch``).
+        The tombstone keeps ``deleted_reason`` and ``deleted_at`` and gets a new
+        version, so subscribers and ``changes_since`` see the removal. Rows
+        absent or already removed are skipped. Raises ValueError for an empty reason.
+        """
+        if not reason.strip():
+            raise ValueError("removing rows needs a reason (it is stored with the tombstone)")
+        ids = [f"{account_id}:{ad}:{_day_key(d)}" for ad, d in keys]
+        live = [d["_id"] async for d in self.insights.find({"_id": {"$in": ids}, "deleted": {"$ne": True}}, {"_id": 1})]
+        version = (await self.account(account_id) or AccountState(account_id)).version
+        if not live:
+            return WriteResult(version=version, rows_changed=0)
+        await self._ensure_account(account_id)
+        claimed = await self.accounts.find_one_and_update(
+            {"_id": account_id}, {"$inc": {"seq": 1}, "$currentDate": {"claimed_at": True}},
+            return_document=ReturnDocument.AFTER)
+        version = claimed["seq"]
+        try:
+            await self._bulk(self.insights, [UpdateOne(
+                {"_id": key}, {"$set": {"deleted": True, "deleted_reason": reason, "deleted_at": at,
+                                        "version": version}}) for key in live])
+        finally:
+            await self.accounts.update_one({"_id": account_id}, {"$max": {"version": version}})
+        log.warning("act_%s: %d row(s) removed: %s", account_id, len(live), reason)
+        return WriteResult(version=version, rows_changed=len(live),
+                           changed_ads=frozenset(k.split(":")[1] for k in live))
 
     @staticmethod
     async def _bulk(collection, ops: list) -> None:
@@ -314,6 +490,44 @@ class InsightsStore:
             pass
 
 
+@dataclass(slots=True)
+class VersionChange:
+    """What one committed version changed in a range: rows, removed (ad_id, date), stored score documents."""
+
+    version: int
+    rows: list[InsightRow] = field(default_factory=list)
+    removed: list[tuple[str, date]] = field(default_factory=list)
+    scores: list[dict] = field(default_factory=list)
+
+
+async def replay_since(store: InsightsStore, account_id: str, days: DateRange, from_version: int,
+                       up_to: int | None = None) -> list[VersionChange]:
+    """Every committed version after ``from_version`` (up to ``up_to``, the account's committed version by
+    default) that touched the range, oldest first: its rows and removals, plus the fatigue scores stored
+    from it for ads whose scored history overlaps the range. One entry per version, as a live subscriber
+    receives them (a score computed from a version with no row of the range gets an entry of its own)."""
+    if up_to is None:
+        up_to = (await store.account(account_id) or AccountState(account_id)).version
+    docs = [d async for d in store.insights.find(
+        {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
+         "version": {"$gt": from_version, "$lte": up_to}},
+    ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
+    docs, _ = await store._checked(docs)
+    by_version: dict[int, VersionChange] = {}
+    for doc in docs:
+        change = by_version.setdefault(doc["version"], VersionChange(doc["version"]))
+        if doc["deleted"]:
+            change.removed.append((doc["ad_id"], date.fromisoformat(doc["date"])))
+        else:
+            change.rows.append(decode_row(doc))
+    async for doc in store.scores.find({"account_id": account_id,
+                                        "insights_version": {"$gt": from_version, "$lte": up_to}}):
+        if check("scores", doc) is None and doc["first"] <= _day_key(days.until) \
+                and _day_key(days.since) <= doc["last"]:
+            by_version.setdefault(doc["insights_version"], VersionChange(doc["insights_version"])).scores.append(doc)
+    return [by_version[v] for v in sorted(by_version)]
+
+
 async def changes_since(store: InsightsStore, account_id: str, days: DateRange,
                         from_version: int) -> tuple[int, list[InsightRow], list[tuple[str, date]]]:
     """Rows of the range that changed after ``from_version``: (latest version, rows, removed (ad_id, date)).
@@ -324,13 +538,11 @@ async def changes_since(store: InsightsStore, account_id: str, days: DateRange,
         {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
          "version": {"$gt": from_version}},
     ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
+    docs, _ = await store._checked(docs)
     rows, removed = [], []
     for doc in docs:
-        if doc.get("deleted"):
+        if doc["deleted"]:
             removed.append((doc["ad_id"], date.fromisoformat(doc["date"])))
         else:
-            try:
-                rows.append(decode_row(doc))
-            except CorruptDocument as exc:
-                log.warning("%s; skipped in change replay", exc)
+            rows.append(decode_row(doc))
     return max((d["version"] for d in docs), default=from_version), rows, removed

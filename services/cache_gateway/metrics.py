@@ -23,7 +23,7 @@ suffixes added by the exporter):
   observed by the change feed → event handed to gRPC).
 * ``adfatigue.change_feed.reconnects`` {reconnect}, ``adfatigue.lock.waits`` {wait} (services/common),
   ``adfatigue.rescore.runs`` {run} (``outcome``), ``adfatigue.audit.entries`` {entry}
-  (``outcome`` = written | dropped; dropped must stay 0), ``adfatigue.l2.quarantined`` {document},
+  (``outcome`` = written | dropped; dropped must stay 0), ``adfatigue.l2.quarantined`` {document} (``collection``),
   ``adfatigue.demand.flushes`` {flush} (``outcome``), ``adfatigue.refresh.fenced`` {refresh}.
 """
 

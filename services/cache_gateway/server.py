@@ -33,6 +33,7 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
 from services.common.auth import JwtVerifier
+from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
 from services.common.logs import configure_logging
@@ -85,8 +86,9 @@ async def serve(args: argparse.Namespace) -> None:
                                     JwtVerifier.from_env(), audit)
     servicer.rescorer.start()
     metrics.observe_l1(servicer.l1)
-    # a deposed scheduler leader's refreshes are refused (its fencing token is older than the lease's)
-    servicer.fencing = FencingCheck(redis_client, os.environ.get("SCHEDULER_LEASE_KEY") or lease_key_for(args.redis_prefix))
+    # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)
+    servicer.fencing = FencingCheck(LeaseRecords.of(store.db),
+                                    os.environ.get("SCHEDULER_LEASE_KEY") or lease_key_for(args.redis_prefix))
     servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking
     await servicer.demand.start()
     feed = ChangeFeed(store.db)

@@ -26,11 +26,13 @@ from services.cache_gateway.responses import (
 from services.cache_gateway import metrics, stats
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import Change
-from services.cache_gateway.l2_store import changes_since
+from services.cache_gateway.l2_store import replay_since
 from services.cache_gateway.rescoring import Rescorer
 from services.cache_gateway.subscriptions import SubscriptionHub
 from services.cache_gateway.upstream import UpstreamError
-from services.common.auth import AuthError, JwtVerifier, Principal, require_account, require_operator
+from services.common.auth import (
+    OPERATOR, SCHEDULER, AuthError, JwtVerifier, Principal, require_account, require_operator, require_role,
+)
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
 from services.common.grpc_server import insecure_channel
@@ -78,7 +80,7 @@ async def audit_entry(audit: AuditLog, name: str, request, context):
         raise
     finally:
         principal = _principal.get()
-        audit.record(principal.subject if principal else "", name, getattr(request, "account_id", ""),
+        audit.record(principal.caller if principal else "", name, getattr(request, "account_id", ""),
                      status, getattr(request, "since", ""), getattr(request, "until", ""))
 
 
@@ -130,14 +132,16 @@ class CacheGatewayServicer:
         _principal.set(principal)
         return principal
 
-    async def _authorise(self, context, request, operator_for: str = "") -> tuple[str, DateRange]:
-        """Authenticate, validate account and dates, check the caller may read the account."""
+    async def _authorise(self, context, request, roles_for: str = "",
+                         roles: frozenset[str] = frozenset({OPERATOR})) -> tuple[str, DateRange]:
+        """Authenticate, validate account and dates, check the caller may read the account (and, with
+        ``roles_for``, holds one of ``roles``); PERMISSION_DENIED otherwise."""
         principal = await self._authenticate(context)
         account, days = await self._validate(context, request.account_id, request.since, request.until)
         try:
             require_account(principal, account)
-            if operator_for:
-                require_operator(principal, operator_for)
+            if roles_for:
+                require_role(principal, roles, roles_for)
         except AuthError as exc:
             await context.abort(exc.code, exc.message)
         return account, days
@@ -247,7 +251,12 @@ class CacheGatewayServicer:
             account_id=account, version=result.snapshot.version, results=scored.results,
             freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
                                         self.service.clock()),
+            account_currency=await self.service.currency(account),
         )
+        if not reply.results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
+            stored = await self.service.store.stored_days(account)
+            if stored is not None:
+                reply.stored_days.since, reply.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
         payload = reply.SerializeToString(deterministic=True)
         self._remember(key, payload, result, account)
         _answered(started, "GetFatigue", result)
@@ -255,9 +264,15 @@ class CacheGatewayServicer:
 
     @audited
     async def Refresh(self, request: gw.RefreshRequest, context) -> bytes:
-        account, days = await self._authorise(context, request, "a forced refresh" if request.force else "")
+        """Fetch the due days of the range (all of them with ``force``: operator or scheduler only).
+
+        Readers of the account may refresh it; only the scheduler identity may (and must) send
+        ``x-fencing-token``, checked against the lease's durable record (demand_fencing.py).
+        """
+        account, days = await self._authorise(context, request, "a forced refresh" if request.force else "",
+                                              frozenset({OPERATOR, SCHEDULER}))
         if self.fencing:
-            await self.fencing.enforce(context)
+            await self.fencing.enforce(context, _principal.get())
         try:
             (ranges, changed), calls = await self.service.counted(self.service.refresh(account, days, force=request.force))
         except UpstreamError as exc:
@@ -269,8 +284,29 @@ class CacheGatewayServicer:
         ).SerializeToString()
 
     @audited
+    async def ListAccounts(self, request: gw.ListAccountsRequest, context) -> bytes:
+        """The accounts the caller may read: those L2 knows, plus those its token names (``known=false``)."""
+        principal = await self._authenticate(context)
+        stored = {a.account_id: a for a in await self.service.store.list_accounts() if principal.may_read(a.account_id)}
+        reply = gw.ListAccountsResponse()
+        for account_id in sorted(stored.keys() | (principal.accounts - {"*"})):
+            state = stored.get(account_id)
+            if state is None:
+                reply.accounts.add(account_id=account_id, known=False)
+            else:
+                reply.accounts.add(account_id=account_id, name=getattr(state, "name", "") or "",
+                                   currency=state.currency, timezone_name=state.timezone,
+                                   version=state.version, known=True)
+        return reply.SerializeToString()
+
+    @audited
     async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
-        await self._authenticate(context)
+        """The gateway's counters (operator role; PERMISSION_DENIED otherwise)."""
+        principal = await self._authenticate(context)
+        try:
+            require_operator(principal, "GetStats")
+        except AuthError as exc:
+            await context.abort(exc.code, exc.message)
         return gw.GatewayStats(
             **stats.counters(), l1_bytes=self.l1.bytes_used, l1_max_bytes=self.l1.max_bytes, l1_entries=len(self.l1),
         ).SerializeToString()
@@ -294,14 +330,21 @@ class CacheGatewayServicer:
         try:
             resumed = False
             if request.HasField("from_version"):
-                version, rows, removed = await changes_since(self.service.store, account, days, request.from_version)
-                current = (await self.service.store.snapshot(account, days)).version
-                if request.from_version <= current:  # a version we know: replay what changed after it
-                    resumed = True
-                    if version > request.from_version:
+                state = await self.service.store.account(account)
+                current = state.version if state else 0
+                if request.from_version <= current:  # a version we know: replay what changed after it,
+                    resumed = True                   # one CHANGE per version, scores included
+                    sent = request.from_version
+                    for change in await replay_since(self.service.store, account, days, request.from_version,
+                                                     current):
+                        event = self._event(account, gw.SubscribeEvent.CHANGE, change.version, change.rows,
+                                            change.removed, fields)
+                        for doc in change.scores:
+                            event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
+                            scores_sent[doc["ad_id"]] = doc["insights_version"]
+                        sent = change.version
                         metrics.subscription_events.add(1, _EVENT["change"])
-                        yield self._event(account, gw.SubscribeEvent.CHANGE, version, rows, removed, fields)
-                    sent = max(version, request.from_version)
+                        yield event
             if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
                 result = await self._read(context, account, days)
                 sent = result.snapshot.version
@@ -310,6 +353,7 @@ class CacheGatewayServicer:
                 for doc in await self.service.store.stored_scores(account, ad_ids):
                     event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
                     scores_sent[doc["ad_id"]] = doc["insights_version"]
+                self.rescorer.schedule(account, frozenset(ad_ids.difference(scores_sent)))  # none or quarantined
                 metrics.subscription_events.add(1, _EVENT["snapshot"])
                 yield event
             while True:

@@ -16,6 +16,18 @@ class NoToken(RuntimeError):
     pass
 
 
+def local_secret(data_dir: Path) -> str:
+    """``JWT_HS256_SECRET``, else the secret of the ``up`` running from ``data_dir``; NoToken when neither exists."""
+    secret = os.environ.get("JWT_HS256_SECRET", "")
+    path = data_dir / "dev-jwt-secret"
+    if not secret and path.exists():
+        secret = path.read_text().strip()
+    if not secret:
+        raise NoToken(f"no bearer token: set ADFATIGUE_TOKEN, or run from the folder where `adfatigue up` "
+                      f"runs, or pass --data-dir ({path} not found)")
+    return secret
+
+
 def cli_token(data_dir: Path) -> str:
     """``ADFATIGUE_TOKEN``, or a short-lived development token minted from the local stack's secret.
 
@@ -23,14 +35,7 @@ def cli_token(data_dir: Path) -> str:
     """
     if os.environ.get("ADFATIGUE_TOKEN"):
         return os.environ["ADFATIGUE_TOKEN"]
-    secret = os.environ.get("JWT_HS256_SECRET")
-    path = data_dir / "dev-jwt-secret"
-    if not secret and path.exists():
-        secret = path.read_text().strip()
-    if not secret:
-        raise NoToken(f"no bearer token: set ADFATIGUE_TOKEN, or run from the folder where `adfatigue up` "
-                      f"runs ({path} not found)")
-    return mint_token(secret, "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
+    return mint_token(local_secret(data_dir), "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
 
 
 def unreachable_hint(exc: grpc.RpcError, target: str) -> str:

@@ -28,7 +28,17 @@ class SystemConfig:
     mongodb_uri: str | None = None   # None -> embedded
     graph_url: str | None = None     # None -> sandbox
     api_version: str = "v23.0"
+    bff_port: int | None = None      # the page's backend: its port (0 = any free one); None = not started
     extra_env: dict[str, str] = field(default_factory=dict)
+    live_demo: bool = False          # the sandbox's synthetic account changes every few seconds (LIVE_DEMO_ENV)
+
+
+#: What ``--live-demo`` changes besides the sandbox: today's data is due after 10 s and restatable days after
+#: 30 s, and the budget of the local sandbox (not Meta) allows the scheduler to keep up with that.
+LIVE_DEMO_ENV = {
+    "FRESHNESS_PARTIAL_SECONDS": "10", "FRESHNESS_PROVISIONAL_SECONDS": "30",
+    "META_BUDGET_CALLS": "5000", "SCHEDULER_BUDGET_CALLS_PER_HOUR": "4000", "SCHEDULER_ONDEMAND_RESERVE_CALLS": "500",
+}
 
 
 class LocalSystem:
@@ -46,7 +56,8 @@ class LocalSystem:
         return self.config.data_dir / "logs"
 
     def _process(self, name: str, module: str, args: list[str]) -> ServiceProcess:
-        env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret,
+        demo = LIVE_DEMO_ENV if self.config.live_demo else {}
+        env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret, **demo,
                # /metrics on a free port each (printed; endpoints.json lists them), JSON logs rotated daily
                "METRICS_PORT": "0", "LOG_FILE": str(self.logs / f"{name}.jsonl"), **self.config.extra_env}
         proc = ServiceProcess(name, module, args, self.logs / f"{name}.log", env)
@@ -70,6 +81,8 @@ class LocalSystem:
                     args += ["--csv", str(path), "--account", account]
                 if not cfg.synthetic:
                     args.append("--no-synthetic")
+                if cfg.live_demo:
+                    args.append("--live-demo")
                 sandbox = self._process("meta_sandbox", "services.meta_sandbox", args)
                 graph_url = self.sandbox_url = f"http://{sandbox.address}"
             fetcher = self._process("meta_fetcher", "services.meta_fetcher",
@@ -81,6 +94,8 @@ class LocalSystem:
             self._process("scheduler", "services.scheduler",
                           ["--port", "0", "--gateway", gateway.address,
                            "--interval-seconds", str(cfg.scheduler_interval_s)])
+            if cfg.bff_port is not None:
+                self._process("bff", "services.bff", ["--port", str(cfg.bff_port), "--gateway", gateway.address])
         except BaseException:
             self.stop()
             raise
@@ -110,6 +125,18 @@ class LocalSystem:
         self._write_endpoints()
         return proc
 
+    @property
+    def page_url(self) -> str | None:
+        """The /ad-fatigue page, when the BFF runs."""
+        bff = self.processes.get("bff")
+        return f"http://{bff.address}/ad-fatigue" if bff else None
+
+    def sign_in_link(self, subject: str = "local", accounts=("*",), roles=("operator",), **kwargs) -> str:
+        """A one-time sign-in link to the page (local runs and tests)."""
+        from services.bff.sign_in import mint_sign_in_link
+        return mint_sign_in_link(f"http://{self.processes['bff'].address}", self.jwt_secret, subject, accounts,
+                                 roles, **kwargs)
+
     def endpoints(self) -> dict[str, str]:
         out = {name: p.address for name, p in self.processes.items()}
         out["mongodb"] = self.mongodb_uri or ""
@@ -127,7 +154,7 @@ class LocalSystem:
             json.dumps({**self.endpoints(), "metrics": self.metrics_urls()}, indent=2))
 
     def stop(self) -> None:
-        order = ["scheduler", *[n for n in self.processes if n.startswith("cache_gateway")],
+        order = ["bff", "scheduler", *[n for n in self.processes if n.startswith("cache_gateway")],
                  "fatigue_engine", "meta_fetcher", "meta_sandbox"]
         for name in order:
             proc = self.processes.get(name)

@@ -1,9 +1,14 @@
 """The ``adfatigue`` command: run the system locally and read from it.
 
-    adfatigue up [--csv FILE [--account act_ID]]...            start everything; Ctrl-C stops it
-    adfatigue report --account act_ID [--since D --until D] [--json]
-    adfatigue watch --account act_ID [--since D --until D]     live changes
-    adfatigue status                                           the scheduler's view
+    adfatigue up [--csv FILE [--account act_ID]]... [--live-demo]   start everything; Ctrl-C stops it
+    adfatigue report --account act_ID [--since D --until D] [--format table|json|csv|markdown]
+                     [--level L[,L]] [--sort level|score|spend|days_to_critical|name]
+    adfatigue watch --account act_ID [--since D --until D]          live changes, with a heartbeat
+    adfatigue refresh --account act_ID [--since D --until D] [--force]   fetch due days now (operator)
+    adfatigue token --account act_ID [--operator] [--ttl S]          a development token for grpcurl
+    adfatigue status                                                the scheduler's view
+
+Global options (``--data-dir``) go before or after the subcommand.
 
 The CLI finds the running system in ``--data-dir`` (``./.adfatigue``, or
 ``ADFATIGUE_HOME``): its endpoints and its development token secret.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -26,12 +32,16 @@ from google.protobuf.json_format import MessageToJson
 
 from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_hint
 from services.cli.local_system import gateway_address
-from services.cli.report import LEVELS, render_json, render_table
+from services.cli.report import (
+    FORMATS, LEVELS, SORTS, empty_hint, render_csv, render_json, render_markdown, render_table, report_lines,
+)
+from services.cli.operator_commands import development_token, refresh, refresh_text
+from services.cli.terminal import terminal_console
 from services.cli.up_command import run_up
+from services.cli.watch_command import run_watch
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.auth import bearer
 from services.common.grpc_server import insecure_channel
-from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.status_text import render_status
 
@@ -83,65 +93,93 @@ def cmd_up(parser, args) -> int:
     return run_up(parser, args, _data_dir(args))
 
 
+def _json_error(code: grpc.StatusCode, message: str) -> None:
+    """An error as one JSON object on stderr: gRPC status code (number and name) and message."""
+    print(json.dumps({"error": {"code": code.value[0], "status": code.name, "message": message}}), file=sys.stderr)
+
+
+def _levels(parser, text: str | None) -> list[str]:
+    if not text:
+        return []
+    levels = [v.strip().lower() for v in text.split(",") if v.strip()]
+    unknown = [v for v in levels if v not in LEVELS]
+    if unknown:
+        parser.error(f"--level {','.join(unknown)}: not a level; use one or more of {', '.join(LEVELS)} "
+                     "separated by commas")
+    return levels
+
+
 def cmd_report(parser, args) -> int:
+    fmt = "json" if args.json else args.format
+    if fmt == "json":  # usage errors too come out as JSON objects (INVALID_ARGUMENT)
+        def json_usage_error(message: str):
+            _json_error(grpc.StatusCode.INVALID_ARGUMENT, message)
+            sys.exit(2)
+        parser.error = json_usage_error
     account = _account(parser, args.account)
     since, until = _range(parser, args, 90)
+    levels = _levels(parser, args.level)
     target = gateway_address(_data_dir(args), args.gateway)
     token = _token(parser, args)
     try:
         reply = asyncio.run(fatigue(target, token, account, since, until))
     except grpc.RpcError as exc:
+        if fmt == "json":
+            _json_error(exc.code(), f"{exc.details()}{unreachable_hint(exc, target)}".strip())
+            return 2
         return _rpc_failed(exc, target)
-    print(render_json(reply) if args.json else render_table(reply))
+    lines = report_lines(reply, levels, args.sort)
+    if fmt == "table":
+        render_table(reply, lines, since, until, terminal_console())
+    elif fmt == "markdown":
+        print(render_markdown(reply, lines, since, until))
+    elif fmt == "csv":
+        sys.stdout.write(render_csv(reply, lines))
+    else:
+        print(render_json(reply, lines))
+    if not reply.results and fmt in ("json", "csv"):
+        print(empty_hint(reply, since, until), file=sys.stderr)
     return 0
 
 
 def cmd_watch(parser, args) -> int:
-    """Print every change of the range as it arrives; reconnect with the last version seen."""
+    """Print every change of the range as it arrives, with a heartbeat; reconnect with the last version seen."""
+    account = _account(parser, args.account)
+    since, until = _range(parser, args, 28)
+    if args.heartbeat_seconds <= 0:
+        parser.error("--heartbeat-seconds must be > 0")
+    target = gateway_address(_data_dir(args), args.gateway)
+    token = _token(parser, args)
+    try:
+        return asyncio.run(run_watch(target, token, account, since, until, terminal_console(), args.heartbeat_seconds))
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_refresh(parser, args) -> int:
+    """Refresh the due days of a range now (every day with --force); operators only."""
     account = _account(parser, args.account)
     since, until = _range(parser, args, 28)
     target = gateway_address(_data_dir(args), args.gateway)
     token = _token(parser, args)
-    kinds = {v.number: v.name for v in gw.SubscribeEvent.Kind.DESCRIPTOR.values}
-
-    def show(event: gw.SubscribeEvent) -> None:
-        if event.rows or event.removed or event.kind != gw.SubscribeEvent.CHANGE:
-            days = sorted({r.date_start for r in event.rows})
-            span = f"{days[0]}..{days[-1]}" if days else "-"
-            print(f"{kinds[event.kind]:<8} version {event.version:<6} rows {len(event.rows):<5} "
-                  f"removed {len(event.removed):<3} days {span}  scores {len(event.fatigue)}", flush=True)
-        elif event.fatigue:
-            for f in event.fatigue:
-                score = f"{f.score:.2f}" if f.HasField("score") else "-"
-                print(f"SCORE    version {event.version:<6} {f.ad_name or f.ad_id}: {score} "
-                      f"{LEVELS.get(f.level, '?')}", flush=True)
-
-    async def watch() -> int:
-        last: int | None = None
-        failures = 0
-        while True:
-            request = gw.SubscribeRequest(account_id=account, since=since, until=until)
-            if last is not None:
-                request.from_version = last
-            try:
-                async with insecure_channel(target) as channel:
-                    stream = cache_gateway_pb2_grpc.CacheGatewayStub(channel).Subscribe(request, metadata=bearer(token))
-                    async for event in stream:
-                        failures = 0
-                        last = max(last or 0, event.version)
-                        show(event)
-                    return 0
-            except grpc.aio.AioRpcError as exc:
-                failures += 1
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or failures >= 5:
-                    return _rpc_failed(exc, target)
-                resume = f"from version {last}" if last is not None else "from a new snapshot"
-                print(f"stream ended ({exc.details()}); reconnecting {resume}", file=sys.stderr)
-                await asyncio.sleep(1)
     try:
-        return asyncio.run(watch())
-    except KeyboardInterrupt:
-        return 0
+        reply = asyncio.run(refresh(target, token, account, since, until, args.force))
+    except grpc.RpcError as exc:
+        return _rpc_failed(exc, target)
+    print(refresh_text(reply, since, until, args.force))
+    return 0
+
+
+def cmd_token(parser, args) -> int:
+    """Print a development bearer token (and nothing else, for $(adfatigue token ...))."""
+    accounts = []
+    for text in args.account:
+        accounts.append("*" if text == "*" else "act_" + _account(parser, text))
+    try:
+        print(development_token(_data_dir(args), accounts, args.operator, args.ttl))
+    except (NoToken, ValueError) as exc:
+        parser.error(str(exc))
+    return 0
 
 
 def cmd_status(parser, args) -> int:
@@ -165,37 +203,69 @@ def cmd_status(parser, args) -> int:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(prog="adfatigue", description="Ad-fatigue insights platform")
-    parser.add_argument("--data-dir", help="where the local store, logs and endpoints live (default ./.adfatigue)")
+    # Global options: accepted before or after the subcommand. SUPPRESS keeps a subcommand's parser from
+    # overwriting a value given before it with its own default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS,
+                        help="where the local store, logs and endpoints live (default ./.adfatigue or ADFATIGUE_HOME)")
+    parser = argparse.ArgumentParser(prog="adfatigue", description="Ad-fatigue insights platform", parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the whole system locally (embedded defaults)")
+    add = functools.partial(sub.add_parser, parents=[common])
+    up = add("up", help="start the whole system locally (embedded defaults)")
     up.add_argument("--csv", action="append", help="an Ads Manager daily CSV export to serve from the Meta sandbox")
     up.add_argument("--account", action="append", help="ad account id for the preceding --csv (act_<digits>)")
     up.add_argument("--no-synthetic", action="store_true", help="do not serve the built-in synthetic account")
     up.add_argument("--gateway-port", type=_port, default=50051, help="CacheGateway port (0 = any free port)")
-    up.add_argument("--interval-seconds", type=float, default=600.0, help="scheduler cycle interval (> 0)")
+    up.add_argument("--bff-port", type=_port, default=8080, help="port of the /ad-fatigue page (0 = any free port)")
+    up.add_argument("--no-page", action="store_true", help="do not build the page nor start the BFF")
+    up.add_argument("--interval-seconds", type=float, default=None,
+                    help="scheduler cycle interval (> 0; default 600, 10 with --live-demo)")
+    up.add_argument("--live-demo", action="store_true",
+                    help="the synthetic account accrues today's delivery every few seconds and restates a recent "
+                         "day now and then, so `watch` and the page show changes within a minute")
     up.add_argument("--exit-after", type=float, help=argparse.SUPPRESS)
-    rep = sub.add_parser("report", help="fatigue of every ad of an account")
+    rep = add("report", help="fatigue of every ad of an account")
     rep.add_argument("--account", required=True, help="act_<digits>")
     rep.add_argument("--since", help="YYYY-MM-DD (default: 90 days ending --until)")
     rep.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
-    rep.add_argument("--json", action="store_true")
+    rep.add_argument("--format", choices=FORMATS, default="table",
+                     help="table (default; colour on a terminal unless NO_COLOR is set), json (protobuf JSON "
+                          "mapping, proto field names), csv (for spreadsheets) or markdown")
+    rep.add_argument("--json", action="store_true", help="the same as --format json")
+    rep.add_argument("--level", help=f"only these levels, comma-separated ({', '.join(LEVELS)})")
+    rep.add_argument("--sort", choices=SORTS, default="level",
+                     help="level (default: worst first, then score), score, spend, days_to_critical or name")
     rep.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
-    wt = sub.add_parser("watch", help="print changes of an account's insights as they happen")
+    wt = add("watch", help="print changes of an account's insights as they happen")
     wt.add_argument("--account", required=True, help="act_<digits>")
     wt.add_argument("--since", help="YYYY-MM-DD (default: 28 days ending --until)")
     wt.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
     wt.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
-    st = sub.add_parser("status", help="the scheduler's status")
+    wt.add_argument("--heartbeat-seconds", type=float, default=30.0,
+                    help="off a terminal: seconds between 'still waiting' lines (default 30)")
+    rf = add("refresh", help="fetch the due days of a range now (every day with --force); operator")
+    rf.add_argument("--account", required=True, help="act_<digits>")
+    rf.add_argument("--since", help="YYYY-MM-DD (default: 28 days ending --until)")
+    rf.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
+    rf.add_argument("--force", action="store_true", help="refetch every day of the range, due or not")
+    rf.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
+    tk = add("token", help="print a development bearer token for grpcurl or another client")
+    tk.add_argument("--account", required=True, action="append",
+                    help="act_<digits> the token may read (repeat for more; * = every account)")
+    tk.add_argument("--operator", action="store_true", help="add the operator role (forced refreshes, RunNow)")
+    tk.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600, at most 7 days)")
+    st = add("status", help="the scheduler's status")
     st.add_argument("--scheduler", help="host:port of the Scheduler (default: the running `up`)")
     st.add_argument("--json", action="store_true")
-    return parser, {"up": up, "report": rep, "watch": wt, "status": st}
+    return parser, {"up": up, "report": rep, "watch": wt, "refresh": rf, "token": tk, "status": st}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
-    handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "status": cmd_status}[args.command]
+    args.data_dir = getattr(args, "data_dir", None)
+    handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "refresh": cmd_refresh, "token": cmd_token,
+               "status": cmd_status}[args.command]
     sys.exit(handler(commands[args.command], args))
 
 

@@ -8,17 +8,21 @@ import os
 import signal
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import grpc
 
 from services.cli.gateway_calls import fatigue, unreachable_hint
 from services.cli.local_system import LocalSystem, SystemConfig
-from services.cli.report import render_table
+from services.cli.report import render_table, report_lines
+from services.cli.terminal import terminal_console
+from services.cli.web_build import PageBuildError, ensure_page_built
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.ads_manager_csv import CsvFormatError, default_account_id, load_csv
 from services.common.auth import mint_token
+from services.meta_sandbox.synthetic import SYNTHETIC_ACCOUNT_ID, SYNTHETIC_TIMEZONE
 
 
 def csv_accounts(parser, csvs: list[str], accounts: list[str]) -> list[tuple[Path, str, date, date]]:
@@ -73,9 +77,23 @@ def _sigterm_as_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def install_stop_handlers() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop ``up``, whatever dispositions it inherited.
+
+    A shell starts background jobs with SIGINT ignored, and Python then leaves
+    it ignored; ``up`` must still stop (and stop its services) on ``kill -INT``.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+
 def run_up(parser, args, data_dir: Path) -> int:
+    if args.interval_seconds is None:
+        args.interval_seconds = 10.0 if args.live_demo else 600.0
     if args.interval_seconds <= 0:
         parser.error("--interval-seconds must be > 0")
+    if args.live_demo and args.no_synthetic:
+        parser.error("--live-demo animates the synthetic account: drop --no-synthetic")
     csvs = csv_accounts(parser, args.csv or [], args.account or [])
     try:
         lock = hold_data_dir(data_dir)
@@ -85,15 +103,20 @@ def run_up(parser, args, data_dir: Path) -> int:
     config = SystemConfig(
         data_dir=data_dir, csv_accounts=[(p, a) for p, a, _, _ in csvs], synthetic=not args.no_synthetic,
         gateway_port=args.gateway_port, scheduler_interval_s=args.interval_seconds,
+        bff_port=None if args.no_page else args.bff_port,
         mongodb_uri=os.environ.get("MONGODB_URI") or None,
         graph_url=os.environ.get("META_GRAPH_URL") if os.environ.get("META_ACCESS_TOKEN") else None,
+        live_demo=args.live_demo,
     )
     system = LocalSystem(config)
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    print("starting: embedded store, Meta sandbox, meta_fetcher, fatigue_engine, cache_gateway, scheduler ...",
-          flush=True)
+    install_stop_handlers()
     status = 0
     try:
+        if not args.no_page:
+            print("building the page (web/: npm ci, npm run build; only when web/ changed) ...", flush=True)
+            ensure_page_built()
+        print("starting: embedded store, Meta sandbox, meta_fetcher, fatigue_engine, cache_gateway, scheduler, bff ...",
+              flush=True)
         system.start()
         _announce(system, csvs)
         if args.exit_after is not None:
@@ -106,7 +129,7 @@ def run_up(parser, args, data_dir: Path) -> int:
             status = 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
-    except RuntimeError as exc:
+    except (RuntimeError, PageBuildError) as exc:
         print(f"adfatigue up failed: {exc}", file=sys.stderr)
         status = 1
     finally:
@@ -117,6 +140,20 @@ def run_up(parser, args, data_dir: Path) -> int:
         lock.close()
     print("stopped", flush=True)
     return status
+
+
+def _prime_live_demo(system: LocalSystem, gateway: str) -> None:
+    """Read the synthetic account's last 28 days through today once, so the scheduler keeps them current."""
+    today = datetime.now(timezone.utc).astimezone(ZoneInfo(SYNTHETIC_TIMEZONE)).date()
+    since = (today - timedelta(days=27)).isoformat()
+    account = f"act_{SYNTHETIC_ACCOUNT_ID}"
+    try:
+        token = mint_token(system.jwt_secret, "adfatigue-up", ["*"], ttl_s=600)
+        asyncio.run(fatigue(gateway, token, SYNTHETIC_ACCOUNT_ID, since, today.isoformat()))
+    except grpc.RpcError as exc:
+        print(f"  live demo: first read failed: {exc.code().name}: {exc.details()}")
+    print(f"\nlive demo: {account} accrues today's delivery every few seconds and restates a recent day now and "
+          f"then; watch it with:\n  adfatigue watch --account {account} --since {since} --until {today}")
 
 
 def _announce(system: LocalSystem, csvs) -> None:
@@ -137,13 +174,22 @@ def _announce(system: LocalSystem, csvs) -> None:
               flush=True)
         try:
             token = mint_token(system.jwt_secret, "adfatigue-up", ["*"], ttl_s=600)
-            print(render_table(asyncio.run(fatigue(gateway, token, account, first.isoformat(), last.isoformat()))))
+            reply = asyncio.run(fatigue(gateway, token, account, first.isoformat(), last.isoformat()))
+            render_table(reply, report_lines(reply), first.isoformat(), last.isoformat(), terminal_console())
         except grpc.RpcError as exc:
             print(f"  report failed: {exc.code().name}: {exc.details()}{unreachable_hint(exc, gateway)}")
+    if system.config.live_demo:
+        _prime_live_demo(system, gateway)
     if csvs:
         _, account, first, last = csvs[0]
         hint = f"adfatigue report --account act_{account} --since {first} --until {min(last, latest - timedelta(days=1))}"
     else:
         hint = "adfatigue report --account act_900000000001"
+    if system.page_url:
+        query = (f"?account=act_{csvs[0][1]}&since={csvs[0][2]}&until={min(csvs[0][3], latest - timedelta(days=1))}"
+                 if csvs else "")
+        link = system.sign_in_link(next_path="/ad-fatigue" + query, ttl_s=24 * 3600)
+        print(f"\nthe page: {system.page_url}{query}")
+        print(f"  sign in with this one-time link (valid 24 h, works once; restart `up` for another):\n  {link}")
     print(f"\nrunning; try:  {hint}")
     print("press Ctrl-C to stop", flush=True)

@@ -1,38 +1,66 @@
-"""Caller authentication and per-account authorisation (DESIGN.md R9).
+"""Caller authentication, roles and per-account authorisation (DESIGN.md R9).
 
 Callers send ``authorization: Bearer <JWT>`` in gRPC metadata. Claims:
 
 - ``sub``: who is calling (written to the audit log);
-- ``accounts``: ad account ids the caller may read (``act_123`` or ``123``),
-  or ``["*"]`` for every account;
-- ``roles``: e.g. ``["operator"]`` for operator-only RPCs (Scheduler.RunNow,
-  forced refreshes);
+- ``accounts``: the ad accounts the caller may read, each exactly ``act_<digits>``,
+  or ``["*"]`` for every account; any other entry (``act_*``, ``123``, ``ACT_1``)
+  makes the whole token UNAUTHENTICATED;
+- ``roles``: none (a *reader* of its accounts) or any of ``reader``,
+  ``operator`` (operational RPCs: GetStats, Scheduler.GetStatus/RunNow, forced
+  refreshes) and the service identities ``scheduler`` (the only caller that may
+  present a fencing token), ``gateway`` (the only caller of meta_fetcher and
+  fatigue_engine) and ``bff``; an unknown role is refused (UNAUTHENTICATED);
+- ``act``: ``{"sub": "bff"}`` (RFC 8693 actor claim) when a service acts for a
+  user (``mint_user_token``);
 - ``exp`` (required), ``iat``, ``aud`` when an audience is configured.
 
 Keys: HS256 with a shared secret for local runs (``JWT_HS256_SECRET``);
-RS256/ES256 with a public key in production (``JWT_PUBLIC_KEY``, PEM).
-Tokens are verified with PyJWT; their text never appears in logs or errors.
+RS256/ES256 with a public key (``JWT_PUBLIC_KEY``, PEM) or, so keys rotate
+without restarts, from a JWKS URL (``JWT_JWKS_URL``, PyJWT's ``PyJWKClient``:
+keys cached, re-fetched when a token names an unknown ``kid``). Clock leeway
+``JWT_LEEWAY_SECONDS`` (default 5 s). Tokens are verified with PyJWT; their
+text never appears in logs or errors.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import grpc
 import jwt
 
+from services.common.input_echo import quoted
+
+READER = "reader"
 OPERATOR = "operator"
+#: Service identities: a token carrying one of these roles is that service.
+SCHEDULER, GATEWAY, BFF = "scheduler", "gateway", "bff"
+SERVICE_IDENTITIES = frozenset({SCHEDULER, GATEWAY, BFF})
+ROLES = frozenset({READER, OPERATOR}) | SERVICE_IDENTITIES
+#: Default clock leeway for ``exp``/``iat``/``nbf`` (seconds): small, clocks are NTP-synced.
+DEFAULT_LEEWAY_S = 5.0
+#: Longest lifetime of a token minted by ``mint_user_token`` (seconds).
+MAX_USER_TOKEN_TTL_S = 900
+
+_ACCOUNT_CLAIM = re.compile(r"act_[0-9]{1,20}")
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """A verified caller. ``accounts`` holds numeric ids (no ``act_``) or ``*``; ``actor`` is the service
+    acting for ``subject`` ("" when the subject calls for itself)."""
+
     subject: str
     accounts: frozenset[str]
     roles: frozenset[str]
+    actor: str = ""
 
     def may_read(self, account_id: str) -> bool:
         return "*" in self.accounts or account_id in self.accounts
@@ -40,6 +68,15 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return OPERATOR in self.roles
+
+    def is_service(self, identity: str) -> bool:
+        """Whether this caller is the service ``identity`` (``scheduler``, ``gateway``, ``bff``)."""
+        return identity in self.roles
+
+    @property
+    def caller(self) -> str:
+        """For the audit: ``sub``, or ``actor>sub`` when a service acts for a user."""
+        return f"{self.actor}>{self.subject}" if self.actor else self.subject
 
 
 class AuthError(Exception):
@@ -51,22 +88,60 @@ class AuthError(Exception):
         self.message = message
 
 
-def _account(value: str) -> str:
-    value = str(value)
-    return value[4:] if value.startswith("act_") else value
+def _unauthenticated(message: str) -> AuthError:
+    return AuthError(grpc.StatusCode.UNAUTHENTICATED, message)
+
+
+def parse_claims(claims: dict) -> Principal:
+    """The principal of verified ``claims``; raises AuthError(UNAUTHENTICATED) when they are malformed."""
+    accounts = claims.get("accounts") or []
+    roles = claims.get("roles") or []
+    if not isinstance(accounts, list) or not isinstance(roles, list):
+        raise _unauthenticated("bearer token claims 'accounts' and 'roles' must be lists")
+    ids = set()
+    for entry in accounts:
+        if entry == "*":
+            ids.add("*")
+        elif isinstance(entry, str) and _ACCOUNT_CLAIM.fullmatch(entry):
+            ids.add(entry[4:])
+        else:
+            raise _unauthenticated(f"bearer token claim 'accounts' holds {quoted(entry)}: each entry must be "
+                                   "exactly act_<digits> or \"*\"; ask for a corrected token")
+    for role in roles:
+        if role not in ROLES:
+            raise _unauthenticated(f"bearer token claim 'roles' holds {quoted(role)}: known roles are "
+                                   f"{', '.join(sorted(ROLES))}")
+    actor = claims.get("act") or {}
+    if not isinstance(actor, dict) or not isinstance(actor.get("sub", ""), str):
+        raise _unauthenticated("bearer token claim 'act' must be an object with a string 'sub'")
+    subject = claims.get("sub", "")
+    if not isinstance(subject, str):
+        raise _unauthenticated("bearer token claim 'sub' must be a string")
+    return Principal(subject, frozenset(ids), frozenset(roles), actor.get("sub", ""))
 
 
 class JwtVerifier:
-    """Verifies bearer tokens; build with ``from_env()`` or explicit keys."""
+    """Verifies bearer tokens; build with ``from_env()`` or explicit keys.
 
-    def __init__(self, key: str, algorithms: list[str], audience: str | None = None, leeway_s: float = 30,
-                 cache_size: int = 4096):
-        if not key:
-            raise ValueError("a JWT key is required: set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production)")
+    ``key``: the HS256 secret or a PEM public key; or ``jwks_url`` (keys looked up by the token's ``kid``).
+    ``leeway_s``: clock leeway for ``exp``/``iat``/``nbf`` (default 5 s).
+    """
+
+    def __init__(self, key: str = "", algorithms: list[str] = ("HS256",), audience: str | None = None,
+                 leeway_s: float = DEFAULT_LEEWAY_S, cache_size: int = 4096, jwks_url: str = "",
+                 jwks_cooldown_s: float = 30):
+        if not key and not jwks_url:
+            raise ValueError("a JWT key is required: set JWT_HS256_SECRET (local), JWT_PUBLIC_KEY or JWT_JWKS_URL "
+                             "(production)")
+        if leeway_s < 0:
+            raise ValueError("JWT leeway must be >= 0 seconds")
         self.key = key
-        self.algorithms = algorithms
+        self.algorithms = list(algorithms)
         self.audience = audience
         self.leeway_s = leeway_s
+        # the key set is cached 5 min; a token naming an unknown kid re-fetches it (at most once per cooldown)
+        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5,
+                                    cooldown_duration=jwks_cooldown_s) if jwks_url else None
         # token -> (principal, exp): a caller sends the same token many times; its signature is checked
         # once, its expiry on every call
         self._verified: dict[str, tuple[Principal, float]] = {}
@@ -74,11 +149,24 @@ class JwtVerifier:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "JwtVerifier":
+        """``JWT_JWKS_URL`` or ``JWT_PUBLIC_KEY`` (RS256/ES256) or ``JWT_HS256_SECRET``; ``JWT_AUDIENCE``;
+        ``JWT_LEEWAY_SECONDS`` (default 5); ``JWT_JWKS_COOLDOWN_SECONDS`` (30: least time between two
+        re-fetches of the JWKS for an unknown kid)."""
         env = env if env is not None else dict(os.environ)
         audience = env.get("JWT_AUDIENCE") or None
+        def seconds(name: str, default: float) -> float:
+            try:
+                return float(env.get(name) or default)
+            except ValueError:
+                raise ValueError(f"{name}={quoted(env.get(name))} is not a number of seconds") from None
+
+        leeway = seconds("JWT_LEEWAY_SECONDS", DEFAULT_LEEWAY_S)
+        if env.get("JWT_JWKS_URL"):
+            return cls("", ["RS256", "ES256"], audience, leeway, jwks_url=env["JWT_JWKS_URL"],
+                       jwks_cooldown_s=seconds("JWT_JWKS_COOLDOWN_SECONDS", 30))
         if env.get("JWT_PUBLIC_KEY"):
-            return cls(env["JWT_PUBLIC_KEY"], ["RS256", "ES256"], audience)
-        return cls(env.get("JWT_HS256_SECRET", ""), ["HS256"], audience)
+            return cls(env["JWT_PUBLIC_KEY"], ["RS256", "ES256"], audience, leeway)
+        return cls(env.get("JWT_HS256_SECRET", ""), ["HS256"], audience, leeway)
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises AuthError(UNAUTHENTICATED) otherwise."""
@@ -93,31 +181,39 @@ class JwtVerifier:
         self._verified[token] = (principal, exp)
         return principal
 
+    def _signing_key(self, token: str):
+        if self.jwks is None:
+            return self.key
+        try:
+            return self.jwks.get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientConnectionError:
+            raise AuthError(grpc.StatusCode.UNAVAILABLE,
+                            "the JWKS endpoint (JWT_JWKS_URL) is unreachable: retry shortly") from None
+        except jwt.PyJWKClientError:
+            raise _unauthenticated("bearer token's key id (kid) is not in the JWKS: obtain a valid token") from None
+        except jwt.InvalidTokenError as exc:
+            raise _unauthenticated(f"bearer token rejected ({type(exc).__name__}): obtain a valid token") from None
+
     def _verify_signed(self, token: str) -> tuple[Principal, float]:
         try:
-            claims = jwt.decode(token, self.key, algorithms=self.algorithms, audience=self.audience,
+            claims = jwt.decode(token, self._signing_key(token), algorithms=self.algorithms, audience=self.audience,
                                 leeway=self.leeway_s, options={"require": ["exp"]})
         except jwt.ExpiredSignatureError:
-            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "bearer token expired: obtain a new one") from None
+            raise _unauthenticated("bearer token expired: obtain a new one") from None
         except jwt.InvalidTokenError as exc:
-            raise AuthError(grpc.StatusCode.UNAUTHENTICATED,
-                            f"bearer token rejected ({type(exc).__name__}): obtain a valid token") from None
-        accounts = claims.get("accounts") or []
-        roles = claims.get("roles") or []
-        if not isinstance(accounts, list) or not isinstance(roles, list):
-            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "bearer token claims 'accounts' and 'roles' must be lists")
-        return Principal(str(claims.get("sub", "")), frozenset(_account(a) for a in accounts),
-                         frozenset(str(r) for r in roles)), float(claims["exp"])
+            raise _unauthenticated(f"bearer token rejected ({type(exc).__name__}): obtain a valid token") from None
+        return parse_claims(claims), float(claims["exp"])
 
     def authenticate(self, metadata) -> Principal:
         """The caller of a request with this gRPC invocation metadata; raises AuthError (UNAUTHENTICATED)."""
         header = next((v for k, v in (metadata or ()) if k == "authorization"), None)
         if not header:
-            raise AuthError(grpc.StatusCode.UNAUTHENTICATED,
-                            "missing 'authorization: Bearer <token>' metadata: this service needs a bearer JWT")
+            raise _unauthenticated("missing 'authorization: Bearer <token>' metadata: this service needs a bearer JWT")
+        if isinstance(header, bytes):
+            header = header.decode(errors="replace")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "authorization metadata must be 'Bearer <token>'")
+            raise _unauthenticated("authorization metadata must be 'Bearer <token>'")
         return self.verify(token.strip())
 
 
@@ -125,24 +221,77 @@ def require_account(principal: Principal, account_id: str) -> None:
     """Raises AuthError(PERMISSION_DENIED) unless the principal may read ``account_id`` (no prefix)."""
     if not principal.may_read(account_id):
         raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
-                        f"caller {principal.subject or '(no sub)'} may not read act_{account_id}: "
+                        f"caller {quoted(principal.caller or '(no sub)')} may not read act_{account_id}: "
                         "ask for a token whose 'accounts' claim includes it")
 
 
 def require_operator(principal: Principal, what: str) -> None:
+    """Raises AuthError(PERMISSION_DENIED) unless the caller has the ``operator`` role."""
     if not principal.is_operator:
         raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
-                        f"{what} is for operators: caller {principal.subject or '(no sub)'} lacks the 'operator' role")
+                        f"{what} is for operators: caller {quoted(principal.caller or '(no sub)')} lacks the "
+                        "'operator' role")
 
 
-def mint_token(secret: str, subject: str, accounts: list[str], roles: list[str] = (), ttl_s: int = 3600,
-               audience: str | None = None) -> str:
-    """An HS256 token (local runs and tests)."""
+def require_role(principal: Principal, allowed: Iterable[str], what: str) -> None:
+    """Raises AuthError(PERMISSION_DENIED) unless the caller has one of the ``allowed`` roles or identities."""
+    allowed = sorted(allowed)
+    if not principal.roles.intersection(allowed):
+        raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
+                        f"{what} is only for {' or '.join(allowed)}: caller {quoted(principal.caller or '(no sub)')} "
+                        f"has roles [{', '.join(sorted(principal.roles))}]")
+
+
+def _account_claim(account: str) -> str:
+    text = str(account)
+    if text == "*":
+        return text
+    digits = text[4:] if text.startswith("act_") else text
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= len(digits) <= 20:
+        raise ValueError(f"account {quoted(text)} is not act_<digits>, <digits> or '*'")
+    return f"act_{digits}"
+
+
+def mint_token(secret: str, subject: str, accounts: Iterable[str], roles: Iterable[str] = (), ttl_s: int = 3600,
+               audience: str | None = None, actor: str = "", algorithm: str = "HS256") -> str:
+    """A signed token (local runs, tests; ``secret`` may be a PEM private key with ``algorithm`` RS256/ES256).
+
+    ``accounts``: ``act_<digits>``, ``<digits>`` (written as ``act_<digits>``) or ``*``; raises ValueError on
+    anything else or an unknown role.
+    """
     now = int(time.time())
-    claims = {"sub": subject, "accounts": list(accounts), "roles": list(roles), "iat": now, "exp": now + ttl_s}
+    roles = list(roles)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(map(quoted, unknown))}: known are {', '.join(sorted(ROLES))}")
+    claims = {"sub": subject, "accounts": [_account_claim(a) for a in accounts], "roles": roles, "iat": now,
+              "exp": now + ttl_s}
+    if actor:
+        claims["act"] = {"sub": actor}
     if audience:
         claims["aud"] = audience
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return jwt.encode(claims, secret, algorithm=algorithm)
+
+
+def mint_user_token(key: str, user: str, accounts: Iterable[str], ttl_s: int = 300, *, actor: str = BFF,
+                    audience: str | None = None, algorithm: str = "HS256") -> str:
+    """A short-lived token for ``user`` limited to ``accounts``, minted by ``actor`` (the BFF) acting for them.
+
+    Claims: ``sub`` = user, ``accounts`` = the user's ids as ``act_<digits>``, no roles (a reader),
+    ``act`` = ``{"sub": actor}`` (RFC 8693), ``iat``, ``exp`` = now + ``ttl_s``. The gateway audits the call
+    as ``actor>user``. ``key``: the HS256 secret (local) or a PEM private key with ``algorithm`` RS256/ES256.
+
+    Raises ValueError: empty ``user``, no accounts, ``*`` or a malformed id among them, ``ttl_s`` outside
+    1..900 seconds (MAX_USER_TOKEN_TTL_S).
+    """
+    accounts = [_account_claim(a) for a in accounts]
+    if not user:
+        raise ValueError("user is empty: name the person the token is for")
+    if not accounts or "*" in accounts:
+        raise ValueError("a user token names the user's accounts explicitly (no '*', not empty)")
+    if not 1 <= ttl_s <= MAX_USER_TOKEN_TTL_S:
+        raise ValueError(f"ttl_s {ttl_s} must be between 1 and {MAX_USER_TOKEN_TTL_S} seconds")
+    return mint_token(key, user, sorted(set(accounts)), (), ttl_s, audience, actor=actor, algorithm=algorithm)
 
 
 def dev_secret(data_dir: Path) -> str:
@@ -161,24 +310,28 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
 
 
 class ServiceToken:
-    """The bearer token a service (the scheduler) sends to another.
+    """The bearer token a service sends to another (``subject``: its identity, e.g. ``scheduler``, ``gateway``).
 
     ``ADFATIGUE_SERVICE_TOKEN_FILE`` when set: a file re-read on every call
     (production: a projected or rotated token from your identity provider);
     else ``ADFATIGUE_SERVICE_TOKEN`` (fixed); otherwise minted locally from
-    ``JWT_HS256_SECRET`` with every account and the operator role, renewed
-    before it expires.
+    ``JWT_HS256_SECRET`` with every account and the service's identity as its
+    role, for ``audience`` (the called service's ``JWT_AUDIENCE``; default the
+    caller's own ``JWT_AUDIENCE``), renewed before it expires.
     """
 
-    def __init__(self, subject: str, env: dict[str, str] | None = None, ttl_s: int = 3600):
+    def __init__(self, subject: str, env: dict[str, str] | None = None, ttl_s: int = 3600,
+                 audience: str | None = None):
         env = env if env is not None else dict(os.environ)
         self.token_file = env.get("ADFATIGUE_SERVICE_TOKEN_FILE", "")
         self.fixed = env.get("ADFATIGUE_SERVICE_TOKEN", "")
         self.secret = env.get("JWT_HS256_SECRET", "")
-        self.audience = env.get("JWT_AUDIENCE") or None
+        self.audience = audience or env.get("JWT_AUDIENCE") or None
         self.subject = subject
         self.ttl_s = ttl_s
         self._token, self._expires = "", 0.0
+        if subject not in SERVICE_IDENTITIES:
+            raise ValueError(f"service identity {quoted(subject)} is not one of {', '.join(sorted(SERVICE_IDENTITIES))}")
         if not (self.token_file or self.fixed or self.secret):
             raise ValueError("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN, "
                              "or JWT_HS256_SECRET to mint one locally")
@@ -189,6 +342,6 @@ class ServiceToken:
         if self.fixed:
             return bearer(self.fixed)
         if time.time() > self._expires - 300:
-            self._token = mint_token(self.secret, self.subject, ["*"], [OPERATOR], self.ttl_s, self.audience)
+            self._token = mint_token(self.secret, self.subject, ["*"], [self.subject], self.ttl_s, self.audience)
             self._expires = time.time() + self.ttl_s
         return bearer(self._token)

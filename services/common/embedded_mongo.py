@@ -35,7 +35,11 @@ class EmbeddedMongo:
     or the server does not answer within ``timeout`` seconds.
     """
 
-    def __init__(self, storage_path: str | Path | None, port: int | None = None, log_path: str | Path | None = None):
+    def __init__(self, storage_path: str | Path | None, port: int | None = None, log_path: str | Path | None = None,
+                 test_commands: bool = False):
+        """``test_commands``: accept mongod's ``configureFailPoint`` (fault-injection tests only: any client that
+        reaches the port could then make the server fail commands)."""
+        self.test_commands = test_commands
         self.storage_path = str(storage_path) if storage_path else ":memory:"
         self.port = port or free_port()
         self.log_path = log_path
@@ -53,7 +57,8 @@ class EmbeddedMongo:
                 "pip install -e '.[embedded]' or set MONGODB_URI=mongodb://..."
             )
         return [exe, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.storage_path,
-                "--log-level", "WARNING", "--cache-size", "256M"]
+                "--log-level", "WARNING", "--cache-size", "256M",
+                *(["--enable-test-commands"] if self.test_commands else [])]
 
     def start(self, timeout: float = 30.0) -> "EmbeddedMongo":
         if self.storage_path != ":memory:":

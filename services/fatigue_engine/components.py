@@ -23,6 +23,12 @@ from services.fatigue_engine.result import ComponentResult
 from services.fatigue_engine.windows import DeliveryDays, Window
 
 
+#: How a person gets ``reach_cum`` (the gateway's setting; the cost as in
+#: services/meta_fetcher/graph_client.py ``fetch_reach_cum``).
+REACH_CUM_HINT = ("; to get it, run the gateway with GATEWAY_WITH_REACH_CUM=1 (costs one more Meta call per "
+                  "30 days fetched, more when the account has over 500 ad-ranges per page)")
+
+
 def lin(x: float, lo: float, hi: float) -> float:
     """Spec "Components": clamp((x - lo) / (hi - lo) x 100, 0, 100). Requires hi > lo."""
     v = (x - lo) / (hi - lo) * 100.0
@@ -227,7 +233,8 @@ def frequency(days: DeliveryDays, config: FatigueConfig) -> ComponentResult:
     f = cumulative_frequency(days, last)
     if f is None:
         return _unavailable(FREQUENCY, config, band.lo, band.hi,
-                            "reach_cum (cumulative deduplicated reach) not supplied on the last delivery day")
+                            "reach_cum (cumulative deduplicated reach) not supplied on the last delivery day"
+                            + REACH_CUM_HINT)
     return frequency_from_value(f, config, {"impressions": float(days.cum_impressions[last]),
                                             "reach_cum": float(days.reach_cum[last])})  # type: ignore[arg-type]
 

@@ -61,6 +61,8 @@ def result_to_proto(result: FatigueResult, insights_version: int = 0) -> fatigue
     )
     if result.score is not None:
         pb.score = result.score
+    if result.spend is not None:
+        pb.spend = str(result.spend)
     for c in result.components:
         pc = pb.components.add(name=c.name, available=c.available, unavailable_reason=c.unavailable_reason,
                                band_lo=c.band_lo, band_hi=c.band_hi, weight=c.weight)

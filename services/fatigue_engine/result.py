@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from enum import Enum
 
 
@@ -81,7 +82,7 @@ class FatigueResult:
     ``score`` is rounded to 2 decimals, ``None`` exactly when ``level`` is
     INSUFFICIENT_DATA (then ``insufficient_reason`` says why). ``components``
     always lists all six, in spec order. ``delivery_days`` / ``impressions``
-    cover the whole series.
+    cover the whole series, and so does ``spend``.
     """
 
     account_id: str
@@ -99,6 +100,7 @@ class FatigueResult:
     recent: WindowInfo | None
     delivery_days: int
     impressions: int
+    spend: Decimal | None = None  # Σ spend of the delivery days (account currency); None when none has spend
 
     def component(self, name: str) -> ComponentResult:
         """The component called ``name``; raises KeyError for an unknown name."""

@@ -8,6 +8,7 @@ I/O, no protobuf, no shared state.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Iterable, Sequence
 
 from services.common.insight_row import InsightRow
@@ -50,7 +51,7 @@ def score_ad(rows: Sequence[InsightRow], config: FatigueConfig = DEFAULT_CONFIG,
     """Score one ad from its daily rows.
 
     Shape: ``rows`` are one ad's daily InsightRows, any order, at most one per
-    date; zero days may be rows with impressions 0 or simply absent (both
+    date; the result's names (ad, ad set, campaign) are those of the most recent row; zero days may be rows with impressions 0 or simply absent (both
     are ignored). Units: see ``FatigueResult`` (score 0-100, 2 decimals;
     ratios as fractions).
 
@@ -71,15 +72,17 @@ def score_ad(rows: Sequence[InsightRow], config: FatigueConfig = DEFAULT_CONFIG,
     more than one ad, repeat a date, or are not daily rows.
     """
     days = delivery_days(rows, config.conversion_action_type)
-    first = rows[0] if rows else None
+    # an ad is named by its most recent row: a renamed ad (same ad_id) carries its current name (issue 17)
+    latest = max(rows, key=lambda r: r.date_start) if rows else None
     head = dict(
-        account_id=first.account_id if first else "",
-        ad_id=first.ad_id if first else "",
-        ad_name=first.ad_name if first else "",
-        adset_name=first.adset_name if first else "",
-        campaign_name=first.campaign_name if first else "",
+        account_id=latest.account_id if latest else "",
+        ad_id=latest.ad_id if latest else "",
+        ad_name=latest.ad_name if latest else "",
+        adset_name=latest.adset_name if latest else "",
+        campaign_name=latest.campaign_name if latest else "",
         delivery_days=len(days),
         impressions=days.cum_impressions[-1] if len(days) else 0,
+        spend=_total_spend(rows),
     )
     windows = find_windows(days, config)
     if windows.baseline is None or windows.recent is None:
@@ -111,6 +114,12 @@ def score_ad(rows: Sequence[InsightRow], config: FatigueConfig = DEFAULT_CONFIG,
     return FatigueResult(score=combined.score, level=level_for(combined.score, config), insufficient_reason="",
                          components=components, meta_parity_floor_applied=combined.floor_applied,
                          forecast=forecast, baseline=_info(b), recent=_info(r), **head)
+
+
+def _total_spend(rows: Sequence[InsightRow]):
+    """Σ spend over the delivery days (impressions > 0, like every other total of the score)."""
+    known = [r.spend for r in rows if r.spend is not None and (r.impressions or 0) > 0]
+    return sum(known, Decimal(0)) if known else None
 
 
 def _first_reason(days: DeliveryDays, config: FatigueConfig, windows_reason: str) -> str:

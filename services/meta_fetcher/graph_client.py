@@ -3,9 +3,13 @@
 What it does (sources: META_GRAPH_API.md §1 paging, §3 errors and headers, §5 tokens, §6 versions):
 
 - ``GET {graph_url}/{api_version}/act_{id}/insights`` with ``level=ad``,
-  ``time_increment=1``, ``time_range`` (JSON), ``fields``, ``limit``; follows
-  ``paging.next`` until it is absent, with a hard page cap and loop detection
-  (the same ``after`` cursor twice). Every page is parsed at once
+  ``time_increment=1``, ``time_range`` (JSON), ``fields``, ``limit`` and a
+  ``filtering`` on ``ad.effective_status`` naming every status (archived and
+  deleted ads are left out otherwise, ``services.common.effective_status``); follows
+  ``paging.next`` until it is absent, a page is empty or brings no new
+  ``(ad_id, date)`` key, with a per-query page cap derived from the range and
+  the page size (``PageReader.page_cap``, at most ``max_pages``) and loop
+  detection (the same ``after`` cursor twice). Every page is parsed at once
   (``graph_parsing``); one bad page fails the whole fetch.
   Long ranges are split (``sync_max_days``) or run as one async report
   up front (``async_min_days``).
@@ -25,9 +29,10 @@ What it does (sources: META_GRAPH_API.md §1 paging, §3 errors and headers, §5
   secret is configured. Every token seen is registered for redaction.
 - Retries with tenacity: exponential backoff with jitter, ``retries`` retries,
   on the ``retry`` and (short) ``throttled`` classes of ``graph_errors``;
-  ``shrink`` errors halve ``limit`` and ask again, and below ``min_page_limit``
-  the query runs as an async report run (§2: POST, poll, page); everything
-  else is raised.
+  ``shrink`` errors halve ``limit`` and ask again; below ``min_page_limit``
+  a daily query's date range is split in halves, down to one day, and only
+  then the query runs as an async report run (§2: POST, poll, page);
+  everything else is raised.
 - Logs ``X-Ad-Api-Version-Warning`` (Meta auto-upgraded our version, §6) once per distinct value.
 - A ``pacer`` (``services.meta_fetcher.pacing``) may refuse or delay each HTTP
   request (rate budget, usage headers) and sees every response's headers.
@@ -45,12 +50,13 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Mapping, Protocol, Sequence, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from services.common.effective_status import delivery_filtering
 from services.common.insight_row import InsightRow
 from services.meta_fetcher.graph_errors import (
     ErrorClass,
@@ -58,6 +64,7 @@ from services.meta_fetcher.graph_errors import (
     GraphAsyncJobError,
     GraphError,
     GraphPageError,
+    GraphPagingCapError,
     GraphPagingError,
     GraphTransportError,
     redact,
@@ -277,11 +284,30 @@ class GraphClient:
             return await self.fetch_insights_async(account_id, since, until, fields, counter, token=token)
         rows: list[InsightRow] = []
         for chunk_since, chunk_until in split_range(since, until, self.settings.sync_max_days):
-            params = self._daily_params(chunk_since, chunk_until, fields)
-            rows += await self._run_query(account_id, params, counter, token,
-                                          self._daily_parser(account_id, chunk_since, chunk_until),
-                                          page_limit=self.settings.page_limit)
+            rows += await self._daily_query(account_id, chunk_since, chunk_until, fields, counter, token)
         return self._finish_rows(account_id, rows)
+
+    async def _daily_query(self, account_id: str, since: date, until: date, fields: Sequence[str],
+                           counter: CallCounter, token: str | None) -> list[InsightRow]:
+        """One sync daily query; when Meta still asks for less data at ``min_page_limit``, the date range is
+        split in halves (recursively, down to one day) before the async fallback or giving up.
+
+        Every half is its own request sequence through the pacer, so each counts against the budget.
+        """
+        params = self._daily_params(since, until, fields)
+        reader = self._daily_reader(account_id, since, until)
+        try:
+            return await self._run_query(account_id, params, counter, token, reader,
+                                         page_limit=self.settings.page_limit, fallback=since == until)
+        except GraphApiError as exc:
+            if exc.error_class is not ErrorClass.SHRINK or since == until:
+                raise
+            middle = since + timedelta(days=(until - since).days // 2)
+            log.warning("act_%s: Meta asks for less data even at limit=%d (%s); splitting %s..%s into %s..%s and "
+                        "%s..%s", account_id, self.settings.min_page_limit, exc.code_text, since, until, since,
+                        middle, middle + timedelta(days=1), until)
+            return (await self._daily_query(account_id, since, middle, fields, counter, token)
+                    + await self._daily_query(account_id, middle + timedelta(days=1), until, fields, counter, token))
 
     async def fetch_insights_async(self, account_id: str, since: date, until: date, fields: Sequence[str],
                                    counter: CallCounter, *, token: str | None = None) -> list[InsightRow]:
@@ -294,7 +320,7 @@ class GraphClient:
         within ``async_timeout_s``; otherwise as ``fetch_insights``.
         """
         rows = await self._run_report(account_id, self._daily_params(since, until, fields), counter, token,
-                                      self._daily_parser(account_id, since, until),
+                                      self._daily_reader(account_id, since, until),
                                       page_limit=self.settings.page_limit)
         return self._finish_rows(account_id, rows)
 
@@ -309,11 +335,12 @@ class GraphClient:
         fetched_at = datetime.now(timezone.utc)
         return [_with_fetched_at(r, fetched_at) for r in sorted(rows.values(), key=lambda r: (r.date_start, r.ad_id))]
 
-    @staticmethod
-    def _daily_parser(account_id: str, since: date, until: date) -> Callable[[Any, int], list[InsightRow]]:
+    def _daily_reader(self, account_id: str, since: date, until: date) -> "PageReader[InsightRow]":
         def parse(body: Any, page: int) -> list[InsightRow]:
             return parse_insights_page(body, account_id=account_id, since=since, until=until, page=page)
-        return parse
+        days = (until - since).days + 1
+        return PageReader(parse, key=lambda r: (r.ad_id, r.date_start), max_rows=days * self.settings.max_ads_per_day,
+                          what=f"{since}..{until}")
 
     @staticmethod
     def _daily_params(since: date, until: date, fields: Sequence[str]) -> dict[str, str]:
@@ -322,6 +349,7 @@ class GraphClient:
             "time_increment": "1",
             "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}, separators=(",", ":")),
             "fields": ",".join(dict.fromkeys([*ID_FIELDS, *fields])),
+            "filtering": delivery_filtering(),
         }
 
     # ------------------------------------------------------------------ cumulative reach
@@ -355,13 +383,17 @@ class GraphClient:
                 "time_ranges": json.dumps([{"since": origin.isoformat(), "until": t.isoformat()} for t in chunk],
                                           separators=(",", ":")),
                 "fields": "account_id,ad_id,reach",
+                "filtering": delivery_filtering(),
             }
             chunk_set = frozenset(chunk)
 
             def parse(body: Any, page: int, chunk_set: frozenset[date] = chunk_set) -> list[RangeReach]:
                 return parse_range_reach_page(body, account_id=account_id, origin=origin, ends=chunk_set, page=page)
 
-            for item in await self._run_query(account_id, params, counter, token, parse,
+            reader = PageReader(parse, key=lambda r: (r.ad_id, r.date_stop),
+                                max_rows=len(chunk) * self.settings.max_ads_per_day,
+                                what=f"reach {origin}..{chunk[0]}+{len(chunk)} ranges")
+            for item in await self._run_query(account_id, params, counter, token, reader,
                                               page_limit=self.settings.reach_page_limit):
                 out[(item.ad_id, item.date_stop)] = item.reach
         return out
@@ -426,20 +458,21 @@ class GraphClient:
         return httpx.URL(f"{self._base}/{self.settings.api_version}/act_{account_id}/insights", params=dict(params))
 
     async def _run_query(self, account_id: str, params: Mapping[str, str], counter: CallCounter, token: str | None,
-                         parse: Callable[[Any, int], list[T]], *, page_limit: int) -> list[T]:
-        """One insights query, paged; below ``min_page_limit`` on shrink errors, as an async report."""
+                         reader: "PageReader[T]", *, page_limit: int, fallback: bool = True) -> list[T]:
+        """One insights query, paged; below ``min_page_limit`` on shrink errors, as an async report
+        (when ``fallback`` and ``async_fallback``; otherwise the shrink error is raised)."""
         url = self._insights_url(account_id, {**params, "limit": str(page_limit)})
         try:
-            return await self._collect_pages(url, account_id, counter, token, parse)
+            return await self._collect_pages(url, account_id, counter, token, reader)
         except GraphApiError as exc:
-            if exc.error_class is not ErrorClass.SHRINK or not self.settings.async_fallback:
+            if exc.error_class is not ErrorClass.SHRINK or not fallback or not self.settings.async_fallback:
                 raise
             log.warning("act_%s: Meta cannot answer a query synchronously even at limit=%d (%s); "
                         "running it as an async report", account_id, self.settings.min_page_limit, exc.code_text)
-            return await self._run_report(account_id, params, counter, token, parse, page_limit=page_limit)
+            return await self._run_report(account_id, params, counter, token, reader, page_limit=page_limit)
 
     async def _run_report(self, account_id: str, params: Mapping[str, str], counter: CallCounter,
-                          token: str | None, parse: Callable[[Any, int], list[T]], *, page_limit: int) -> list[T]:
+                          token: str | None, reader: "PageReader[T]", *, page_limit: int) -> list[T]:
         """POST the query as an async report run, poll it, page its rows (META_GRAPH_API.md §2)."""
         version = self.settings.api_version
         body = await self._request(self._insights_url(account_id, params), account_id, counter, method="POST",
@@ -466,19 +499,30 @@ class GraphClient:
                     f"({status.get('async_percent_completion') if isinstance(status, dict) else '?'} %)")
             delay = min(delay * 2, self.settings.async_poll_max_s)
         pages = httpx.URL(f"{self._base}/{version}/{run_id}/insights", params={"limit": str(page_limit)})
-        return await self._collect_pages(pages, account_id, counter, token, parse)
+        return await self._collect_pages(pages, account_id, counter, token, reader)
 
     async def _collect_pages(self, url: httpx.URL, account_id: str, counter: CallCounter, token: str | None,
-                             parse: Callable[[Any, int], list[T]]) -> list[T]:
-        """Follow ``paging.next`` from ``url``; parse every page; shrink ``limit`` when Meta asks."""
+                             reader: "PageReader[T]") -> list[T]:
+        """Follow ``paging.next`` from ``url``; parse every page; shrink ``limit`` when Meta asks.
+
+        Paging ends when ``paging.next`` is absent, on a page with no rows
+        (Meta may send an empty page with a ``next`` link, META_GRAPH_API.md §1),
+        or on a page that brings no new key (``reader.key``: an answer that
+        keeps repeating rows under new cursors). A repeated cursor, a foreign
+        ``next`` host, or more pages than ``reader.page_cap(limit)`` raise
+        GraphPagingError (the cap: ``GraphPagingCapError``, naming the account);
+        the pages sent until then are all that was spent of the budget.
+        """
         limit = int(url.params.get("limit", self.settings.page_limit))
         items: list[T] = []
+        keys: set[Any] = set()
         seen: set[str] = set()
         page = 0
         while True:
             page += 1
-            if page > self.settings.max_pages:
-                raise GraphPagingError(f"more than {self.settings.max_pages} pages of {limit} rows", loop=False)
+            cap = reader.page_cap(limit, self.settings.max_pages)
+            if page > cap:
+                raise GraphPagingCapError(account_id, cap, limit, reader.what)
             try:
                 body = await self._request(url, account_id, counter, token=token)
             except GraphApiError as exc:
@@ -491,9 +535,18 @@ class GraphClient:
                 page -= 1
                 continue
             try:
-                items += parse(body, page)
+                parsed = reader.parse(body, page)
             except PageFormatError as exc:
                 raise GraphPageError(str(exc)) from None
+            if not parsed:
+                break  # an empty page ends the answer, whatever paging.next says
+            new = {reader.key(item) for item in parsed} - keys
+            if not new:
+                log.warning("act_%s: page %d of %s repeats rows already received under a new cursor; "
+                            "treating it as the end of the answer", account_id, page, reader.what)
+                break
+            keys |= new
+            items += parsed
             next_link = (body.get("paging") or {}).get("next")
             if not next_link:
                 break
@@ -617,6 +670,23 @@ class GraphClient:
             raise GraphPageError(f"Meta answered HTTP 200 with a body that is not JSON for act_{account_id}")
         metrics.requests.add(1, metrics.OK)
         return body
+
+
+@dataclass(frozen=True)
+class PageReader(Generic[T]):
+    """How to read the pages of one query: ``parse(body, page)`` -> items (PageFormatError), ``key(item)`` the
+    item's identity (``(ad_id, date)``), ``max_rows`` the most rows the query can rightly have (days x
+    ``max_ads_per_day``), ``what`` names the query in messages."""
+
+    parse: Callable[[Any, int], list[T]]
+    key: Callable[[T], Any]
+    max_rows: int
+    what: str = ""
+
+    def page_cap(self, limit: int, hard_cap: int) -> int:
+        """Pages a query may take at ``limit`` rows per page: every row it can rightly have, plus one page
+        (an empty last page), never more than ``hard_cap`` (``max_pages``)."""
+        return max(1, min(hard_cap, -(-self.max_rows // max(1, limit)) + 1))
 
 
 def split_range(since: date, until: date, max_days: int) -> list[tuple[date, date]]:

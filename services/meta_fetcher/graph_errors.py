@@ -15,7 +15,7 @@ Classes (META_GRAPH_API.md §3 error table; retry design from the connectors cit
   when it cannot shrink further, run an async report (§2); if that is off,
   UNAVAILABLE with advice to ask a shorter range. A failed async report
   (-2/2490547) or one not done in time -> UNAVAILABLE "retry later".
-- ``token_invalid``: 190 (458/459/460/463/464/467), 102, 2500 -> never retried;
+- ``token_invalid``: 190 (458/459/460/463/464/467), 102, 104 (no token), 2500 -> never retried;
   FAILED_PRECONDITION "token for act_X expired or invalid — re-authorise".
 - ``permanent``: 100/33 -> NOT_FOUND; 10 and 200-299 -> PERMISSION_DENIED;
   2635 (deprecated version) -> FAILED_PRECONDITION; 3018 (older than 37 months)
@@ -47,7 +47,7 @@ class ErrorClass(str, enum.Enum):
 
 THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80009)})
 THROTTLE_SUBCODES = frozenset({2446079, 1487742, 1504022, 1504039})
-TOKEN_CODES = frozenset({102, 190, 2500})
+TOKEN_CODES = frozenset({102, 104, 190, 2500})  # 104: no access token was sent
 TOKEN_SUBCODES = frozenset({458, 459, 460, 463, 464, 467})
 SHRINK_PAIRS = frozenset({(100, 1487534), (100, 1504018), (2, 1504038)})
 PERMISSION_CODES = frozenset({10, *range(200, 300)})
@@ -190,6 +190,28 @@ class GraphPagingError(GraphError):
             return (grpc.StatusCode.DATA_LOSS,
                     f"Meta's paging for {account} went wrong; nothing was returned: {self.message}")
         return grpc.StatusCode.UNAVAILABLE, f"fetch for {account} stopped: {self.message}; ask for a shorter range"
+
+
+class GraphPagingCapError(GraphPagingError):
+    """Meta's paging did not end within the pages the query can rightly take (``PageReader.page_cap``).
+
+    Its own class so the caller is told what happened (not a budget or an
+    outage message): only the pages actually sent were spent of the shared
+    budget, so other accounts go on. DATA_LOSS, like the other paging
+    faults: the answer is unusable as sent, nothing is stored, and the code
+    is not one that channels retry on their own (they retry UNAVAILABLE,
+    ``services.common.grpc_server``), so no further pages are spent.
+    """
+
+    def __init__(self, account_id: str, pages: int, limit: int, what: str = "") -> None:
+        self.account_id, self.pages, self.limit = account_id, pages, limit
+        super().__init__(f"Meta's paging did not end after {pages} pages of {limit} rows for act_{account_id}"
+                         + (f" ({what})" if what else ""), loop=False)
+
+    def grpc_status(self, account: str) -> tuple[grpc.StatusCode, str]:
+        return (grpc.StatusCode.DATA_LOSS,
+                f"{self.message}; stopped there to protect the call budget (nothing was stored); retry later or ask "
+                "for a shorter range")
 
 
 class GraphAsyncJobError(GraphError):

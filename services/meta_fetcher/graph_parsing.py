@@ -3,8 +3,9 @@
 Wire facts (META_GRAPH_API.md §1; DATA_PITFALLS.md 2, 7, 8):
 
 - counts (``impressions``, ``reach``, ``clicks``, ``inline_link_clicks``) are
-  integers in JSON strings (``"10441"``) -> ``int``;
-- ``spend`` is a decimal in a string (``"158.72"``) -> ``Decimal`` (never float);
+  integers in JSON strings (``"10441"``) -> ``int``, within int64;
+- ``spend`` is a decimal in a string (``"158.72"``) -> ``Decimal`` (never float),
+  within the stored range (``services.common.number_ranges``);
 - ``actions`` is ``[{"action_type": "lead", "value": "3"}, ...]`` -> ``{type: Decimal}``;
   a missing ``actions`` key -> ``None`` (conversions unknown);
 - a missing numeric key -> ``None`` (unknown), never 0 and never NaN;
@@ -28,6 +29,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 from services.common.insight_row import COUNT_FIELDS, RANKINGS, InsightRow
+from services.common.number_ranges import count_problem, decimal_problem
 
 _COUNT_RE = re.compile(r"^[0-9]+$")
 _DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
@@ -44,18 +46,33 @@ class PageFormatError(ValueError):
 
 def _count(value: Any, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and _COUNT_RE.match(value):
-        return int(value)
-    raise PageFormatError(f"{name}={value!r} is not a non-negative whole number in a string")
+        number = value
+    elif isinstance(value, str) and _COUNT_RE.match(value):
+        number = int(value)
+    else:
+        raise PageFormatError(f"{name}={value!r} is not a non-negative whole number in a string")
+    problem = count_problem(number)
+    if problem:
+        raise PageFormatError(f"{name}={_short(value)} {problem}")
+    return number
 
 
 def _decimal(value: Any, name: str) -> Decimal:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return Decimal(value)
-    if isinstance(value, str) and _DECIMAL_RE.match(value):
-        return Decimal(value)
-    raise PageFormatError(f"{name}={value!r} is not a non-negative decimal in a string")
+        number = Decimal(value)
+    elif isinstance(value, str) and _DECIMAL_RE.match(value):
+        number = Decimal(value)
+    else:
+        raise PageFormatError(f"{name}={value!r} is not a non-negative decimal in a string")
+    problem = decimal_problem(number)
+    if problem:
+        raise PageFormatError(f"{name}={_short(value)} {problem}")
+    return number
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 48 else f"{text[:40]}...({len(text)} chars)"
 
 
 def _date(value: Any, name: str) -> date:

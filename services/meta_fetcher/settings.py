@@ -35,6 +35,9 @@ class FetcherSettings:
     page_limit: int = 100
     min_page_limit: int = 5          # "shrink" errors halve the limit down to this
     max_pages: int = 1000            # hard cap per fetch
+    # Delivering ads per account and day a query can rightly have: with the range and the page size it gives
+    # each query's page cap (graph_client.PageReader.page_cap; 28 days x 100 ads at limit 100 -> 29 pages).
+    max_ads_per_day: int = 100
     # Async report fallback (META_GRAPH_API.md §2), used when sync paging cannot shrink further.
     async_fallback: bool = True
     async_poll_initial_s: float = 2.0
@@ -100,7 +103,7 @@ class FetcherSettings:
         """Settings from environment variables, then ``overrides`` (ignored when None).
 
         Variables: META_GRAPH_URL, META_API_VERSION, META_ACCESS_TOKEN,
-        META_APP_SECRET, META_PAGE_LIMIT, META_MAX_PAGES, META_TIMEOUT_S,
+        META_APP_SECRET, META_PAGE_LIMIT, META_MAX_PAGES, META_MAX_ADS_PER_DAY, META_TIMEOUT_S,
         META_RETRIES, META_BACKOFF_INITIAL_S, META_BACKOFF_MAX_S,
         META_THROTTLE_MAX_WAIT_S, META_THROTTLE_MIN_WAIT_S, META_USAGE_PAUSE_PCT, META_USAGE_PAUSE_S,
         META_BUDGET_CALLS, META_BUDGET_WINDOW_S, META_BUDGET_KEY_PREFIX, REDIS_URL,
@@ -115,6 +118,7 @@ class FetcherSettings:
             "META_GRAPH_URL": ("graph_url", str), "META_API_VERSION": ("api_version", str),
             "META_ACCESS_TOKEN": ("access_token", str), "META_APP_SECRET": ("app_secret", str),
             "META_PAGE_LIMIT": ("page_limit", int), "META_MAX_PAGES": ("max_pages", int),
+            "META_MAX_ADS_PER_DAY": ("max_ads_per_day", int),
             "META_TIMEOUT_S": ("timeout_s", float), "META_RETRIES": ("retries", int),
             "META_BACKOFF_INITIAL_S": ("backoff_initial_s", float), "META_BACKOFF_MAX_S": ("backoff_max_s", float),
             "META_THROTTLE_MAX_WAIT_S": ("throttle_max_wait_s", float),

@@ -59,6 +59,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pymongo import ASCENDING
 
 from services.common.account_ids import normalise_account_id
+from services.common.l2_schema import check, quarantine_record
 
 COLLECTION = "tokens"
 SCHEMA = 1
@@ -398,7 +399,15 @@ class TokenVault:
     async def get(self, account_id: str) -> StoredToken | None:
         """The decrypted entry of ``account_id`` or None. Raises TokenKeyUnknown / TokenDecryptError."""
         doc = await self.collection.find_one({"_id": normalise_account_id(account_id)})
-        return None if doc is None else self._open(doc)
+        if doc is None:
+            return None
+        reason = check("tokens", doc)
+        if reason is not None:  # copied to quarantine with the reason; the record stays for the operator
+            await self.collection.database["quarantine"].replace_one(
+                {"_id": f"tokens:{doc['_id']}"}, quarantine_record("tokens", doc, reason), upsert=True)
+            raise TokenDecryptError(f"the token record of act_{doc['_id']} is malformed ({reason}), nothing was "
+                                    "decrypted; it was quarantined: store a new token (token_admin put)")
+        return self._open(doc)
 
     async def describe(self, account_id: str) -> dict[str, Any] | None:
         """Plaintext metadata of the entry (no decryption, no token): kid, status, generation, due time."""

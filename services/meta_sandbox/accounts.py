@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 from services.common.account_ids import normalise_account_id
-from services.common.ads_manager_csv import load_csv
+from services.common.ads_manager_csv import load_export
+from services.common.effective_status import EFFECTIVE_STATUSES, HIDDEN_BY_DEFAULT
 from services.common.insight_row import InsightRow
 from services.meta_sandbox.reach_model import aggregate_range, audience_from_rows
+
+log = logging.getLogger(__name__)
 
 #: Time zone and currency of the shared real dataset (shared/data/README.md: MYR, a Malaysian business).
 CSV_DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
@@ -48,6 +53,10 @@ class SandboxAccount:
     timezone_name: str
     rows: list[InsightRow] = field(default_factory=list)
     audiences: dict[str, float] = field(default_factory=dict)
+    #: ad id -> Meta ``effective_status`` (``services.common.effective_status``); absent = ACTIVE.
+    ad_status: dict[str, str] = field(default_factory=dict)
+    #: a query spanning more days gets "Please reduce the amount of data" at any page size (None: no limit)
+    max_query_days: int | None = None
 
     def __post_init__(self) -> None:
         self.account_id = normalise_account_id(self.account_id)
@@ -57,19 +66,41 @@ class SandboxAccount:
         """Keep rows in Meta-like answer order: (date_start, ad_id)."""
         self.rows.sort(key=lambda r: (r.date_start, r.ad_id))
 
-    def rows_between(self, since: date, until: date) -> list[InsightRow]:
-        """Rows whose ``date_start`` lies in the inclusive range, in answer order."""
-        return [r for r in self.rows if since <= r.date_start <= until]
+    def status_of(self, ad_id: str) -> str:
+        """The ad's ``effective_status`` (ACTIVE unless set with ``set_status``)."""
+        return self.ad_status.get(ad_id, "ACTIVE")
 
-    def range_rows(self, ranges: list[tuple[date, date]]) -> list[InsightRow]:
+    def set_status(self, ad_id: str, status: str) -> None:
+        """Archive, delete, pause... an ad (``effective_status``). Raises ValueError for an unknown ad or status."""
+        if status not in EFFECTIVE_STATUSES:
+            raise ValueError(f"effective_status {status!r} is not one of {', '.join(EFFECTIVE_STATUSES)}")
+        if not any(r.ad_id == ad_id for r in self.rows):
+            raise ValueError(f"act_{self.account_id} has no ad {ad_id!r}")
+        self.ad_status[ad_id] = status
+
+    def visible(self, statuses: frozenset[str] | None) -> Callable[[InsightRow], bool]:
+        """Whether a row's ad is answered: its status is in ``statuses`` (None: Meta's default, every status but
+        ``HIDDEN_BY_DEFAULT``)."""
+        if statuses is None:
+            return lambda r: self.status_of(r.ad_id) not in HIDDEN_BY_DEFAULT
+        return lambda r: self.status_of(r.ad_id) in statuses
+
+    def rows_between(self, since: date, until: date, statuses: frozenset[str] | None = None) -> list[InsightRow]:
+        """Rows whose ``date_start`` lies in the inclusive range and whose ad is ``visible``, in answer order."""
+        show = self.visible(statuses)
+        return [r for r in self.rows if since <= r.date_start <= until and show(r)]
+
+    def range_rows(self, ranges: list[tuple[date, date]], statuses: frozenset[str] | None = None) -> list[InsightRow]:
         """One aggregated row per (range, ad with rows in the range), ranges in the order given, ads by id.
 
         Rows carry ``date_start``/``date_stop`` = the range; counts summed; ``reach``
         deduplicated over the range by the saturation model (``reach_model``).
         """
         by_ad: dict[str, list[InsightRow]] = defaultdict(list)
+        show = self.visible(statuses)
         for row in self.rows:  # already in date order
-            by_ad[row.ad_id].append(row)
+            if show(row):
+                by_ad[row.ad_id].append(row)
         days = {ad: [r.date_start for r in rows] for ad, rows in by_ad.items()}
         audience = {ad: self.audiences.get(ad) or audience_from_rows(rows) for ad, rows in by_ad.items()}
         out: list[InsightRow] = []
@@ -122,19 +153,23 @@ def csv_account(
     account_id: str,
     *,
     name: str | None = None,
-    currency: str = CSV_DEFAULT_CURRENCY,
+    currency: str | None = None,
     timezone_name: str = CSV_DEFAULT_TIMEZONE,
     conversion_action_type: str = "lead",
 ) -> SandboxAccount:
-    """An account whose rows are exactly ``load_csv(path, account_id)``.
+    """An account whose rows are exactly ``load_export(path, account_id).rows``.
 
-    Raises OSError when the file is missing and CsvFormatError when it does not parse.
+    ``currency``: None takes the one the export's headers name ("Amount spent
+    (USD)"), else ``CSV_DEFAULT_CURRENCY``. The import's report (rows, summary
+    rows skipped) is logged. Raises OSError when the file is missing and
+    CsvFormatError when it does not parse.
     """
-    rows = load_csv(path, account_id, conversion_action_type)
+    imported = load_export(path, account_id, conversion_action_type)
+    log.info("act_%s from %s: %s", normalise_account_id(account_id), Path(path).name, imported.report)
     return SandboxAccount(
         account_id=account_id,
         name=name or Path(path).stem,
-        currency=currency,
+        currency=currency or imported.currency or CSV_DEFAULT_CURRENCY,
         timezone_name=timezone_name,
-        rows=rows,
+        rows=imported.rows,
     )

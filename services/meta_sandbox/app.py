@@ -5,7 +5,11 @@ Graph endpoints (``{version}`` like ``v23.0``; shapes per META_GRAPH_API.md §1,
 - ``GET /{version}/act_{id}/insights`` with ``level=ad``, ``time_increment=1``,
   ``time_range={"since":"YYYY-MM-DD","until":"YYYY-MM-DD"}`` (JSON in the
   query string; or ``date_preset``), ``fields`` (comma list), ``limit``
-  (default 25, capped at ``max_limit``), ``after``/``before`` cursors.
+  (default 25, capped at ``max_limit``), ``after``/``before`` cursors,
+  ``filtering`` on ``ad.effective_status`` (``IN``/``NOT_IN``; without it
+  archived and deleted ads are left out, as Meta does). Parameters the
+  sandbox does not implement (breakdowns, other filters, unknown names)
+  are refused with code 100, never ignored.
   Answers ``{"data":[...], "paging":{"cursors":{"before","after"},"next"?,"previous"?}}``
   with ``next`` only while more rows remain. Rows are ordered by (date, ad id).
 - ``GET /{version}/act_{id}?fields=...`` -> ``{"id":"act_..","account_id","name","currency","timezone_name"}``.
@@ -33,7 +37,7 @@ tokens the sandbox issued by exchange); a tracked token past its expiry is
 190/463. When ``app_secret`` is set, ``appsecret_proof`` = hex
 HMAC-SHA256(app_secret, token) is required (META_GRAPH_API.md §5).
 
-Errors (HTTP 400 unless noted; body per §3): no/invalid token -> 190;
+Errors (HTTP 400 unless noted; body per §3): no token -> 104; invalid token -> 190;
 unknown account -> 100/33 (``GraphMethodException``); bad parameters -> 100;
 range older than 37 months -> 3018 [unverified code]; version below
 ``min_version`` -> 2635; usage at 100 % -> 80000/2446079 or 4/1504039.
@@ -43,7 +47,7 @@ header, as Meta does for auto-upgraded calls (§6). Usage headers
 
 Admin endpoints (not Graph): ``GET /_sandbox/stats``, ``POST /_sandbox/reset_stats``,
 ``GET|POST|DELETE /_sandbox/faults`` (``services.meta_sandbox.faults``),
-``POST /_sandbox/restate``, ``POST /_sandbox/tokens`` (accept, expire or revoke a token),
+``POST /_sandbox/restate``, ``POST /_sandbox/ads`` (an ad's ``effective_status``), ``POST /_sandbox/tokens`` (accept, expire or revoke a token),
 ``GET /_sandbox/health``.
 """
 
@@ -69,8 +73,9 @@ from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
 from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.effective_status import EFFECTIVE_STATUSES
 from services.meta_sandbox.accounts import SandboxAccount
-from services.meta_sandbox.faults import Fault, FaultBook, FaultSpecError
+from services.meta_sandbox.faults import PAGING_KINDS, Fault, FaultBook, FaultSpecError
 from services.meta_sandbox.tokens import TokenBook
 from services.meta_sandbox.usage import UsageModel
 from services.meta_sandbox.wire import DEFAULT_FIELDS, FIELD_RENDERERS, error_body, render_row, unknown_object_message
@@ -138,17 +143,19 @@ class InsightsQuery:
     until: date
     fields: list[str]
     ranges: tuple[tuple[date, date], ...] | None = None  # None = daily rows (time_increment=1)
+    statuses: frozenset[str] | None = None  # filtering on ad.effective_status; None = Meta's default
 
     def rows(self, account: SandboxAccount) -> list[Any]:
         """The rows this query answers, in answer order."""
         if self.ranges is None:
-            return account.rows_between(self.since, self.until)
-        return account.range_rows(list(self.ranges))
+            return account.rows_between(self.since, self.until, self.statuses)
+        return account.range_rows(list(self.ranges), self.statuses)
 
     def key(self) -> str:
         """Identity of the query for cursors."""
         spans = "" if self.ranges is None else ";".join(f"{a}/{b}" for a, b in self.ranges)
-        return f"{self.since}|{self.until}|{spans}"
+        statuses = "" if self.statuses is None else ",".join(sorted(self.statuses))
+        return f"{self.since}|{self.until}|{spans}|{statuses}"
 
 
 @dataclass
@@ -203,18 +210,19 @@ def _months_back(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _cursor(fingerprint: str, index: int) -> str:
-    return base64.urlsafe_b64encode(f"{fingerprint}:{index}".encode()).decode().rstrip("=")
+def _cursor(fingerprint: str, index: int, nonce: str = "") -> str:
+    raw = f"{fingerprint}:{index}" + (f":{nonce}" if nonce else "")
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _decode_cursor(value: str, fingerprint: str, name: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        fp, idx = raw.split(":")
+        fp, idx = raw.split(":")[:2]
         index = int(idx)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise GraphErrorResponse(100, f"(#100) The {name} cursor is not valid") from None
-    if fp != fingerprint or index < 0:
+    if fp != fingerprint or index < -1:  # -1: "after" the start (a repeat_page fault's cursor)
         raise GraphErrorResponse(100, f"(#100) The {name} cursor does not belong to this query")
     return index
 
@@ -242,8 +250,8 @@ def _check_auth(state: SandboxState, request: web.Request, q: Mapping[str, str])
 
 def _check_token(state: SandboxState, token: str) -> None:
     verdict = state.tokens.check(token)
-    if verdict == "missing":
-        raise GraphErrorResponse(190, "An access token is required to request this resource.")
+    if verdict == "missing":  # Graph's code for no token at all is 104 (190 is a token that is there but bad)
+        raise GraphErrorResponse(104, "An access token is required to request this resource.")
     if verdict == "unknown":
         raise GraphErrorResponse(190, "Invalid OAuth access token - Cannot parse access token")
     if verdict == "expired":
@@ -276,10 +284,26 @@ def _account(state: SandboxState, object_id: str) -> SandboxAccount:
     return account
 
 
+def _field_names(raw: str) -> list[str]:
+    """``fields`` as Graph takes it: a comma list (``a,b``) or a JSON array (``["a","b"]``, what the
+    facebook-business SDK sends for edges)."""
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise GraphErrorResponse(100, "(#100) Param fields must be a comma-separated list or a JSON array of "
+                                          "field names")
+        return [n.strip() for n in names if n.strip()]
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
 def _fields(raw: str | None, allowed: Iterable[str], default: Iterable[str]) -> list[str]:
-    if raw is None or raw.strip() == "":
+    if raw is None or raw.strip() in ("", "[]"):
         return list(default)
-    names = [f.strip() for f in raw.split(",") if f.strip()]
+    names = _field_names(raw)
     allowed = list(allowed)
     for name in names:
         if name not in allowed and name not in ("date_start", "date_stop"):
@@ -321,6 +345,73 @@ def _time_ranges(raw: str, account: SandboxAccount) -> tuple[tuple[date, date], 
     if len(specs) > MAX_TIME_RANGES:
         raise GraphErrorResponse(100, f"(#100) Param time_ranges: at most {MAX_TIME_RANGES} ranges (sandbox limit)")
     return tuple(_span(spec, account, f"time_ranges[{i}]") for i, spec in enumerate(specs))
+
+
+#: Query parameters of the insights edge the sandbox implements; any other is refused (never ignored).
+INSIGHTS_PARAMS = frozenset({
+    "level", "fields", "time_range", "time_ranges", "time_increment", "date_preset", "limit", "after", "before",
+    "filtering", "breakdowns", "action_breakdowns", "action_attribution_windows", "access_token", "appsecret_proof",
+})
+
+
+def _json_param(raw: str, name: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise GraphErrorResponse(100, f"(#100) Param {name} must be JSON") from None
+
+
+def _filtering(raw: str | None) -> frozenset[str] | None:
+    """``filtering=[{"field","operator","value"}, ...]`` (META_GRAPH_API.md §1): the ad statuses to answer.
+
+    Implemented: ``ad.effective_status`` with ``IN`` / ``NOT_IN`` and values of
+    ``EFFECTIVE_STATUSES`` (several filters intersect). Anything else is
+    refused with code 100 (the sandbox never ignores a filter). None: no
+    status filter (Meta's default: archived and deleted ads left out).
+    """
+    if raw is None or raw.strip() in ("", "[]"):
+        return None
+    specs = _json_param(raw, "filtering")
+    if not isinstance(specs, list):
+        raise GraphErrorResponse(100, "(#100) Param filtering must be a JSON array of {field, operator, value}")
+    statuses: set[str] | None = None
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not {"field", "operator", "value"} <= set(spec):
+            raise GraphErrorResponse(100, f"(#100) filtering[{i}] must be an object with field, operator and value")
+        if spec["field"] != "ad.effective_status":
+            raise GraphErrorResponse(100, f"(#100) filtering on {spec['field']!r} is not implemented by the "
+                                          "sandbox (it implements ad.effective_status with IN and NOT_IN)")
+        values = spec["value"]
+        if not isinstance(values, list) or not values or any(v not in EFFECTIVE_STATUSES for v in values):
+            raise GraphErrorResponse(100, f"(#100) Filtering field ad.effective_status: value {values!r} must be a "
+                                          f"non-empty list of {', '.join(EFFECTIVE_STATUSES)}")
+        if spec["operator"] == "IN":
+            chosen = set(values)
+        elif spec["operator"] == "NOT_IN":
+            chosen = set(EFFECTIVE_STATUSES) - set(values)
+        else:
+            raise GraphErrorResponse(100, f"(#100) filtering operator {spec['operator']!r} on ad.effective_status is "
+                                          "not implemented by the sandbox (IN, NOT_IN)")
+        statuses = chosen if statuses is None else statuses & chosen
+    return frozenset(statuses or ())
+
+
+def _refuse_unimplemented(q: Mapping[str, str]) -> None:
+    """Code 100 for parameters the sandbox does not implement: unknown ones, ``breakdowns``, and
+    ``action_breakdowns`` other than the default ``action_type``."""
+    unknown = sorted(set(q) - INSIGHTS_PARAMS)
+    if unknown:
+        raise GraphErrorResponse(100, f"(#100) param {unknown[0]} is not implemented by the sandbox (it implements "
+                                      f"{', '.join(sorted(INSIGHTS_PARAMS))})")
+    for name in ("breakdowns", "action_breakdowns"):
+        raw = q.get(name)
+        if raw is None or raw.strip() in ("", "[]"):
+            continue
+        names = _field_names(raw)
+        if name == "action_breakdowns" and names == ["action_type"]:
+            continue
+        raise GraphErrorResponse(100, f"(#100) {name}={raw} is not implemented by the sandbox (no breakdowns; "
+                                      "action_breakdowns only action_type, the default)")
 
 
 def _time_range(q: Mapping[str, str], account: SandboxAccount) -> tuple[date, date]:
@@ -468,8 +559,12 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
         if endpoint == "insights":
             account = _account(state, object_id)
             query = _insights_query(state, q, account)
+            if account.max_query_days is not None and (query.until - query.since).days + 1 > account.max_query_days:
+                raise GraphErrorResponse(1, "Please reduce the amount of data you're asking for, then retry your "
+                                            "request", subcode=99, status=500)
             body = _page(state, request, q, account, query.rows(account), query.fields,
-                         f"{account.account_id}|{query.key()}")
+                         f"{account.account_id}|{query.key()}",
+                         fault.kind if fault is not None and fault.kind in PAGING_KINDS else None)
         elif endpoint == "account":
             body = _account_body(state, q, object_id)
         elif endpoint == "async_create":
@@ -514,28 +609,35 @@ def _insights_query(state: SandboxState, q: Mapping[str, str], account: SandboxA
     (the sandbox's default). Range rows: ``time_ranges`` (``time_increment``
     absent or ``all_days``), or ``time_range`` with ``time_increment=all_days``.
     """
+    _refuse_unimplemented(q)
     level = q.get("level", "ad")
     if level != "ad":
         raise GraphErrorResponse(100, f"(#100) level={level!r}: the sandbox implements level=ad only")
     fields = _fields(q.get("fields"), FIELD_RENDERERS, DEFAULT_FIELDS)
+    statuses = _filtering(q.get("filtering"))
     if "time_ranges" in q:
         increment = q.get("time_increment", "all_days")
         if increment != "all_days":
             raise GraphErrorResponse(100, f"(#100) time_increment={increment!r} with time_ranges: the sandbox "
                                           "implements all_days (one row per range) only")
         ranges = _time_ranges(q["time_ranges"], account)
-        return InsightsQuery(min(a for a, _ in ranges), max(b for _, b in ranges), fields, ranges)
+        return InsightsQuery(min(a for a, _ in ranges), max(b for _, b in ranges), fields, ranges, statuses)
     increment = q.get("time_increment", "1")
     if increment not in ("1", "all_days"):
         raise GraphErrorResponse(100, f"(#100) time_increment={increment!r}: the sandbox implements "
                                       "time_increment=1 and all_days only")
     since, until = _time_range(q, account)
-    return InsightsQuery(since, until, fields, ((since, until),) if increment == "all_days" else None)
+    return InsightsQuery(since, until, fields, ((since, until),) if increment == "all_days" else None, statuses)
 
 
 def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], account: SandboxAccount,
-          rows: list[Any], fields: list[str], query_key: str) -> dict[str, Any]:
-    """One page of ``rows`` per ``limit``/``after``/``before``, with Meta-style paging links."""
+          rows: list[Any], fields: list[str], query_key: str, paging_fault: str | None = None) -> dict[str, Any]:
+    """One page of ``rows`` per ``limit``/``after``/``before``, with Meta-style paging links.
+
+    ``paging_fault`` (``faults.PAGING_KINDS``): ``endless_paging`` always links
+    a next page (empty pages past the end, each with a new cursor);
+    ``repeat_page`` links, from the last page, a "next" page that serves the
+    last page's rows again under a new cursor (forever)."""
     limit = _limit(state, q.get("limit"))
     fingerprint = hashlib.sha256(query_key.encode()).hexdigest()[:10]
     if q.get("after"):
@@ -548,18 +650,21 @@ def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], accou
         start, end = 0, limit
     page = rows[start:end]
     body: dict[str, Any] = {"data": [render_row(r, account, fields) for r in page]}
-    if not page:
+    if not page and paging_fault != "endless_paging":
         return body
-    first, last = start, start + len(page) - 1
+    first, last = start, start + max(len(page), 1) - 1
     paging: dict[str, Any] = {"cursors": {"before": _cursor(fingerprint, first), "after": _cursor(fingerprint, last)}}
     base = request.url
     if state.public_base_url:
         public = URL(state.public_base_url)
         base = URL.build(scheme=public.scheme, host=public.host or "", port=public.explicit_port,
                          path=public.path.rstrip("/") + request.path)
-    if last + 1 < len(rows):
+    if last + 1 < len(rows) or paging_fault is not None:
         query = {k: v for k, v in q.items() if k not in ("after", "before")}
-        query["after"] = _cursor(fingerprint, last)
+        if paging_fault == "repeat_page" and last + 1 >= len(rows):
+            query["after"] = _cursor(fingerprint, start - 1, nonce=str(state.graph_requests))
+        else:
+            query["after"] = _cursor(fingerprint, last)
         paging["next"] = str(base.with_query(query))
     if first > 0:
         query = {k: v for k, v in q.items() if k not in ("after", "before")}
@@ -739,6 +844,32 @@ async def restate_handler(request: web.Request) -> web.Response:
     return _json({"ok": True, "restated": changed})
 
 
+async def ads_handler(request: web.Request) -> web.Response:
+    """``POST /_sandbox/ads`` ``{"account_id","ad_id","effective_status"}``: archive, delete, pause... an ad;
+    or ``{"account_id","max_query_days": N | null}``: from now on an insights query spanning more than N days
+    gets Meta's "Please reduce the amount of data you're asking for" (code 1, HTTP 500) at any page size.
+
+    Archived and deleted ads are then left out of insights unless the request's
+    ``filtering`` names their status (``services.common.effective_status``).
+    400 for an unknown account, ad or status.
+    """
+    state = request.app[STATE]
+    try:
+        spec = await request.json()
+        account = state.accounts[normalise_account_id(spec["account_id"])]
+        if "max_query_days" in spec:  # account-wide: Meta's "reduce the amount of data" above this many days
+            days = spec["max_query_days"]
+            if days is not None and (not isinstance(days, int) or days < 1):
+                raise ValueError("max_query_days must be a positive integer or null")
+            account.max_query_days = days
+            return _json({"ok": True, "max_query_days": days})
+        account.set_status(str(spec["ad_id"]), spec["effective_status"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, InvalidAccountId) as exc:
+        return _json({"error": f"bad ad status: {exc!r}; send {{\"account_id\",\"ad_id\",\"effective_status\"}}"},
+                     status=400)
+    return _json({"ok": True, "ad_id": str(spec["ad_id"]), "effective_status": spec["effective_status"]})
+
+
 async def oauth_handler(request: web.Request) -> web.StreamResponse:
     """``GET /{version}/oauth/access_token`` (token exchange)."""
     return await _graph(request, "oauth")
@@ -836,11 +967,14 @@ def create_app(
     app.router.add_post("/_sandbox/faults", faults_post)
     app.router.add_delete("/_sandbox/faults", faults_delete)
     app.router.add_post("/_sandbox/restate", restate_handler)
+    app.router.add_post("/_sandbox/ads", ads_handler)
     app.router.add_get("/_sandbox/health", health_handler)
     app.router.add_post("/_sandbox/tokens", tokens_handler)
     app.router.add_get("/{version}/oauth/access_token", oauth_handler)
     app.router.add_get("/{version}/debug_token", debug_token_handler)
-    app.router.add_get("/{version}/{object_id}/insights", insights_handler)
-    app.router.add_post("/{version}/{object_id}/insights", async_create_handler)
-    app.router.add_get("/{version}/{object_id}", account_handler)
+    # node and edge paths with or without a trailing slash (facebook-business asks for "/v23.0/act_1/")
+    for slash in ("", "/"):
+        app.router.add_get("/{version}/{object_id}/insights" + slash, insights_handler)
+        app.router.add_post("/{version}/{object_id}/insights" + slash, async_create_handler)
+        app.router.add_get("/{version}/{object_id}" + slash, account_handler)
     return app

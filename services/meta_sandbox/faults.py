@@ -7,7 +7,9 @@ Posted as JSON to ``POST /_sandbox/faults`` (a single object or a list)::
                                        # "token" = oauth/access_token and debug_token
      "count": 3,                       # how many matching requests it hits (default 1)
      "skip": 2,                        # let this many matching requests through first (default 0)
-     "kind": "error" | "expired_token" | "garbage" | "http" | "latency" | "disconnect" | "job_failed",
+     "kind": "error" | "expired_token" | "garbage" | "http" | "latency" | "disconnect" | "job_failed"
+             | "endless_paging"     # paging.next is always there: past the last row, empty pages with new cursors
+             | "repeat_page",       # past the last page, paging.next serves the last page again under new cursors
      "code": 17, "subcode": 2446079, "http_status": 400,   # kind "error"
      "message": "...", "is_transient": true, "type": "OAuthException",
      "regain_minutes": 2,              # put in X-Business-Use-Case-Usage on that response
@@ -29,7 +31,10 @@ from typing import Any
 
 from services.common.account_ids import normalise_account_id
 
-KINDS = ("error", "expired_token", "garbage", "http", "latency", "disconnect", "job_failed")
+KINDS = ("error", "expired_token", "garbage", "http", "latency", "disconnect", "job_failed", "endless_paging",
+         "repeat_page")
+#: Kinds that change an insights page's ``paging`` instead of failing the request.
+PAGING_KINDS = ("endless_paging", "repeat_page")
 ENDPOINTS = ("insights", "account", "async", "token", "any")
 
 #: code -> (default subcode, HTTP status, message, is_transient)

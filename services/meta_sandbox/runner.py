@@ -8,7 +8,11 @@ In-process (tests)::
 Command line::
 
     python -m services.meta_sandbox --port 8085 [--host 127.0.0.1] \
-        [--csv FILE --account act_ID]... [--no-synthetic] [--timezone TZ] [--currency CUR] [--app-id ID]
+        [--csv FILE --account act_ID]... [--no-synthetic] [--timezone TZ] [--currency CUR] [--app-id ID] \
+        [--live-demo [--live-demo-tick-seconds S]]
+
+``--live-demo``: the synthetic account accrues today's delivery every few
+seconds and restates a recent day now and then (``services.meta_sandbox.live_demo``).
 
 ``SANDBOX_APP_SECRET`` (environment, never argv) sets the app secret: the
 token exchange then checks it and every call must carry ``appsecret_proof``.
@@ -31,7 +35,9 @@ from typing import AsyncIterator, Iterable
 from aiohttp import web
 
 from services.meta_sandbox.accounts import CSV_DEFAULT_CURRENCY, CSV_DEFAULT_TIMEZONE, SandboxAccount, csv_account
-from services.meta_sandbox.app import PathOnlyAccessLogger, create_app
+from services.meta_sandbox.app import STATE, PathOnlyAccessLogger, create_app
+from services.meta_sandbox.live_demo import LiveDemo
+from services.meta_sandbox.synthetic import SYNTHETIC_ACCOUNT_ID
 from services.meta_sandbox.usage import UsageModel
 from services.common.logs import configure_logging
 
@@ -83,8 +89,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--account", action="append", default=[], metavar="act_ID",
                    help="ad account id served for the matching --csv")
     p.add_argument("--no-synthetic", action="store_true", help="do not serve the built-in synthetic account")
+    p.add_argument("--live-demo", action="store_true",
+                   help="the synthetic account accrues today's delivery and restates a recent day now and then")
+    p.add_argument("--live-demo-tick-seconds", type=float, default=5.0, help="seconds between live-demo steps (> 0)")
     p.add_argument("--timezone", default=CSV_DEFAULT_TIMEZONE, help="time zone of the CSV accounts")
-    p.add_argument("--currency", default=CSV_DEFAULT_CURRENCY, help="currency of the CSV accounts")
+    p.add_argument("--currency", default=None,
+                   help=f"currency of the CSV accounts (default: the one the export's headers name, else "
+                        f"{CSV_DEFAULT_CURRENCY})")
     p.add_argument("--token", action="append", default=None, metavar="TOKEN",
                    help="accepted access token (repeatable); default: any non-empty token")
     p.add_argument("--account-capacity", type=int, default=None,
@@ -99,6 +110,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     for item in args.upgrade_version:
         if "=" not in item:
             p.error(f"--upgrade-version {item!r}: use OLD=NEW, e.g. v23.0=v24.0")
+    if args.live_demo_tick_seconds <= 0:
+        p.error(f"--live-demo-tick-seconds {args.live_demo_tick_seconds:g}: use a number of seconds > 0")
     return args
 
 
@@ -114,7 +127,14 @@ async def _serve(args: argparse.Namespace) -> None:
         version_upgrades=dict(item.split("=", 1) for item in args.upgrade_version),
         usage=UsageModel(app_capacity=args.app_capacity, account_capacity=args.account_capacity),
     )
+    demo = None
+    if args.live_demo:
+        account = app[STATE].accounts.get(SYNTHETIC_ACCOUNT_ID)
+        if account is None:
+            raise SystemExit("meta_sandbox: --live-demo animates the synthetic account: drop --no-synthetic")
+        demo = LiveDemo(account, tick_s=args.live_demo_tick_seconds)
     runner, base_url = await start_app(app, args.host, args.port)
+    demo_task = asyncio.create_task(demo.run()) if demo else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,6 +143,8 @@ async def _serve(args: argparse.Namespace) -> None:
     try:
         await stop.wait()
     finally:
+        if demo_task:
+            demo_task.cancel()
         await runner.cleanup()
     log.info("meta_sandbox stopped")
 

@@ -36,10 +36,17 @@ def _ratio(num: Decimal | int | None, den: Decimal | int | None, scale: int = 1)
     return format((Decimal(num) * scale / Decimal(den)).quantize(SIX), "f")
 
 
+def _action_value(value: Decimal) -> str:
+    """An action value as Meta writes it: a count is an integer string ("12", never "12.0")."""
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
 def _actions(row: InsightRow) -> list[dict[str, str]] | None:
     if row.actions is None:
         return None
-    return [{"action_type": k, "value": _num(v)} for k, v in sorted(row.actions.items())]
+    return [{"action_type": k, "value": _action_value(v)} for k, v in sorted(row.actions.items())]
 
 
 #: Field name -> function(row, account) -> wire value (None = leave the key out).

@@ -1,9 +1,12 @@
 """Exactly one active scheduler (DESIGN.md R6): a lease in Redis with a fencing token, and a shared schedule.
 
 ``RedisLease``: ``SET key holder NX PX ttl`` acquires; a Lua check-and-extend
-renews only while we still hold it; every acquisition takes a new fencing
-token from ``INCR key:fence``, so work stamped with an older token is refused
-by the gateway (``services/cache_gateway/demand_fencing.py``). ``holds()`` is
+renews only while we still hold it; every acquisition takes the next fencing
+token from the lease's durable record in MongoDB (``LeaseRecords``,
+``services/common/lease_record.py``: strictly increasing even when Redis
+restarts empty) and publishes it to ``key:fence`` for the schedule's claims.
+The gateway accepts only the record's token, so work stamped with an older
+token is refused (``services/cache_gateway/demand_fencing.py``). ``holds()`` is
 the local view: true only while the last successful renewal is younger than
 the ttl (minus a margin), so a leader cut off from Redis stops working before
 its lease can pass to another replica.
@@ -17,7 +20,8 @@ after a failover - and a deposed leader cannot claim one. Each finished cycle
 is appended to ``key:cycles`` (the latest 200, JSON).
 
 ``LocalLease`` / ``LocalSchedule``: the single-machine fallback when
-``REDIS_URL`` is unset: this process always leads, token 1.
+``REDIS_URL`` is unset: this process always leads, with a token taken from the
+record at its first acquisition (1 without a record).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Callable, Protocol
 import redis.asyncio as aioredis
 
 from services.cache_gateway.demand_fencing import lease_key_for
+from services.common.lease_record import LeaseRecords
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -43,6 +48,13 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
 end
 return 0
+"""
+_PUBLISH_FENCE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
 """
 _CLAIM = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -85,17 +97,21 @@ class Lease(Protocol):
 
 
 class LocalLease:
-    """Single-machine fallback: always the leader, token 1."""
+    """Single-machine fallback: always the leader; its token comes from ``records`` (1 without)."""
 
-    def __init__(self, holder_id: str):
+    def __init__(self, holder_id: str, records: LeaseRecords | None = None, key: str = DEFAULT_LEASE_KEY):
         self.holder_id = holder_id
-        self.fencing_token = 1
+        self.records = records
+        self.key = key
+        self.fencing_token = 0 if records is not None else 1
 
     async def try_acquire_or_renew(self) -> bool:
+        if self.fencing_token == 0:
+            self.fencing_token = await self.records.take_token(self.key, self.holder_id)
         return True
 
     def holds(self) -> bool:
-        return True
+        return self.fencing_token > 0
 
     async def leader(self) -> str:
         return self.holder_id
@@ -107,12 +123,15 @@ class LocalLease:
 class RedisLease:
     """A lease of ``ttl_ms`` milliseconds at ``key``; renew well within the ttl (every ttl/3).
 
-    ``clock``: monotonic seconds (tests inject one). Redis errors propagate from
+    ``clock``: monotonic seconds (tests inject one). Redis and MongoDB errors propagate from
     ``try_acquire_or_renew``; ``holds()`` then turns false once the ttl margin passes.
+    ``records``: the durable record the tokens come from (the servers always pass it); without it
+    tokens come from ``INCR key:fence`` and start again at 1 when Redis restarts empty.
     """
 
     def __init__(self, client: aioredis.Redis, holder_id: str, key: str = DEFAULT_LEASE_KEY,
-                 ttl_ms: int = 30_000, clock: Callable[[], float] = time.monotonic):
+                 ttl_ms: int = 30_000, clock: Callable[[], float] = time.monotonic,
+                 records: LeaseRecords | None = None):
         if ttl_ms < 1000:
             raise ValueError("ttl_ms must be >= 1000")
         self.client = client
@@ -120,6 +139,7 @@ class RedisLease:
         self.key = key
         self.ttl_ms = ttl_ms
         self.clock = clock
+        self.records = records
         self.fencing_token = 0
         self._held = False
         self._valid_until = 0.0
@@ -131,7 +151,19 @@ class RedisLease:
             return True
         self._held = bool(await self.client.set(self.key, self.holder_id, nx=True, px=self.ttl_ms))
         if self._held:
-            self.fencing_token = int(await self.client.incr(f"{self.key}:fence"))
+            try:
+                if self.records is None:
+                    self.fencing_token = int(await self.client.incr(f"{self.key}:fence"))
+                else:
+                    self.fencing_token = await self.records.take_token(self.key, self.holder_id)
+                    await self.client.eval(_PUBLISH_FENCE, 1, f"{self.key}:fence", self.fencing_token)
+            except BaseException:
+                self._held = False  # no token, no leadership: give the lease back so a replica can take it
+                try:
+                    await self.client.eval(_RELEASE, 1, self.key, self.holder_id)
+                except Exception:
+                    pass  # it lapses after ttl_ms
+                raise
             self._valid_until = started + self.ttl_ms / 1000 * 0.8
         return self._held
 

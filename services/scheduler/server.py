@@ -9,10 +9,10 @@ fallback), ``REDIS_KEY_PREFIX`` / ``SCHEDULER_LEASE_KEY`` /
 Meta's ~200), ``SCHEDULER_ONDEMAND_RESERVE_CALLS``, ``SCHEDULER_WEBHOOK_URL``
 (Slack-compatible notifications), the freshness intervals shared with the
 gateway, the bearer-token key ``JWT_HS256_SECRET`` / ``JWT_PUBLIC_KEY``
-(RunNow needs the operator role) and ``ADFATIGUE_SERVICE_TOKEN_FILE`` /
-``ADFATIGUE_SERVICE_TOKEN`` (the token it sends to the gateway - with the
-operator role, for forced prefetches of live pages; minted from the HS256
-secret when unset).
+(GetStatus and RunNow need the operator role) and ``ADFATIGUE_SERVICE_TOKEN_FILE`` /
+``ADFATIGUE_SERVICE_TOKEN`` (the token it sends to the gateway: the ``scheduler``
+service identity, the only one whose fencing token the gateway accepts; minted
+from the HS256 secret when unset).
 A bad setting exits with status 2 and a message naming it.
 """
 
@@ -30,6 +30,7 @@ from pymongo import AsyncMongoClient
 
 from services.cache_gateway.l2_store import InsightsStore
 from services.common.auth import JwtVerifier, ServiceToken
+from services.common.lease_record import LeaseRecords
 from services.common.logs import configure_logging
 from services.common.telemetry import setup_telemetry
 from services.common.grpc_server import GrpcHost, insecure_channel
@@ -90,12 +91,15 @@ async def serve(args: argparse.Namespace) -> None:
     store = InsightsStore(client, args.mongodb_db)
     holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+    records = LeaseRecords.of(store.db)  # fencing tokens that survive a Redis restart
     if redis_client:
-        lease = RedisLease(redis_client, holder, settings.lease_key, int(settings.lease_ttl_s * 1000))
+        lease = RedisLease(redis_client, holder, settings.lease_key, int(settings.lease_ttl_s * 1000),
+                           records=records)
         schedule = RedisSchedule(redis_client, settings.lease_key)
         budget = RedisBudget(redis_client, settings)
     else:
-        lease, schedule, budget = LocalLease(holder), LocalSchedule(), LocalBudget(settings)
+        lease = LocalLease(holder, records, settings.lease_key)
+        schedule, budget = LocalSchedule(), LocalBudget(settings)
     channel = insecure_channel(args.gateway)
     refresher = GatewayRefresher(cache_gateway_pb2_grpc.CacheGatewayStub(channel), ServiceToken("scheduler"))
     runner = CycleRunner(MongoFreshnessSource(store, settings),

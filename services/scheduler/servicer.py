@@ -1,6 +1,6 @@
 """Scheduler gRPC servicer: GetStatus and RunNow.
 
-GetStatus (any valid bearer token): who leads (from the lease, the same on
+GetStatus (operator role, else PERMISSION_DENIED): who leads (from the lease, the same on
 every replica), the last and next cycle of the shared schedule, the budget
 now, the last cycle's plan and what still waits (the queue), and per-account
 staleness (the leader's view; a follower shows its own, usually empty).
@@ -73,7 +73,7 @@ def fill_from_result(status: pb.SchedulerStatus, result: CycleResult, now: datet
 
 
 class SchedulerServicer:
-    """GetStatus needs any valid bearer token; RunNow the operator role (PERMISSION_DENIED otherwise)."""
+    """GetStatus and RunNow need the operator role (PERMISSION_DENIED otherwise)."""
 
     def __init__(self, loop: SchedulerLoop, verifier: JwtVerifier):
         self.loop = loop
@@ -89,8 +89,8 @@ class SchedulerServicer:
         return principal
 
     async def GetStatus(self, request: pb.GetStatusRequest, context) -> pb.SchedulerStatus:
-        """The scheduler's state; per-account entries only for accounts the caller may read."""
-        principal = await self._authenticate(context)
+        """The scheduler's state (operator); per-account entries only for accounts the caller may read."""
+        principal = await self._authenticate(context, "GetStatus")
         loop = self.loop
         leader = await loop._leader()
         status = pb.SchedulerStatus(

@@ -70,13 +70,26 @@ async def test_an_older_fetch_never_overwrites_a_newer_one(store):
     assert snap.fetched_at[date(2026, 4, 1)] == T0 + timedelta(minutes=5)
 
 
-async def test_a_row_that_disappears_becomes_a_tombstone_with_a_new_version(store):
+async def test_a_row_missing_from_a_later_answer_keeps_its_history(store):
     await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(1, ad="12")], T0)
     w = await store.apply_fetch(ACCOUNT, DAYS, [row(1)], T0 + timedelta(hours=1))
-    assert (w.version, w.rows_changed) == (2, 1)
+    assert (w.version, w.rows_changed) == (1, 0)
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert [r.ad_id for r in snap.rows] == ["11", "12"]
+    assert await store.insights.count_documents({"deleted": True}) == 0
+
+
+async def test_rows_are_removed_only_on_an_explicit_signal_with_its_reason(store):
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(1, ad="12")], T0)
+    w = await store.remove_rows(ACCOUNT, [("12", date(2026, 4, 1))], "ad 12 was a duplicate import",
+                                T0 + timedelta(hours=1))
+    assert (w.version, w.rows_changed, w.changed_ads) == (2, 1, frozenset({"12"}))
     snap = await store.snapshot(ACCOUNT, DAYS)
     assert [r.ad_id for r in snap.rows] == ["11"]
-    assert await store.insights.count_documents({"deleted": True, "version": 2}) == 1
+    doc = await store.insights.find_one({"deleted": True})
+    assert doc["deleted_reason"] == "ad 12 was a duplicate import" and doc["version"] == 2
+    with pytest.raises(ValueError, match="reason"):
+        await store.remove_rows(ACCOUNT, [("11", date(2026, 4, 1))], " ", T0 + timedelta(hours=2))
 
 
 async def test_rows_outside_the_range_are_refused_and_nothing_is_written(store):

@@ -35,9 +35,16 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and (Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z")
 
 
-def start_up(data_dir: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "services.cli.main", "--data-dir", str(data_dir), "up",
-                             "--gateway-port", "0"], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+def ignore_stop_signals() -> None:
+    """What a script's background job inherits (SIGINT ignored), and worse: SIGTERM ignored too."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def start_up(data_dir: Path, log: Path, inherit_ignored: bool = False) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "services.cli.main", "up", "--data-dir", str(data_dir),
+                             "--gateway-port", "0", "--bff-port", "0"], stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, preexec_fn=ignore_stop_signals if inherit_ignored else None)
 
 
 def wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -48,16 +55,19 @@ def wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 90) 
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_second_up_on_the_same_folder_is_refused_and_a_signal_stops_everything(tmp_path, stop_signal):
+@pytest.mark.parametrize("stop_signal,inherit_ignored", [(signal.SIGTERM, False), (signal.SIGINT, False),
+                                                        (signal.SIGINT, True), (signal.SIGTERM, True)])
+def test_second_up_on_the_same_folder_is_refused_and_a_signal_stops_everything(tmp_path, stop_signal,
+                                                                               inherit_ignored):
     data_dir = tmp_path / "home"
-    first = start_up(data_dir, tmp_path / "first.log")
+    first = start_up(data_dir, tmp_path / "first.log", inherit_ignored)
     try:
         wait_for(tmp_path / "first.log", "press Ctrl-C", first)
         kids = children_of(first.pid)
-        assert len(kids) == 6  # store, sandbox, fetcher, engine, gateway, scheduler
+        assert len(kids) == 7  # store, sandbox, fetcher, engine, gateway, scheduler, bff
+        assert "/ad-fatigue/sign-in?token=" in (tmp_path / "first.log").read_text()
         second = subprocess.run([sys.executable, "-m", "services.cli.main", "--data-dir", str(data_dir), "up",
-                                 "--gateway-port", "0"], capture_output=True, text=True, timeout=60)
+                                 "--gateway-port", "0", "--bff-port", "0"], capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "already running" in second.stderr
         assert (data_dir / "endpoints.json").exists()  # the refused one left the running one alone
         first.send_signal(stop_signal)

@@ -138,19 +138,23 @@ def test_meta_down_serves_cache_marked_stale_and_refuses_what_was_never_fetched(
 
 
 def test_a_deposed_scheduler_leaders_refresh_is_refused(system):
-    import redis
+    from pymongo import MongoClient, ReturnDocument
     prefix = system.config.extra_env["REDIS_KEY_PREFIX"]
-    client = redis.Redis()
-    newest = client.incr(f"{prefix}scheduler:leader:fence", 2)  # a newer leader took the lease
+    with MongoClient(system.mongodb_uri) as client:  # a newer leader took the lease: its durable record moves on
+        record = client[system.config.extra_env["MONGODB_DB"]]["leases"].find_one_and_update(
+            {"_id": f"{prefix}scheduler:leader"}, {"$inc": {"token": 2}, "$set": {"holder": "newer"}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+    newest = record["token"]
+    scheduler = bearer(mint_token(system.jwt_secret, "scheduler", ["*"], ["scheduler"]))
     a = stub(system, "cache_gateway")
     request = gw.RefreshRequest(account_id=SYNTH, since=day(50), until=day(49))
-    ok = a.Refresh(request, metadata=md(system) + (("x-fencing-token", str(newest)),), timeout=60)
+    ok = a.Refresh(request, metadata=scheduler + (("x-fencing-token", str(newest)),), timeout=60)
     assert ok.account_id
     for replica in ("cache_gateway", "cache_gateway_b"):  # both replicas agree
         with pytest.raises(grpc.RpcError) as err:
-            stub(system, replica).Refresh(request, metadata=md(system) + (("x-fencing-token", str(newest - 1)),),
+            stub(system, replica).Refresh(request, metadata=scheduler + (("x-fencing-token", str(newest - 1)),),
                                           timeout=60)
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     with pytest.raises(grpc.RpcError) as err:
-        a.Refresh(request, metadata=md(system) + (("x-fencing-token", "soon"),), timeout=60)
+        a.Refresh(request, metadata=scheduler + (("x-fencing-token", "soon"),), timeout=60)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

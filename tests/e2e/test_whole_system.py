@@ -176,10 +176,10 @@ def test_report_command_prints_one_row_per_ad(system):
          "--until", UNTIL, "--json", "--gateway", system.processes["cache_gateway"].address],
         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
-    assert len(report["ads"]) == 55
-    top = next(a for a in report["ads"] if a["ad_name"] == "Ad 001 Video 003")
-    assert top["level"] in ("warning", "critical") and top["top_signals"]
+    report = json.loads(out.stdout)  # protobuf JSON mapping of GetFatigueResponse
+    assert len(report["results"]) == 55
+    top = next(a for a in report["results"] if a["ad_name"] == "Ad 001 Video 003")
+    assert top["level"] in ("WARNING", "CRITICAL") and top["components"]
 
 
 def test_field_selection_and_paging(system):
@@ -206,6 +206,7 @@ def test_field_selection_and_paging(system):
         with pytest.raises(grpc.RpcError) as err:
             stub.GetInsights(gw.GetInsightsRequest(**base, **bad), timeout=60, metadata=token(system))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.value.details()
-    stats = stub.GetStats(gw.GetStatsRequest(), timeout=10, metadata=token(system))
+    stats = stub.GetStats(gw.GetStatsRequest(), timeout=10,
+                          metadata=bearer(mint_token(system.jwt_secret, "e2e-operator", ["*"], ["operator"])))
     assert stats.l1_hits > 0 and stats.upstream_calls > 0 and 0 < stats.l1_bytes <= stats.l1_max_bytes
     channel.close()

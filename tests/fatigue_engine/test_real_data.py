@@ -1,6 +1,6 @@
-"""FATIGUE_SPEC.md "Reference on real data": the shared Ads Manager export (no reach_cum).
+"""docs/fatigue-score.md "On the sample account": the shipped Ads Manager export (no reach_cum).
 
-The file lives outside the repository (../shared/data). Missing file: a
+The file is the sample account in data/. Missing file: a
 failure when CI=true, a skip otherwise.
 """
 
@@ -17,7 +17,7 @@ from services.fatigue_engine.config import FREQUENCY, REACH_SATURATION
 from services.fatigue_engine.result import FatigueLevel
 from services.fatigue_engine.scoring import score_ads
 
-DATA = Path(os.environ.get("ADFATIGUE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA = Path(__file__).resolve().parents[2] / "data"
 CSV = DATA / "meta_ads_daily_account_a.csv"
 BIG_ADS = ("Ad 001 Video 003", "Ad 015 Creative", "Ad 042 Video 003")
 

@@ -16,7 +16,7 @@ from services.meta_fetcher.server import fetcher_server
 from services.meta_fetcher.settings import FetcherSettings
 
 REPO = Path(__file__).resolve().parents[2]
-REAL_CSV = Path(os.environ.get("ADFATIGUE_REAL_CSV", REPO.parent / "shared" / "data" / "meta_ads_daily_account_a.csv"))
+REAL_CSV = Path(os.environ.get("ADFATIGUE_REAL_CSV", REPO / "data" / "meta_ads_daily_account_a.csv"))
 
 #: Retry delays in milliseconds so tests stay fast; behaviour, not timing, is asserted.
 FAST = dict(backoff_initial_s=0.001, backoff_max_s=0.005, backoff_jitter_s=0.001, throttle_max_wait_s=0.05,
@@ -25,7 +25,7 @@ FAST = dict(backoff_initial_s=0.001, backoff_max_s=0.005, backoff_jitter_s=0.001
 
 
 def real_csv_or_skip() -> Path:
-    """The shared real dataset; missing is a failure under CI=true, a skip otherwise."""
+    """The shipped sample account (data/); missing is a failure under CI=true, a skip otherwise."""
     if REAL_CSV.is_file():
         return REAL_CSV
     if os.environ.get("CI", "").lower() == "true":

@@ -25,13 +25,13 @@ def account():
     return synthetic_account(today=date(2026, 3, 1), days=5, n_ads=2)
 
 
-async def fetch_with_faults(account, faults, **settings):
-    """(response or AioRpcError, sandbox stats) for one FetchInsights with ``faults`` scripted."""
+async def fetch_with_faults(account, faults, since=SINCE, until=UNTIL, **settings):
+    """(response or AioRpcError, sandbox stats) for one FetchInsights of ``since..until`` with ``faults`` scripted."""
     async with sandbox_server([account], synthetic=False) as base, fetcher_stub(base, **settings) as stub:
         for fault in faults:
             await post(base, "/_sandbox/faults", {"account_id": ACC, **fault})
         try:
-            outcome = await stub.FetchInsights(request(ACC, SINCE, UNTIL))
+            outcome = await stub.FetchInsights(request(ACC, since, until))
         except grpc.aio.AioRpcError as exc:
             outcome = exc
         return outcome, await sandbox_stats(base)
@@ -148,8 +148,9 @@ async def test_reduce_the_amount_of_data_as_code_1_shrinks(account) -> None:
 
 
 async def test_shrink_floor_reached_is_unavailable_with_advice_when_async_is_off(account) -> None:
+    # one day: nothing left to split (longer ranges: tests/fidelity/test_paging_and_splitting.py)
     err, stats = await fetch_with_faults(account, [{"kind": "error", "code": 100, "subcode": 1487534, "count": 10}],
-                                         page_limit=20, min_page_limit=5, async_fallback=False)
+                                         UNTIL, UNTIL, page_limit=20, min_page_limit=5, async_fallback=False)
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     assert "shorter date range" in err.details() and "1487534" in err.details()
     assert [r["limit"] for r in stats["requests"]] == ["20", "10", "5"]
@@ -157,20 +158,21 @@ async def test_shrink_floor_reached_is_unavailable_with_advice_when_async_is_off
 
 async def test_shrink_floor_falls_back_to_an_async_report(account) -> None:
     resp, stats = await fetch_with_faults(account, [{"kind": "error", "code": 100, "subcode": 1504018, "count": 10}],
-                                          page_limit=20, min_page_limit=5)
+                                          UNTIL, UNTIL, page_limit=20, min_page_limit=5)
     assert not isinstance(resp, grpc.aio.AioRpcError), resp
-    assert len(resp.rows) == len(account.rows)
+    assert len(resp.rows) == len([r for r in account.rows if r.date_start.isoformat() == UNTIL]) > 0
     sync = [r for r in stats["requests"] if "report_run_id" not in r]
     report = [r for r in stats["requests"] if "report_run_id" in r]
     assert [r["limit"] for r in sync] == ["20", "10", "5"]
-    assert report and all((r["since"], r["until"]) == (SINCE, UNTIL) for r in report)
+    assert report and all((r["since"], r["until"]) == (UNTIL, UNTIL) for r in report)
     assert stats["async_requests"] >= 3  # create + at least two polls
     assert resp.upstream_calls == stats["graph_requests"]
 
 
 async def test_a_failed_async_report_is_unavailable(account) -> None:
     err, stats = await fetch_with_faults(account, [{"kind": "error", "code": 100, "subcode": 1487534, "count": 10},
-                                                   {"kind": "job_failed"}], page_limit=10, min_page_limit=5)
+                                                   {"kind": "job_failed"}], UNTIL, UNTIL, page_limit=10,
+                                         min_page_limit=5)
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     assert "async report" in err.details() and "2490547" in err.details()
 

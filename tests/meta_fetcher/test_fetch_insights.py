@@ -153,15 +153,20 @@ async def test_version_warning_header_is_logged_once(account, caplog) -> None:
 
 
 async def test_paging_loop_is_detected() -> None:
-    """A server whose next link always carries the same cursor: DATA_LOSS, not an endless fetch."""
+    """A server whose next link always carries the same cursor (with new rows on every page): DATA_LOSS, not an
+    endless fetch."""
     from aiohttp import web
 
     from services.meta_sandbox.runner import start_app
 
+    served = iter(range(1000, 10**6))
+
     async def looping(req: web.Request) -> web.Response:
         if req.path.endswith("/insights"):
-            return web.json_response({"data": [], "paging": {"cursors": {"after": "X"},
-                                                             "next": str(req.url.update_query(after="X"))}})
+            row = {"account_id": "5", "ad_id": str(next(served)), "adset_id": "2", "campaign_id": "3",
+                   "date_start": "2026-02-01", "date_stop": "2026-02-01", "impressions": "1"}
+            return web.json_response({"data": [row], "paging": {"cursors": {"after": "X"},
+                                                                "next": str(req.url.update_query(after="X"))}})
         return web.json_response({"id": "act_5", "account_id": "5", "currency": "EUR", "timezone_name": "UTC"})
 
     app = web.Application()

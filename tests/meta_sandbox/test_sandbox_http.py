@@ -132,7 +132,7 @@ async def test_unknown_account_is_100_33_and_token_is_required() -> None:
         assert unknown.status_code == 400
         assert unknown.json()["error"]["code"] == 100 and unknown.json()["error"]["error_subcode"] == 33
         no_token = await http.get(f"{base}/v23.0/act_{ACC}/insights", params={"level": "ad"})
-        assert no_token.status_code == 400 and no_token.json()["error"]["code"] == 190
+        assert no_token.status_code == 400 and no_token.json()["error"]["code"] == 104  # Graph: no token at all
         assert no_token.json()["error"]["type"] == "OAuthException"
         wrong = await http.get(f"{base}/v23.0/act_{ACC}/insights", params={"access_token": "nope"})
         assert wrong.status_code == 400 and wrong.json()["error"]["code"] == 190

@@ -187,10 +187,13 @@ async def test_run_now_is_for_operators_and_status_shows_leader_budget_queue_and
         assert refresher.items == []
         reply = await stub.RunNow(pb.RunNowRequest(), metadata=token("operator"))
         assert reply.cycle.cycle == 1 and reply.upstream_calls == len(refresher.items) == 2
-        status = await stub.GetStatus(pb.GetStatusRequest(), metadata=token())
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # an operational RPC: readers are refused
+            await stub.GetStatus(pb.GetStatusRequest(), metadata=token())
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "operator" in err.value.details()
+        status = await stub.GetStatus(pb.GetStatusRequest(), metadata=token("operator"))
         narrow = await stub.GetStatus(pb.GetStatusRequest(),
-                                      metadata=bearer(mint_token(SECRET, "one-account", ["act_1002"])))
-    # a caller limited to act_1002 sees only that account's entries
+                                      metadata=bearer(mint_token(SECRET, "one-account", ["act_1002"], ["operator"])))
+    # an operator limited to act_1002 sees only that account's entries
     assert {a.account_id for a in narrow.accounts} == {"1002"} and {q.account_id for q in narrow.queue} <= {"1002"}
     assert status.is_leader and status.leader_id == status.instance_id == "sched-test"
     assert status.fencing_token == 1 and status.cycles_run == 1 and status.interval_seconds == 600
@@ -231,7 +234,7 @@ async def test_run_now_on_a_follower_names_the_leader():
     async with serve(loop) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.RunNow(pb.RunNowRequest(), metadata=token("operator"))
-        status = await stub.GetStatus(pb.GetStatusRequest(), metadata=token())
+        status = await stub.GetStatus(pb.GetStatusRequest(), metadata=token("operator"))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "sched-elsewhere" in err.value.details()
     assert not status.is_leader and status.leader_id == "sched-elsewhere" and refresher.items == []

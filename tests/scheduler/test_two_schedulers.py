@@ -56,7 +56,7 @@ def status(system, proc: ServiceProcess) -> scheduler_pb2.SchedulerStatus:
     with grpc.insecure_channel(proc.address) as channel:
         return scheduler_pb2_grpc.SchedulerStub(channel).GetStatus(
             scheduler_pb2.GetStatusRequest(), timeout=10,
-            metadata=bearer(mint_token(system.jwt_secret, "two-schedulers-test", ["*"])))
+            metadata=bearer(mint_token(system.jwt_secret, "two-schedulers-test", ["*"], ["operator"])))
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -78,7 +78,7 @@ def test_one_leader_failover_within_the_lease_and_no_cycle_twice(system):
         cache_gateway_pb2_grpc.CacheGatewayStub(channel).GetInsights(
             gw.GetInsightsRequest(account_id=SYNTH, since=(datetime.fromisoformat(today) - timedelta(days=2))
                                   .date().isoformat(), until=today),
-            timeout=60, metadata=bearer(mint_token(system.jwt_secret, "two-schedulers-test", ["*"])))
+            timeout=60, metadata=bearer(mint_token(system.jwt_secret, "two-schedulers-test", ["*"], ["operator"])))
 
     first = system.processes["scheduler"]
     args = list(first.args)

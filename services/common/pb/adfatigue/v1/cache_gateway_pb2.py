@@ -27,7 +27,7 @@ from services.common.pb.adfatigue.v1 import insights_pb2 as adfatigue_dot_v1_dot
 from services.common.pb.adfatigue.v1 import fatigue_pb2 as adfatigue_dot_v1_dot_fatigue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n adfatigue/v1/cache_gateway.proto\x12\x0c\x61\x64\x66\x61tigue.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1b\x61\x64\x66\x61tigue/v1/insights.proto\x1a\x1a\x61\x64\x66\x61tigue/v1/fatigue.proto\"}\n\x12GetInsightsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\xa7\x01\n\x13GetInsightsResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12&\n\x04rows\x18\x03 \x03(\x0b\x32\x18.adfatigue.v1.InsightRow\x12*\n\tfreshness\x18\x04 \x01(\x0b\x32\x17.adfatigue.v1.Freshness\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"r\n\x11GetFatigueRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12+\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1b.adfatigue.v1.FatigueConfig\"\x93\x01\n\x12GetFatigueResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12,\n\x07results\x18\x03 \x03(\x0b\x32\x1b.adfatigue.v1.FatigueResult\x12*\n\tfreshness\x18\x04 \x01(\x0b\x32\x17.adfatigue.v1.Freshness\"\x80\x01\n\x10SubscribeRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\x12\x19\n\x0c\x66rom_version\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x0f\n\r_from_version\"\xc7\x02\n\x0eSubscribeEvent\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.adfatigue.v1.SubscribeEvent.Kind\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12&\n\x04rows\x18\x03 \x03(\x0b\x32\x18.adfatigue.v1.InsightRow\x12,\n\x07\x66\x61tigue\x18\x04 \x03(\x0b\x32\x1b.adfatigue.v1.FatigueResult\x12\x30\n\x0c\x63ommitted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07removed\x18\x06 \x03(\x0b\x32\x18.adfatigue.v1.InsightRow\"@\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08SNAPSHOT\x10\x01\x12\n\n\x06\x43HANGE\x10\x02\x12\x08\n\x04JUMP\x10\x03\"Q\n\x0eRefreshRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\"\x95\x01\n\x0fRefreshResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12/\n\x0e\x66\x65tched_ranges\x18\x03 \x03(\x0b\x32\x17.adfatigue.v1.DateRange\x12\x14\n\x0crows_changed\x18\x04 \x01(\x05\x12\x16\n\x0eupstream_calls\x18\x05 \x01(\x05\")\n\tDateRange\x12\r\n\x05since\x18\x01 \x01(\t\x12\r\n\x05until\x18\x02 \x01(\t\"\x11\n\x0fGetStatsRequest\"\xe1\x01\n\x0cGatewayStats\x12\x0f\n\x07l1_hits\x18\x01 \x01(\x03\x12\x11\n\tl1_misses\x18\x02 \x01(\x03\x12\x0f\n\x07l2_hits\x18\x03 \x01(\x03\x12\x11\n\tl2_misses\x18\x04 \x01(\x03\x12\x16\n\x0eupstream_calls\x18\x05 \x01(\x03\x12\x1e\n\x16upstream_calls_avoided\x18\x06 \x01(\x03\x12\x15\n\rstale_answers\x18\x07 \x01(\x03\x12\x10\n\x08l1_bytes\x18\x08 \x01(\x03\x12\x14\n\x0cl1_max_bytes\x18\t \x01(\x03\x12\x12\n\nl1_entries\x18\n \x01(\x03\x32\x8f\x03\n\x0c\x43\x61\x63heGateway\x12R\n\x0bGetInsights\x12 .adfatigue.v1.GetInsightsRequest\x1a!.adfatigue.v1.GetInsightsResponse\x12O\n\nGetFatigue\x12\x1f.adfatigue.v1.GetFatigueRequest\x1a .adfatigue.v1.GetFatigueResponse\x12K\n\tSubscribe\x12\x1e.adfatigue.v1.SubscribeRequest\x1a\x1c.adfatigue.v1.SubscribeEvent0\x01\x12\x46\n\x07Refresh\x12\x1c.adfatigue.v1.RefreshRequest\x1a\x1d.adfatigue.v1.RefreshResponse\x12\x45\n\x08GetStats\x12\x1d.adfatigue.v1.GetStatsRequest\x1a\x1a.adfatigue.v1.GatewayStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n adfatigue/v1/cache_gateway.proto\x12\x0c\x61\x64\x66\x61tigue.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1b\x61\x64\x66\x61tigue/v1/insights.proto\x1a\x1a\x61\x64\x66\x61tigue/v1/fatigue.proto\"}\n\x12GetInsightsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\xa7\x01\n\x13GetInsightsResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12&\n\x04rows\x18\x03 \x03(\x0b\x32\x18.adfatigue.v1.InsightRow\x12*\n\tfreshness\x18\x04 \x01(\x0b\x32\x17.adfatigue.v1.Freshness\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\"r\n\x11GetFatigueRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12+\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1b.adfatigue.v1.FatigueConfig\"\xdb\x01\n\x12GetFatigueResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12,\n\x07results\x18\x03 \x03(\x0b\x32\x1b.adfatigue.v1.FatigueResult\x12*\n\tfreshness\x18\x04 \x01(\x0b\x32\x17.adfatigue.v1.Freshness\x12\x18\n\x10\x61\x63\x63ount_currency\x18\x05 \x01(\t\x12,\n\x0bstored_days\x18\x06 \x01(\x0b\x32\x17.adfatigue.v1.DateRange\"\x80\x01\n\x10SubscribeRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\x12\x19\n\x0c\x66rom_version\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x0f\n\r_from_version\"\xc7\x02\n\x0eSubscribeEvent\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.adfatigue.v1.SubscribeEvent.Kind\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12&\n\x04rows\x18\x03 \x03(\x0b\x32\x18.adfatigue.v1.InsightRow\x12,\n\x07\x66\x61tigue\x18\x04 \x03(\x0b\x32\x1b.adfatigue.v1.FatigueResult\x12\x30\n\x0c\x63ommitted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07removed\x18\x06 \x03(\x0b\x32\x18.adfatigue.v1.InsightRow\"@\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08SNAPSHOT\x10\x01\x12\n\n\x06\x43HANGE\x10\x02\x12\x08\n\x04JUMP\x10\x03\"Q\n\x0eRefreshRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\"\x95\x01\n\x0fRefreshResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12/\n\x0e\x66\x65tched_ranges\x18\x03 \x03(\x0b\x32\x17.adfatigue.v1.DateRange\x12\x14\n\x0crows_changed\x18\x04 \x01(\x05\x12\x16\n\x0eupstream_calls\x18\x05 \x01(\x05\")\n\tDateRange\x12\r\n\x05since\x18\x01 \x01(\t\x12\r\n\x05until\x18\x02 \x01(\t\"\x15\n\x13ListAccountsRequest\"{\n\x0e\x41\x63\x63ountSummary\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x15\n\rtimezone_name\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\r\n\x05known\x18\x06 \x01(\x08\"F\n\x14ListAccountsResponse\x12.\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1c.adfatigue.v1.AccountSummary\"\x11\n\x0fGetStatsRequest\"\xe1\x01\n\x0cGatewayStats\x12\x0f\n\x07l1_hits\x18\x01 \x01(\x03\x12\x11\n\tl1_misses\x18\x02 \x01(\x03\x12\x0f\n\x07l2_hits\x18\x03 \x01(\x03\x12\x11\n\tl2_misses\x18\x04 \x01(\x03\x12\x16\n\x0eupstream_calls\x18\x05 \x01(\x03\x12\x1e\n\x16upstream_calls_avoided\x18\x06 \x01(\x03\x12\x15\n\rstale_answers\x18\x07 \x01(\x03\x12\x10\n\x08l1_bytes\x18\x08 \x01(\x03\x12\x14\n\x0cl1_max_bytes\x18\t \x01(\x03\x12\x12\n\nl1_entries\x18\n \x01(\x03\x32\xe6\x03\n\x0c\x43\x61\x63heGateway\x12R\n\x0bGetInsights\x12 .adfatigue.v1.GetInsightsRequest\x1a!.adfatigue.v1.GetInsightsResponse\x12O\n\nGetFatigue\x12\x1f.adfatigue.v1.GetFatigueRequest\x1a .adfatigue.v1.GetFatigueResponse\x12K\n\tSubscribe\x12\x1e.adfatigue.v1.SubscribeRequest\x1a\x1c.adfatigue.v1.SubscribeEvent0\x01\x12\x46\n\x07Refresh\x12\x1c.adfatigue.v1.RefreshRequest\x1a\x1d.adfatigue.v1.RefreshResponse\x12U\n\x0cListAccounts\x12!.adfatigue.v1.ListAccountsRequest\x1a\".adfatigue.v1.ListAccountsResponse\x12\x45\n\x08GetStats\x12\x1d.adfatigue.v1.GetStatsRequest\x1a\x1a.adfatigue.v1.GatewayStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,23 +41,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETFATIGUEREQUEST']._serialized_start=437
   _globals['_GETFATIGUEREQUEST']._serialized_end=551
   _globals['_GETFATIGUERESPONSE']._serialized_start=554
-  _globals['_GETFATIGUERESPONSE']._serialized_end=701
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=704
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=832
-  _globals['_SUBSCRIBEEVENT']._serialized_start=835
-  _globals['_SUBSCRIBEEVENT']._serialized_end=1162
-  _globals['_SUBSCRIBEEVENT_KIND']._serialized_start=1098
-  _globals['_SUBSCRIBEEVENT_KIND']._serialized_end=1162
-  _globals['_REFRESHREQUEST']._serialized_start=1164
-  _globals['_REFRESHREQUEST']._serialized_end=1245
-  _globals['_REFRESHRESPONSE']._serialized_start=1248
-  _globals['_REFRESHRESPONSE']._serialized_end=1397
-  _globals['_DATERANGE']._serialized_start=1399
-  _globals['_DATERANGE']._serialized_end=1440
-  _globals['_GETSTATSREQUEST']._serialized_start=1442
-  _globals['_GETSTATSREQUEST']._serialized_end=1459
-  _globals['_GATEWAYSTATS']._serialized_start=1462
-  _globals['_GATEWAYSTATS']._serialized_end=1687
-  _globals['_CACHEGATEWAY']._serialized_start=1690
-  _globals['_CACHEGATEWAY']._serialized_end=2089
+  _globals['_GETFATIGUERESPONSE']._serialized_end=773
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=776
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=904
+  _globals['_SUBSCRIBEEVENT']._serialized_start=907
+  _globals['_SUBSCRIBEEVENT']._serialized_end=1234
+  _globals['_SUBSCRIBEEVENT_KIND']._serialized_start=1170
+  _globals['_SUBSCRIBEEVENT_KIND']._serialized_end=1234
+  _globals['_REFRESHREQUEST']._serialized_start=1236
+  _globals['_REFRESHREQUEST']._serialized_end=1317
+  _globals['_REFRESHRESPONSE']._serialized_start=1320
+  _globals['_REFRESHRESPONSE']._serialized_end=1469
+  _globals['_DATERANGE']._serialized_start=1471
+  _globals['_DATERANGE']._serialized_end=1512
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=1514
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1535
+  _globals['_ACCOUNTSUMMARY']._serialized_start=1537
+  _globals['_ACCOUNTSUMMARY']._serialized_end=1660
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1662
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1732
+  _globals['_GETSTATSREQUEST']._serialized_start=1734
+  _globals['_GETSTATSREQUEST']._serialized_end=1751
+  _globals['_GATEWAYSTATS']._serialized_start=1754
+  _globals['_GATEWAYSTATS']._serialized_end=1979
+  _globals['_CACHEGATEWAY']._serialized_start=1982
+  _globals['_CACHEGATEWAY']._serialized_end=2468
 # @@protoc_insertion_point(module_scope)

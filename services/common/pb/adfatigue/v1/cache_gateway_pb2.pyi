@@ -55,16 +55,20 @@ class GetFatigueRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., config: _Optional[_Union[_fatigue_pb2.FatigueConfig, _Mapping]] = ...) -> None: ...
 
 class GetFatigueResponse(_message.Message):
-    __slots__ = ("account_id", "version", "results", "freshness")
+    __slots__ = ("account_id", "version", "results", "freshness", "account_currency", "stored_days")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     FRESHNESS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    STORED_DAYS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     version: int
     results: _containers.RepeatedCompositeFieldContainer[_fatigue_pb2.FatigueResult]
     freshness: _insights_pb2.Freshness
-    def __init__(self, account_id: _Optional[str] = ..., version: _Optional[int] = ..., results: _Optional[_Iterable[_Union[_fatigue_pb2.FatigueResult, _Mapping]]] = ..., freshness: _Optional[_Union[_insights_pb2.Freshness, _Mapping]] = ...) -> None: ...
+    account_currency: str
+    stored_days: DateRange
+    def __init__(self, account_id: _Optional[str] = ..., version: _Optional[int] = ..., results: _Optional[_Iterable[_Union[_fatigue_pb2.FatigueResult, _Mapping]]] = ..., freshness: _Optional[_Union[_insights_pb2.Freshness, _Mapping]] = ..., account_currency: _Optional[str] = ..., stored_days: _Optional[_Union[DateRange, _Mapping]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("account_id", "since", "until", "fields", "from_version")
@@ -139,6 +143,32 @@ class DateRange(_message.Message):
     since: str
     until: str
     def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ...) -> None: ...
+
+class ListAccountsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AccountSummary(_message.Message):
+    __slots__ = ("account_id", "name", "currency", "timezone_name", "version", "known")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    name: str
+    currency: str
+    timezone_name: str
+    version: int
+    known: bool
+    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., currency: _Optional[str] = ..., timezone_name: _Optional[str] = ..., version: _Optional[int] = ..., known: _Optional[bool] = ...) -> None: ...
+
+class ListAccountsResponse(_message.Message):
+    __slots__ = ("accounts",)
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    accounts: _containers.RepeatedCompositeFieldContainer[AccountSummary]
+    def __init__(self, accounts: _Optional[_Iterable[_Union[AccountSummary, _Mapping]]] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ()

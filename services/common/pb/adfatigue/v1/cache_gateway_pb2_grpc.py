@@ -54,6 +54,11 @@ class CacheGatewayStub:
                 request_serializer=adfatigue_dot_v1_dot_cache__gateway__pb2.RefreshRequest.SerializeToString,
                 response_deserializer=adfatigue_dot_v1_dot_cache__gateway__pb2.RefreshResponse.FromString,
                 _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/adfatigue.v1.CacheGateway/ListAccounts',
+                request_serializer=adfatigue_dot_v1_dot_cache__gateway__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=adfatigue_dot_v1_dot_cache__gateway__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/adfatigue.v1.CacheGateway/GetStats',
                 request_serializer=adfatigue_dot_v1_dot_cache__gateway__pb2.GetStatsRequest.SerializeToString,
@@ -96,6 +101,15 @@ class CacheGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAccounts(self, request, context):
+        """The ad accounts the caller may read that this gateway knows (read at least
+        once), plus any account the caller's token names explicitly (known=false
+        until first read). Ordered by account_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStats(self, request, context):
         """Counters per tier (hits, misses, upstream calls, L1 bytes).
         """
@@ -125,6 +139,11 @@ def add_CacheGatewayServicer_to_server(servicer, server):
                     servicer.Refresh,
                     request_deserializer=adfatigue_dot_v1_dot_cache__gateway__pb2.RefreshRequest.FromString,
                     response_serializer=adfatigue_dot_v1_dot_cache__gateway__pb2.RefreshResponse.SerializeToString,
+            ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=adfatigue_dot_v1_dot_cache__gateway__pb2.ListAccountsRequest.FromString,
+                    response_serializer=adfatigue_dot_v1_dot_cache__gateway__pb2.ListAccountsResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
@@ -240,6 +259,33 @@ class CacheGateway:
             '/adfatigue.v1.CacheGateway/Refresh',
             adfatigue_dot_v1_dot_cache__gateway__pb2.RefreshRequest.SerializeToString,
             adfatigue_dot_v1_dot_cache__gateway__pb2.RefreshResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/adfatigue.v1.CacheGateway/ListAccounts',
+            adfatigue_dot_v1_dot_cache__gateway__pb2.ListAccountsRequest.SerializeToString,
+            adfatigue_dot_v1_dot_cache__gateway__pb2.ListAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -100,7 +100,7 @@ class Window(_message.Message):
     def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ..., delivery_days: _Optional[int] = ..., impressions: _Optional[int] = ...) -> None: ...
 
 class FatigueResult(_message.Message):
-    __slots__ = ("account_id", "ad_id", "ad_name", "adset_name", "campaign_name", "score", "level", "insufficient_reason", "components", "meta_parity_floor_applied", "forecast", "baseline", "recent", "delivery_days", "impressions", "insights_version")
+    __slots__ = ("account_id", "ad_id", "ad_name", "adset_name", "campaign_name", "score", "level", "insufficient_reason", "components", "meta_parity_floor_applied", "forecast", "baseline", "recent", "delivery_days", "impressions", "insights_version", "spend")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     AD_ID_FIELD_NUMBER: _ClassVar[int]
     AD_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class FatigueResult(_message.Message):
     DELIVERY_DAYS_FIELD_NUMBER: _ClassVar[int]
     IMPRESSIONS_FIELD_NUMBER: _ClassVar[int]
     INSIGHTS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPEND_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     ad_id: str
     ad_name: str
@@ -133,7 +134,8 @@ class FatigueResult(_message.Message):
     delivery_days: int
     impressions: int
     insights_version: int
-    def __init__(self, account_id: _Optional[str] = ..., ad_id: _Optional[str] = ..., ad_name: _Optional[str] = ..., adset_name: _Optional[str] = ..., campaign_name: _Optional[str] = ..., score: _Optional[float] = ..., level: _Optional[_Union[FatigueLevel, str]] = ..., insufficient_reason: _Optional[str] = ..., components: _Optional[_Iterable[_Union[FatigueComponent, _Mapping]]] = ..., meta_parity_floor_applied: _Optional[bool] = ..., forecast: _Optional[_Union[FatigueForecast, _Mapping]] = ..., baseline: _Optional[_Union[Window, _Mapping]] = ..., recent: _Optional[_Union[Window, _Mapping]] = ..., delivery_days: _Optional[int] = ..., impressions: _Optional[int] = ..., insights_version: _Optional[int] = ...) -> None: ...
+    spend: str
+    def __init__(self, account_id: _Optional[str] = ..., ad_id: _Optional[str] = ..., ad_name: _Optional[str] = ..., adset_name: _Optional[str] = ..., campaign_name: _Optional[str] = ..., score: _Optional[float] = ..., level: _Optional[_Union[FatigueLevel, str]] = ..., insufficient_reason: _Optional[str] = ..., components: _Optional[_Iterable[_Union[FatigueComponent, _Mapping]]] = ..., meta_parity_floor_applied: _Optional[bool] = ..., forecast: _Optional[_Union[FatigueForecast, _Mapping]] = ..., baseline: _Optional[_Union[Window, _Mapping]] = ..., recent: _Optional[_Union[Window, _Mapping]] = ..., delivery_days: _Optional[int] = ..., impressions: _Optional[int] = ..., insights_version: _Optional[int] = ..., spend: _Optional[str] = ...) -> None: ...
 
 class AdSeries(_message.Message):
     __slots__ = ("ad_id", "days")

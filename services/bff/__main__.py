@@ -1,0 +1,60 @@
+"""``python -m services.bff [--host H] [--port P] [--gateway HOST:PORT]``; prints ``bff listening on http://H:P``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+
+import uvicorn
+
+from services.bff.app import create_app
+from services.bff.settings import BffSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.bff", description=__doc__)
+    parser.add_argument("--host", help="bind address (BFF_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port, 0 = any free one (BFF_PORT, default 8080)")
+    parser.add_argument("--gateway", help="CacheGateway host:port (BFF_GATEWAY_ADDR)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("gateway_addr", args.gateway))
+                 if v is not None}
+    settings = BffSettings(**overrides)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        print(f"bff: cannot listen on {settings.host}:{settings.port}: {exc.strerror}; choose another --port",
+              file=sys.stderr)
+        return 1
+    settings.port = sock.getsockname()[1]
+    app = create_app(settings)
+    config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5,
+                            lifespan="on", proxy_headers=False)
+    server = uvicorn.Server(config)
+
+    async def serve():
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            print(f"bff listening on http://{settings.host}:{settings.port}", flush=True)
+        await task
+
+    # uvicorn handles SIGINT/SIGTERM while it serves and raises the signal again once stopped; a stop that
+    # was asked for is a clean exit (0), whatever dispositions this process inherited
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The page at ``/ad-fatigue`` (the Vite build in ``web/dist``) and its one-time sign-in link."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from services.bff.problems import PROBLEM_SCHEMA, Problem
+from services.bff.sessions import start_session
+from services.bff.sign_in import SignInError
+
+router = APIRouter()
+PAGE = "/ad-fatigue"
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> Response:
+    return RedirectResponse(PAGE, status_code=307)
+
+
+@router.get(PAGE + "/sign-in", status_code=303, summary="Redeem a one-time sign-in link",
+            responses={303: {"description": "signed in: on to the page"}, 400: PROBLEM_SCHEMA, 401: PROBLEM_SCHEMA})
+async def sign_in(request: Request, token: Annotated[str, Query(max_length=4096)],
+                  next: Annotated[str, Query(max_length=512)] = PAGE) -> Response:
+    """Starts a session from a link printed by ``adfatigue up`` (each link works once, for 15 minutes).
+    401: expired, used or forged link. Production deployments sign in through the proxy instead."""
+    if request.app.state.settings.sign_in != "link":
+        raise Problem(400, "sign-in links are off here: sign in through your company's sign-in page",
+                      kind="sign-in-links-off")
+    try:
+        user = request.app.state.sign_in_links.redeem(token)
+    except SignInError as exc:
+        raise Problem(401, str(exc), kind="sign-in-link") from None
+    start_session(request, user)
+    target = next if next.startswith(PAGE) and "//" not in next and "\\" not in next else PAGE
+    return RedirectResponse(target, status_code=303)
+
+
+def _dist(request: Request):
+    dist = request.app.state.settings.web_dist
+    if not (dist / "index.html").is_file():
+        raise Problem(503, f"the page is not built ({dist}/index.html missing): run `npm ci && npm run build` "
+                           "in web/ (adfatigue up does this)", kind="page-not-built")
+    return dist
+
+
+@router.get(PAGE, include_in_schema=False)
+@router.get(PAGE + "/", include_in_schema=False)
+async def page(request: Request) -> Response:
+    return FileResponse(_dist(request) / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get(PAGE + "/assets/{name}", include_in_schema=False)
+async def asset(request: Request, name: str) -> Response:
+    assets = _dist(request) / "assets"
+    path = (assets / name).resolve()
+    if path.parent != assets.resolve() or not path.is_file():
+        raise Problem(404, f"no such asset: {name} (reload the page: the build may have changed)")
+    # file names carry a content hash (Vite): cache them for a year
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})

@@ -1,0 +1,116 @@
+"""Errors as HTTP problem details (RFC 9457, ``application/problem+json``).
+
+gRPC status -> HTTP status follows Google's published mapping (google/rpc/code.proto):
+INVALID_ARGUMENT/FAILED_PRECONDITION/OUT_OF_RANGE 400, UNAUTHENTICATED 401,
+PERMISSION_DENIED 403, NOT_FOUND 404, ABORTED/ALREADY_EXISTS 409,
+RESOURCE_EXHAUSTED 429 (with ``Retry-After``), CANCELLED 499, UNIMPLEMENTED 501,
+UNAVAILABLE 503 (with ``Retry-After``), DEADLINE_EXCEEDED 504; anything else 500.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import grpc
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://adfatigue.dev/problems/"
+
+GRPC_TO_HTTP = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ABORTED: 409, grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+class Problem(Exception):
+    """An answer that is an error: ``status``, a short ``title``, a ``detail`` a person can act on."""
+
+    def __init__(self, status: int, detail: str, *, title: str | None = None, kind: str | None = None,
+                 headers: dict[str, str] | None = None, **extra):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error")
+        self.kind = kind or self.title.lower().replace(" ", "-")
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self, instance: str) -> dict:
+        return {"type": TYPE_BASE + self.kind, "title": self.title, "status": self.status, "detail": self.detail,
+                "instance": instance, **self.extra}
+
+
+def problem_from_rpc(exc: grpc.aio.AioRpcError, what: str) -> Problem:
+    """The problem for a failed gateway call; ``what`` names the request ("act_1 2026-01-01..2026-01-31")."""
+    code = exc.code()
+    status = GRPC_TO_HTTP.get(code, 500)
+    details = exc.details() or code.name
+    headers = {}
+    if status in (429, 503):
+        retry = 60 if status == 429 else 5
+        for key, value in (exc.trailing_metadata() or ()):
+            if key == "retry-after-s":
+                try:
+                    retry = max(1, int(float(value)))
+                except ValueError:
+                    pass
+        headers["Retry-After"] = str(retry)
+    if code == grpc.StatusCode.UNAVAILABLE and ("failed to connect" in details.lower() or "connect" in details.lower()):
+        details = f"the insights gateway cannot be reached ({details}); try again in a few seconds"
+    return Problem(status, f"{what}: {details}", kind=code.name.lower().replace("_", "-"), headers=headers,
+                   grpc_status=code.name)
+
+
+def _response(request: Request, problem: Problem) -> JSONResponse:
+    return JSONResponse(problem.body(request.url.path), status_code=problem.status, headers=problem.headers,
+                        media_type=PROBLEM_JSON)
+
+
+async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+    return _response(request, exc)
+
+
+async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"where": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+              for e in exc.errors()]
+    text = "; ".join(f"{e['where']}: {e['message']}" for e in errors) or "invalid request"
+    return _response(request, Problem(400, f"bad request: {text}", kind="invalid-request", errors=errors))
+
+
+async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404:
+        detail = f"no such endpoint: {request.method} {request.url.path} (the API is under /api/v1/)"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return _response(request, Problem(exc.status_code, detail, headers=dict(exc.headers or {})))
+
+
+async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+    return _response(request, Problem(500, f"internal error ({type(exc).__name__}); this is a bug, "
+                                           "please report it with the time of the request", kind="internal"))
+
+
+def install(app) -> None:
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_bug)
+
+
+#: OpenAPI description of an error answer (referenced by every endpoint).
+PROBLEM_SCHEMA = {
+    "description": "problem details (RFC 9457)",
+    "content": {PROBLEM_JSON: {"schema": {
+        "type": "object", "required": ["type", "title", "status", "detail"],
+        "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                       "detail": {"type": "string"}, "instance": {"type": "string"}},
+    }}},
+}

@@ -1,0 +1,23 @@
+"""The CLI's output console: rich on a terminal, plain wide lines otherwise.
+
+Colour follows rich's rules: only on a terminal, never when ``NO_COLOR`` is
+set (https://no-color.org), forced with ``FORCE_COLOR``. Off a terminal the
+width is ``COLUMNS`` or 160 characters, so piped tables wrap as little as
+possible.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+
+
+def terminal_console(file=None) -> Console:
+    """A console writing to ``file`` (default stdout)."""
+    out = file or sys.stdout
+    if out.isatty():
+        return Console(file=out, highlight=False)
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 160
+    return Console(file=out, width=width, highlight=False, soft_wrap=False)

@@ -1,0 +1,286 @@
+"""The BFF's HTTP API over a real socket, in front of the real system: good answers and bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import jwt
+import pytest
+
+from services.bff.sign_in import link_key, mint_sign_in_link
+from tests.bff.conftest import REAL, SINCE, SYNTH, UNTIL, signed_in_client
+
+pytestmark = pytest.mark.e2e
+PROBLEM = "application/problem+json"
+
+
+def problem(answer: httpx.Response, status: int) -> dict:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    body = answer.json()
+    assert body["status"] == status and body["title"] and len(body["detail"]) > 10
+    return body
+
+
+def fatigue(client, account=REAL, since=SINCE, until=UNTIL, **kw):
+    return client.get(f"/api/v1/accounts/{account}/fatigue", params={"since": since, "until": until}, **kw)
+
+
+# -- sign-in and session ----------------------------------------------------------------------------
+
+def test_without_a_session_every_endpoint_says_how_to_sign_in(base_url):
+    with httpx.Client(base_url=base_url) as anon:
+        for path in ("/api/v1/session", "/api/v1/accounts", f"/api/v1/accounts/{REAL}/fatigue?since={SINCE}&until={UNTIL}",
+                     f"/api/v1/accounts/{REAL}/events?since={SINCE}&until={UNTIL}"):
+            assert "sign-in link" in problem(anon.get(path), 401)["detail"]
+
+
+def test_a_forged_or_foreign_cookie_is_not_a_session(base_url, client):
+    cookie = client.cookies["adfatigue_session"]
+    payload, _, signature = cookie.rpartition(".")
+    for forged in (cookie[:-3] + "AAA", "e30=.AAAA.BBBB", payload + "." + "x" * len(signature)):
+        with httpx.Client(base_url=base_url, cookies={"adfatigue_session": forged}) as other:
+            problem(other.get("/api/v1/session"), 401)
+
+
+def test_sign_in_link_works_once_and_sets_a_strict_http_only_cookie(system, base_url):
+    link = system.sign_in_link("once", ["act_1001"], [])
+    with httpx.Client() as browser:
+        first = browser.get(link, follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"] == "/ad-fatigue"
+        cookie = first.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "secure" not in cookie  # http://127.0.0.1
+        assert browser.get(base_url + "/api/v1/session").json()["user"] == "once"
+    with httpx.Client() as thief:
+        assert "used already" in problem(thief.get(link, follow_redirects=False), 401)["detail"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: mint_sign_in_link("", "another-secret", "mallory", ["*"]),
+    lambda s: mint_sign_in_link("", s.jwt_secret, "late", ["*"], ttl_s=-100),
+    lambda s: "/ad-fatigue/sign-in?token=" + jwt.encode({"sub": "x", "accounts": ["*"], "jti": "1",
+                                                         "exp": int(time.time()) + 60}, link_key(s.jwt_secret)),
+    lambda s: "/ad-fatigue/sign-in?token=not-a-token",
+])
+def test_forged_expired_or_foreign_sign_in_tokens_are_refused(system, base_url, make):
+    with httpx.Client(base_url=base_url) as browser:
+        problem(browser.get(make(system), follow_redirects=False), 401)
+        problem(browser.get("/api/v1/session"), 401)
+
+
+def test_sign_in_never_redirects_off_the_page(system, base_url):
+    link = system.sign_in_link("r", ["*"], [], next_path="//evil.example/ad-fatigue")
+    with httpx.Client() as browser:
+        assert browser.get(link, follow_redirects=False).headers["location"] == "/ad-fatigue"
+
+
+def test_session_tells_user_accounts_and_csrf_token(client):
+    body = client.get("/api/v1/session").json()
+    assert body["user"] == "tester" and body["accounts"] == ["*"] and body["operator"] is True
+    assert len(body["csrf_token"]) >= 20
+
+
+# -- accounts and the page model ---------------------------------------------------------------------
+
+def test_accounts_lists_name_currency_and_time_zone(client):
+    fatigue(client)  # the account is known once read
+    accounts = {a["id"]: a for a in client.get("/api/v1/accounts").json()["accounts"]}
+    assert accounts[REAL]["currency"] == "MYR" and accounts[REAL]["timezone"] and accounts[REAL]["known"]
+
+
+def test_accounts_of_a_limited_user_are_only_theirs(system, base_url, client):
+    fatigue(client)
+    with signed_in_client(system, base_url, "alice", ["act_1001"], []) as alice:
+        assert [a["id"] for a in alice.get("/api/v1/accounts").json()["accounts"]] == [REAL]
+
+
+def test_page_model_of_the_real_account_at_one_version(client):
+    answer = fatigue(client)
+    assert answer.status_code == 200, answer.text
+    model = answer.json()
+    assert answer.headers["x-data-version"] == str(model["version"]) and model["version"] > 0
+    assert model["account"]["currency"] == "MYR" and model["range"] == {"since": SINCE, "until": UNTIL}
+    ads = model["ads"]
+    assert len(ads) == 55 and model["summary"]["ads"] == 55
+    assert sum(model["summary"]["per_level"].values()) == 55
+    assert all(a["scored_version"] is None or a["scored_version"] <= model["version"] for a in ads)
+    video = [a for a in ads if a["ad_name"] == "Ad 001 Video 003"]
+    assert video and any(a["level"] in ("warning", "critical") for a in video)
+    top = next(a for a in video if a["level"] in ("warning", "critical"))
+    assert top["reasons"] and any("Link CTR" in r and "%" in r and "→" in r for r in top["reasons"])
+    ctr = next(c for c in top["components"] if c["name"] == "ctr_decay")
+    assert ctr["before_text"].endswith("\u00a0%") and ctr["before"] > ctr["after"]
+    cpm = next(c for c in top["components"] if c["name"] == "cpm_inflation")
+    assert cpm["before_text"].startswith("MYR\u00a0")
+    assert float(top["spend"]) > 0 and top["impressions"] > 0 and top["campaign_name"] and top["adset_name"]
+    series = top["series"]
+    assert len(series["impressions"]) == len(series["link_ctr_pct"]) == len(series["cpm"]) >= top["delivery_days"]
+    assert model["freshness"]["status"] in ("fresh", "stale_revalidating", "stale_upstream_error")
+    assert "final" in model["freshness"]["classes"]
+    at_risk = sum(float(a["spend"]) for a in ads if a["level"] in ("warning", "critical"))
+    assert abs(float(model["summary"]["spend_at_risk"]) - at_risk) < 0.01
+
+
+@pytest.mark.parametrize("since,until,words", [
+    ("2026-02-30", "2026-03-01", "not a calendar date"),
+    ("2026-03-01", "2026-02-01", "before since"),
+    ("yesterday", "2026-03-01", "since"),
+    ("2026-03-01", "", "until"),
+    ("2020-01-01", "2026-01-01", "37 months"),
+    ("2021-01-01", "2021-01-31", "older than Meta keeps"),
+])
+def test_bad_dates_are_400_with_what_to_do(client, since, until, words):
+    assert words in problem(fatigue(client, since=since, until=until), 400)["detail"]
+
+
+def test_missing_dates_are_400(client):
+    problem(client.get(f"/api/v1/accounts/{REAL}/fatigue"), 400)
+
+
+@pytest.mark.parametrize("account", ["act_abc", "act_", "12-3", "act_" + "9" * 30])
+def test_malformed_account_ids_are_400(client, account):
+    problem(fatigue(client, account=account), 400)
+
+
+def test_unknown_account_is_404(client):
+    assert "act_424242" in problem(fatigue(client, account="act_424242"), 404)["detail"]
+
+
+def test_another_users_account_is_403_in_plain_words(system, base_url):
+    with signed_in_client(system, base_url, "alice", ["act_1001"], []) as alice:
+        body = problem(fatigue(alice, account=SYNTH, since="2026-11-01", until="2026-11-07"), 403)
+        assert "alice may not read act_900000000001" in body["detail"]
+        events = alice.get(f"/api/v1/accounts/{SYNTH}/events", params={"since": SINCE, "until": UNTIL})
+        problem(events, 403)
+
+
+# -- refresh (state-changing: CSRF) ----------------------------------------------------------------
+
+def test_refresh_needs_the_csrf_token(client):
+    url = f"/api/v1/accounts/{REAL}/refresh"
+    params = {"since": "2026-04-20", "until": "2026-04-29"}
+    problem(client.post(url, params=params), 403)
+    problem(client.post(url, params=params, headers={"X-CSRF-Token": "guess"}), 403)
+    token = client.get("/api/v1/session").json()["csrf_token"]
+    problem(client.post(url, params=params, headers={"X-CSRF-Token": token, "Origin": "http://evil.example"}), 403)
+    answer = client.post(url, params=params, headers={"X-CSRF-Token": token})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] > 0
+
+
+def test_forced_refresh_is_for_operators(system, base_url):
+    with signed_in_client(system, base_url, "bob", ["act_1001"], []) as bob:
+        token = bob.get("/api/v1/session").json()["csrf_token"]
+        answer = bob.post(f"/api/v1/accounts/{REAL}/refresh", params={"since": "2026-04-20", "until": "2026-04-29",
+                                                                      "force": "true"},
+                          headers={"X-CSRF-Token": token})
+        assert "operators" in problem(answer, 403)["detail"]
+
+
+def test_sign_out_needs_csrf_and_ends_the_session(system, base_url):
+    with signed_in_client(system, base_url, "carol", ["*"], []) as carol:
+        problem(carol.post("/api/v1/session/sign-out"), 403)
+        token = carol.get("/api/v1/session").json()["csrf_token"]
+        assert carol.post("/api/v1/session/sign-out", headers={"X-CSRF-Token": token}).status_code == 204
+        problem(carol.get("/api/v1/session"), 401)
+
+
+# -- events (SSE) --------------------------------------------------------------------------------------
+
+def read_events(client, n: int, headers=None, params=None, timeout=30.0) -> list[dict]:
+    """The first ``n`` SSE events (dicts of their fields; comments as {"comment": ...})."""
+    out, current = [], {}
+    query = {"since": SINCE, "until": UNTIL, **(params or {})}
+    with client.stream("GET", f"/api/v1/accounts/{REAL}/events", params=query, headers=headers or {},
+                       timeout=timeout) as answer:
+        assert answer.status_code == 200, answer.read()
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        for line in answer.iter_lines():
+            if line == "":
+                if current:
+                    out.append(current)
+                    current = {}
+                    if len(out) >= n:
+                        return out
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            current[name] = value.removeprefix(" ")
+    return out
+
+
+def test_events_start_with_a_snapshot_then_status_each_with_the_version(client):
+    model = fatigue(client).json()
+    snapshot, status = read_events(client, 2)
+    assert snapshot["event"] == "snapshot" and int(snapshot["id"]) >= model["version"]
+    assert int(snapshot["retry"]) > 0
+    assert len(json.loads(snapshot["data"])["ads"]) == 55
+    assert status["event"] == "status" and json.loads(status["data"])["gateway"] == "live"
+    assert status["id"] == snapshot["id"]
+
+
+def test_resuming_at_the_current_version_repeats_nothing(client):
+    version = fatigue(client).json()["version"]
+    (first,) = read_events(client, 1, headers={"Last-Event-ID": str(version)})
+    assert first["event"] == "status" and first["id"] == str(version)
+
+
+def test_resuming_from_an_older_version_catches_up_without_repeating(client):
+    version = fatigue(client).json()["version"]
+    (first,) = read_events(client, 1, params={"last_event_id": "0"})
+    assert first["event"] in ("jump", "change") and int(first["id"]) == version
+
+
+@pytest.mark.parametrize("value,words", [("abc", "not a version number"), ("-1", "not a version number"),
+                                         ("1.5", "not a version number"), ("999999999", "newer than the data")])
+def test_bad_last_event_id_is_400(client, value, words):
+    answer = client.get(f"/api/v1/accounts/{REAL}/events", params={"since": SINCE, "until": UNTIL},
+                        headers={"Last-Event-ID": value})
+    assert words in problem(answer, 400)["detail"]
+
+
+# -- transport: headers, compression, OpenAPI, unknown paths -------------------------------------------
+
+def test_security_headers_on_api_and_page(client):
+    for path in ("/api/v1/session", "/api/v1/openapi.json", "/ad-fatigue/sign-in?token=x"):
+        headers = client.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_openapi_document_is_published_with_every_endpoint(base_url):
+    doc = httpx.get(base_url + "/api/v1/openapi.json").json()
+    paths = set(doc["paths"])
+    assert {"/api/v1/accounts", "/api/v1/accounts/{act}/fatigue", "/api/v1/accounts/{act}/events",
+            "/api/v1/accounts/{act}/refresh", "/api/v1/session"} <= paths
+
+
+def test_unknown_endpoint_and_wrong_method_are_problems(client):
+    problem(client.get("/api/v1/nothing-here"), 404)
+    problem(client.delete("/api/v1/accounts"), 405)
+
+
+def test_gateway_down_is_503_with_retry_after(system, tmp_path):
+    """A second BFF pointed at a port where nothing listens."""
+    from services.cli.service_process import ServiceProcess
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    bff = ServiceProcess("bff_dead", "services.bff", ["--port", "0", "--gateway", f"127.0.0.1:{dead}"],
+                         tmp_path / "bff.log", {"JWT_HS256_SECRET": system.jwt_secret,
+                                                "BFF_GATEWAY_TIMEOUT_S": "3"}).start()
+    try:
+        base = f"http://{bff.address}"
+        with httpx.Client(base_url=base, timeout=30) as c:
+            assert c.get(mint_sign_in_link(base, system.jwt_secret, "t", ["*"]).removeprefix(base)).status_code == 303
+            answer = fatigue(c)
+            body = problem(answer, 503)
+            assert int(answer.headers["retry-after"]) >= 1 and "gateway" in body["detail"]
+    finally:
+        bff.stop()

@@ -1,0 +1,160 @@
+"""The /ad-fatigue page in a real browser (Debian's chromium via pytest-playwright) in front of the real system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.bff.conftest import REAL, SINCE, SYNTH, UNTIL, signed_in_client
+
+pytestmark = pytest.mark.e2e
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "ad-fatigue-page.png"
+QUERY = "?" + urlencode({"account": REAL, "since": SINCE, "until": UNTIL})
+
+
+def open_page(page: Page, system, subject="viewer", accounts=("*",), roles=("operator",), query=QUERY) -> Page:
+    page.goto(system.sign_in_link(subject, accounts, roles, next_path="/ad-fatigue" + query))
+    return page
+
+
+def wait_live(page: Page) -> None:
+    expect(page.get_by_test_id("ads-count")).to_have_text("55", timeout=60_000)
+    expect(page.get_by_test_id("connection")).to_have_text("connected", timeout=30_000)
+
+
+def widget_versions(page: Page) -> set[str]:
+    return set(page.eval_on_selector_all("[data-widget]", "els => els.map(e => e.dataset.version)"))
+
+
+def applied_versions(page: Page) -> list[int]:
+    text = page.get_by_test_id("dashboard").get_attribute("data-applied-versions") or ""
+    return [int(v) for v in text.split()]
+
+
+def row_of(page: Page, ad_name: str):
+    return page.locator("tbody tr", has=page.get_by_role("button", name=f"Show trends of {ad_name}", exact=True))
+
+
+def test_real_account_shows_55_ads_and_the_fatigued_video_with_reasons(page: Page, system):
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_page(page, system)
+    wait_live(page)
+    expect(page.locator("tbody tr")).to_have_count(55)
+    video = row_of(page, "Ad 001 Video 003")
+    badges = video.locator(".badge").all_inner_texts()
+    assert {"Warning", "Critical"} & set(badges), badges
+    fatigued = video.filter(has=page.locator(".badge", has_text="Warning").or_(page.locator(".badge", has_text="Critical"))).first
+    reasons = fatigued.locator(".reasons li").all_inner_texts()
+    assert any("Link CTR" in r and "%" in r and "→" in r for r in reasons), reasons
+    assert "MYR" in fatigued.get_by_test_id("spend").inner_text()
+    expect(page.get_by_test_id("freshness")).to_contain_text("data from")
+    expect(page.get_by_test_id("version")).to_contain_text("version")
+    assert len(widget_versions(page)) == 1
+    # usable at 1280 px without horizontal scrolling
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    page.get_by_role("button", name="Show trends of Ad 001 Video 003", exact=True).first.click()
+    expect(page.locator(".trends h2")).to_contain_text("Ad 001 Video 003")
+    expect(page.locator(".trends svg")).to_have_count(3)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+
+def test_readable_at_390_px_and_sortable_by_keyboard(page: Page, system):
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_page(page, system)
+    wait_live(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    score = page.get_by_role("columnheader", name="Score")
+    expect(score).to_have_attribute("aria-sort", "descending")
+    score.get_by_role("button").focus()
+    page.keyboard.press("Enter")
+    expect(score).to_have_attribute("aria-sort", "ascending")
+    spend = page.get_by_role("columnheader", name="Spend at stake")
+    spend.get_by_role("button").focus()
+    page.keyboard.press("Space")
+    expect(spend).to_have_attribute("aria-sort", "descending")
+    values = [float(t.split()[-1].replace(",", "")) for t in page.get_by_test_id("spend").all_inner_texts()]
+    assert values == sorted(values, reverse=True)
+
+
+def test_two_tabs_show_the_same_version_in_every_widget(context, system):
+    first, second = context.new_page(), context.new_page()
+    open_page(first, system, "tabs")
+    second.goto(system.processes and f"http://{system.processes['bff'].address}/ad-fatigue{QUERY}")
+    wait_live(first)
+    wait_live(second)
+    assert widget_versions(first) == widget_versions(second)
+    assert len(widget_versions(first)) == 1
+    assert first.get_by_test_id("spend-at-risk").inner_text() == second.get_by_test_id("spend-at-risk").inner_text()
+
+
+def restate_and_refresh(system, base_url: str, ad_id: str, day: str, spend: str) -> int:
+    """A restatement at the sandbox (Meta), then a Refresh through the BFF; returns the new version."""
+    answer = httpx.post(f"{system.sandbox_url}/_sandbox/restate",
+                        json={"account_id": REAL, "date": day, "ad_id": ad_id, "set": {"spend": spend}})
+    assert answer.status_code == 200 and answer.json()["restated"], answer.text
+    with signed_in_client(system, base_url, "operator-bot", ["*"], ["operator"]) as op:
+        csrf = op.get("/api/v1/session").json()["csrf_token"]
+        done = op.post(f"/api/v1/accounts/{REAL}/refresh", params={"since": day, "until": day, "force": "true"},
+                       headers={"X-CSRF-Token": csrf}, timeout=120)
+        assert done.status_code == 200 and done.json()["rows_changed"] >= 1, done.text
+        return done.json()["version"]
+
+
+def top_ad(base_url: str, system) -> dict:
+    with signed_in_client(system, base_url) as c:
+        model = c.get(f"/api/v1/accounts/{REAL}/fatigue", params={"since": SINCE, "until": UNTIL}).json()
+    ad = model["ads"][0]
+    last = ad["series"]["first_day"]
+    from datetime import date, timedelta
+    days = [i for i, v in enumerate(ad["series"]["impressions"]) if v]
+    day = (date.fromisoformat(last) + timedelta(days=days[-1])).isoformat()
+    return {"ad": ad, "day": day, "version": model["version"]}
+
+
+def test_a_restatement_reaches_the_open_page_within_2_s(page: Page, system, base_url):
+    open_page(page, system, "restate")
+    wait_live(page)
+    target = top_ad(base_url, system)
+    ad = target["ad"]
+    row = page.locator(f"tbody tr[data-ad-id='{ad['ad_id']}']")
+    before = row.get_by_test_id("spend").inner_text()
+    new_spend = f"{float(ad['spend']) + 1000:.2f}"
+    version = restate_and_refresh(system, base_url, ad["ad_id"], target["day"], "1234.56")
+    expect(row.get_by_test_id("spend")).not_to_have_text(before, timeout=2_000)
+    expect(page.get_by_test_id("version")).to_contain_text(str(version), timeout=2_000)
+    assert applied_versions(page)[-1] == version and new_spend  # no reload: the same page applied it
+    assert len(widget_versions(page)) == 1
+
+
+def test_gateway_outage_says_reconnecting_and_stale_then_resumes_without_losing_a_version(page: Page, system,
+                                                                                         base_url):
+    open_page(page, system, "outage")
+    wait_live(page)
+    gateway = system.processes["cache_gateway"]
+    gateway.stop()
+    try:
+        expect(page.get_by_test_id("connection")).to_have_text("reconnecting", timeout=20_000)
+        expect(page.get_by_test_id("freshness")).to_contain_text("Stale")
+    finally:
+        system.restart("cache_gateway")
+    expect(page.get_by_test_id("connection")).to_have_text("connected", timeout=30_000)
+    target = top_ad(base_url, system)
+    version = restate_and_refresh(system, base_url, target["ad"]["ad_id"], target["day"], "2345.67")
+    expect(page.get_by_test_id("version")).to_contain_text(str(version), timeout=5_000)
+    applied = applied_versions(page)
+    assert applied == sorted(set(applied)), applied  # never repeated, never backwards
+    assert applied[-1] == version
+    assert not page.get_by_test_id("freshness").inner_text().startswith("Stale")
+
+
+def test_a_user_without_access_is_told_plainly(page: Page, system):
+    query = "?" + urlencode({"account": SYNTH, "since": "2026-11-01", "until": "2026-11-07"})
+    open_page(page, system, "alice", ["act_1001"], [], query=query)
+    notice = page.get_by_test_id("problem")
+    expect(notice).to_contain_text(f"You do not have access to {SYNTH}", timeout=30_000)
+    expect(notice).to_contain_text("alice may not read")
