@@ -11,6 +11,7 @@ and after one scrape five more L1 hits.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import secrets
@@ -21,7 +22,6 @@ from concurrent import futures
 from datetime import date, timedelta
 
 import grpc
-import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -102,7 +102,7 @@ def prometheus(system, tmp_path_factory):
 def traffic(system, prometheus):
     """Drive the known traffic once (Prometheus already scraping); returns (GetStats after it, the JWT used)."""
     prometheus.wait_for('sum(up{job=~"adfatigue-.+"})', lambda r: r and float(r[0]["value"][1]) == 4)
-    jwt = mint_token(system.jwt_secret, "telemetry-test", ["*"])
+    jwt = mint_token(system.jwt_secret, "telemetry-test", ["*"], ["operator"])  # GetStats is for operators
     channel = grpc.insecure_channel(system.processes["cache_gateway"].address)
     stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)
     md = bearer(jwt)
@@ -224,3 +224,45 @@ def test_logs_are_json_lines_with_trace_ids_and_no_secret(system, traffic, otlp)
         assert not jwt_shape.search(text), f"{path.name} contains a JWT"
     # the filter had work to do: at DEBUG httpx logs each request URL, whose appsecret_proof it hid
     assert "appsecret_proof=[REDACTED]" in (system.logs / "meta_fetcher.jsonl").read_text()
+
+
+def _cli(system, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.cli.main", *args, "--data-dir", str(system.config.data_dir)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_adfatigue_stats_prints_the_system_metrics_view(system, traffic):
+    import json
+
+    result = _cli(system, "stats", "--json")
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    assert view["hit_rate"] == pytest.approx(18 / 19) and view["api_call_reduction"] == pytest.approx(18 / 19)
+    assert view["tier_reads"] == {"l1": 15, "l2": 3, "l3": 1}
+    assert all(view["latency_ms"][t]["p50"] <= view["latency_ms"][t]["p99"] for t in ("l1", "l2", "l3"))
+    assert set(view["memory_bytes"]) == set(JOBS) and all(v > 10 * 2**20 for v in view["memory_bytes"].values())
+    assert view["error_rate"] == 0.0 and view["services_up"] == dict.fromkeys(JOBS, True)
+    text = _cli(system, "stats")
+    assert text.returncode == 0 and "apiCallReduction" in text.stdout and "94.7%" in text.stdout
+
+
+def test_status_shows_which_alerts_would_fire_and_prometheus_sees_a_service_down(system, traffic, prometheus):
+    status = _cli(system, "status")
+    assert status.returncode == 0, status.stderr
+    assert "alerts: none would fire" in status.stdout or "alerts: 1 would fire" in status.stdout
+    assert re.search(r"ok\s+warning\s+CacheHitRatioLow", status.stdout)
+    system.processes["fatigue_engine"].stop()          # the last test of the module: the engine goes away
+    down = _cli(system, "stats")
+    assert down.returncode == 1 and re.search(r"fatigue_engine\s+down", down.stdout)
+    status = _cli(system, "status")
+    assert re.search(r"FIRING\s+critical\s+ServiceDown\s+not answering: fatigue_engine", status.stdout), status.stdout
+    # the real rule: Prometheus holds ServiceDown pending for its 2 minutes (then it would fire)
+    pending = prometheus.wait_for('ALERTS{alertname="ServiceDown"}', lambda r: len(r) == 1, timeout=60)
+    assert pending[0]["metric"]["job"] == "adfatigue-fatigue-engine"
+    assert pending[0]["metric"]["alertstate"] == "pending" and pending[0]["metric"]["severity"] == "critical"
+    listed = subprocess.run([sys.executable, "-m", "services.cli.main", "status", "--json", "--prometheus",
+                             prometheus.url, "--data-dir", str(system.config.data_dir)],
+                            capture_output=True, text=True, timeout=60)
+    assert {"name": "ServiceDown", "severity": "critical", "firing": False,
+            "detail": "adfatigue-fatigue-engine on " + pending[0]["metric"]["instance"] + " is down"} \
+        in json.loads(listed.stdout)["alerts"]
