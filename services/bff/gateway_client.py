@@ -8,7 +8,7 @@ import grpc
 
 from services.bff.gateway_token import GatewayTokens
 from services.bff.users import User
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 
 
@@ -24,7 +24,7 @@ class GatewayClient:
         self.target = target
         self.tokens = tokens
         self.timeout_s = timeout_s
-        self.channel = insecure_channel(target)
+        self.channel = service_channel(target)
         self.stub = cache_gateway_pb2_grpc.CacheGatewayStub(self.channel)
 
     async def list_accounts(self, user: User) -> list:

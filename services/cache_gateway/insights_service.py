@@ -31,6 +31,7 @@ from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, mer
 from services.cache_gateway.single_flight import SingleFlight
 from services.cache_gateway import metrics
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
+from services.common.attribution import AttributionSettings
 from services.common.dates import DateRange
 from services.common.distributed_lock import DistributedLock, LockTimeout
 
@@ -53,6 +54,7 @@ class ReadResult:
     due: set[date]
     fetched_ranges: list[DateRange]
     fresh_until: datetime | None = None  # when the first day of the answer becomes due (None: never)
+    attribution: tuple[str, ...] = ()  # the setting every row of the answer was produced with (() = not tracked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class InsightsService:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         on_change: Callable[[str, int, frozenset[str]], None] | None = None,
         lock: DistributedLock | None = None,
+        attribution: AttributionSettings | None = None,
     ):
         self.store = store
         self.upstream = upstream
@@ -97,6 +100,9 @@ class InsightsService:
         self.lock = lock or DistributedLock()
         self._zones: dict[str, str] = {}
         self._repairing: set[str] = set()
+        #: each account's attribution setting (issue 17); None: not tracked (rows of any setting are served)
+        self.attribution = attribution
+        self._reattributing: dict[str, tuple[str, ...]] = {}  # account -> setting a re-fetch ran or runs for
         self._currencies: dict[str, str] = {}
 
     async def timezone_name(self, account_id: str) -> str | None:
@@ -129,7 +135,9 @@ class InsightsService:
         days fetched again before answering; if that fetch fails, the answer leaves them out and says so
         (STALE_UPSTREAM_ERROR with the reason), never FRESH."""
         tz = await self.timezone_of(account_id)
-        fetched = await self.store.fetched_at(account_id, days)
+        windows = self.windows(account_id)
+        # a day fetched with another attribution setting counts as missing: fetched again before it is answered
+        fetched = await self.store.fetched_at(account_id, days, windows)
         due = set(due_days(days, fetched, self.policy, self.clock(), tz))
         missing = sorted(d for d in due if d not in fetched)
         ranges: list[DateRange] = []
@@ -169,9 +177,63 @@ class InsightsService:
             reason = "; ".join(filter(None, [reason, "the last write to the store did not complete; "
                                                      "repairing it in the background"]))
             self._repair_in_background(account_id)
+        if windows is not None:
+            held = [r for r in snap.rows if r.action_attribution_windows != windows]
+            if held:  # rows Meta no longer returns, kept from an older setting: stored, never mixed into an answer
+                snap.rows = [r for r in snap.rows if r.action_attribution_windows == windows]
+                reason = "; ".join(filter(None, [reason, (
+                    f"{len(held)} stored row(s) of another attribution setting are left out (Meta did not return "
+                    f"them under {','.join(windows)})")]))
+            if revalidate:
+                self._reattribute_in_background(account_id, windows)
         now = self.clock()
         due_times = [t for d, at in snap.fetched_at.items() if (t := self.policy.due_at(d, at, now, tz)) is not None]
-        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None))
+        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), windows or ())
+
+    def windows(self, account_id: str) -> tuple[str, ...] | None:
+        """The account's attribution setting (None when the service does not track attribution)."""
+        return self.attribution.for_account(account_id) if self.attribution is not None else None
+
+    async def reattribute(self, account_id: str) -> int:
+        """Fetch again, with the account's current attribution setting, every stored day last fetched with another
+        one: most recent first, in ranges of at most ``max_range_days``, each through the provider's budget
+        (issue 17). Stops at the first failure (e.g. the budget is spent: RESOURCE_EXHAUSTED) and raises it;
+        the days left stay due and the next call goes on. Returns rows changed."""
+        windows = self.windows(account_id)
+        if windows is None:
+            return 0
+        days = await self.store.days_of_other_attribution(account_id, windows)
+        changed = 0
+        while days:
+            chunk = [days[0]]
+            for d in days[1:]:
+                if (chunk[-1] - d).days != 1 or len(chunk) >= self.max_range_days:
+                    break
+                chunk.append(d)
+            days = days[len(chunk):]
+            changed += (await self._fetch_days(account_id, sorted(chunk)))[1]
+        return changed
+
+    def _reattribute_in_background(self, account_id: str, windows: tuple[str, ...]) -> None:
+        """Once per account and setting (per process, again after a failure): ``reattribute`` in the background."""
+        if self._reattributing.get(account_id) == windows:
+            return
+        self._reattributing[account_id] = windows
+
+        async def run() -> None:
+            try:
+                changed = await self.reattribute(account_id)
+                if changed:
+                    log.info("act_%s: %d row(s) fetched again with attribution %s", account_id, changed,
+                             ",".join(windows))
+            except Exception as exc:  # the days stay due; the next read starts again
+                self._reattributing.pop(account_id, None)
+                log.warning("act_%s: fetching stored days again with attribution %s stopped: %s", account_id,
+                            ",".join(windows), getattr(exc, "message", exc))
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).
@@ -182,7 +244,7 @@ class InsightsService:
             todo = days.days()
         else:
             tz = await self.timezone_of(account_id)
-            fetched = await self.store.fetched_at(account_id, days)
+            fetched = await self.store.fetched_at(account_id, days, self.windows(account_id))
             todo = due_days(days, fetched, self.policy, self.clock(), tz)
         return await self._fetch_days(account_id, todo, force=force)
 
@@ -222,7 +284,7 @@ class InsightsService:
                 todo = [rng]
                 if not force:
                     tz = await self.timezone_of(account_id)
-                    fetched = await self.store.fetched_at(account_id, rng)
+                    fetched = await self.store.fetched_at(account_id, rng, self.windows(account_id))
                     todo = merge_ranges(due_days(rng, fetched, self.policy, self.clock(), tz), self.max_range_days)
                     if not todo:
                         metrics.meta_calls_avoided.add(1, {"reason": "other_replica"})
@@ -247,7 +309,14 @@ class InsightsService:
             if result.timezone:
                 self._zones[account_id] = result.timezone
         metrics.meta_calls.add(1, _CALL_OK)
-        write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at)
+        windows = self.windows(account_id)
+        if windows is not None and result.attribution != windows:
+            raise UpstreamError(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"the provider answered act_{account_id} with attribution "
+                                f"{','.join(result.attribution) or 'unknown'}, the account's setting is "
+                                f"{','.join(windows)}: configure both from the same setting")
+        write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at,
+                                             attribution=result.attribution)
         self.last_failure.pop(account_id, None)
         if write.rows_changed and self.on_change:
             self.on_change(account_id, write.version, write.changed_ads)

@@ -191,8 +191,13 @@ class InsightsStore:
         return states
 
     # -- reads --------------------------------------------------------------------------------
-    async def fetched_at(self, account_id: str, days: DateRange) -> dict[date, datetime]:
-        """When each day of ``days`` was last fetched (days never fetched are absent)."""
+    async def fetched_at(self, account_id: str, days: DateRange,
+                         attribution: Sequence[str] | None = None) -> dict[date, datetime]:
+        """When each day of ``days`` was last fetched (days never fetched are absent).
+
+        ``attribution``: only days last fetched with that setting count as fetched
+        (a day fetched with another setting is absent, so it is fetched again
+        before it is answered, issue 17); None: any setting."""
         cursor = self.freshness.find(
             {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
         )
@@ -200,7 +205,8 @@ class InsightsStore:
         async for doc in cursor:
             reason = check("freshness", doc)
             if reason is None:
-                known[date.fromisoformat(doc["date"])] = doc["fetched_at"]
+                if attribution is None or doc.get("attribution", "") == ",".join(attribution):
+                    known[date.fromisoformat(doc["date"])] = doc["fetched_at"]
             else:
                 bad.append((doc, reason))
         for doc, reason in bad:  # the day counts as never fetched: it is fetched again before answering
@@ -378,7 +384,8 @@ class InsightsStore:
                            changed_ads=frozenset(d["ad_id"] for d in docs if isinstance(d.get("ad_id"), str)))
 
     async def apply_fetch(
-        self, account_id: str, days: DateRange, rows: Iterable[InsightRow], fetched_at: datetime
+        self, account_id: str, days: DateRange, rows: Iterable[InsightRow], fetched_at: datetime,
+        attribution: Sequence[str] = (),
     ) -> WriteResult:
         """Upsert what one fetch of ``days`` returned, read at ``fetched_at``.
 
@@ -387,7 +394,9 @@ class InsightsStore:
         as it is: an answer that omits an ad (archived, deleted, filtered out,
         a page Meta lost) never deletes its history (issue 17); a row changes
         only when the provider returns a newer row for the same key.
-        Every day of ``days`` is marked fetched (``$max`` on fetched_at).
+        Every day of ``days`` is marked fetched (``$max`` on fetched_at) with the
+        ``attribution`` setting the fetch used (``fetched_at(..., attribution=)``),
+        unless a newer fetch of the day is stored.
         Raises ValueError when a row lies outside ``days`` or belongs to another account.
         """
         incoming: dict[str, tuple[InsightRow, dict, str]] = {}
@@ -435,14 +444,26 @@ class InsightsStore:
             finally:
                 await self.accounts.update_one({"_id": account_id}, {"$max": {"version": version}})
         await self._bulk(self.freshness, [
-            UpdateOne({"_id": f"{account_id}:{_day_key(d)}"},
-                      {"$max": {"fetched_at": fetched_at},
+            UpdateOne({"_id": f"{account_id}:{_day_key(d)}", "fetched_at": {"$not": {"$gt": fetched_at}}},
+                      {"$max": {"fetched_at": fetched_at}, "$set": {"attribution": ",".join(attribution)},
                        "$setOnInsert": {"account_id": account_id, "date": _day_key(d)}}, upsert=True)
             for d in days.days()
         ])
         changed_ads = frozenset(k.split(":")[1] for k in changed) | repaired.changed_ads
         return WriteResult(version=version, rows_changed=len(changed) + repaired.rows_changed,
                            changed_ads=changed_ads)
+
+    async def days_of_other_attribution(self, account_id: str, attribution: Sequence[str]) -> list[date]:
+        """Stored days of the account last fetched with another attribution setting, most recent first."""
+        cursor = self.freshness.find({"account_id": account_id, "attribution": {"$ne": ",".join(attribution)}},
+                                     {"date": 1})
+        out = []
+        async for doc in cursor:
+            try:
+                out.append(date.fromisoformat(doc["date"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # a malformed document: the schema check of fetched_at deals with it
+        return sorted(out, reverse=True)
 
     async def remove_rows(self, account_id: str, keys: Iterable[tuple[str, date]], reason: str,
                           at: datetime) -> WriteResult:

@@ -22,8 +22,7 @@ suffixes added by the exporter):
   (``kind`` = snapshot | change | jump), ``adfatigue.subscriptions.delivery.duration`` (s, commit
   observed by the change feed → event handed to gRPC).
 * ``adfatigue.change_feed.reconnects`` {reconnect}, ``adfatigue.lock.waits`` {wait} (services/common),
-  ``adfatigue.rescore.runs`` {run} (``outcome``), ``adfatigue.audit.entries`` {entry}
-  (``outcome`` = written | dropped; dropped must stay 0), ``adfatigue.l2.quarantined`` {document} (``collection``),
+  ``adfatigue.rescore.runs`` {run} (``outcome``), ``adfatigue.l2.quarantined`` {document} (``collection``),
   ``adfatigue.demand.flushes`` {flush} (``outcome``), ``adfatigue.refresh.fenced`` {refresh}.
 """
 
@@ -55,8 +54,6 @@ change_feed_reconnects = _m.create_counter("adfatigue.change_feed.reconnects", u
                                            description="Change stream reopened after an error")
 rescore_runs = _m.create_counter("adfatigue.rescore.runs", unit="{run}",
                                  description="Background rescoring runs by outcome (ok, error)")
-audit_entries = _m.create_counter("adfatigue.audit.entries", unit="{entry}",
-                                  description="Audit entries written or dropped (queue full); dropped must stay 0")
 quarantined = _m.create_counter("adfatigue.l2.quarantined", unit="{document}",
                                 description="L2 documents that did not decode, moved to quarantine")
 demand_flushes = _m.create_counter("adfatigue.demand.flushes", unit="{flush}",

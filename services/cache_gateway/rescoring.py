@@ -6,6 +6,8 @@ consistent read (so a score is never computed from a mix of versions), asks
 FatigueEngine.ScoreAds, and stores each result in ``scores`` tagged with the
 insights version it was computed from (a newer stored score always wins).
 The change stream carries stored scores to subscribers on every replica.
+With an ``alerter`` (``fatigue_alerts.py``), ads whose stored level crossed
+into or out of warning / critical are handed to it, per account.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections import defaultdict
 
 import grpc
 
+from services.cache_gateway.fatigue_alerts import FatigueAlerter, level_changes
 from services.cache_gateway.l2_store import InsightsStore
+from services.common.fatigue_text import level_name
 from services.common.pb.adfatigue.v1 import fatigue_engine_pb2, fatigue_pb2
 from services.common.row_proto import row_to_proto
 from services.cache_gateway import metrics
@@ -25,9 +29,14 @@ log = logging.getLogger(__name__)
 
 
 class Rescorer:
-    def __init__(self, store: InsightsStore, engine_stub, timeout_s: float = 60.0):
+    def __init__(self, store: InsightsStore, engine_stub, timeout_s: float = 60.0, metadata=lambda: None,
+                 alerter: FatigueAlerter | None = None):
+        """``metadata``: call metadata of each ScoreAds (the gateway's service token); ``alerter``: where
+        level changes go (fatigue_alerts.py)."""
         self.store = store
+        self.alerter = alerter
         self.engine = engine_stub
+        self.metadata = metadata
         self.timeout_s = timeout_s
         self._pending: dict[str, set[str]] = defaultdict(set)
         self._wake = asyncio.Event()
@@ -59,7 +68,14 @@ class Rescorer:
     async def rescore(self, account_id: str, ad_ids: set[str]) -> int:
         """Score ``ad_ids`` from one consistent read and store the results; returns how many were stored."""
         version, series = await self.store.ad_series(account_id, ad_ids)
-        series = {ad: rows for ad, rows in series.items() if rows}
+        # one attribution setting per score (the engine refuses a mix): the one of the ad's most recent row
+        series = {ad: [r for r in rows if r.action_attribution_windows == rows[-1].action_attribution_windows]
+                  for ad, rows in series.items() if rows}
+        latest = {rows[-1].action_attribution_windows for rows in series.values()}
+        if len(latest) > 1:  # the account's setting is changing: score the ads of the newest setting only
+            newest = max((rows[-1] for rows in series.values()),
+                         key=lambda r: r.fetched_at.timestamp() if r.fetched_at else 0.0).action_attribution_windows
+            series = {ad: rows for ad, rows in series.items() if rows[-1].action_attribution_windows == newest}
         if not series:
             return 0
         request = fatigue_engine_pb2.ScoreAdsRequest(
@@ -67,20 +83,37 @@ class Rescorer:
             ads=[fatigue_pb2.AdSeries(ad_id=ad, days=[row_to_proto(r) for r in rows]) for ad, rows in series.items()],
         )
         try:
-            reply = await self.engine.ScoreAds(request, timeout=self.timeout_s)
+            reply = await self.engine.ScoreAds(request, timeout=self.timeout_s, metadata=self.metadata())
         except grpc.aio.AioRpcError as exc:
             raise RuntimeError(f"fatigue_engine: {exc.code().name} {exc.details()}") from None
+        before = await self._stored_levels(account_id, series) if self.alerter else {}
         stored = 0
+        saved: list[tuple[fatigue_pb2.FatigueResult, str, str]] = []
         for result in reply.results:
             rows = series.get(result.ad_id)
-            if rows:
-                stored += await self.store.save_score(account_id, result.ad_id, version,
-                                                      result.SerializeToString(deterministic=True),
-                                                      rows[0].date_start, rows[-1].date_start)
+            if rows and await self.store.save_score(account_id, result.ad_id, version,
+                                                    result.SerializeToString(deterministic=True),
+                                                    rows[0].date_start, rows[-1].date_start):
+                stored += 1
+                saved.append((result, rows[0].date_start.isoformat(), rows[-1].date_start.isoformat()))
+        if self.alerter:
+            changes = level_changes(before, saved)
+            if changes:
+                state = await self.store.account(account_id)
+                self.alerter.add(account_id, changes, state.currency if state else "")
         metrics.rescore_runs.add(1, {"outcome": "ok"})
         return stored
 
+    async def _stored_levels(self, account_id: str, ad_ids) -> dict[str, str]:
+        """Ad id -> level of its stored score (before this rescoring)."""
+        levels = {}
+        for doc in await self.store.stored_scores(account_id, ad_ids):
+            levels[doc["ad_id"]] = level_name(fatigue_pb2.FatigueResult.FromString(doc["result"]).level)
+        return levels
+
     async def close(self) -> None:
+        if self.alerter:
+            await self.alerter.aclose()
         if self._task:
             self._task.cancel()
             try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.insights_service import ReadResult
+from services.common.input_echo import quoted
 from services.common.pb.adfatigue.v1 import insights_pb2
 from services.common.row_proto import row_to_proto
 
@@ -30,21 +32,37 @@ class StalePageToken(ValueError):
 def check_fields(fields) -> tuple[str, ...]:
     unknown = sorted(set(fields) - SELECTABLE_FIELDS)
     if unknown:
-        raise InvalidRequest(f"unknown field(s) {', '.join(unknown)}; selectable: {', '.join(sorted(SELECTABLE_FIELDS))}")
+        raise InvalidRequest(f"unknown field(s) {quoted(', '.join(unknown))}; selectable: "
+                             f"{', '.join(sorted(SELECTABLE_FIELDS))}")
     return tuple(sorted(set(fields)))
 
 
-def page_bounds(page_size: int, page_token: str, version: int) -> tuple[int, int]:
-    """(offset, size) of the page; raises InvalidRequest or StalePageToken."""
+_PAGE_TOKEN = re.compile(r"([0-9]{1,19}):([1-9][0-9]{0,9})")
+
+
+def page_bounds(page_size: int, page_token: str, version: int, total_rows: int | None = None) -> tuple[int, int]:
+    """(offset, size) of the page; raises InvalidRequest or StalePageToken.
+
+    A page token is fully validated: canonical URL-safe base64 of ``<version>:<offset>`` exactly as
+    ``page_token`` writes it, offset > 0 and (given ``total_rows``) inside the answer; anything else
+    (a negative or huge offset, padding tricks, other text) is INVALID_ARGUMENT.
+    """
     if page_size < 0 or page_size > MAX_PAGE_SIZE:
         raise InvalidRequest(f"page_size {page_size} must be between 0 (default {DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}")
     size = page_size or DEFAULT_PAGE_SIZE
     if not page_token:
         return 0, size
+    not_ours = InvalidRequest("page_token is not one this gateway issued; omit it to start from the first page")
     try:
-        token_version, offset = (int(x) for x in base64.urlsafe_b64decode(page_token.encode()).decode().split(":"))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("page_token is not one this gateway issued; omit it to start from the first page") from None
+        text = base64.urlsafe_b64decode(page_token.encode("ascii")).decode("ascii")
+    except (ValueError, UnicodeError):
+        raise not_ours from None
+    match = _PAGE_TOKEN.fullmatch(text)
+    if match is None or page_token != base64.urlsafe_b64encode(text.encode()).decode():
+        raise not_ours
+    token_version, offset = int(match.group(1)), int(match.group(2))
+    if token_version == version and total_rows is not None and offset >= total_rows:
+        raise not_ours
     if token_version != version:
         raise StalePageToken(f"the data changed (version {token_version} -> {version}) since the first page; "
                              "start again without page_token")
@@ -57,7 +75,8 @@ def page_token(version: int, offset: int) -> str:
 
 def freshness_message(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, now: datetime) -> insights_pb2.Freshness:
     today = now.astimezone(tz).date()
-    msg = insights_pb2.Freshness(status=result.status, reason=result.reason)
+    msg = insights_pb2.Freshness(status=result.status, reason=result.reason,
+                                 action_attribution_windows=list(result.attribution))
     oldest: datetime | None = None
     for day, fetched_at in sorted(result.snapshot.fetched_at.items()):
         d = msg.days.add(date=day.isoformat(), freshness_class=int(policy.classify(day, today)), due=day in result.due)

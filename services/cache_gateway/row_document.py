@@ -40,6 +40,8 @@ def encode_row(row: InsightRow) -> dict:
         body["spend"] = format(row.spend, "f")
     if row.actions is not None:
         body["actions"] = {k: format(v, "f") for k, v in sorted(row.actions.items())}
+    if row.action_attribution_windows:  # part of the row's identity: a new setting changes the hash (issue 17)
+        body["attribution"] = ",".join(row.action_attribution_windows)
     return body
 
 
@@ -61,9 +63,11 @@ def decode_row(doc: dict) -> InsightRow:
             kwargs[name] = value
         spend = Decimal(body["spend"]) if "spend" in body else None
         actions = {k: Decimal(v) for k, v in body["actions"].items()} if "actions" in body else None
+        attribution = tuple(body["attribution"].split(",")) if body.get("attribution") else ()
         return InsightRow(
             account_id=doc["account_id"], ad_id=doc["ad_id"], date_start=day, date_stop=day,
-            spend=spend, actions=actions, fetched_at=doc.get("fetched_at"), **kwargs,
+            spend=spend, actions=actions, fetched_at=doc.get("fetched_at"), action_attribution_windows=attribution,
+            **kwargs,
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise CorruptDocument(f"L2 document {doc.get('_id')!r} does not decode: {exc}") from exc

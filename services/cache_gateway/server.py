@@ -3,6 +3,8 @@
 Settings (flags override environment): ``MONGODB_URI`` (required: the
 launcher ``adfatigue up`` passes its embedded store), ``MONGODB_DB``
 (``adfatigue``), ``ADFATIGUE_FETCHER_ADDR``, ``ADFATIGUE_ENGINE_ADDR``,
+``ATTRIBUTION_WINDOWS`` (each account's attribution setting; default Meta's
+7d_click,1d_view) and ``ACCOUNT_ATTRIBUTION_WINDOWS`` ("act_1=1d_click;..."),
 ``L1_MAX_BYTES`` (52428800), ``L1_TTL_SECONDS`` (60), ``FRESHNESS_PARTIAL_SECONDS``
 (900), ``FRESHNESS_PROVISIONAL_SECONDS`` (21600), ``RESTATEMENT_WINDOW_DAYS`` (28), ``GATEWAY_WITH_REACH_CUM`` (off), ``REDIS_URL`` (locks shared by
 replicas: single-flight across them; unset = one process) and ``REDIS_KEY_PREFIX``,
@@ -25,6 +27,7 @@ from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import ChangeFeed
 from services.cache_gateway.demand_fencing import FencingCheck, lease_key_for
 from services.cache_gateway.demand_tracker import DemandTracker
+from services.cache_gateway.fatigue_alerts import alerter_from_env
 from services.cache_gateway.freshness import FreshnessPolicy
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
@@ -32,7 +35,8 @@ from services.cache_gateway.l1_cache import L1Cache
 from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
-from services.common.auth import JwtVerifier
+from services.common.attribution import AttributionSettings, InvalidAttribution
+from services.common.auth import GATEWAY, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
@@ -60,13 +64,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--with-reach-cum", action="store_true",
                    default=env("GATEWAY_WITH_REACH_CUM", "").lower() in ("1", "true", "yes"),
                    help="fetch cumulative reach too (frequency and saturation components; more Meta calls)")
+    p.add_argument("--attribution", default=env("ATTRIBUTION_WINDOWS", ""),
+                   help="attribution setting of every account, sent as action_attribution_windows "
+                        "(default: Meta's current default, 7d_click,1d_view)")
+    p.add_argument("--account-attribution", default=env("ACCOUNT_ATTRIBUTION_WINDOWS", ""),
+                   help="per-account settings, e.g. 'act_1=1d_click;act_2=7d_click,1d_view'")
     p.add_argument("--redis-url", default=env("REDIS_URL"), help="shared locks across replicas (unset: one process)")
     p.add_argument("--redis-prefix", default=env("REDIS_KEY_PREFIX", "adfatigue:"))
     args = p.parse_args(argv)
+    try:  # notifications of fatigue-level changes (fatigue_alerts.py); a bad setting stops the start
+        args.alerter = alerter_from_env(os.environ)
+    except ValueError as exc:
+        p.error(str(exc))
     if not (env("JWT_HS256_SECRET") or env("JWT_PUBLIC_KEY")):
         p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
     if not args.mongodb_uri:
         p.error("MONGODB_URI (or --mongodb-uri) is required; `adfatigue up` starts an embedded store for you")
+    try:
+        AttributionSettings.parse(args.attribution, args.account_attribution)
+    except InvalidAttribution as exc:
+        p.error(f"ATTRIBUTION_WINDOWS / ACCOUNT_ATTRIBUTION_WINDOWS: {exc}")
     return args
 
 
@@ -75,15 +92,18 @@ async def serve(args: argparse.Namespace) -> None:
     client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, args.mongodb_db)
     await store.ensure_indexes()
-    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum)
+    attribution = AttributionSettings.parse(args.attribution, args.account_attribution)
+    upstream = MetaFetcherUpstream(args.fetcher, with_reach_cum=args.with_reach_cum, token=ServiceToken(GATEWAY),
+                                   attribution=attribution)
     redis_client = aioredis.from_url(args.redis_url) if args.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{args.redis_prefix}lock:")
     policy = FreshnessPolicy(args.restatement_days, args.partial_interval_seconds, args.provisional_interval_seconds)
-    service = InsightsService(store, upstream, policy=policy, lock=lock)
+    service = InsightsService(store, upstream, policy=policy, lock=lock, attribution=attribution)
     audit = AuditLog(store.db["audit"])
     await audit.start()
     servicer = CacheGatewayServicer(service, L1Cache(args.l1_max_bytes, args.l1_ttl_seconds), args.engine,
-                                    JwtVerifier.from_env(), audit)
+                                    JwtVerifier.from_env(), audit, service_token=ServiceToken(GATEWAY))
+    servicer.rescorer.alerter = getattr(args, "alerter", None)
     servicer.rescorer.start()
     metrics.observe_l1(servicer.l1)
     # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)

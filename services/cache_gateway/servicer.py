@@ -8,9 +8,6 @@ same version receives byte-identical answers (R1).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import functools
 import logging
 import time
 from collections import defaultdict
@@ -24,18 +21,19 @@ from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
 )
 from services.cache_gateway import metrics, stats
-from services.cache_gateway.audit_log import AuditLog
+from services.common.audit_log import AuditLog, audit_call, audited, current_caller, status_of
 from services.cache_gateway.change_feed import Change
 from services.cache_gateway.l2_store import replay_since
 from services.cache_gateway.rescoring import Rescorer
 from services.cache_gateway.subscriptions import SubscriptionHub
 from services.cache_gateway.upstream import UpstreamError
 from services.common.auth import (
-    OPERATOR, SCHEDULER, AuthError, JwtVerifier, Principal, require_account, require_operator, require_role,
+    OPERATOR, SCHEDULER, AuthError, JwtVerifier, Principal, ServiceToken, require_account, require_operator,
+    require_role,
 )
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import (
     cache_gateway_pb2 as gw, fatigue_engine_pb2, fatigue_engine_pb2_grpc, fatigue_pb2,
 )
@@ -64,46 +62,23 @@ def _delivered(change: Change) -> None:
         metrics.delivery_duration.record(max(0.0, (datetime.now(timezone.utc) - change.committed_at).total_seconds()))
 
 
-_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
-
-
-@contextlib.asynccontextmanager
-async def audit_entry(audit: AuditLog, name: str, request, context):
-    """Write one audit entry for what runs inside: the caller, the account, the range, the final status."""
-    _principal.set(None)
-    status = "OK"
-    try:
-        yield
-    except BaseException:
-        code = context.code()
-        status = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-        raise
-    finally:
-        principal = _principal.get()
-        audit.record(principal.caller if principal else "", name, getattr(request, "account_id", ""),
-                     status, getattr(request, "since", ""), getattr(request, "until", ""))
-
-
-def audited(method):
-    """Audit every call of a unary method (see ``audit_entry``)."""
-    @functools.wraps(method)
-    async def handler(self, request, context):
-        async with audit_entry(self.audit, method.__name__, request, context):
-            return await method(self, request, context)
-    return handler
+_principal = current_caller  # the authenticated caller of the RPC being served (read by the audit)
 
 
 class CacheGatewayServicer:
     def __init__(self, service: InsightsService, l1: L1Cache, fatigue_engine_target: str,
-                 verifier: JwtVerifier, audit: AuditLog, hub: SubscriptionHub | None = None):
+                 verifier: JwtVerifier, audit: AuditLog, hub: SubscriptionHub | None = None,
+                 service_token: ServiceToken | None = None):
+        """``service_token``: the gateway's own identity, sent to fatigue_engine (which refuses anonymous calls)."""
         self.hub = hub or SubscriptionHub()
         self.service = service
         self.l1 = l1
         self.verifier = verifier
         self.audit = audit
-        self._engine_channel = insecure_channel(fatigue_engine_target)
+        self._engine_channel = service_channel(fatigue_engine_target)
         self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
-        self.rescorer = Rescorer(service.store, self._engine)
+        self._engine_metadata = service_token.metadata if service_token else (lambda: None)
+        self.rescorer = Rescorer(service.store, self._engine, metadata=self._engine_metadata)
         self.fencing = None  # FencingCheck: refuses a deposed scheduler leader's Refresh
         self.demand = None   # DemandTracker: reads and subscribers per account, for the scheduler
         service.on_change = self._on_change
@@ -203,7 +178,8 @@ class CacheGatewayServicer:
         metrics.cache_reads.add(1, _L1_MISS)
         result = await self._read(context, account, days)
         try:
-            offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version)
+            offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version,
+                                       len(result.snapshot.rows))
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StalePageToken as exc:
@@ -244,7 +220,7 @@ class CacheGatewayServicer:
             ads=[fatigue_pb2.AdSeries(ad_id=ad_id, days=rows) for ad_id, rows in sorted(by_ad.items())],
         )
         try:
-            scored = await self._engine.ScoreAds(score_request, timeout=60)
+            scored = await self._engine.ScoreAds(score_request, timeout=60, metadata=self._engine_metadata())
         except grpc.aio.AioRpcError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"fatigue_engine failed: {exc.details()}")
         reply = gw.GetFatigueResponse(
@@ -312,16 +288,37 @@ class CacheGatewayServicer:
         ).SerializeToString()
 
     async def Subscribe(self, request: gw.SubscribeRequest, context):
-        """Snapshot (or the changes after ``from_version``), then every committed change of the range."""
-        async with audit_entry(self.audit, "Subscribe", request, context):  # the opening is audited
+        """Snapshot (or the changes after ``from_version``), then every committed change of the range.
+
+        Audited twice: ``phase`` "start" (the opening, with its status) and, for an opened stream,
+        "end" with ``events`` (how many events it delivered) and the status it ended with.
+        """
+        async with audit_call(self.audit, "Subscribe", request, context, phase="start"):
             account, days = await self._authorise(context, request)
             try:
                 fields = check_fields(request.fields) or None
             except InvalidRequest as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if request.HasField("from_version") and request.from_version < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"from_version {request.from_version} is negative: pass the last version you received")
+            if request.HasField("from_version") and request.from_version < 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"from_version {request.from_version} is negative: pass the last version you "
+                                    "received")
+        caller = current_caller.get()
+        events, error = 0, None
+        try:
+            async for event in self._events(request, context, account, days, fields):
+                events += 1  # handed to gRPC for sending (a client that leaves may not read the last one)
+                yield event
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await self.audit.record(caller.caller if caller else "", "Subscribe", request.account_id,
+                                    status_of(error, context), request.since, request.until, phase="end",
+                                    events=events)
+
+    async def _events(self, request: gw.SubscribeRequest, context, account: str, days: DateRange, fields):
+        """The events of one opened Subscribe stream (see ``Subscribe``)."""
         sub = self.hub.subscribe(account, days)
         metrics.subscriptions_open.add(1)
         if self.demand:

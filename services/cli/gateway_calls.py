@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 
 from services.common.auth import bearer, mint_token
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 
 
@@ -48,7 +48,7 @@ def unreachable_hint(exc: grpc.RpcError, target: str) -> str:
 
 
 async def fatigue(target: str, token: str, account: str, since: str, until: str) -> gw.GetFatigueResponse:
-    async with insecure_channel(target) as channel:
+    async with service_channel(target) as channel:
         stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)
         return await stub.GetFatigue(gw.GetFatigueRequest(account_id=account, since=since, until=until),
                                      timeout=300, metadata=bearer(token))

@@ -57,7 +57,8 @@ class LocalSystem:
 
     def _process(self, name: str, module: str, args: list[str]) -> ServiceProcess:
         demo = LIVE_DEMO_ENV if self.config.live_demo else {}
-        env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret, **demo,
+        page = {"NOTIFY_PAGE_URL": f"http://127.0.0.1:{self.config.bff_port}"} if self.config.bff_port else {}
+        env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret, **demo, **page,
                # /metrics on a free port each (printed; endpoints.json lists them), JSON logs rotated daily
                "METRICS_PORT": "0", "LOG_FILE": str(self.logs / f"{name}.jsonl"), **self.config.extra_env}
         proc = ServiceProcess(name, module, args, self.logs / f"{name}.log", env)

@@ -8,6 +8,8 @@
     adfatigue token --account act_ID [--operator] [--ttl S]          a development token for grpcurl
     adfatigue status [--json] [--prometheus URL]                    the scheduler's view and the alerts that would fire
     adfatigue stats [--json] [--metrics NAME=URL]...                hit rate, apiCallReduction, latency per tier, ...
+    adfatigue backup --out DIR                                      every collection at one consistent point
+    adfatigue restore DIR [--replace]                               checked first; refuses a damaged archive
 
 Global options (``--data-dir``) go before or after the subcommand.
 
@@ -32,6 +34,7 @@ import grpc
 import httpx
 from google.protobuf.json_format import MessageToJson
 
+from services.cli import backup_command
 from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_hint
 from services.cli.local_system import gateway_address
 from services.cli.system_metrics import alerts, collect, render_alerts
@@ -45,7 +48,7 @@ from services.cli.up_command import run_up
 from services.cli.watch_command import run_watch
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.auth import bearer
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.status_text import render_status
 
@@ -91,6 +94,14 @@ def _token(parser, args) -> str:
 def _rpc_failed(exc: grpc.RpcError, target: str) -> int:
     print(f"{exc.code().name}: {exc.details()}{unreachable_hint(exc, target)}", file=sys.stderr)
     return 2
+
+
+def cmd_backup(parser, args) -> int:
+    return backup_command.cmd_backup(parser, args, _data_dir(args))
+
+
+def cmd_restore(parser, args) -> int:
+    return backup_command.cmd_restore(parser, args, _data_dir(args))
 
 
 def cmd_up(parser, args) -> int:
@@ -242,7 +253,7 @@ def cmd_status(parser, args) -> int:
     token = _token(parser, args)
 
     async def call():
-        async with insecure_channel(target) as channel:
+        async with service_channel(target) as channel:
             return await scheduler_pb2_grpc.SchedulerStub(channel).GetStatus(
                 scheduler_pb2.GetStatusRequest(), timeout=10, metadata=bearer(token))
     try:
@@ -323,7 +334,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sm.add_argument("--json", action="store_true", help="one JSON object (numbers as ratios, ms, bytes)")
     sm.add_argument("--metrics", action="append", metavar="NAME=URL",
                     help="a service's /metrics URL (repeat; default: the running `up`)")
-    return parser, {"up": up, "report": rep, "watch": wt, "refresh": rf, "token": tk, "status": st, "stats": sm}
+    return parser, {"up": up, "report": rep, "watch": wt, "refresh": rf, "token": tk, "status": st, "stats": sm,
+                    **backup_command.add_parsers(add)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -331,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.data_dir = getattr(args, "data_dir", None)
     handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "refresh": cmd_refresh, "token": cmd_token,
-               "status": cmd_status, "stats": cmd_stats}[args.command]
+               "status": cmd_status, "stats": cmd_stats, "backup": cmd_backup, "restore": cmd_restore}[args.command]
     sys.exit(handler(commands[args.command], args))
 
 

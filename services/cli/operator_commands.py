@@ -16,7 +16,7 @@ from pathlib import Path
 
 from services.cli.gateway_calls import local_secret
 from services.common.auth import bearer, mint_token
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 
 MAX_TTL_S = 7 * 24 * 3600
@@ -34,7 +34,7 @@ def development_token(data_dir: Path, accounts: list[str], operator: bool, ttl_s
 
 
 async def refresh(target: str, token: str, account: str, since: str, until: str, force: bool) -> gw.RefreshResponse:
-    async with insecure_channel(target) as channel:
+    async with service_channel(target) as channel:
         stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)
         return await stub.Refresh(gw.RefreshRequest(account_id=account, since=since, until=until, force=force),
                                   timeout=600, metadata=bearer(token))

@@ -20,7 +20,7 @@ from rich.console import Console
 from services.cli.gateway_calls import unreachable_hint
 from services.common.auth import bearer
 from services.common.fatigue_text import level_name
-from services.common.grpc_server import insecure_channel
+from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 
 KINDS = {v.number: v.name for v in gw.SubscribeEvent.Kind.DESCRIPTOR.values}
@@ -79,7 +79,7 @@ async def run_watch(target: str, token: str, account: str, since: str, until: st
             if last is not None:
                 request.from_version = last
             try:
-                async with insecure_channel(target) as channel:
+                async with service_channel(target) as channel:
                     stream = cache_gateway_pb2_grpc.CacheGatewayStub(channel).Subscribe(request, metadata=bearer(token))
                     async for event in stream:
                         failures = 0

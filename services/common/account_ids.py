@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+from services.common.input_echo import quoted
+
 
 class InvalidAccountId(ValueError):
     """The account id is not ``act_<digits>`` or ``<digits>``."""
@@ -18,7 +20,7 @@ def normalise_account_id(account_id: str) -> str:
     digits = raw[4:] if raw.startswith("act_") else raw
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
         raise InvalidAccountId(
-            f"account_id {account_id!r} is not a Meta ad account id: use act_<digits> or <digits>, e.g. act_1234567890"
+            f"account_id {quoted(account_id)} is not a Meta ad account id: use act_<digits> or <digits>, e.g. act_1234567890"
         )
     return digits
 

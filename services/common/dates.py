@@ -6,15 +6,21 @@ Dates are calendar dates of the ad account's time zone, never shifted to UTC.
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from services.common.input_echo import quoted
 
 #: Meta keeps 37 months of insights (META_GRAPH_API.md §1, `date_preset=maximum`).
 RETENTION_MONTHS = 37
 #: Longest range one request may ask for: all of Meta's 37-month retention (at most 1,131 days)
 #: and no more; responses are paged below 16 MB (R12).
 MAX_RANGE_DAYS = 1131
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class InvalidDateRange(ValueError):
@@ -40,13 +46,14 @@ class DateRange:
 
 
 def parse_date(value: str, name: str) -> date:
-    """Parse ``YYYY-MM-DD``; raises InvalidDateRange naming the field."""
+    """Parse exactly ``YYYY-MM-DD`` (ASCII digits; no ISO week or ordinal forms such as ``2026-W01-1``);
+    raises InvalidDateRange naming the field."""
     try:
-        if len(value) != 10:
+        if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
             raise ValueError
         return date.fromisoformat(value)
     except (TypeError, ValueError):
-        raise InvalidDateRange(f"{name}={value!r} is not a date: use YYYY-MM-DD, e.g. 2026-04-29") from None
+        raise InvalidDateRange(f"{name}={quoted(value)} is not a date: use YYYY-MM-DD, e.g. 2026-04-29") from None
 
 
 def account_today(tz_name: str | None, now: datetime | None = None) -> date:

@@ -23,6 +23,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.error_boundary import ErrorBoundary
+from services.common.request_decoding import DecodeGuard
+from services.common.tls import TlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +78,45 @@ CHANNEL_OPTIONS = (
 
 
 def insecure_channel(target: str) -> grpc.aio.Channel:
-    """An aio channel to another service of ours, with the shared options."""
+    """A plaintext aio channel with the shared options (tests, loopback tools; services use ``service_channel``)."""
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+#: ``tls`` default of ``service_channel`` and ``GrpcHost``: read ``GRPC_TLS_*`` from the environment.
+FROM_ENV = object()
+
+
+def service_channel(target: str, tls: "TlsConfig | None | object" = FROM_ENV) -> grpc.aio.Channel:
+    """An aio channel to another service of ours, with the shared options: TLS when ``GRPC_TLS_CA`` is
+    configured (services/common/tls.py; a client certificate too when this service has one), else plaintext."""
+    tls = TlsConfig.from_env() if tls is FROM_ENV else tls
+    if tls is None or tls.ca is None:
+        return insecure_channel(target)
+    return grpc.aio.secure_channel(target, tls.channel_credentials(), options=CHANNEL_OPTIONS + tls.channel_options())
 
 
 class GrpcHost:
     """One grpc.aio server with health checking and reflection registered.
 
-    ``interceptors`` run outermost first; the ``ErrorBoundary`` (services/common/error_boundary.py) is always
-    the innermost one, so every other interceptor sees the final status of a failed call."""
+    ``interceptors`` run outermost first; then the ``DecodeGuard`` (services/common/request_decoding.py:
+    undecodable request bytes are INVALID_ARGUMENT); the ``ErrorBoundary`` (services/common/error_boundary.py)
+    is always the innermost one, so every other interceptor sees the final status of a failed call.
 
-    def __init__(self, address: str, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:
+    ``tls``: serve TLS with these certificates (default: ``GRPC_TLS_*`` from the environment, see
+    services/common/tls.py; None or no certificate: plaintext). With TLS and ``health_port`` set, health
+    checking alone is also served in plaintext on that port (Kubernetes' gRPC probes cannot speak TLS)."""
+
+    def __init__(self, address: str, interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+                 tls: "TlsConfig | None | object" = FROM_ENV) -> None:
         port = address.rpartition(":")[2]
         if not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"address {address!r}: the port must be a number from 0 to 65535")
         self.address = address
-        self.server = grpc.aio.server(interceptors=[*interceptors, ErrorBoundary()], options=SERVER_OPTIONS)
+        self.tls = TlsConfig.from_env() if tls is FROM_ENV else tls
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port = 0
+        self.server = grpc.aio.server(interceptors=[*interceptors, DecodeGuard(), ErrorBoundary()],
+                                      options=SERVER_OPTIONS)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []
@@ -105,15 +130,33 @@ class GrpcHost:
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         try:
-            self.port = self.server.add_insecure_port(self.address)
+            if self.tls is not None and self.tls.serves_tls:
+                self.port = self.server.add_secure_port(self.address, self.tls.server_credentials())
+            else:
+                self.port = self.server.add_insecure_port(self.address)
         except RuntimeError:
             self.port = 0
         if self.port == 0:
             raise OSError(f"cannot listen on {self.address}: the port is in use or the address is not local")
+        if self.tls is not None and self.tls.serves_tls and self.tls.health_port is not None:
+            await self._start_plaintext_health(self.tls.health_port)
         await self.server.start()
         for name in ["", *self._service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    async def _start_plaintext_health(self, port: int) -> None:
+        """Health checking only (the same states), plaintext, for probes that cannot speak TLS."""
+        self._health_server = grpc.aio.server(options=SERVER_OPTIONS)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
+        host = self.address.rpartition(":")[0]
+        try:
+            self.health_port = self._health_server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:
+            self.health_port = 0
+        if self.health_port == 0:
+            raise OSError(f"cannot listen on {host}:{port} (GRPC_HEALTH_PORT): the port is in use")
+        await self._health_server.start()
 
     async def set_serving(self, serving: bool) -> None:
         """Report every service SERVING or NOT_SERVING (readiness follows a dependency's health)."""
@@ -128,6 +171,8 @@ class GrpcHost:
         if before_stop is not None:
             before_stop()
         await self.server.stop(grace)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
 
     def request_stop(self) -> None:
         self._stop_event.set()

@@ -53,6 +53,10 @@ class InsightRow:
     conversion_rate_ranking: str | None = None
     reach_cum: int | None = None
     fetched_at: datetime | None = field(default=None, compare=False)
+    #: the attribution setting that produced ``actions`` (sorted Graph windows, ``services.common.attribution``);
+    #: () = unknown. Stored with the row and part of its content hash in L2; like ``fetched_at`` it is left out
+    #: of ``==`` so rows of two sources can be compared by their values.
+    action_attribution_windows: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> tuple[str, str, date]:

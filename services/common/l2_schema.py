@@ -96,6 +96,7 @@ class RowBody(_Doc):
     reach_cum: Count | None = None
     spend: DecimalString | None = None
     actions: dict[StrictStr, DecimalString] | None = None
+    attribution: StrictStr | None = None  # "1d_view,7d_click" (services/common/attribution.py)
 
 
 class InsightDoc(_Doc):
@@ -120,6 +121,7 @@ class FreshnessDoc(_Doc):
     account_id: NumericId
     date: IsoDate
     fetched_at: datetime
+    attribution: StrictStr = ""  # the setting the day was last fetched with
 
 
 class AccountDoc(_Doc):

@@ -50,6 +50,7 @@ def row_to_proto(row: InsightRow, fields: Iterable[str] | None = None) -> insigh
         msg.actions_present = True
         for action_type, value in row.actions.items():
             msg.actions[action_type] = format(value, "f")
+    msg.action_attribution_windows.extend(row.action_attribution_windows)
     if row.fetched_at is not None:
         at = row.fetched_at if row.fetched_at.tzinfo else row.fetched_at.replace(tzinfo=timezone.utc)
         msg.fetched_at.FromDatetime(at.astimezone(timezone.utc))
@@ -107,4 +108,5 @@ def row_from_proto(msg: insights_pb2.InsightRow) -> InsightRow:
         actions={k: _decimal(v, f"actions[{k!r}]") for k, v in msg.actions.items()} if msg.actions_present else None,
         **{name: _ranking(getattr(msg, name), name) for name in _RANKINGS},
         fetched_at=msg.fetched_at.ToDatetime(tzinfo=timezone.utc) if msg.HasField("fetched_at") else None,
+        action_attribution_windows=tuple(msg.action_attribution_windows),
     )

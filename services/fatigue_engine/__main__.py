@@ -1,4 +1,7 @@
-"""``python -m services.fatigue_engine --port N [--host 127.0.0.1]``."""
+"""``python -m services.fatigue_engine --port N [--host 127.0.0.1]``.
+
+Needs a JWT key (``JWT_HS256_SECRET``, ``JWT_PUBLIC_KEY`` or ``JWT_JWKS_URL``) to check its callers.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     args = parser.parse_args(argv)
     configure_logging("fatigue_engine")
-    asyncio.run(serve(args.host, args.port))
+    try:
+        asyncio.run(serve(args.host, args.port))
+    except ValueError as exc:  # no JWT key to check callers with
+        parser.exit(2, f"fatigue_engine: {exc}\n")
 
 
 if __name__ == "__main__":

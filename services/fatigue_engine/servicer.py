@@ -81,10 +81,27 @@ def _normalise_or_raw(account_id: str) -> str:
         return account_id
 
 
+def check_one_attribution(series: list[tuple[str, list[InsightRow]]]) -> None:
+    """Refuse a request whose rows were produced with more than one attribution setting (issue 17): their
+    conversions are not comparable, and the CPA component would fire on the setting change alone. Rows with no
+    setting (``action_attribution_windows`` empty) count as one more setting when others have one."""
+    seen: dict[tuple[str, ...], str] = {}
+    for i, (ad_id, rows) in enumerate(series):
+        for j, row in enumerate(rows):
+            seen.setdefault(row.action_attribution_windows, f"ads[{i}].days[{j}] (ad_id {ad_id!r}, {row.date_start})")
+            if len(seen) > 1:
+                (a, where_a), (b, where_b) = list(seen.items())[:2]
+                raise InvalidRequest(
+                    f"rows mix two attribution settings: {','.join(a) or 'none'} at {where_a} and "
+                    f"{','.join(b) or 'none'} at {where_b}; conversions under different settings cannot be compared "
+                    "- score rows of one setting (refetch the others with it)")
+
+
 def score_request(request: fatigue_engine_pb2.ScoreAdsRequest) -> fatigue_engine_pb2.ScoreAdsResponse:
     """The whole RPC as a pure function: request -> response, or ``InvalidRequest``."""
     config: FatigueConfig = config_from_proto(request.config)
     account, series = build_series(request)
+    check_one_attribution(series)
     response = fatigue_engine_pb2.ScoreAdsResponse()
     for i, (ad_id, rows) in enumerate(series):
         try:

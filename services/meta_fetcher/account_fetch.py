@@ -23,6 +23,7 @@ import dataclasses
 from datetime import date
 from typing import Awaitable, Callable, Sequence, TypeVar
 
+from services.common.attribution import DEFAULT_ATTRIBUTION
 from services.common.insight_row import InsightRow
 from services.meta_fetcher.credentials import Credential, Credentials
 from services.meta_fetcher.graph_client import AccountInfo, CallCounter, GraphClient
@@ -58,15 +59,17 @@ class AccountFetcher:
 
     async def daily_rows(self, account_id: str, since: date, until: date, fields: Sequence[str],
                          counter: CallCounter, *, with_reach_cum: bool = False,
-                         timezone_name: str | None = None) -> list[InsightRow]:
+                         timezone_name: str | None = None,
+                         attribution: Sequence[str] = DEFAULT_ATTRIBUTION) -> list[InsightRow]:
         """Daily ad rows of ``since..until`` (``GraphClient.fetch_insights``), with ``reach_cum`` when asked.
 
         ``timezone_name``: the account's zone (for the reach origin); looked up when None.
+        ``attribution``: the account's ``action_attribution_windows`` (canonical; rows are tagged with it).
         Raises GraphError subclasses (``TokenUnusable`` before any call).
         """
         async def run(credential: Credential) -> list[InsightRow]:
             rows = await self.client.fetch_insights(account_id, since, until, fields, counter,
-                                                    token=credential.token)
+                                                    token=credential.token, attribution=attribution)
             if not with_reach_cum or not rows:
                 return rows
             zone = timezone_name or (await self.client.account_info(account_id, counter,

@@ -5,7 +5,9 @@ What it does (sources: META_GRAPH_API.md §1 paging, §3 errors and headers, §5
 - ``GET {graph_url}/{api_version}/act_{id}/insights`` with ``level=ad``,
   ``time_increment=1``, ``time_range`` (JSON), ``fields``, ``limit`` and a
   ``filtering`` on ``ad.effective_status`` naming every status (archived and
-  deleted ads are left out otherwise, ``services.common.effective_status``); follows
+  deleted ads are left out otherwise, ``services.common.effective_status``) and
+  the account's ``action_attribution_windows`` (every row is tagged with them,
+  ``services.common.attribution``); follows
   ``paging.next`` until it is absent, a page is empty or brings no new
   ``(ad_id, date)`` key, with a per-query page cap derived from the range and
   the page size (``PageReader.page_cap``, at most ``max_pages``) and loop
@@ -56,6 +58,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from services.common.attribution import DEFAULT_ATTRIBUTION
 from services.common.effective_status import delivery_filtering
 from services.common.insight_row import InsightRow
 from services.meta_fetcher.graph_errors import (
@@ -262,10 +265,13 @@ class GraphClient:
     # ------------------------------------------------------------------ daily insights
 
     async def fetch_insights(self, account_id: str, since: date, until: date, fields: Sequence[str],
-                             counter: CallCounter, *, token: str | None = None) -> list[InsightRow]:
+                             counter: CallCounter, *, token: str | None = None,
+                             attribution: Sequence[str] = DEFAULT_ATTRIBUTION) -> list[InsightRow]:
         """Every daily ad row of ``act_{account_id}`` in ``since..until`` (inclusive).
 
-        ``fields``: Graph field names (the id fields are always added). Returns
+        ``fields``: Graph field names (the id fields are always added).
+        ``attribution``: the canonical ``action_attribution_windows`` sent with
+        every query; every row is tagged with it. Returns
         rows sorted by (date_start, ad_id), ``fetched_at`` set to when the last
         page arrived; the same (ad, day) twice keeps the last. Large pulls
         (META_GRAPH_API.md §2): a range of ``async_min_days`` days or more
@@ -281,21 +287,24 @@ class GraphClient:
         if self.settings.async_min_days > 0 and days >= self.settings.async_min_days:
             log.info("act_%s: %s..%s is %d days (>= %d): running it as an async report", account_id, since, until,
                      days, self.settings.async_min_days)
-            return await self.fetch_insights_async(account_id, since, until, fields, counter, token=token)
+            return await self.fetch_insights_async(account_id, since, until, fields, counter, token=token,
+                                                   attribution=attribution)
         rows: list[InsightRow] = []
         for chunk_since, chunk_until in split_range(since, until, self.settings.sync_max_days):
-            rows += await self._daily_query(account_id, chunk_since, chunk_until, fields, counter, token)
+            rows += await self._daily_query(account_id, chunk_since, chunk_until, fields, counter, token,
+                                            tuple(attribution))
         return self._finish_rows(account_id, rows)
 
     async def _daily_query(self, account_id: str, since: date, until: date, fields: Sequence[str],
-                           counter: CallCounter, token: str | None) -> list[InsightRow]:
+                           counter: CallCounter, token: str | None,
+                           attribution: tuple[str, ...] = DEFAULT_ATTRIBUTION) -> list[InsightRow]:
         """One sync daily query; when Meta still asks for less data at ``min_page_limit``, the date range is
         split in halves (recursively, down to one day) before the async fallback or giving up.
 
         Every half is its own request sequence through the pacer, so each counts against the budget.
         """
-        params = self._daily_params(since, until, fields)
-        reader = self._daily_reader(account_id, since, until)
+        params = self._daily_params(since, until, fields, attribution)
+        reader = self._daily_reader(account_id, since, until, attribution)
         try:
             return await self._run_query(account_id, params, counter, token, reader,
                                          page_limit=self.settings.page_limit, fallback=since == until)
@@ -306,11 +315,13 @@ class GraphClient:
             log.warning("act_%s: Meta asks for less data even at limit=%d (%s); splitting %s..%s into %s..%s and "
                         "%s..%s", account_id, self.settings.min_page_limit, exc.code_text, since, until, since,
                         middle, middle + timedelta(days=1), until)
-            return (await self._daily_query(account_id, since, middle, fields, counter, token)
-                    + await self._daily_query(account_id, middle + timedelta(days=1), until, fields, counter, token))
+            return (await self._daily_query(account_id, since, middle, fields, counter, token, attribution)
+                    + await self._daily_query(account_id, middle + timedelta(days=1), until, fields, counter, token,
+                                              attribution))
 
     async def fetch_insights_async(self, account_id: str, since: date, until: date, fields: Sequence[str],
-                                   counter: CallCounter, *, token: str | None = None) -> list[InsightRow]:
+                                   counter: CallCounter, *, token: str | None = None,
+                                   attribution: Sequence[str] = DEFAULT_ATTRIBUTION) -> list[InsightRow]:
         """The same rows as ``fetch_insights``, through an async report run (META_GRAPH_API.md §2).
 
         ``POST act_{id}/insights`` -> ``report_run_id``; ``GET /{run}`` is polled
@@ -319,8 +330,9 @@ class GraphClient:
         Raises GraphAsyncJobError when the run fails, is skipped, or is not done
         within ``async_timeout_s``; otherwise as ``fetch_insights``.
         """
-        rows = await self._run_report(account_id, self._daily_params(since, until, fields), counter, token,
-                                      self._daily_reader(account_id, since, until),
+        windows = tuple(attribution)
+        rows = await self._run_report(account_id, self._daily_params(since, until, fields, windows), counter, token,
+                                      self._daily_reader(account_id, since, until, windows),
                                       page_limit=self.settings.page_limit)
         return self._finish_rows(account_id, rows)
 
@@ -335,21 +347,25 @@ class GraphClient:
         fetched_at = datetime.now(timezone.utc)
         return [_with_fetched_at(r, fetched_at) for r in sorted(rows.values(), key=lambda r: (r.date_start, r.ad_id))]
 
-    def _daily_reader(self, account_id: str, since: date, until: date) -> "PageReader[InsightRow]":
+    def _daily_reader(self, account_id: str, since: date, until: date,
+                      attribution: tuple[str, ...] = DEFAULT_ATTRIBUTION) -> "PageReader[InsightRow]":
         def parse(body: Any, page: int) -> list[InsightRow]:
-            return parse_insights_page(body, account_id=account_id, since=since, until=until, page=page)
+            rows = parse_insights_page(body, account_id=account_id, since=since, until=until, page=page)
+            return [dataclasses.replace(r, action_attribution_windows=attribution) for r in rows]
         days = (until - since).days + 1
         return PageReader(parse, key=lambda r: (r.ad_id, r.date_start), max_rows=days * self.settings.max_ads_per_day,
                           what=f"{since}..{until}")
 
     @staticmethod
-    def _daily_params(since: date, until: date, fields: Sequence[str]) -> dict[str, str]:
+    def _daily_params(since: date, until: date, fields: Sequence[str],
+                      attribution: Sequence[str] = DEFAULT_ATTRIBUTION) -> dict[str, str]:
         return {
             "level": "ad",
             "time_increment": "1",
             "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}, separators=(",", ":")),
             "fields": ",".join(dict.fromkeys([*ID_FIELDS, *fields])),
             "filtering": delivery_filtering(),
+            "action_attribution_windows": json.dumps(list(attribution), separators=(",", ":")),
         }
 
     # ------------------------------------------------------------------ cumulative reach

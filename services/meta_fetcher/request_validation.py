@@ -7,7 +7,9 @@
   otherwise from the UTC date (an account's today is at most one day ahead of
   UTC), and one day of margin is added, so a range we accept is never one Meta
   rejects;
-- fields: Graph names the InsightRow can carry.
+- fields: Graph names the InsightRow can carry;
+- attribution: ``action_attribution_windows`` (``services.common.attribution``;
+  none = Meta's default, 7d_click + 1d_view).
 
 Every error is a ``RequestError`` whose message says what to change.
 """
@@ -17,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from services.common.input_echo import quoted
 from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.attribution import DEFAULT_ATTRIBUTION, InvalidAttribution, canonical
 from services.common.dates import RETENTION_MONTHS, InvalidDateRange, account_today, parse_date, retention_floor
 from services.meta_fetcher.graph_client import DEFAULT_FIELDS, SUPPORTED_FIELDS
 
@@ -34,6 +38,7 @@ class FetchRequest:
     since: date
     until: date
     fields: tuple[str, ...]
+    attribution: tuple[str, ...] = DEFAULT_ATTRIBUTION  # canonical action_attribution_windows
 
 
 def _parse_date(value: str, name: str) -> date:
@@ -44,7 +49,8 @@ def _parse_date(value: str, name: str) -> date:
 
 
 def validate_fetch_request(account_id: str, since: str, until: str, fields: list[str] | tuple[str, ...],
-                           *, timezone_name: str | None = None, now: datetime | None = None) -> FetchRequest:
+                           *, timezone_name: str | None = None, now: datetime | None = None,
+                           attribution: list[str] | tuple[str, ...] = ()) -> FetchRequest:
     """Validated request, or RequestError with an actionable message."""
     try:
         account = normalise_account_id(account_id)
@@ -61,7 +67,11 @@ def validate_fetch_request(account_id: str, since: str, until: str, fields: list
     wanted = [f.strip() for f in fields if f.strip()]
     unknown = [f for f in wanted if f not in SUPPORTED_FIELDS and f not in ("date_start", "date_stop")]
     if unknown:
-        raise RequestError(f"field(s) {', '.join(map(repr, unknown))} not supported; use any of: "
+        raise RequestError(f"field(s) {quoted(', '.join(unknown))} not supported; use any of: "
                            f"{', '.join(SUPPORTED_FIELDS)} (or none for the fatigue set)")
     chosen = tuple(dict.fromkeys(f for f in wanted if f not in ("date_start", "date_stop"))) or DEFAULT_FIELDS
-    return FetchRequest(account_id=account, since=start, until=end, fields=chosen)
+    try:
+        windows = canonical(attribution) if attribution else DEFAULT_ATTRIBUTION
+    except InvalidAttribution as exc:
+        raise RequestError(f"action_attribution_windows: {exc}") from None
+    return FetchRequest(account_id=account, since=start, until=end, fields=chosen, attribution=windows)

@@ -3,6 +3,9 @@
     python -m services.meta_fetcher --port 50061 --graph-url http://127.0.0.1:8085 [--api-version v23.0]
         [--host 127.0.0.1]
 
+Only the gateway's service identity may call (bearer JWT checked with
+``JWT_HS256_SECRET`` / ``JWT_PUBLIC_KEY`` / ``JWT_JWKS_URL``, ``JWT_AUDIENCE``;
+anonymous callers get UNAUTHENTICATED, other roles PERMISSION_DENIED).
 The access token comes from ``META_ACCESS_TOKEN`` (default: a sandbox dev
 token), never from the command line (it would show in ``ps``). With
 ``TOKEN_KEYS`` (and ``MONGODB_URI``) set, each account's token comes from the
@@ -27,10 +30,12 @@ from typing import AsyncIterator
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from services.common.auth import GATEWAY
 from services.common.grpc_server import GrpcHost
 from services.common.logs import configure_logging
 from services.common.telemetry import setup_telemetry
 from services.meta_fetcher import metrics
+from services.common.service_callers import ServiceCallers
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
 from services.meta_fetcher.account_fetch import AccountFetcher
 from services.meta_fetcher.credentials import Credentials
@@ -48,8 +53,12 @@ log = logging.getLogger("services.meta_fetcher")
 
 @contextlib.asynccontextmanager
 async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0",
-                         grace_s: float = 1.0) -> AsyncIterator[tuple[GrpcHost, int]]:
+                         grace_s: float = 1.0, callers: ServiceCallers | None = None
+                         ) -> AsyncIterator[tuple[GrpcHost, int]]:
     """Serve MetaFetcher on ``address`` in this process; yields (host, bound port); stops on exit.
+
+    ``callers``: who may call (the process always passes the ``gateway`` identity check; None, for
+    in-process tests only, lets anyone in).
 
     Accounts in ``settings.provider_csv`` are served from their CSV export
     (a bad entry raises ValueError). With ``settings.vault_enabled`` the token vault is opened (a bad
@@ -65,7 +74,7 @@ async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0"
     vault = TokenVault.from_client(mongo, settings.mongodb_db, keyring,
                                    refresh_before_s=settings.token_refresh_before_s) if keyring is not None else None
     refresher_task: asyncio.Task | None = None
-    host = GrpcHost(address)
+    host = GrpcHost(address, [callers] if callers is not None else [])
     fetcher = AccountFetcher(client, Credentials(settings, vault))
     csv = CsvReplayProvider(csv_files, timezone_name=settings.provider_csv_timezone,
                             currency=settings.provider_csv_currency) if csv_files else None
@@ -126,7 +135,8 @@ async def _serve(args: argparse.Namespace) -> None:
         raise ValueError(f"META_ACCESS_TOKEN is not set: {settings.graph_url} needs a real token "
                          "(or a token vault: TOKEN_KEYS and MONGODB_URI)")
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
-    async with fetcher_server(settings, address, args.grace_seconds) as (host, port):
+    callers = ServiceCallers.from_env({GATEWAY}, "meta_fetcher")  # every FetchInsights spends Meta budget
+    async with fetcher_server(settings, address, args.grace_seconds, callers) as (host, port):
         print(f"meta_fetcher listening on {args.host}:{port}", flush=True)
         telemetry.announce()
         log.info("meta_fetcher serving %s with Graph %s %s", SERVICE_NAME, settings.graph_url, settings.api_version)

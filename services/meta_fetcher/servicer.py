@@ -23,6 +23,7 @@ only the requested fields are filled.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from datetime import datetime, timezone
@@ -68,6 +69,8 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
             validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
                                    timezone_name=info.timezone_name)
             rows = await self.csv.fetch_insights(req.account_id, req.since, req.until)
+            # an export holds one attribution setting: it is taken as the one the account asks for
+            rows = [dataclasses.replace(r, action_attribution_windows=req.attribution) for r in rows]
         except RequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ProviderError as exc:
@@ -93,7 +96,8 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
             except ValueError:
                 pass
             req = validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
-                                         timezone_name=cached.timezone_name if cached else None)
+                                         timezone_name=cached.timezone_name if cached else None,
+                                         attribution=list(request.action_attribution_windows))
         except RequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
         if self.csv is not None and self.csv.serves(req.account_id):
@@ -109,6 +113,7 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
                 except RequestError as exc:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
             rows = await self.fetcher.daily_rows(req.account_id, req.since, req.until, req.fields, counter,
+                                                 attribution=req.attribution,
                                                  with_reach_cum=request.with_reach_cum,
                                                  timezone_name=info.timezone_name)
         except GraphError as exc:

@@ -14,7 +14,9 @@ shows in ``ps`` and shell history); an unrecognised argument is reported
 without echoing it. Nothing this tool prints contains a token. Settings from
 the environment: ``MONGODB_URI`` (required except for genkey), ``MONGODB_DB``
 (default ``adfatigue``), ``TOKEN_KEYS``, ``TOKEN_ACTIVE_KEY``,
-``META_TOKEN_REFRESH_BEFORE_S``.
+``META_TOKEN_REFRESH_BEFORE_S``; ``ADFATIGUE_OPERATOR`` names who runs it in the
+audit log (default: the login name), where every command is recorded with the
+account and its outcome (never the token).
 
 Without an expiry, the running fetcher's refresher asks Meta's
 ``debug_token`` for it (META_GRAPH_API.md §5). ``rotate`` re-encrypts every
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
+import socket
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import Mapping, NoReturn, TextIO
@@ -36,6 +40,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from services.common.account_ids import InvalidAccountId
+from services.common.audit_log import COLLECTION as AUDIT_COLLECTION, AuditLog
 from services.meta_fetcher.token_vault import Keyring, TokenVault, TokenVaultError, keyring_from_settings
 
 MAX_TOKEN_BYTES = 4096
@@ -120,39 +125,69 @@ async def _run(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, 
     keyring = keyring_from_settings(env.get("TOKEN_KEYS"), env.get("TOKEN_ACTIVE_KEY"))
     before = float(env.get("META_TOKEN_REFRESH_BEFORE_S") or 7 * 86400)
     client = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    db_name = env.get("MONGODB_DB") or "adfatigue"
+    audit = AuditLog(client[db_name][AUDIT_COLLECTION], batch_window_s=0, service="token_admin")
+    status = "UNKNOWN"
     try:
-        vault = TokenVault.from_client(client, env.get("MONGODB_DB") or "adfatigue", keyring,
-                                       refresh_before_s=before)
-        if args.command == "put":
-            expires_at, never = _expiry(args)
-            token = read_token(args.token_file, stdin)
-            method = args.refresh_method or ("fb_exchange_token" if args.token_type == "user" else "none")
-            stored = await vault.put(args.account, token, expires_at=expires_at, never_expires=never,
-                                     token_type=args.token_type, refresh_method=method)
-            await vault.ensure_indexes()
-            expiry = "never" if never else (expires_at.isoformat(timespec="seconds") if expires_at else
-                                            "unknown (the fetcher will ask debug_token)")
-            print(f"stored token for act_{stored.account_id}: generation {stored.generation}, key "
-                  f"{stored.key_id}, expires {expiry}", file=out)
-        elif args.command == "show":
-            meta = await vault.describe(args.account)
-            if meta is None:
-                print(f"no token stored for {args.account}", file=out)
-                return 1
-            for key in ("_id", "kid", "generation", "status", "invalid_reason", "invalid_since", "refresh_due_at",
-                        "updated_at"):
-                print(f"{key}: {meta.get(key)}", file=out)
-        elif args.command == "delete":
-            gone = await vault.delete(args.account)
-            print(f"{'deleted' if gone else 'no token stored for'} {args.account}", file=out)
-        elif args.command == "rotate":
-            report = await vault.rotate()
-            print(f"rotated {report.rotated}, already under {keyring.active}: {report.already_active}, "
-                  f"changed meanwhile (run again): {report.skipped_changed}", file=out)
-            return 0 if report.skipped_changed == 0 else 1
-        return 0
+        await audit.start()
+        status = await _command(args, client, db_name, keyring, before, stdin, out)
+        return 0 if status == "OK" else 1
+    except (TokenVaultError, ValueError, InvalidAccountId, OSError):
+        status = "INVALID_ARGUMENT"
+        raise
+    except PyMongoError:
+        status = "UNAVAILABLE"
+        raise
     finally:
-        await client.close()
+        try:  # who did what to which account's token (never the token)
+            await audit.record(_operator(env), f"token_admin.{args.command}", getattr(args, "account", "") or "",
+                               status)
+            await audit.close(timeout_s=5)
+        finally:
+            await client.close()
+
+
+def _operator(env: Mapping[str, str]) -> str:
+    """Who runs the tool, for the audit: ``ADFATIGUE_OPERATOR`` or the login name, with the host."""
+    try:
+        user = env.get("ADFATIGUE_OPERATOR") or getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+async def _command(args: argparse.Namespace, client, db_name: str, keyring, before: float, stdin: TextIO,
+                   out: TextIO) -> str:
+    """Run one vault command; returns its status name (OK, NOT_FOUND, ABORTED when rotate must run again)."""
+    vault = TokenVault.from_client(client, db_name, keyring, refresh_before_s=before)
+    if args.command == "put":
+        expires_at, never = _expiry(args)
+        token = read_token(args.token_file, stdin)
+        method = args.refresh_method or ("fb_exchange_token" if args.token_type == "user" else "none")
+        stored = await vault.put(args.account, token, expires_at=expires_at, never_expires=never,
+                                 token_type=args.token_type, refresh_method=method)
+        await vault.ensure_indexes()
+        expiry = "never" if never else (expires_at.isoformat(timespec="seconds") if expires_at else
+                                        "unknown (the fetcher will ask debug_token)")
+        print(f"stored token for act_{stored.account_id}: generation {stored.generation}, key "
+              f"{stored.key_id}, expires {expiry}", file=out)
+    elif args.command == "show":
+        meta = await vault.describe(args.account)
+        if meta is None:
+            print(f"no token stored for {args.account}", file=out)
+            return "NOT_FOUND"
+        for key in ("_id", "kid", "generation", "status", "invalid_reason", "invalid_since", "refresh_due_at",
+                    "updated_at"):
+            print(f"{key}: {meta.get(key)}", file=out)
+    elif args.command == "delete":
+        gone = await vault.delete(args.account)
+        print(f"{'deleted' if gone else 'no token stored for'} {args.account}", file=out)
+    elif args.command == "rotate":
+        report = await vault.rotate()
+        print(f"rotated {report.rotated}, already under {keyring.active}: {report.already_active}, "
+              f"changed meanwhile (run again): {report.skipped_changed}", file=out)
+        return "OK" if report.skipped_changed == 0 else "ABORTED"
+    return "OK"
 
 
 def main(argv: list[str] | None = None, *, env: Mapping[str, str] | None = None, stdin: TextIO | None = None,

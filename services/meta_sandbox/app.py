@@ -73,6 +73,7 @@ from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
 from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.attribution import InvalidAttribution, canonical
 from services.common.effective_status import EFFECTIVE_STATUSES
 from services.meta_sandbox.accounts import SandboxAccount
 from services.meta_sandbox.faults import PAGING_KINDS, Fault, FaultBook, FaultSpecError
@@ -144,6 +145,7 @@ class InsightsQuery:
     fields: list[str]
     ranges: tuple[tuple[date, date], ...] | None = None  # None = daily rows (time_increment=1)
     statuses: frozenset[str] | None = None  # filtering on ad.effective_status; None = Meta's default
+    attribution: tuple[str, ...] | None = None  # action_attribution_windows; None = the default setting
 
     def rows(self, account: SandboxAccount) -> list[Any]:
         """The rows this query answers, in answer order."""
@@ -155,7 +157,8 @@ class InsightsQuery:
         """Identity of the query for cursors."""
         spans = "" if self.ranges is None else ";".join(f"{a}/{b}" for a, b in self.ranges)
         statuses = "" if self.statuses is None else ",".join(sorted(self.statuses))
-        return f"{self.since}|{self.until}|{spans}|{statuses}"
+        windows = "" if self.attribution is None else ",".join(self.attribution)
+        return f"{self.since}|{self.until}|{spans}|{statuses}|{windows}"
 
 
 @dataclass
@@ -396,6 +399,17 @@ def _filtering(raw: str | None) -> frozenset[str] | None:
     return frozenset(statuses or ())
 
 
+def _attribution(raw: str | None) -> tuple[str, ...] | None:
+    """``action_attribution_windows`` (a JSON array or a comma list) -> canonical windows; None when absent.
+    Unknown and retired windows (7d_view, 28d_view) are refused with code 100."""
+    if raw is None or raw.strip() in ("", "[]"):
+        return None
+    try:
+        return canonical(_field_names(raw))
+    except InvalidAttribution as exc:
+        raise GraphErrorResponse(100, f"(#100) action_attribution_windows: {exc}") from None
+
+
 def _refuse_unimplemented(q: Mapping[str, str]) -> None:
     """Code 100 for parameters the sandbox does not implement: unknown ones, ``breakdowns``, and
     ``action_breakdowns`` other than the default ``action_type``."""
@@ -455,6 +469,15 @@ ASYNC_ENDPOINTS = ("async_create", "report", "report_insights")
 TOKEN_ENDPOINTS = ("oauth", "debug_token")
 
 
+def _recorded_attribution(raw: str | None) -> list[str] | None:
+    """The request's action_attribution_windows for /_sandbox/stats (None when absent or unreadable)."""
+    try:
+        windows = _attribution(raw)
+    except GraphErrorResponse:
+        return None
+    return list(windows) if windows is not None else None
+
+
 def _record_dates(record: dict[str, Any], q: Mapping[str, str]) -> None:
     try:
         tr = json.loads(q.get("time_range", "null")) or {}
@@ -486,7 +509,8 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
     state.graph_requests += 1
     record: dict[str, Any] = {"path": request.path, "version": version, "account_id": None, "since": None,
                               "until": None, "after": q.get("after"), "before": q.get("before"),
-                              "limit": q.get("limit"), "fields": q.get("fields"), "status": None, "fault": None}
+                              "limit": q.get("limit"), "fields": q.get("fields"), "status": None, "fault": None,
+                              "attribution": _recorded_attribution(q.get("action_attribution_windows"))}
     if endpoint == "insights":
         _record_dates(record, q)
         state.requests.append(record)
@@ -564,7 +588,7 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
                                             "request", subcode=99, status=500)
             body = _page(state, request, q, account, query.rows(account), query.fields,
                          f"{account.account_id}|{query.key()}",
-                         fault.kind if fault is not None and fault.kind in PAGING_KINDS else None)
+                         fault.kind if fault is not None and fault.kind in PAGING_KINDS else None, query.attribution)
         elif endpoint == "account":
             body = _account_body(state, q, object_id)
         elif endpoint == "async_create":
@@ -584,7 +608,8 @@ async def _graph(request: web.Request, endpoint: str) -> web.StreamResponse:
         else:
             job = _ready_job(state, object_id)
             account = state.accounts[job.account_id]
-            body = _page(state, request, q, account, job.query.rows(account), job.fields, f"run|{job.run_id}")
+            body = _page(state, request, q, account, job.query.rows(account), job.fields, f"run|{job.run_id}",
+                         attribution=job.query.attribution)
         if fault is not None and fault.kind == "garbage" and body.get("data"):
             body["data"][0][fault.field] = fault.value
         state.usage.record(usage_account)
@@ -615,23 +640,27 @@ def _insights_query(state: SandboxState, q: Mapping[str, str], account: SandboxA
         raise GraphErrorResponse(100, f"(#100) level={level!r}: the sandbox implements level=ad only")
     fields = _fields(q.get("fields"), FIELD_RENDERERS, DEFAULT_FIELDS)
     statuses = _filtering(q.get("filtering"))
+    attribution = _attribution(q.get("action_attribution_windows"))
     if "time_ranges" in q:
         increment = q.get("time_increment", "all_days")
         if increment != "all_days":
             raise GraphErrorResponse(100, f"(#100) time_increment={increment!r} with time_ranges: the sandbox "
                                           "implements all_days (one row per range) only")
         ranges = _time_ranges(q["time_ranges"], account)
-        return InsightsQuery(min(a for a, _ in ranges), max(b for _, b in ranges), fields, ranges, statuses)
+        return InsightsQuery(min(a for a, _ in ranges), max(b for _, b in ranges), fields, ranges, statuses,
+                             attribution)
     increment = q.get("time_increment", "1")
     if increment not in ("1", "all_days"):
         raise GraphErrorResponse(100, f"(#100) time_increment={increment!r}: the sandbox implements "
                                       "time_increment=1 and all_days only")
     since, until = _time_range(q, account)
-    return InsightsQuery(since, until, fields, ((since, until),) if increment == "all_days" else None, statuses)
+    return InsightsQuery(since, until, fields, ((since, until),) if increment == "all_days" else None, statuses,
+                         attribution)
 
 
 def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], account: SandboxAccount,
-          rows: list[Any], fields: list[str], query_key: str, paging_fault: str | None = None) -> dict[str, Any]:
+          rows: list[Any], fields: list[str], query_key: str, paging_fault: str | None = None,
+          attribution: tuple[str, ...] | None = None) -> dict[str, Any]:
     """One page of ``rows`` per ``limit``/``after``/``before``, with Meta-style paging links.
 
     ``paging_fault`` (``faults.PAGING_KINDS``): ``endless_paging`` always links
@@ -649,7 +678,7 @@ def _page(state: SandboxState, request: web.Request, q: Mapping[str, str], accou
     else:
         start, end = 0, limit
     page = rows[start:end]
-    body: dict[str, Any] = {"data": [render_row(r, account, fields) for r in page]}
+    body: dict[str, Any] = {"data": [render_row(r, account, fields, attribution) for r in page]}
     if not page and paging_fault != "endless_paging":
         return body
     first, last = start, start + max(len(page), 1) - 1

@@ -16,9 +16,10 @@ Facts (META_GRAPH_API.md §1, §3):
 from __future__ import annotations
 
 import secrets
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
+from services.common.attribution import DEFAULT_ATTRIBUTION
 from services.common.insight_row import InsightRow
 
 SIX = Decimal("0.000001")
@@ -43,10 +44,48 @@ def _action_value(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _actions(row: InsightRow) -> list[dict[str, str]] | None:
+#: The sandbox's attribution model: the share of an ad's conversions each window counts (a click window
+#: counts every conversion within its days after a click, a view window adds those after a view only).
+#: Made-up but monotone shares, so a longer window never counts fewer conversions.
+ATTRIBUTION_SHARE = {"1d_click": Decimal("0.5"), "7d_click": Decimal("0.8"), "28d_click": Decimal("0.9"),
+                     "dda": Decimal("0.85"), "1d_view": Decimal("0.1"), "1d_ev": Decimal("0.05")}
+VIEW_WINDOWS = frozenset({"1d_view", "1d_ev"})
+#: Actions that are counted on the platform, not attributed (the same under every setting).
+UNATTRIBUTED_ACTIONS = frozenset({"link_click", "post_engagement", "page_engagement", "video_view"})
+
+
+def attribution_share(windows: tuple[str, ...]) -> Decimal:
+    """Share of conversions a setting counts: the longest click window plus the view windows (at most 1)."""
+    clicks = [ATTRIBUTION_SHARE[w] for w in windows if w not in VIEW_WINDOWS]
+    views = sum((ATTRIBUTION_SHARE[w] for w in windows if w in VIEW_WINDOWS), Decimal(0))
+    return min(Decimal(1), max(clicks, default=Decimal(0)) + views)
+
+
+def attributed(value: Decimal, windows: tuple[str, ...] | None) -> Decimal:
+    """A stored conversion value (counted under Meta's default setting) under ``windows`` (None: the default)."""
+    if windows is None or windows == DEFAULT_ATTRIBUTION:
+        return value
+    scaled = value * attribution_share(windows) / attribution_share(DEFAULT_ATTRIBUTION)
+    if value == value.to_integral_value():
+        return scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return scaled.quantize(SIX, rounding=ROUND_HALF_UP)
+
+
+def _actions(row: InsightRow, windows: tuple[str, ...] | None = None) -> list[dict[str, str]] | None:
+    """``actions`` as Meta sends it; with ``action_attribution_windows`` each conversion carries the value under
+    the setting and one key per window (``{"action_type","value","7d_click","1d_view"}``)."""
     if row.actions is None:
         return None
-    return [{"action_type": k, "value": _action_value(v)} for k, v in sorted(row.actions.items())]
+    out = []
+    for action_type, value in sorted(row.actions.items()):
+        if action_type in UNATTRIBUTED_ACTIONS or windows is None:
+            out.append({"action_type": action_type, "value": _action_value(value)})
+            continue
+        item = {"action_type": action_type, "value": _action_value(attributed(value, windows))}
+        for window in windows:
+            item[window] = _action_value(attributed(value, (window,)))
+        out.append(item)
+    return out
 
 
 #: Field name -> function(row, account) -> wire value (None = leave the key out).
@@ -81,11 +120,13 @@ FIELD_RENDERERS: dict[str, Callable[[InsightRow, Any], object | None]] = {
 DEFAULT_FIELDS = ("account_id", "impressions", "spend")
 
 
-def render_row(row: InsightRow, account: Any, fields: list[str]) -> dict[str, object]:
-    """One Graph API insights row with only ``fields`` (+ dates); keys without data left out."""
+def render_row(row: InsightRow, account: Any, fields: list[str],
+               attribution: tuple[str, ...] | None = None) -> dict[str, object]:
+    """One Graph API insights row with only ``fields`` (+ dates); keys without data left out; conversions
+    under ``attribution`` (the query's ``action_attribution_windows``; None: Meta's default setting)."""
     out: dict[str, object] = {}
     for name in fields:
-        value = FIELD_RENDERERS[name](row, account)
+        value = _actions(row, attribution) if name == "actions" else FIELD_RENDERERS[name](row, account)
         if value is not None:
             out[name] = value
     out["date_start"] = row.date_start.isoformat()

@@ -9,19 +9,18 @@ the ``Notifier``:
   compatible receivers (Mattermost, Rocket.Chat, Teams workflows) accept -
   with httpx, ``SCHEDULER_WEBHOOK_TIMEOUT_SECONDS`` (5 s) timeout.
 
-A sink that fails is logged (the webhook URL is never logged: it usually
-carries a secret path) and counted in ``failures``; it never stops the
-scheduler. Another sink (e-mail, a queue) only needs ``async send(event)``.
+The sinks live in ``services.common.notification_sinks`` (the gateway's
+fatigue-level notifications use them too). A sink that fails is logged (the
+webhook URL is never logged: it usually carries a secret path) and counted in
+``failures``; it never stops the scheduler.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Protocol
-from urllib.parse import urlsplit
 
-import httpx
+from services.common.notification_sinks import LogSink, Notifier, Sink, WebhookSink  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -63,92 +62,6 @@ class CycleCompleted:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class Sink(Protocol):
-    async def send(self, event: CycleCompleted) -> None: ...
-    async def aclose(self) -> None: ...
-
-
-class LogSink:
-    """Writes each event as one INFO line (the default sink)."""
-
-    def __init__(self, logger: logging.Logger = log):
-        self.logger = logger
-
-    async def send(self, event: CycleCompleted) -> None:
-        self.logger.info("%s", event.text())
-
-    async def aclose(self) -> None:
-        return None
-
-
-class _RedactUrl(logging.Filter):
-    """Replaces the webhook URL in log records (httpx logs every request URL at INFO)."""
-
-    def __init__(self, url: str):
-        super().__init__()
-        self.url = url
-        parsed = urlsplit(url)
-        self.replacement = f"{parsed.scheme}://{parsed.netloc}/<webhook path redacted>"
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.url in message:
-            record.msg, record.args = message.replace(self.url, self.replacement), ()
-        return True
-
-
-class WebhookSink:
-    """POSTs ``{"text": event.text()}`` to a Slack-compatible incoming webhook.
-
-    Raises httpx errors from ``send`` (non-2xx included); the Notifier logs them
-    without the URL, and httpx's own request log lines have it redacted.
-    """
-
-    def __init__(self, url: str, timeout_s: float = 5.0, client: httpx.AsyncClient | None = None):
-        if not url.startswith(("http://", "https://")):
-            raise ValueError("webhook URL must start with http:// or https://")
-        self.url = url
-        self._client = client or httpx.AsyncClient(timeout=timeout_s)
-        self._own_client = client is None
-        self._redact = _RedactUrl(url)
-        for name in ("httpx", "httpcore"):
-            logging.getLogger(name).addFilter(self._redact)
-
-    async def send(self, event: CycleCompleted) -> None:
-        response = await self._client.post(self.url, json={"text": event.text()})
-        response.raise_for_status()
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
-        for name in ("httpx", "httpcore"):
-            logging.getLogger(name).removeFilter(self._redact)
-
-
-class Notifier:
-    """Fans each event out to every sink; a failing sink is logged, never raised."""
-
-    def __init__(self, sinks: list[Sink] | None = None):
-        self.sinks: list[Sink] = list(sinks) if sinks is not None else [LogSink()]
-        self.published = 0
-        self.failures = 0
-
-    async def publish(self, event: CycleCompleted) -> None:
-        self.published += 1
-        for sink in self.sinks:
-            try:
-                await sink.send(event)
-            except Exception as exc:
-                self.failures += 1
-                status = getattr(getattr(exc, "response", None), "status_code", None)
-                log.warning("notification sink %s failed: %s%s", type(sink).__name__, type(exc).__name__,
-                            f" (HTTP {status})" if status else "")
-
-    async def aclose(self) -> None:
-        for sink in self.sinks:
-            await sink.aclose()
 
 
 def build_notifier(webhook_url: str = "", timeout_s: float = 5.0) -> Notifier:

@@ -29,11 +29,12 @@ import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
 from services.cache_gateway.l2_store import InsightsStore
-from services.common.auth import JwtVerifier, ServiceToken
+from services.common.audit_log import COLLECTION as AUDIT_COLLECTION, AuditLog
+from services.common.auth import SCHEDULER, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.logs import configure_logging
 from services.common.telemetry import setup_telemetry
-from services.common.grpc_server import GrpcHost, insecure_channel
+from services.common.grpc_server import GrpcHost, service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.budget import LocalBudget, RedisBudget
 from services.scheduler.cycle import CycleRunner
@@ -100,15 +101,18 @@ async def serve(args: argparse.Namespace) -> None:
     else:
         lease = LocalLease(holder, records, settings.lease_key)
         schedule, budget = LocalSchedule(), LocalBudget(settings)
-    channel = insecure_channel(args.gateway)
-    refresher = GatewayRefresher(cache_gateway_pb2_grpc.CacheGatewayStub(channel), ServiceToken("scheduler"))
+    channel = service_channel(args.gateway)
+    refresher = GatewayRefresher(cache_gateway_pb2_grpc.CacheGatewayStub(channel), ServiceToken(SCHEDULER))
     runner = CycleRunner(MongoFreshnessSource(store, settings),
                          MongoDemandSource(store.db["demand"], settings.demand_heartbeat_ttl_s), budget, refresher,
                          settings)
     notifier = build_notifier(settings.webhook_url, settings.webhook_timeout_s)
     loop = SchedulerLoop(runner, lease, schedule, settings, notifier)
     host = GrpcHost(f"{args.host}:{args.port}")
-    scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop, JwtVerifier.from_env()), host.server)
+    audit = AuditLog(store.db[AUDIT_COLLECTION], service="scheduler")
+    await audit.start()
+    scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop, JwtVerifier.from_env(), audit),
+                                                       host.server)
     port = await host.start([SERVICE_NAME])
     print(f"scheduler listening on {args.host}:{port}", flush=True)
     telemetry.announce()
@@ -131,6 +135,7 @@ async def serve(args: argparse.Namespace) -> None:
             await lease.release()
         except Exception:
             pass
+        await audit.close()
         await notifier.aclose()
         await channel.close()
         if redis_client:

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import grpc
 
+from services.common.audit_log import AuditLog, audited, current_caller
 from services.common.auth import AuthError, JwtVerifier, require_operator
 from services.common.pb.adfatigue.v1 import scheduler_pb2 as pb
 from services.scheduler.budget import BudgetSnapshot
@@ -73,21 +74,24 @@ def fill_from_result(status: pb.SchedulerStatus, result: CycleResult, now: datet
 
 
 class SchedulerServicer:
-    """GetStatus and RunNow need the operator role (PERMISSION_DENIED otherwise)."""
+    """GetStatus and RunNow need the operator role (PERMISSION_DENIED otherwise); every call is audited."""
 
-    def __init__(self, loop: SchedulerLoop, verifier: JwtVerifier):
+    def __init__(self, loop: SchedulerLoop, verifier: JwtVerifier, audit: AuditLog):
         self.loop = loop
         self.verifier = verifier
+        self.audit = audit
 
     async def _authenticate(self, context, operator_for: str = ""):
         try:
             principal = self.verifier.authenticate(context.invocation_metadata())
+            current_caller.set(principal)
             if operator_for:
                 require_operator(principal, operator_for)
         except AuthError as exc:
             await context.abort(exc.code, exc.message)
         return principal
 
+    @audited
     async def GetStatus(self, request: pb.GetStatusRequest, context) -> pb.SchedulerStatus:
         """The scheduler's state (operator); per-account entries only for accounts the caller may read."""
         principal = await self._authenticate(context, "GetStatus")
@@ -120,6 +124,7 @@ class SchedulerServicer:
             repeated.extend(visible)
         return status
 
+    @audited
     async def RunNow(self, request: pb.RunNowRequest, context) -> pb.RunNowResponse:
         await self._authenticate(context, "RunNow")
         try:

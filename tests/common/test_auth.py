@@ -148,3 +148,10 @@ def test_jwks_keys_rotate_without_a_restart():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_quoted_cuts_caller_input_to_200_characters():
+    from services.common.input_echo import quoted
+    assert quoted("act_1") == "'act_1'"
+    long = quoted("x" * 10_000)
+    assert len(long) <= 200 and long.startswith("'xxx") and "chars)" in long

@@ -129,3 +129,107 @@ def test_wildcard_like_account_claims_and_late_tokens_are_unauthenticated(system
     refused(lambda: stub.GetInsights(request, timeout=30, metadata=bearer(late)),
             grpc.StatusCode.UNAUTHENTICATED, "expired")
     assert stub.GetInsights(request, timeout=120, metadata=md(system, [ACCOUNT])).rows
+
+
+def test_internal_services_refuse_anonymous_callers_and_undecodable_bytes_are_invalid_argument(system):
+    """Findings: meta_fetcher and fatigue_engine answered anonymous callers; malformed protobuf bytes got
+    UNKNOWN with a traceback in the log."""
+    garbage = b"\xff\xff\xff\xff"
+    for name, method in (("meta_fetcher", "/adfatigue.v1.MetaFetcher/FetchInsights"),
+                         ("fatigue_engine", "/adfatigue.v1.FatigueEngine/ScoreAds")):
+        with grpc.insecure_channel(system.processes[name].address) as channel:
+            call = channel.unary_unary(method)
+            refused(lambda: call(b"", timeout=10), grpc.StatusCode.UNAUTHENTICATED, "Bearer")
+            refused(lambda: call(b"", timeout=10, metadata=md(system, roles=["operator"])),
+                    grpc.StatusCode.PERMISSION_DENIED, "gateway")
+            refused(lambda: call(garbage, timeout=10, metadata=md(system, roles=["gateway"])),
+                    grpc.StatusCode.INVALID_ARGUMENT, "not a valid adfatigue.v1.")
+    with grpc.insecure_channel(system.processes["cache_gateway"].address) as channel:
+        for method in ("GetInsights", "GetStats", "Refresh"):
+            call = channel.unary_unary(f"/adfatigue.v1.CacheGateway/{method}")
+            refused(lambda: call(garbage, timeout=10, metadata=md(system, roles=["operator"])),
+                    grpc.StatusCode.INVALID_ARGUMENT, "not a valid adfatigue.v1.")
+        stream = channel.unary_stream("/adfatigue.v1.CacheGateway/Subscribe")
+        refused(lambda: next(iter(stream(garbage, timeout=10, metadata=md(system)))),
+                grpc.StatusCode.INVALID_ARGUMENT, "SubscribeRequest")
+    for name in ("cache_gateway", "meta_fetcher", "fatigue_engine"):
+        log = system.processes[name].log_path.read_text()
+        assert "DecodeError" not in log and "Traceback" not in log, (name, log[-2000:])
+
+
+def wait_for_docs(collection, query: dict, n: int, timeout: float = 15.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while (docs := list(collection.find(query, {"_id": 0}))) and len(docs) < n or not docs:
+        assert time.monotonic() < deadline, (query, docs)
+        time.sleep(0.1)
+    return docs
+
+
+def test_subscribe_start_and_end_are_audited_with_the_events_delivered(system, stub, db):
+    """Finding: the end of a Subscribe stream was not recorded."""
+    subject = "subscribe-audit"
+    stream = stub.Subscribe(gw.SubscribeRequest(account_id=ACCOUNT, **DAYS), timeout=60,
+                            metadata=md(system, [ACCOUNT], subject=subject))
+    first = next(stream)
+    assert first.kind == gw.SubscribeEvent.SNAPSHOT
+    stream.cancel()
+    start, end = (wait_for_docs(db["audit"], {"subject": subject, "phase": p}, 1)[0] for p in ("start", "end"))
+    assert (start["method"], start["status"], start["account_id"], start["since"]) == \
+        ("Subscribe", "OK", ACCOUNT, DAYS["since"])
+    assert end["status"] == "CANCELLED" and end["events"] >= 1
+    denied = stub.Subscribe(gw.SubscribeRequest(account_id=ACCOUNT, **DAYS), timeout=60,
+                            metadata=md(system, ["act_1"], subject=subject + "-denied"))
+    refused(lambda: next(denied), grpc.StatusCode.PERMISSION_DENIED)
+    docs = wait_for_docs(db["audit"], {"subject": subject + "-denied"}, 1)
+    assert [(d["phase"], d["status"]) for d in docs] == [("start", "PERMISSION_DENIED")]
+
+
+def test_scheduler_calls_and_the_schedulers_refreshes_are_audited(system, stub, db):
+    """Finding: scheduler RPCs were not audited."""
+    with grpc.insecure_channel(system.processes["scheduler"].address) as channel:
+        scheduler = scheduler_pb2_grpc.SchedulerStub(channel)
+        scheduler.GetStatus(scheduler_pb2.GetStatusRequest(), timeout=10,
+                            metadata=md(system, roles=["operator"], subject="ops-audit"))
+        refused(lambda: scheduler.RunNow(scheduler_pb2.RunNowRequest(), timeout=10,
+                                         metadata=md(system, subject="reader-audit")),
+                grpc.StatusCode.PERMISSION_DENIED)
+    assert [(d["service"], d["method"], d["status"]) for d in wait_for_docs(db["audit"], {"subject": "ops-audit"}, 1)] \
+        == [("scheduler", "GetStatus", "OK")]
+    assert [(d["method"], d["status"]) for d in wait_for_docs(db["audit"], {"subject": "reader-audit"}, 1)] == \
+        [("RunNow", "PERMISSION_DENIED")]
+
+
+def test_bad_input_is_invalid_argument_with_a_short_echo(system, stub):
+    """Findings: ISO week dates were accepted, a forged page token with a negative offset was accepted,
+    error messages repeated the caller's input in full (10 KB back for a 10 KB id)."""
+    import base64
+    reader = md(system, [ACCOUNT])
+    week = gw.GetInsightsRequest(account_id=ACCOUNT, since="2026-W01-1", until=DAYS["until"])
+    refused(lambda: stub.GetInsights(week, timeout=30, metadata=reader), grpc.StatusCode.INVALID_ARGUMENT,
+            "YYYY-MM-DD")
+    first = stub.GetInsights(gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2, **DAYS), timeout=120,
+                             metadata=reader)
+    assert first.next_page_token
+    for offset in ("-4", "99999999", "0", "+2", " 2"):
+        forged = base64.urlsafe_b64encode(f"{first.version}:{offset}".encode()).decode()
+        refused(lambda: stub.GetInsights(gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2, page_token=forged,
+                                                               **DAYS), timeout=30, metadata=reader),
+                grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+    second = stub.GetInsights(gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2,
+                                                    page_token=first.next_page_token, **DAYS),
+                              timeout=60, metadata=reader)
+    assert second.rows and second.rows[0] != first.rows[0]
+    huge = "9" * 10_000
+    for request in (gw.GetInsightsRequest(account_id=huge, **DAYS),
+                    gw.GetInsightsRequest(account_id=ACCOUNT, since="x" * 10_000, until=DAYS["until"]),
+                    gw.GetInsightsRequest(account_id=ACCOUNT, fields=["f" * 10_000], **DAYS)):
+        details = refused(lambda: stub.GetInsights(request, timeout=30, metadata=md(system)),
+                          grpc.StatusCode.INVALID_ARGUMENT)
+        assert len(details) < 200 + 400 and "chars)" in details, len(details)
+    with grpc.insecure_channel(system.processes["meta_fetcher"].address) as channel:
+        from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
+        fetcher = meta_fetcher_pb2_grpc.MetaFetcherStub(channel)
+        details = refused(lambda: fetcher.FetchInsights(
+            meta_fetcher_pb2.FetchInsightsRequest(account_id=huge, **DAYS), timeout=30,
+            metadata=md(system, roles=["gateway"])), grpc.StatusCode.INVALID_ARGUMENT)
+        assert len(details) < 600

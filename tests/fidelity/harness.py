@@ -24,6 +24,7 @@ from services.cache_gateway.l1_cache import L1Cache
 from services.cache_gateway.l2_store import InsightsStore
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.upstream import MetaFetcherUpstream
+from services.common.attribution import AttributionSettings, canonical
 from services.common.auth import JwtVerifier, bearer, mint_token
 from services.common.grpc_server import GrpcHost, insecure_channel
 from services.common.insight_row import InsightRow
@@ -44,6 +45,14 @@ class RealPath:
     metadata: tuple
     store: InsightsStore
     service: InsightsService
+    upstream: MetaFetcherUpstream
+
+    def set_attribution(self, account_id: str, windows: tuple[str, ...]) -> None:
+        """The account's attribution setting changes (as a gateway restarted with a new ACCOUNT_ATTRIBUTION_WINDOWS)."""
+        settings = self.service.attribution or AttributionSettings()
+        changed = AttributionSettings(settings.default, {**settings.per_account,
+                                                         account_id.removeprefix("act_"): canonical(windows)})
+        self.service.attribution = self.upstream.attribution = changed
 
     async def admin(self, path: str, payload) -> dict:
         """POST to a sandbox admin endpoint (``/_sandbox/...``); asserts 200."""
@@ -70,8 +79,9 @@ async def real_path(mongo, accounts: Iterable[SandboxAccount], *, fetcher: dict 
             eport = await engine.start([ENGINE_SERVICE])
             store = InsightsStore(client, db_name)
             await store.ensure_indexes()
-            upstream = MetaFetcherUpstream(f"127.0.0.1:{fport}", timeout_s=60)
-            service = InsightsService(store, upstream, **(gateway or {}))
+            attribution = AttributionSettings()
+            upstream = MetaFetcherUpstream(f"127.0.0.1:{fport}", timeout_s=60, attribution=attribution)
+            service = InsightsService(store, upstream, **{"attribution": attribution, **(gateway or {})})
             audit = AuditLog(store.db["audit"])
             await audit.start()
             servicer = CacheGatewayServicer(service, L1Cache(1 << 20, 60), f"127.0.0.1:{eport}",
@@ -82,7 +92,8 @@ async def real_path(mongo, accounts: Iterable[SandboxAccount], *, fetcher: dict 
             try:
                 async with insecure_channel(f"127.0.0.1:{gport}") as channel:
                     yield RealPath(base, cache_gateway_pb2_grpc.CacheGatewayStub(channel),
-                                   bearer(mint_token(secret, "fidelity-test", ["*"], ["operator"])), store, service)
+                                   bearer(mint_token(secret, "fidelity-test", ["*"], ["operator"])), store, service,
+                                   upstream)
             finally:
                 await host.stop()
                 await service.drain()

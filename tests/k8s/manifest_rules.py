@@ -548,9 +548,18 @@ def backups(bundle: Bundle) -> Iterator[str]:
     jobs = list(bundle.of_kind("CronJob"))
     if not jobs:
         yield "no backup CronJob"
+    names = {job["metadata"]["name"] for _, job in jobs}
+    if "mongodb-backup-hourly" not in names:
+        yield "no hourly backup of tokens and audit (RPO < 1 h for what Meta cannot give back)"
     for path, job in jobs:
         fields = job["spec"]["schedule"].split()
-        if len(fields) != 5 or fields[2:] != ["*", "*", "*"] or not fields[0].isdigit() or not fields[1].isdigit():
+        env = {e["name"]: e.get("value") for c in containers(job) for e in c.get("env", [])}
+        if job["metadata"]["name"] == "mongodb-backup-hourly":
+            if len(fields) != 5 or fields[1:] != ["*", "*", "*", "*"] or not fields[0].isdigit():
+                yield f"{ident(path, job)}: must run once an hour (schedule {job['spec']['schedule']!r})"
+            if set((env.get("COLLECTIONS") or "").split()) != {"tokens", "audit"}:
+                yield f"{ident(path, job)}: must back up the tokens and audit collections (COLLECTIONS)"
+        elif len(fields) != 5 or fields[2:] != ["*", "*", "*"] or not fields[0].isdigit() or not fields[1].isdigit():
             yield f"{ident(path, job)}: must run once a day (schedule {job['spec']['schedule']!r})"
         if job["spec"].get("concurrencyPolicy") != "Forbid":
             yield f"{ident(path, job)}: concurrencyPolicy must be Forbid"
@@ -561,7 +570,6 @@ def backups(bundle: Bundle) -> Iterator[str]:
         for needle in ("mongodump", "--archive", "--gzip", "RETENTION_DAYS"):
             if needle not in scripts:
                 yield f"{ident(path, job)}: its script lacks {needle}"
-        env = {e["name"]: e.get("value") for c in containers(job) for e in c.get("env", [])}
         if env.get("RETENTION_DAYS") != "30":
             yield f"{ident(path, job)}: RETENTION_DAYS must be 30 (DESIGN.md R11)"
         if not any("persistentVolumeClaim" in v for v in spec.get("volumes", [])):

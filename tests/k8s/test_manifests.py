@@ -260,6 +260,12 @@ def _hourly_backup_without_retention(b):
     job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "7"
 
 
+def _hourly_backup_without_tokens(b):
+    job = find(b, "CronJob", "mongodb-backup-hourly")
+    env = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    next(e for e in env if e["name"] == "COLLECTIONS")["value"] = "audit"
+
+
 def _probe_on_wrong_port(b):
     main_container(b, "Deployment", "scheduler")["readinessProbe"] = {"grpc": {"port": 50051}}
 
@@ -309,6 +315,7 @@ BROKEN = {
     "image version is not the project's": (_wrong_image_version, "image must be adfatigue:0.1.0"),
     "address of a wrong port": (_wrong_fetcher_address, "ADFATIGUE_FETCHER_ADDR='meta-fetcher:50051' is no Service port"),
     "backup not daily, wrong retention": (_hourly_backup_without_retention, "must run once a day"),
+    "hourly backup without tokens": (_hourly_backup_without_tokens, "tokens and audit"),
     "gRPC probe on another port": (_probe_on_wrong_port, "readinessProbe must be a native gRPC probe on port 50054"),
     "StatefulSet without headless Service": (_headless_service_gone, "serviceName must name a headless Service"),
     "restore armed in the repository": (_restore_armed, "ARCHIVE must stay a REPLACE_ME placeholder"),
@@ -525,6 +532,59 @@ def test_backup_script_writes_a_checked_archive_and_keeps_30_days(tmp_path):
     assert "adfatigue-old.archive.gz" not in left and not any(n.endswith(".partial") for n in left)
     dumped = gzip.decompress((backups / new[0]).read_bytes()).decode().split()
     assert {"--oplog", "--gzip"} <= set(dumped) and any(a.startswith("--uri=mongodb://") for a in dumped)
+
+
+def test_hourly_backup_writes_one_archive_per_collection(tmp_path):
+    """backup.sh with COLLECTIONS (the hourly job): tokens and audit each get an archive of their own."""
+    bindir, backups = tmp_path / "bin", tmp_path / "backup"
+    bindir.mkdir()
+    backups.mkdir()
+    fake = bindir / "mongodump"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in --archive=*) f="${a#--archive=}";; esac; done\n'
+                    'printf "%s\\n" "$@" | gzip > "$f"\n')
+    fake.chmod(0o755)
+    script = tmp_path / "backup.sh"
+    script.write_text(_script("mongodb-backup-script", "backup.sh"))
+    job = BUNDLE.get("CronJob", "mongodb-backup-hourly")
+    env = {e["name"]: e["value"] for e in job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+           if "value" in e}
+    run_env = {"PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}", "BACKUP_DIR": str(backups),
+               "RETENTION_DAYS": env["RETENTION_DAYS"], "COLLECTIONS": env["COLLECTIONS"],
+               "MONGODB_DB": env["MONGODB_DB"], "MONGODB_URI": "mongodb://backup:pw@mongodb-0:27017/?replicaSet=rs0"}
+    result = subprocess.run(["sh", str(script)], env=run_env, check=False, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    made = sorted(p.name for p in backups.iterdir())
+    assert [n.split("-")[1] for n in made] == ["audit", "tokens"]
+    for name in made:
+        argv = gzip.decompress((backups / name).read_bytes()).decode().split()
+        assert "--oplog" not in argv and "--db=adfatigue" in argv and f"--collection={name.split('-')[1]}" in argv
+
+
+def test_restore_script_restores_the_daily_archive_then_the_hourly_ones(tmp_path):
+    bindir, backups = tmp_path / "bin", tmp_path / "backup"
+    bindir.mkdir()
+    backups.mkdir()
+    calls = tmp_path / "calls"
+    fake = bindir / "mongorestore"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    script = tmp_path / "restore.sh"
+    script.write_text(_script("mongodb-restore-script", "restore.sh"))
+    names = ["adfatigue-20260101T023000Z.archive.gz", "adfatigue-tokens-20260101T091500Z.archive.gz",
+             "adfatigue-audit-20260101T091500Z.archive.gz"]
+    for name in names:
+        (backups / name).write_bytes(gzip.compress(b"archive"))
+    base = {"PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}", "BACKUP_DIR": str(backups),
+            "MONGODB_URI": "mongodb://root:pw@mongodb-0:27017/?replicaSet=rs0&authSource=admin"}
+    missing = subprocess.run(["sh", str(script)], env={**base, "ARCHIVE": " ".join([*names, "adfatigue-x.archive.gz"])},
+                             check=False, capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0 and not calls.exists()  # every file is checked before anything runs
+    done = subprocess.run(["sh", str(script)], env={**base, "ARCHIVE": " ".join(names)}, check=False,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 3 and names[0] in lines[0] and "--oplogReplay" in lines[0]
+    assert all("--oplogReplay" not in line and "--drop" in line for line in lines[1:])
 
 
 def test_restore_script_refuses_a_placeholder_and_restores_the_named_archive(tmp_path):

@@ -12,6 +12,7 @@ from datetime import date
 import grpc
 import pytest
 
+from services.common.auth import GATEWAY, ServiceToken
 from services.common.grpc_server import insecure_channel
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
 from services.meta_fetcher.pacing import LocalRateBudget, RedisRateBudget, UsageTracker, parse_usage_headers
@@ -21,6 +22,8 @@ from tests.meta_fetcher.helpers import REPO, fetcher_stub, request, sandbox_stat
 
 ACC = "900000000001"
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+JWT_SECRET = "pacing-test-secret-of-at-least-32-bytes"
 
 
 @pytest.fixture
@@ -141,7 +144,8 @@ async def test_redis_failure_falls_back_to_the_local_budget() -> None:
 
 async def _start_fetcher(base: str, prefix: str, budget: int) -> tuple[asyncio.subprocess.Process, str]:
     env = {**os.environ, "REDIS_URL": REDIS_URL, "META_BUDGET_CALLS": str(budget), "META_BUDGET_KEY_PREFIX": prefix,
-           "META_BACKOFF_INITIAL_S": "0.001", "META_BACKOFF_MAX_S": "0.005", "PYTHONUNBUFFERED": "1"}
+           "META_BACKOFF_INITIAL_S": "0.001", "META_BACKOFF_MAX_S": "0.005", "PYTHONUNBUFFERED": "1",
+           "JWT_HS256_SECRET": JWT_SECRET}  # the process answers only the gateway identity
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.meta_fetcher", "--port", "0", "--graph-url", base, cwd=REPO, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
@@ -159,10 +163,12 @@ async def test_budget_holds_under_a_burst_across_two_processes(account, redis_pr
                                               _start_fetcher(base, redis_prefix, budget)))
             channels = [insecure_channel(target) for _, target in procs]
             stubs = [meta_fetcher_pb2_grpc.MetaFetcherStub(ch) for ch in channels]
+            gateway = ServiceToken(GATEWAY, {"JWT_HS256_SECRET": JWT_SECRET})
 
             async def one(i: int):
                 try:
-                    return await stubs[i % 2].FetchInsights(request(ACC, "2026-02-24", "2026-02-28"))
+                    return await stubs[i % 2].FetchInsights(request(ACC, "2026-02-24", "2026-02-28"),
+                                                            metadata=gateway.metadata())
                 except grpc.aio.AioRpcError as exc:
                     return exc
 

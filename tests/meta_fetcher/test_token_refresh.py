@@ -143,6 +143,13 @@ async def test_cli_puts_from_stdin_or_a_file_shows_and_rotates(mongo_uri, mongo,
     retired = TokenVault.from_client(client, db, Keyring.parse(f"k2:{K2}"))
     assert (await retired.get("1001")).access_token == "stdin-token-value-1"
     assert (await retired.get("1002")).never_expires
+    # finding: token_admin was not audited; every command is, with who ran it and the outcome (never a token)
+    audit = [d async for d in client[db]["audit"].find({}, {"_id": 0}).sort("at", 1)]
+    assert [(d["method"], d["account_id"], d["status"]) for d in audit] == [
+        ("token_admin.put", "act_1001", "OK"), ("token_admin.put", "1002", "OK"),
+        ("token_admin.show", "act_1002", "OK"), ("token_admin.rotate", "", "OK")]
+    assert {d["service"] for d in audit} == {"token_admin"} and all("@" in d["subject"] for d in audit)
+    assert not any("token-value" in str(d) for d in audit)
     code, out = await asyncio.to_thread(cli, ["genkey", "--kid", "k3"], {})
     assert code == 0 and len(Keyring.parse(out.strip()).keys["k3"]) == 32
     # a token on the command line is refused and never echoed

@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from services.cache_gateway.demand_tracker import AccountDemand
+from services.common.audit_log import AuditLog
 from services.common.auth import JwtVerifier, bearer, mint_token
 from services.common.grpc_server import GrpcHost
 from services.common.pb.adfatigue.v1 import insights_pb2, scheduler_pb2 as pb, scheduler_pb2_grpc
@@ -154,11 +155,21 @@ async def test_other_errors_are_reported_and_the_cycle_goes_on():
 
 # -- the gRPC service ------------------------------------------------------------------------------
 
+@pytest.fixture
+async def audit(mongo):
+    client, db_name = mongo
+    log = AuditLog(client[db_name]["audit"], service="scheduler", batch_window_s=0)
+    await log.start()
+    yield log
+    await log.close()
+    assert log.dropped == 0
+
+
 @contextlib.asynccontextmanager
-async def serve(loop: SchedulerLoop):
+async def serve(loop: SchedulerLoop, audit: AuditLog):
     host = GrpcHost("127.0.0.1:0")
-    scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop, JwtVerifier(SECRET, ["HS256"])),
-                                                       host.server)
+    scheduler_pb2_grpc.add_SchedulerServicer_to_server(
+        SchedulerServicer(loop, JwtVerifier(SECRET, ["HS256"]), audit), host.server)
     port = await host.start(["adfatigue.v1.Scheduler"])
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
@@ -172,11 +183,11 @@ def token(*roles: str):
     return bearer(mint_token(SECRET, "someone", ["*"], list(roles)))
 
 
-async def test_run_now_is_for_operators_and_status_shows_leader_budget_queue_and_staleness():
+async def test_run_now_is_for_operators_and_status_shows_leader_budget_queue_and_staleness(audit):
     demand = {"1001": AccountDemand("1001", subscribers=2, reads_last_hour=5, last_read_at=NOW)}
     loop, refresher, _ = build([stale_view("1001"), stale_view("1002")], demand,
                                settings=SchedulerSettings(interval_s=600, share_calls=2))
-    async with serve(loop) as stub:
+    async with serve(loop, audit) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.RunNow(pb.RunNowRequest(), metadata=token())
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -193,6 +204,13 @@ async def test_run_now_is_for_operators_and_status_shows_leader_budget_queue_and
         status = await stub.GetStatus(pb.GetStatusRequest(), metadata=token("operator"))
         narrow = await stub.GetStatus(pb.GetStatusRequest(),
                                       metadata=bearer(mint_token(SECRET, "one-account", ["act_1002"], ["operator"])))
+    # finding: scheduler RPCs were not audited; now every call is, with its caller and final status
+    await audit.flush()
+    entries = [(d["method"], d["subject"], d["status"]) async for d in audit.collection.find({}).sort("at", 1)]
+    assert entries == [("RunNow", "someone", "PERMISSION_DENIED"), ("RunNow", "", "UNAUTHENTICATED"),
+                       ("RunNow", "someone", "OK"), ("GetStatus", "someone", "PERMISSION_DENIED"),
+                       ("GetStatus", "someone", "OK"), ("GetStatus", "one-account", "OK")]
+    assert {d["service"] async for d in audit.collection.find({})} == {"scheduler"}
     # an operator limited to act_1002 sees only that account's entries
     assert {a.account_id for a in narrow.accounts} == {"1002"} and {q.account_id for q in narrow.queue} <= {"1002"}
     assert status.is_leader and status.leader_id == status.instance_id == "sched-test"
@@ -222,7 +240,7 @@ async def test_run_now_is_for_operators_and_status_shows_leader_budget_queue_and
         assert words in text, (words, text)
 
 
-async def test_run_now_on_a_follower_names_the_leader():
+async def test_run_now_on_a_follower_names_the_leader(audit):
     class Follower(LocalLease):
         def holds(self):
             return False
@@ -231,7 +249,7 @@ async def test_run_now_on_a_follower_names_the_leader():
             return "sched-elsewhere"
 
     loop, refresher, _ = build([stale_view("1001")], lease=Follower("sched-me"))
-    async with serve(loop) as stub:
+    async with serve(loop, audit) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.RunNow(pb.RunNowRequest(), metadata=token("operator"))
         status = await stub.GetStatus(pb.GetStatusRequest(), metadata=token("operator"))

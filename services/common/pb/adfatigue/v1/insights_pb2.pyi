@@ -33,7 +33,7 @@ STALE_REVALIDATING: DataStatus
 STALE_UPSTREAM_ERROR: DataStatus
 
 class InsightRow(_message.Message):
-    __slots__ = ("account_id", "ad_id", "ad_name", "adset_id", "adset_name", "campaign_id", "campaign_name", "date_start", "date_stop", "impressions", "reach", "clicks", "inline_link_clicks", "spend", "actions", "actions_present", "quality_ranking", "engagement_rate_ranking", "conversion_rate_ranking", "reach_cum", "fetched_at")
+    __slots__ = ("account_id", "ad_id", "ad_name", "adset_id", "adset_name", "campaign_id", "campaign_name", "date_start", "date_stop", "impressions", "reach", "clicks", "inline_link_clicks", "spend", "actions", "actions_present", "quality_ranking", "engagement_rate_ranking", "conversion_rate_ranking", "reach_cum", "fetched_at", "action_attribution_windows")
     class ActionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class InsightRow(_message.Message):
     CONVERSION_RATE_RANKING_FIELD_NUMBER: _ClassVar[int]
     REACH_CUM_FIELD_NUMBER: _ClassVar[int]
     FETCHED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ATTRIBUTION_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     ad_id: str
     ad_name: str
@@ -83,7 +84,8 @@ class InsightRow(_message.Message):
     conversion_rate_ranking: str
     reach_cum: int
     fetched_at: _timestamp_pb2.Timestamp
-    def __init__(self, account_id: _Optional[str] = ..., ad_id: _Optional[str] = ..., ad_name: _Optional[str] = ..., adset_id: _Optional[str] = ..., adset_name: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_name: _Optional[str] = ..., date_start: _Optional[str] = ..., date_stop: _Optional[str] = ..., impressions: _Optional[int] = ..., reach: _Optional[int] = ..., clicks: _Optional[int] = ..., inline_link_clicks: _Optional[int] = ..., spend: _Optional[str] = ..., actions: _Optional[_Mapping[str, str]] = ..., actions_present: _Optional[bool] = ..., quality_ranking: _Optional[str] = ..., engagement_rate_ranking: _Optional[str] = ..., conversion_rate_ranking: _Optional[str] = ..., reach_cum: _Optional[int] = ..., fetched_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    action_attribution_windows: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_id: _Optional[str] = ..., ad_id: _Optional[str] = ..., ad_name: _Optional[str] = ..., adset_id: _Optional[str] = ..., adset_name: _Optional[str] = ..., campaign_id: _Optional[str] = ..., campaign_name: _Optional[str] = ..., date_start: _Optional[str] = ..., date_stop: _Optional[str] = ..., impressions: _Optional[int] = ..., reach: _Optional[int] = ..., clicks: _Optional[int] = ..., inline_link_clicks: _Optional[int] = ..., spend: _Optional[str] = ..., actions: _Optional[_Mapping[str, str]] = ..., actions_present: _Optional[bool] = ..., quality_ranking: _Optional[str] = ..., engagement_rate_ranking: _Optional[str] = ..., conversion_rate_ranking: _Optional[str] = ..., reach_cum: _Optional[int] = ..., fetched_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action_attribution_windows: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DayFreshness(_message.Message):
     __slots__ = ("date", "fetched_at", "freshness_class", "due")
@@ -98,13 +100,15 @@ class DayFreshness(_message.Message):
     def __init__(self, date: _Optional[str] = ..., fetched_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., freshness_class: _Optional[_Union[FreshnessClass, str]] = ..., due: _Optional[bool] = ...) -> None: ...
 
 class Freshness(_message.Message):
-    __slots__ = ("status", "as_of", "reason", "days")
+    __slots__ = ("status", "as_of", "reason", "days", "action_attribution_windows")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DAYS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ATTRIBUTION_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     status: DataStatus
     as_of: _timestamp_pb2.Timestamp
     reason: str
     days: _containers.RepeatedCompositeFieldContainer[DayFreshness]
-    def __init__(self, status: _Optional[_Union[DataStatus, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., days: _Optional[_Iterable[_Union[DayFreshness, _Mapping]]] = ...) -> None: ...
+    action_attribution_windows: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, status: _Optional[_Union[DataStatus, str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., days: _Optional[_Iterable[_Union[DayFreshness, _Mapping]]] = ..., action_attribution_windows: _Optional[_Iterable[str]] = ...) -> None: ...

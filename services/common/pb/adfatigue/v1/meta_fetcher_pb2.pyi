@@ -11,18 +11,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FetchInsightsRequest(_message.Message):
-    __slots__ = ("account_id", "since", "until", "fields", "with_reach_cum")
+    __slots__ = ("account_id", "since", "until", "fields", "with_reach_cum", "action_attribution_windows")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     WITH_REACH_CUM_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ATTRIBUTION_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     since: str
     until: str
     fields: _containers.RepeatedScalarFieldContainer[str]
     with_reach_cum: bool
-    def __init__(self, account_id: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., with_reach_cum: _Optional[bool] = ...) -> None: ...
+    action_attribution_windows: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_id: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., with_reach_cum: _Optional[bool] = ..., action_attribution_windows: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FetchInsightsResponse(_message.Message):
     __slots__ = ("account_id", "rows", "fetched_at", "upstream_calls", "account_timezone", "account_currency")
