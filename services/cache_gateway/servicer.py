@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import grpc
 
-from services.cache_gateway.insights_service import FRESH, InsightsService, zone
+from services.cache_gateway.insights_service import FRESH, InsightsService
 from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
@@ -32,7 +32,8 @@ from services.common.auth import (
     require_role,
 )
 from services.common.account_ids import InvalidAccountId, normalise_account_id
-from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
+from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range, zone
+from services.common.error_boundary import peer_message
 from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import (
     cache_gateway_pb2 as gw, fatigue_engine_pb2, fatigue_engine_pb2_grpc, fatigue_pb2,
@@ -222,7 +223,8 @@ class CacheGatewayServicer:
         try:
             scored = await self._engine.ScoreAds(score_request, timeout=60, metadata=self._engine_metadata())
         except grpc.aio.AioRpcError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"fatigue_engine failed: {exc.details()}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"fatigue_engine failed: {peer_message(exc, 'fatigue_engine')}; retry shortly")
         reply = gw.GetFatigueResponse(
             account_id=account, version=result.snapshot.version, results=scored.results,
             freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
@@ -270,7 +272,7 @@ class CacheGatewayServicer:
             if state is None:
                 reply.accounts.add(account_id=account_id, known=False)
             else:
-                reply.accounts.add(account_id=account_id, name=getattr(state, "name", "") or "",
+                reply.accounts.add(account_id=account_id, name=state.name,
                                    currency=state.currency, timezone_name=state.timezone,
                                    version=state.version, known=True)
         return reply.SerializeToString()

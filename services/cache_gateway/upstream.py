@@ -6,6 +6,7 @@ provider (R14) only has to implement ``InsightsUpstream.fetch``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -15,10 +16,13 @@ import grpc
 from services.common.attribution import DEFAULT_ATTRIBUTION, AttributionSettings
 from services.common.auth import ServiceToken
 from services.common.dates import DateRange
+from services.common.error_boundary import answered_by_our_server, peer_message
 from services.common.grpc_server import service_channel
 from services.common.insight_row import InsightRow
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
 from services.common.row_proto import row_from_proto
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,7 @@ class FetchResult:
     timezone: str = ""
     currency: str = ""
     attribution: tuple[str, ...] = ()  # the action_attribution_windows the rows were fetched with (() = unknown)
+    name: str = ""  # the ad account's name at the provider
 
 
 class UpstreamError(Exception):
@@ -77,13 +82,15 @@ class MetaFetcherUpstream:
             if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
                         grpc.StatusCode.UNKNOWN):
                 code = grpc.StatusCode.UNAVAILABLE
-            raise UpstreamError(code, f"Meta fetch failed: {exc.details() or code.name}") from None
+            if not answered_by_our_server(exc):
+                log.warning("meta_fetcher at %s: %s %s", self.target, code.name, exc.details())
+            raise UpstreamError(code, f"Meta fetch failed: {peer_message(exc, 'meta_fetcher')}") from None
         fetched_at = reply.fetched_at.ToDatetime(tzinfo=timezone.utc) if reply.HasField("fetched_at") \
             else datetime.now(timezone.utc)
         return FetchResult(
             rows=[row_from_proto(r) for r in reply.rows], fetched_at=fetched_at,
             upstream_calls=reply.upstream_calls or 1, timezone=reply.account_timezone,
-            currency=reply.account_currency, attribution=windows,
+            currency=reply.account_currency, attribution=windows, name=reply.account_name,
         )
 
     async def close(self) -> None:

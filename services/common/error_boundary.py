@@ -50,10 +50,44 @@ _PASSED_PEER_CODES = {
 }
 
 
+#: Sent with every answer (gRFC A6 server pushback): a status one of our servers *answered* is final for
+#: the client's channel retry policy, which thus retries only calls no server answered (a peer restarting).
+#: Callers still see UNAVAILABLE as retryable and decide themselves.
+NO_TRANSPARENT_RETRY = (("grpc-retry-pushback-ms", "-1"),)
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     code: grpc.StatusCode
     message: str
+
+
+def answered_by_our_server(exc: grpc.RpcError) -> bool:
+    """Whether a failed call's status came from one of our servers (it carries the boundary's trailer)
+    rather than from the client's transport (no connection, reset, deadline before any answer)."""
+    try:
+        if exc.code() not in _TRANSPORT_CODES:  # only a server sends these
+            return True
+        return any(key == NO_TRANSPARENT_RETRY[0][0] for key, _ in exc.trailing_metadata() or ())
+    except Exception:  # not a call error
+        return False
+
+
+#: codes a client's own transport produces (no connection, reset, timeout before any answer)
+_TRANSPORT_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
+                    grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+
+
+def peer_message(exc: grpc.RpcError, peer: str) -> str:
+    """What to tell a caller about a failed call to ``peer`` (e.g. "meta_fetcher"): the peer's own message
+    when it answered (it has a boundary, so no internals), else a plain statement without addresses or
+    transport details (those are logged by the caller)."""
+    if answered_by_our_server(exc) and exc.details():
+        return exc.details()
+    code = exc.code() if callable(getattr(exc, "code", None)) else None
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"{peer} did not answer in time"
+    return f"{peer} is unreachable (restarting or down)"
 
 
 def classify(exc: BaseException) -> Failure | None:
@@ -76,9 +110,11 @@ def classify(exc: BaseException) -> Failure | None:
                        "Redis (shared locks and budget) is unreachable; retry shortly, and check that it is running")
     if isinstance(exc, grpc.aio.AioRpcError):
         code = exc.code()
-        if code in _PASSED_PEER_CODES:
+        if code in _PASSED_PEER_CODES and answered_by_our_server(exc):
             return Failure(code, exc.details() or f"a peer service answered {code.name}")
-        return Failure(grpc.StatusCode.UNAVAILABLE, "a peer service failed; retry shortly")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return Failure(code, "a peer service did not answer in time; retry shortly")
+        return Failure(grpc.StatusCode.UNAVAILABLE, "a peer service is unreachable or failed; retry shortly")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "the answer was not ready in time; retry shortly")
     if isinstance(exc, (ConnectionError, OSError)):
@@ -102,12 +138,6 @@ def _passes(exc: BaseException) -> bool:
     """Statuses set by the handler and cancellations are not ours to translate."""
     return isinstance(exc, (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit)) or \
         not isinstance(exc, Exception)
-
-
-#: Sent with every answer (gRFC A6 server pushback): a status one of our servers *answered* is final for
-#: the client's channel retry policy, which thus retries only calls no server answered (a peer restarting).
-#: Callers still see UNAVAILABLE as retryable and decide themselves.
-NO_TRANSPARENT_RETRY = (("grpc-retry-pushback-ms", "-1"),)
 
 
 def _wrap_unary(behavior, method: str):

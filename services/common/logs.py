@@ -28,12 +28,12 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Iterable, Literal, Mapping
+from typing import Iterable, Mapping
 
 from opentelemetry import trace
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from pythonjsonlogger.json import JsonFormatter
+
+from services.common.settings import LoggingSettings
 
 REDACTED = "[REDACTED]"
 #: Environment variables whose values are secrets (TOKEN_KEYS is "kid:base64,kid:base64").
@@ -71,19 +71,6 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
             text = text.replace(secret, REDACTED)
     return text
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-
-
-class LogSettings(BaseSettings):
-    """Log settings, from the environment (names in the aliases)."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL", "level"))
-    format: Literal["json", "text"] = Field("json", validation_alias=AliasChoices("LOG_FORMAT", "format"))
-    file: Path | None = Field(None, validation_alias=AliasChoices("LOG_FILE", "file"),
-                              description="write here, rotated daily at midnight UTC; unset: stderr")
-    retention_days: int = Field(30, ge=1, validation_alias=AliasChoices("LOG_RETENTION_DAYS", "retention_days"),
-                                description="rotated files kept (one per day)")
 
 
 def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
@@ -159,16 +146,17 @@ class _Json(JsonFormatter):
         log_data["logger"] = record.name
 
 
-def log_handler(service_name: str, settings: LogSettings | None = None) -> logging.Handler:
+def log_handler(service_name: str, settings: LoggingSettings | None = None) -> logging.Handler:
     """The one handler of a service (see the module doc)."""
-    settings = settings or LogSettings()
-    if settings.file is not None:
-        settings.file.parent.mkdir(parents=True, exist_ok=True)
+    settings = settings or LoggingSettings.from_env()
+    if settings.log_file:
+        path = Path(settings.log_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = logging.handlers.TimedRotatingFileHandler(
-            settings.file, when="midnight", utc=True, backupCount=settings.retention_days, encoding="utf-8")
+            path, when="midnight", utc=True, backupCount=settings.log_retention_days, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
-    if settings.format == "json":
+    if settings.log_format == "json":
         handler.setFormatter(_Json("%(message)s %(trace_id)s %(span_id)s %(service.name)s"))
     else:
         handler.setFormatter(logging.Formatter(
@@ -178,14 +166,15 @@ def log_handler(service_name: str, settings: LogSettings | None = None) -> loggi
     return handler
 
 
-def configure_logging(service_name: str, settings: LogSettings | None = None) -> logging.Handler:
-    """Replace the root logger's handlers with ``log_handler``; returns it."""
-    settings = settings or LogSettings()
+def configure_logging(service_name: str, settings: LoggingSettings | None = None) -> logging.Handler:
+    """Replace the root logger's handlers with ``log_handler``; returns it. ``settings``: the service's
+    model (every service model includes the shared ``LoggingSettings`` part); default: the environment."""
+    settings = settings or LoggingSettings.from_env()
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     handler = log_handler(service_name, settings)
     root.addHandler(handler)
-    root.setLevel(settings.level.upper())
+    root.setLevel(settings.log_level)
     logging.captureWarnings(True)
     return handler

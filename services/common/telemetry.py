@@ -43,29 +43,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.settings import TelemetrySettings  # noqa: F401  (the settings part; re-exported)
 
 log = logging.getLogger(__name__)
 
 #: Histogram buckets for durations in seconds: an L1 hit is ~0.3 ms, a Meta fetch seconds.
 DURATION_BUCKETS_S = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                       5.0, 10.0, 30.0, 60.0)
-
-
-class TelemetrySettings(BaseSettings):
-    """Telemetry settings, from the environment (names in the aliases)."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    enabled: bool = Field(True, validation_alias=AliasChoices("ADFATIGUE_TELEMETRY", "enabled"),
-                          description="off: no Prometheus endpoint, no tracing, no instrumentation")
-    metrics_host: str | None = Field(None, validation_alias=AliasChoices("METRICS_HOST", "metrics_host"),
-                                     description="address of /metrics; default: the service's --host")
-    metrics_port: int = Field(0, ge=-1, le=65535, validation_alias=AliasChoices("METRICS_PORT", "metrics_port"),
-                              description="port of /metrics: 0 any free port (printed), -1 none; k8s uses 9464")
-    otlp_endpoint: str | None = Field(None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT",
-                                                                          "otlp_endpoint"))
 
 
 @dataclass
@@ -179,7 +164,7 @@ def setup_telemetry(service_name: str, host: str = "127.0.0.1", settings: Teleme
     global _current
     if _current is not None:
         return _current
-    settings = settings or TelemetrySettings()
+    settings = settings or TelemetrySettings.from_env()
     resource = Resource.create({
         "service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name,
         "service.namespace": "adfatigue",
@@ -190,7 +175,7 @@ def setup_telemetry(service_name: str, host: str = "127.0.0.1", settings: Teleme
     readers: list[MetricReader] = [stats_reader, *extra_readers]
     http_server = None
     url = None
-    if settings.enabled and settings.metrics_port >= 0:
+    if settings.telemetry_enabled and settings.metrics_port >= 0:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import start_http_server
 
@@ -208,7 +193,7 @@ def setup_telemetry(service_name: str, host: str = "127.0.0.1", settings: Teleme
 
     tracer_provider = None
     instrumentors: list = []
-    if settings.enabled or span_exporter is not None:
+    if settings.telemetry_enabled or span_exporter is not None:
         tracer_provider = TracerProvider(resource=resource)
         tracer_provider.add_span_processor(RpcDurationFromSpans(meter_provider))
         if settings.otlp_endpoint:

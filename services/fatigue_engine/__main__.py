@@ -9,7 +9,9 @@ import argparse
 import asyncio
 
 from services.common.logs import configure_logging
+from services.common.settings import parse_service_args
 from services.fatigue_engine.server import serve
+from services.fatigue_engine.settings import EngineSettings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,8 +19,8 @@ def main(argv: list[str] | None = None) -> None:
                                      description="FatigueEngine gRPC server (FATIGUE_SPEC.md v1.1)")
     parser.add_argument("--port", type=int, required=True, help="TCP port; 0 picks a free one")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    args = parser.parse_args(argv)
-    configure_logging("fatigue_engine")
+    args = parse_service_args(parser, EngineSettings, argv)
+    configure_logging("fatigue_engine", args.settings)
     try:
         asyncio.run(serve(args.host, args.port))
     except ValueError as exc:  # no JWT key to check callers with

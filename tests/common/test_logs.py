@@ -12,14 +12,15 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common import logs
-from services.common.logs import LogSettings, RedactionFilter, log_handler, redact, register_secret, secret_values
+from services.common.logs import RedactionFilter, log_handler, redact, register_secret, secret_values
+from services.common.settings import LoggingSettings
 
 
 @pytest.fixture
 def logger(tmp_path):
     """A logger writing through the services' handler into tmp_path/svc.jsonl; yields (logger, path)."""
     path = tmp_path / "svc.jsonl"
-    handler = log_handler("svc", LogSettings(file=path))
+    handler = log_handler("svc", LoggingSettings(log_file=str(path)))
     log = logging.getLogger(f"test.logs.{id(path)}")
     log.addHandler(handler)
     log.setLevel(logging.DEBUG)
@@ -98,7 +99,7 @@ def test_short_values_are_not_treated_as_secrets(monkeypatch):
 
 def test_files_rotate_daily_and_30_are_kept(tmp_path):
     path = tmp_path / "svc.jsonl"
-    handler = log_handler("svc", LogSettings(file=path))
+    handler = log_handler("svc", LoggingSettings(log_file=str(path)))
     assert isinstance(handler, logging.handlers.TimedRotatingFileHandler)
     assert handler.when == "MIDNIGHT" and handler.utc and handler.backupCount == 30
     # 35 days of old files, then a rollover: the 30 most recent stay
@@ -123,7 +124,7 @@ def test_files_rotate_daily_and_30_are_kept(tmp_path):
 
 def test_text_format_keeps_the_filter(tmp_path):
     path = tmp_path / "svc.log"
-    handler = log_handler("svc", LogSettings(file=path, format="text"))
+    handler = log_handler("svc", LoggingSettings(log_file=str(path), log_format="text"))
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "token %s", (META,), None)
     handler.handle(record)
     handler.close()
@@ -134,7 +135,7 @@ def test_configure_logging_replaces_the_root_handlers(monkeypatch, tmp_path):
     root = logging.getLogger()
     saved, level = list(root.handlers), root.level
     try:
-        handler = logs.configure_logging("svc", LogSettings(file=tmp_path / "a.jsonl", level="WARNING"))
+        handler = logs.configure_logging("svc", LoggingSettings.from_env({"LOG_FILE": str(tmp_path / "a.jsonl"), "LOG_LEVEL": "warning"}))
         assert root.handlers == [handler] and root.level == logging.WARNING
     finally:
         for h in list(root.handlers):

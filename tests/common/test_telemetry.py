@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import ValidationError
+from services.common.settings import SettingsError
 
 from services.common.telemetry import DURATION_BUCKETS_S, RpcDurationFromSpans, TelemetrySettings
 
@@ -24,15 +24,15 @@ def test_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("METRICS_PORT", "9464")
     monkeypatch.setenv("ADFATIGUE_TELEMETRY", "off")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
-    s = TelemetrySettings()
-    assert (s.metrics_port, s.enabled, s.otlp_endpoint) == (9464, False, "http://collector:4317")
+    s = TelemetrySettings.from_env()
+    assert (s.metrics_port, s.telemetry_enabled, s.otlp_endpoint) == (9464, False, "http://collector:4317")
     assert TelemetrySettings(metrics_port=0).metrics_port == 0
 
 
 def test_a_bad_metrics_port_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("METRICS_PORT", "70000")
-    with pytest.raises(ValidationError, match="METRICS_PORT"):
-        TelemetrySettings()
+    with pytest.raises(SettingsError, match="METRICS_PORT='70000' is invalid"):
+        TelemetrySettings.from_env()
 
 
 async def _echo(request: bytes, context) -> bytes:

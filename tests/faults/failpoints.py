@@ -19,11 +19,14 @@ NON_RETRYABLE_CODE = 8
 
 
 @contextlib.contextmanager
-def fail_command(uri: str, app_name: str, commands: list[str], *, times: int | None = 1, skip: int = 0,
+def fail_command(uri: str, app_name: str | None, commands: list[str], *, times: int | None = 1, skip: int = 0,
                  error_code: int | None = NON_RETRYABLE_CODE, close_connection: bool = False,
                  block_ms: int = 0):
-    """Arm ``failCommand`` for ``commands`` issued by clients named ``app_name``; disarm on exit."""
-    data: dict = {"failCommands": commands, "appName": app_name}
+    """Arm ``failCommand`` for ``commands`` issued by clients named ``app_name`` (None: every client, e.g.
+    all services of a system under test); disarm on exit."""
+    data: dict = {"failCommands": commands}
+    if app_name is not None:
+        data["appName"] = app_name
     if close_connection:
         data["closeConnection"] = True
     elif block_ms:

@@ -35,13 +35,16 @@ SERVICES = {
     "fatigue_engine": ("fatigue-engine", 50053),
     "scheduler": ("scheduler", 50054),
 }
+#: Settings every service needs in production: TLS on its gRPC server and channels (services/common/tls.py).
+TLS_ENV = ("GRPC_TLS_CERT", "GRPC_TLS_KEY", "GRPC_TLS_CA", "GRPC_HEALTH_PORT")
 #: Settings each service needs in production (names from the services' settings).
 REQUIRED_ENV = {
-    "cache_gateway": ("MONGODB_URI", "MONGODB_DB", "REDIS_URL", "JWT_PUBLIC_KEY", "ADFATIGUE_FETCHER_ADDR",
+    "cache_gateway": ("MONGODB_URI", "MONGODB_DB", "REDIS_URL", "JWT_PUBLIC_KEY", "ADFATIGUE_SERVICE_TOKEN",
+                      "ADFATIGUE_FETCHER_ADDR",
                       "ADFATIGUE_ENGINE_ADDR", "L1_MAX_BYTES", "FRESHNESS_PARTIAL_SECONDS"),
-    "meta_fetcher": ("MONGODB_URI", "REDIS_URL", "META_API_VERSION", "META_ACCESS_TOKEN", "META_APP_SECRET",
+    "meta_fetcher": ("MONGODB_URI", "REDIS_URL", "JWT_PUBLIC_KEY", "META_API_VERSION", "META_ACCESS_TOKEN", "META_APP_SECRET",
                      "TOKEN_KEYS", "TOKEN_ACTIVE_KEY", "META_BUDGET_CALLS"),
-    "fatigue_engine": (),
+    "fatigue_engine": ("JWT_PUBLIC_KEY",),
     "scheduler": ("MONGODB_URI", "REDIS_URL", "JWT_PUBLIC_KEY", "ADFATIGUE_SERVICE_TOKEN", "ADFATIGUE_GATEWAY_ADDR",
                   "SCHEDULER_INTERVAL_SECONDS", "META_BUDGET_CALLS"),
 }
@@ -312,10 +315,15 @@ def app_containers(bundle: Bundle) -> Iterator[str]:
                 yield f"{where}: command must start with {expected}"
             if c.get("args"):
                 yield f"{where}: put every flag in command (args would be appended after it)"
+            # with TLS the gRPC port speaks TLS only: probes use the plaintext health-only port
+            health = container_env(bundle, c).get("GRPC_HEALTH_PORT")
+            probe_port = int(health) if health and health.isdigit() else port
+            if probe_port not in {p.get("containerPort") for p in c.get("ports", [])}:
+                yield f"{where}: the probe port {probe_port} (GRPC_HEALTH_PORT) is not one of its containerPorts"
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 spec = c.get(probe)
-                if spec is not None and (spec.get("grpc") or {}).get("port") != port:
-                    yield f"{where}: {probe} must be a native gRPC probe on port {port}"
+                if spec is not None and (spec.get("grpc") or {}).get("port") != probe_port:
+                    yield f"{where}: {probe} must be a native gRPC probe on port {probe_port}"
     for module in sorted(set(SERVICES) - seen):
         yield f"no Deployment runs services.{module}"
 
@@ -508,15 +516,16 @@ def production_settings(bundle: Bundle) -> Iterator[str]:
             module = app_module(c)
             if module is None:
                 continue
-            for name in REQUIRED_ENV.get(module, ()):
+            for name in (*REQUIRED_ENV.get(module, ()), *TLS_ENV):
                 if not env.get(name):
                     yield f"{where}: services.{module} needs {name}"
             if module != "meta_fetcher":
                 for name in FETCHER_ONLY_ENV:
                     if name in env:
                         yield f"{where}: {name} is for meta_fetcher only"
-            if module == "fatigue_engine" and any("secretKeyRef" in (i.get("valueFrom") or {}) for i in c.get("env", [])):
-                yield f"{where}: fatigue_engine needs no secrets"
+            if module == "fatigue_engine" and any("secretKeyRef" in (i.get("valueFrom") or {})
+                                                  for i in c.get("env", []) if i["name"] != "JWT_PUBLIC_KEY"):
+                yield f"{where}: fatigue_engine needs no secrets but the key to check its callers' tokens"
 
 
 @rule

@@ -270,6 +270,10 @@ def _probe_on_wrong_port(b):
     main_container(b, "Deployment", "scheduler")["readinessProbe"] = {"grpc": {"port": 50051}}
 
 
+def _tls_off(b):
+    del find(b, "ConfigMap", "adfatigue-config")["data"]["GRPC_TLS_CERT"]
+
+
 def _headless_service_gone(b):
     find(b, "Service", "mongodb")["spec"]["clusterIP"] = "10.0.0.10"
 
@@ -316,7 +320,8 @@ BROKEN = {
     "address of a wrong port": (_wrong_fetcher_address, "ADFATIGUE_FETCHER_ADDR='meta-fetcher:50051' is no Service port"),
     "backup not daily, wrong retention": (_hourly_backup_without_retention, "must run once a day"),
     "hourly backup without tokens": (_hourly_backup_without_tokens, "tokens and audit"),
-    "gRPC probe on another port": (_probe_on_wrong_port, "readinessProbe must be a native gRPC probe on port 50054"),
+    "gRPC probe on another port": (_probe_on_wrong_port, "readinessProbe must be a native gRPC probe on port 50090"),
+    "gRPC without TLS": (_tls_off, "services.meta_fetcher needs GRPC_TLS_CERT"),
     "StatefulSet without headless Service": (_headless_service_gone, "serviceName must name a headless Service"),
     "restore armed in the repository": (_restore_armed, "ARCHIVE must stay a REPLACE_ME placeholder"),
 }
@@ -383,23 +388,23 @@ def test_cache_gateway_accepts_its_flags_and_environment():
     env = container_env(BUNDLE, container)
     with mock.patch.dict(os.environ, env, clear=True):
         args = parse_args(_argv(container, env))
-    assert (args.host, args.port) == ("0.0.0.0", 50051)
-    assert args.fetcher == "meta-fetcher:50052" and args.engine == "fatigue-engine:50053"
-    assert "replicaSet=rs0" in args.mongodb_uri and args.mongodb_uri.startswith("mongodb://adfatigue:")
-    assert args.redis_url.startswith("redis://redis.")
-    assert args.l1_max_bytes == 50 * 1024 * 1024
+    settings = args.settings
+    assert (args.host, settings.port) == ("0.0.0.0", 50051)
+    assert settings.fetcher_addr == "meta-fetcher:50052" and settings.engine_addr == "fatigue-engine:50053"
+    assert "replicaSet=rs0" in settings.mongodb_uri and settings.mongodb_uri.startswith("mongodb://adfatigue:")
+    assert settings.redis_url.startswith("redis://redis.")
+    assert settings.l1_max_bytes == 50 * 1024 * 1024
 
 
 def test_meta_fetcher_accepts_its_flags_and_environment():
     from services.meta_fetcher.server import _parse_args
-    from services.meta_fetcher.settings import FetcherSettings
 
     container = _app_container("meta_fetcher")
     env = container_env(BUNDLE, container)
-    args = _parse_args(_argv(container, env))
+    args = _parse_args(_argv(container, env), env)
+    settings = args.settings
     assert (args.host, args.port) == ("0.0.0.0", 50052)
-    assert args.graph_url == "https://graph.facebook.com"
-    settings = FetcherSettings.from_env(env, graph_url=args.graph_url, api_version=args.api_version)
+    assert settings.graph_url == "https://graph.facebook.com"
     assert settings.api_version == env["META_API_VERSION"]
     assert settings.vault_enabled and settings.redis_url and settings.budget_calls == 200
     assert settings.access_token != "sandbox-dev-token"
@@ -412,9 +417,9 @@ def test_scheduler_accepts_its_flags_and_environment():
     env = container_env(BUNDLE, container)
     with mock.patch.dict(os.environ, env, clear=True):
         args = parse_args(_argv(container, env))
-    assert (args.host, args.port) == ("0.0.0.0", 50054)
-    assert args.gateway == "cache-gateway:50051"
-    assert "replicaSet=rs0" in args.mongodb_uri
+    assert (args.host, args.settings.port) == ("0.0.0.0", 50054)
+    assert args.settings.gateway_addr == "cache-gateway:50051"
+    assert "replicaSet=rs0" in args.settings.mongodb_uri
 
 
 def test_fatigue_engine_accepts_its_flags():
