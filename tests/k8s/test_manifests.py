@@ -429,7 +429,7 @@ def test_fatigue_engine_accepts_its_flags():
     started = []
     with mock.patch.object(engine_main, "serve", lambda host, port: (host, port)), \
             mock.patch.object(engine_main, "asyncio", SimpleNamespace(run=started.append)), \
-            mock.patch.object(engine_main, "configure_logging", lambda name: None):
+            mock.patch.object(engine_main, "configure_logging", lambda name, settings=None: None):
         engine_main.main(_argv(container, {}))
     assert started == [("0.0.0.0", 50053)]
 
