@@ -92,7 +92,9 @@ async def serve(args: argparse.Namespace) -> None:
     attribution = settings.attribution_settings
     upstream = MetaFetcherUpstream(settings.fetcher_addr, with_reach_cum=settings.with_reach_cum,
                                    token=ServiceToken(GATEWAY, settings=settings), attribution=attribution)
-    redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+    # bounded waits: an unreachable Redis must degrade the lock quickly, not hang the fetch (issue 16)
+    redis_client = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) \
+        if settings.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:")
     service = InsightsService(store, upstream, policy=settings.policy, lock=lock, attribution=attribution)
     audit = AuditLog(store.db["audit"])
