@@ -21,10 +21,10 @@ from typing import AsyncIterator
 
 from redis.exceptions import RedisError
 
-
 from services.common.telemetry import meter
 
 log = logging.getLogger(__name__)
+
 #: acquisitions that had to wait for another holder (in this process or another replica)
 lock_waits = meter(__name__).create_counter("adfatigue.lock.waits", unit="{wait}",
                                             description="Lock acquisitions that waited for another holder")
