@@ -122,7 +122,7 @@ def test_required_settings_say_what_to_set():
 @pytest.mark.parametrize("module, args, env, words", [
     ("services.cache_gateway", ["--port", "0"], {"MONGODB_URI": "mongodb://127.0.0.1:1", "JWT_HS256_SECRET": "x" * 40,
                                                  "L1_TTL_SECONDS": "a minute"},
-     "L1_TTL_SECONDS='a minute' is invalid: expected a number >= 0 (default 60.0)"),
+     "L1_TTL_SECONDS='a minute' is invalid: expected a number >= 0 (default 300.0)"),
     ("services.meta_fetcher", ["--port", "0", "--graph-url", "http://127.0.0.1:9"], {"META_MAX_PAGES": "0"},
      "META_MAX_PAGES='0' is invalid: expected an integer >= 1 (default 1000)"),
     ("services.scheduler", ["--port", "0"], {"MONGODB_URI": "mongodb://127.0.0.1:1", "JWT_HS256_SECRET": "x" * 40,
