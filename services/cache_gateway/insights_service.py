@@ -36,7 +36,7 @@ from services.cache_gateway import metrics
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
 from services.common.attribution import AttributionSettings
 from services.common.dates import DateRange, zone
-from services.common.distributed_lock import DistributedLock, LockTimeout
+from services.common.distributed_lock import DistributedLock, HeldLock, LockLost, LockTimeout
 
 log = logging.getLogger(__name__)
 
@@ -329,10 +329,12 @@ class InsightsService:
         Inside the lock the days are planned again: when another replica has
         just fetched them they are fresh now and nothing is asked of the
         upstream (single-flight across replicas). One writer per account at a
-        time also makes versions commit in order. Returns rows changed.
+        time also makes versions commit in order. The lock is extended while the
+        fetch runs; if it was lost meanwhile nothing is committed (UNAVAILABLE).
+        Returns rows changed.
         """
         try:
-            async with self.lock.hold(f"fetch:{account_id}"):
+            async with self.lock.hold(f"fetch:{account_id}") as held:
                 todo = [rng]
                 if not force:
                     tz = await self.timezone_of(account_id)
@@ -341,11 +343,12 @@ class InsightsService:
                     if not todo:
                         metrics.meta_calls_avoided.add(1, {"reason": "other_replica"})
                         return 0
-                return sum([await self._fetch_range(account_id, part, force) for part in todo])
-        except LockTimeout as exc:
+                return sum([await self._fetch_range(account_id, part, force, held) for part in todo])
+        except (LockTimeout, LockLost) as exc:
             raise UpstreamError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
-    async def _fetch_range(self, account_id: str, rng: DateRange, force: bool = False) -> int:
+    async def _fetch_range(self, account_id: str, rng: DateRange, force: bool = False,
+                           held: HeldLock | None = None) -> int:
         """Fetch one range and store it. A range whose last answer was a permanent data error (DATA_LOSS: a
         value out of range, a page that does not parse) is not asked again for ``data_error_retry_s``
         seconds: retrying callers get the same error at once instead of a new call to Meta each
@@ -380,6 +383,8 @@ class InsightsService:
                                 f"the provider answered act_{account_id} with attribution "
                                 f"{','.join(result.attribution) or 'unknown'}, the account's setting is "
                                 f"{','.join(windows)}: configure both from the same setting")
+        if held is not None:
+            await held.confirm()  # LockLost: another replica may be fetching this account now; do not commit
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at,
                                              attribution=result.attribution)
         if self.replicas is not None and write.rows_changed:

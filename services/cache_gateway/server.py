@@ -98,7 +98,7 @@ async def serve(args: argparse.Namespace) -> None:
     # bounded waits: an unreachable Redis must degrade the lock quickly, not hang the fetch (issue 16)
     redis_client = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) \
         if settings.redis_url else None
-    lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:")
+    lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:", ttl_s=settings.fetch_lock_ttl_s)
     feed = ChangeFeed(store.db)
     memo = memo_bytes(settings.l1_max_bytes)
     replicas = ReplicaCache(store, max(1, settings.l1_max_bytes - 2 * memo), settings.l1_ttl_s,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.bff.settings import BffSettings
 from services.cache_gateway.settings import GatewaySettings
 from services.common.settings import (
     AuthSettings,
@@ -22,7 +23,7 @@ from services.meta_fetcher.settings import FetcherSettings
 from services.scheduler.settings import SchedulerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_MODELS = [GatewaySettings, FetcherSettings, SchedulerSettings, EngineSettings]
+SERVICE_MODELS = [GatewaySettings, FetcherSettings, SchedulerSettings, EngineSettings, BffSettings]
 
 
 def declaring_class(model: type[SettingsModel], field: str) -> type:
