@@ -35,7 +35,16 @@ from typing import AsyncIterator, Callable
 
 from redis.exceptions import LockError, RedisError
 
+from services.common.telemetry import meter
+
 log = logging.getLogger(__name__)
+
+#: acquisitions that had to wait for another holder (in this process or another replica)
+lock_waits = meter(__name__).create_counter("adfatigue.lock.waits", unit="{wait}",
+                                            description="Lock acquisitions that waited for another holder")
+#: acquisitions made without Redis (unreachable): fetches coalesced in this process only
+lock_degraded = meter(__name__).create_counter("adfatigue.lock.degraded", unit="{acquisition}",
+                                               description="Lock acquisitions made without Redis (unreachable)")
 
 
 class LockTimeout(TimeoutError):
@@ -99,7 +108,6 @@ class DistributedLock:
         self.poll_s = poll_s
         self.wait_s = wait_s
         self._local: dict[str, asyncio.Lock] = {}
-        self.waited = 0  # acquisitions that had to wait for another holder
         self.degraded = 0  # acquisitions made without Redis (unreachable): in-process only
         self.redis_down_since: float | None = None  # time.time() of the first failure of the current outage
 
@@ -108,7 +116,7 @@ class DistributedLock:
         """Hold the lock ``name`` (extended in the background); raises LockTimeout after ``wait_s``."""
         local = self._local.setdefault(name, asyncio.Lock())
         if local.locked():
-            self.waited += 1
+            lock_waits.add(1)
         async with local:  # one holder per process first, then one across processes
             if self.redis is None:
                 yield HeldLock(name)
@@ -117,7 +125,7 @@ class DistributedLock:
                                    blocking_timeout=self.wait_s, thread_local=False, raise_on_release_error=False)
             try:
                 if await lock.locked():
-                    self.waited += 1
+                    lock_waits.add(1)
                 acquired = await lock.acquire()
             except (RedisError, OSError) as exc:  # Redis down: this process still coalesces its own callers
                 self._redis_down(exc)
@@ -145,6 +153,7 @@ class DistributedLock:
 
     def _redis_down(self, exc: BaseException) -> None:
         self.degraded += 1
+        lock_degraded.add(1)
         if self.redis_down_since is None:
             self.redis_down_since = time.time()
             log.error("Redis unreachable (%s): fetch locks fall back to in-process single-flight; replicas may "

@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping
 from services.common.meta_budget import CallWindow, open_meta_budget
 from services.meta_fetcher.graph_errors import CallRefused
 from services.meta_fetcher.settings import FetcherSettings
+from services.meta_fetcher import metrics
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +174,12 @@ class Pacer:
         pause, reason = self.usage.pause_remaining(account_id)
         if pause > 0:
             if pause > self.settings.usage_max_inline_wait_s:
+                metrics.budget_acquisitions.add(1, metrics.REFUSED)
                 raise CallRefused(reason, pause)
             log.info("%s; waiting %.1f s", reason, pause)
             await self._sleep(pause)
         granted, retry_after = await self.budget.try_acquire()
+        metrics.budget_acquisitions.add(1, metrics.GRANTED if granted else metrics.REFUSED)
         if not granted:
             raise CallRefused(
                 f"the app's Meta call budget ({self.settings.budget_calls} calls per "
@@ -186,6 +189,9 @@ class Pacer:
         """Record usage headers; return the account's regain time in seconds when Meta gave one."""
         reading = parse_usage_headers(headers)
         self.usage.observe(account_id, reading)
+        pct = max((p for p in (reading.app_pct, reading.account_pct) if p is not None), default=None)
+        if pct is not None:
+            metrics.usage_seen(account_id, pct / 100.0)
         return reading.regain_s or None
 
     async def aclose(self) -> None:
