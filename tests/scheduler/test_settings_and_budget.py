@@ -61,7 +61,7 @@ def test_the_server_exits_with_the_message_on_bad_settings(capsys):
     assert "JWT_HS256_SECRET" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_args(["--port", "70000"], base)
-    assert "ADFATIGUE_SCHEDULER_PORT=70000 is invalid: expected an integer >= 0 <= 65535" in capsys.readouterr().err
+    assert "ADFATIGUE_SCHEDULER_PORT=70000 is invalid: expected an integer >= 0 and <= 65535" in capsys.readouterr().err
     args = parse_args(["--port", "0", "--interval-seconds", "30", "--lease-key", "k"], base)
     assert (args.settings.interval_s, args.settings.lease_key, args.settings.redis_url) == (30, "k", None)
 
