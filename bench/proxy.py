@@ -34,7 +34,7 @@ from collections import defaultdict
 import grpc
 from cachetools import TTLCache
 
-from services.common.auth import AuthError, JwtVerifier
+from services.common.auth import GATEWAY, AuthError, JwtVerifier, ServiceToken
 from services.common.grpc_server import GrpcHost, insecure_channel
 from services.common.pb.adfatigue.v1 import (
     cache_gateway_pb2 as gw, fatigue_engine_pb2, fatigue_engine_pb2_grpc, fatigue_pb2, insights_pb2,
@@ -55,6 +55,7 @@ class PassThroughProxy:
         self.bytes = 0
         self.hits = self.misses = self.upstream_calls = 0
         self.verifier = JwtVerifier.from_env()
+        self.token = ServiceToken(GATEWAY)  # meta_fetcher and fatigue_engine answer only the gateway identity
 
     async def _auth(self, context) -> None:
         try:
@@ -81,7 +82,8 @@ class PassThroughProxy:
         try:
             return await self.fetcher.FetchInsights(
                 meta_fetcher_pb2.FetchInsightsRequest(account_id=account_id, since=since, until=until,
-                                                      fields=list(fields)), timeout=120)
+                                                      fields=list(fields)), timeout=120,
+                metadata=self.token.metadata())
         except grpc.aio.AioRpcError as exc:
             await context.abort(exc.code(), f"meta_fetcher: {exc.details()}")
 
@@ -113,7 +115,7 @@ class PassThroughProxy:
             ads=[fatigue_pb2.AdSeries(ad_id=ad, days=sorted(rows, key=lambda r: r.date_start))
                  for ad, rows in sorted(by_ad.items())])
         try:
-            scored = await self.engine.ScoreAds(score, timeout=60)
+            scored = await self.engine.ScoreAds(score, timeout=60, metadata=self.token.metadata())
         except grpc.aio.AioRpcError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"fatigue_engine: {exc.details()}")
         reply = gw.GetFatigueResponse(account_id=fetched.account_id, results=scored.results,
