@@ -116,7 +116,7 @@ async def l2_benchmarks(address: str, md, account: BenchAccount, n: int = 200) -
 
 
 def planner_benchmark(repeats: int = 300) -> dict:
-    from services.cache_gateway.freshness import FreshnessPolicy
+    from services.common.freshness import FreshnessPolicy
     from services.cache_gateway.planner import plan
     from services.common.dates import DateRange
 

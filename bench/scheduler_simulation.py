@@ -82,7 +82,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from services.cache_gateway.demand_tracker import AccountDemand  # noqa: E402
-from services.cache_gateway.freshness import FreshnessClass  # noqa: E402
+from services.common.freshness import FreshnessClass  # noqa: E402
 from services.cache_gateway.planner import merge_ranges  # noqa: E402
 from services.common.dates import DateRange  # noqa: E402
 from services.scheduler.budget import SOURCE_REDIS, BudgetSnapshot  # noqa: E402
@@ -185,7 +185,7 @@ class SimBudget:
         now = self.world.now
         self._expire(now)
         cap = self.world.revalidate_cap
-        if self.total() + calls > self.settings.app_budget_calls or (
+        if self.total() + calls > self.settings.budget_calls or (
                 who == "revalidate" and cap is not None and self.used[who] + calls > cap):
             self.refused[who] += 1
             return False
@@ -199,7 +199,7 @@ class SimBudget:
     async def snapshot(self) -> BudgetSnapshot:
         self._expire(self.world.now)
         s = self.settings
-        return BudgetSnapshot(SOURCE_REDIS, s.app_budget_calls, s.budget_window_s, self.total(),
+        return BudgetSnapshot(SOURCE_REDIS, s.budget_calls, s.budget_window_s, self.total(),
                               sum(n for _, n in self.mine), s.share_calls, s.reserve)
 
     async def record(self, calls: int) -> None:
@@ -327,8 +327,8 @@ class World:
     def __init__(self, cfg: SimConfig):
         self.cfg = cfg.validate()
         self.rng = random.Random(cfg.seed)
-        self.settings = SchedulerSettings(interval_s=cfg.interval_s, app_budget_calls=cfg.app_budget_calls,
-                                          share_calls=cfg.scheduler_share, page_limit=cfg.page_rows).validate()
+        self.settings = SchedulerSettings(interval_s=cfg.interval_s, budget_calls=cfg.app_budget_calls,
+                                          share_calls=cfg.scheduler_share, page_limit=cfg.page_rows)
         self.revalidate_cap = cfg.revalidate_cap
         self.rule = DueRule(self.settings.policy)
         self.day_start = datetime.fromisoformat(cfg.start)
@@ -549,7 +549,7 @@ class World:
         calls_o = sum(r["calls_ondemand"] for r in per_hour)
         return {
             "config": asdict(self.cfg),
-            "settings": {"interval_s": self.settings.interval_s, "app_budget_calls": self.settings.app_budget_calls,
+            "settings": {"interval_s": self.settings.interval_s, "app_budget_calls": self.settings.budget_calls,
                          "scheduler_share": self.settings.share_calls, "reserve": self.settings.reserve,
                          "pace_calls_per_cycle": self.settings.pace_calls,
                          "partial_interval_s": self.settings.partial_interval_s,

@@ -102,8 +102,7 @@ async def get_events(request: Request, user: SignedIn, act: Act, since: Since, u
     if start is not None and last is not None and last > start.version:
         raise Problem(400, f"Last-Event-ID {last} is newer than the data (version {start.version}): "
                            "reload the page", kind="invalid-last-event-id")
-    events = live_events.stream(models, request.app.state.gateway, user, account, since, until, start, last,
-                                settings.retry_ms, settings.resubscribe_max_s)
+    events = live_events.stream(request.app.state.feeds, user, account, since, until, start, last, settings.retry_ms)
     stop = anyio.Event()  # set by sse-starlette on shutdown: the stream then ends with a complete response
     return EventSourceResponse(live_events.until_stopped(events, stop), ping=settings.heartbeat_s,
                                headers={"X-Accel-Buffering": "no"}, shutdown_event=stop, shutdown_grace_period=3)

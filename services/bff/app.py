@@ -13,6 +13,7 @@ from services.bff import problems
 from services.bff.api_routes import router as api_router
 from services.bff.gateway_client import GatewayClient
 from services.bff.gateway_token import GatewayTokens
+from services.bff.live_events import Feeds
 from services.bff.page_models import PageModels
 from services.bff.page_routes import router as page_router
 from services.bff.security_headers import SecurityHeaders
@@ -45,9 +46,11 @@ def create_app(settings: BffSettings | None = None) -> FastAPI:
         tokens = GatewayTokens(settings.jwt_hs256_secret, settings.gateway_token_ttl_s, settings.jwt_audience)
         app.state.gateway = GatewayClient(settings.gateway_addr, tokens, settings.gateway_timeout_s)
         app.state.models = PageModels(app.state.gateway)
+        app.state.feeds = Feeds(app.state.models, app.state.gateway, settings.resubscribe_max_s)
         try:
             yield
         finally:
+            await app.state.feeds.close()
             await app.state.gateway.close()
 
     app = FastAPI(title="adfatigue BFF", version="1.0.0", description=API_DESCRIPTION, lifespan=lifespan,

@@ -55,8 +55,7 @@ class GatewayClient:
                                           metadata=self.tokens.metadata(user), timeout=self.timeout_s)
 
     def subscribe(self, user: User, account: str, since: str, until: str, from_version: int):
-        request = gw.SubscribeRequest(account_id=account, since=since, until=until, from_version=from_version,
-                                      fields=["impressions"])  # the BFF reads rows itself: keep events small
+        request = gw.SubscribeRequest(account_id=account, since=since, until=until, from_version=from_version)
         return self.stub.Subscribe(request, metadata=self.tokens.metadata(user))
 
     async def refresh(self, user: User, account: str, since: str, until: str, force: bool) -> gw.RefreshResponse:

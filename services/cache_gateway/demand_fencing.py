@@ -6,7 +6,7 @@ in MongoDB (``services/common/lease_record.py``: strictly increasing, also when
 Redis restarts empty). The leader sends its token with every Refresh in gRPC
 metadata ``x-fencing-token``:
 
-    fencing = FencingCheck(LeaseRecords.of(db), lease_key_for(prefix))   # once, at start-up
+    fencing = FencingCheck(LeaseRecords.of(db), settings.lease_key)   # once, at start-up
     ...
     await fencing.enforce(context, principal)    # in Refresh, after authentication
 
@@ -34,14 +34,10 @@ from pymongo.errors import PyMongoError
 
 from services.common.auth import SCHEDULER, Principal
 from services.common.lease_record import LeaseRecords
+from services.common.settings import lease_key_for
 
 #: gRPC metadata key carrying the scheduler's fencing token (decimal integer).
 FENCING_METADATA_KEY = "x-fencing-token"
-
-
-def lease_key_for(redis_key_prefix: str = "adfatigue:") -> str:
-    """The scheduler's lease key for a deployment's ``REDIS_KEY_PREFIX`` (default ``adfatigue:scheduler:leader``)."""
-    return f"{redis_key_prefix}scheduler:leader"
 
 
 class FencingRefused(Exception):

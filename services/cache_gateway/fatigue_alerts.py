@@ -18,7 +18,7 @@ drops out. A batch is one
 its level change and score, its two main reasons with numbers
 (``services.common.fatigue_text``) and a link to the page.
 
-Settings (environment): ``NOTIFY_WEBHOOK_URL`` (default: ``SCHEDULER_WEBHOOK_URL``),
+Settings (``NotifySettings``, environment): ``NOTIFY_WEBHOOK_URL``,
 ``NOTIFY_SMTP_HOST``, ``NOTIFY_SMTP_PORT`` (25), ``NOTIFY_SMTP_FROM``,
 ``NOTIFY_SMTP_TO`` (comma-separated), ``NOTIFY_SMTP_USERNAME`` /
 ``NOTIFY_SMTP_PASSWORD``, ``NOTIFY_SMTP_STARTTLS`` (off), ``NOTIFY_PAGE_URL``
@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 from services.common.fatigue_text import level_name, main_reasons
 from services.common.notification_sinks import EmailSink, LogSink, Notifier, Sink, WebhookSink
 from services.common.pb.adfatigue.v1 import fatigue_pb2
+from services.common.settings import NotifySettings
 
 log = logging.getLogger(__name__)
 
@@ -181,30 +182,18 @@ class FatigueAlerter:
         await self.notifier.aclose()
 
 
-def alerter_from_env(env: Mapping[str, str]) -> FatigueAlerter:
-    """The alerter with the sinks the environment configures (always the log; webhook and e-mail when set).
-
-    Raises ValueError naming the variable when a value is malformed.
-    """
+def alerter_from_settings(settings: NotifySettings) -> FatigueAlerter:
+    """The alerter with the sinks the settings configure: always the log; the webhook and e-mail when set."""
     sinks: list[Sink] = [LogSink(log)]
-    webhook = env.get("NOTIFY_WEBHOOK_URL") or env.get("SCHEDULER_WEBHOOK_URL")
-    if webhook:
-        sinks.append(WebhookSink(webhook))
-    if env.get("NOTIFY_SMTP_HOST"):
-        port = env.get("NOTIFY_SMTP_PORT") or "25"
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"NOTIFY_SMTP_PORT={port!r} is not a port (1 to 65535)")
-        to = [a.strip() for a in env.get("NOTIFY_SMTP_TO", "").split(",") if a.strip()]
-        if not to or not env.get("NOTIFY_SMTP_FROM"):
-            raise ValueError("NOTIFY_SMTP_HOST is set: set NOTIFY_SMTP_FROM and NOTIFY_SMTP_TO (comma-separated) too")
-        sinks.append(EmailSink(env["NOTIFY_SMTP_HOST"], int(port), env["NOTIFY_SMTP_FROM"], to,
-                               username=env.get("NOTIFY_SMTP_USERNAME", ""),
-                               password=env.get("NOTIFY_SMTP_PASSWORD", ""),
-                               starttls=env.get("NOTIFY_SMTP_STARTTLS", "").lower() in ("1", "true", "yes")))
-    try:
-        batch_s = float(env.get("NOTIFY_BATCH_SECONDS") or 30)
-    except ValueError:
-        batch_s = -1.0
-    if batch_s < 0:
-        raise ValueError(f"NOTIFY_BATCH_SECONDS={env.get('NOTIFY_BATCH_SECONDS')!r}: use a number of seconds >= 0")
-    return FatigueAlerter(Notifier(sinks), env.get("NOTIFY_PAGE_URL") or "http://127.0.0.1:8080", batch_s)
+    if settings.notify_webhook_url:
+        sinks.append(WebhookSink(settings.notify_webhook_url))
+    if settings.smtp_host:
+        sinks.append(EmailSink(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.recipients,
+                               username=settings.smtp_username, password=settings.smtp_password,
+                               starttls=settings.smtp_starttls))
+    return FatigueAlerter(Notifier(sinks), settings.page_url, settings.batch_s)
+
+
+def alerter_from_env(env: Mapping[str, str]) -> FatigueAlerter:
+    """``alerter_from_settings`` of the ``NOTIFY_*`` variables in ``env``; raises SettingsError (a ValueError)."""
+    return alerter_from_settings(NotifySettings.from_env(env))

@@ -20,18 +20,18 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import grpc
 
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessPolicy
 from services.cache_gateway.l2_store import InsightsStore, Snapshot
 from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
 from services.cache_gateway.single_flight import SingleFlight
 from services.cache_gateway.stats import GatewayCounters
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
 from services.common.attribution import AttributionSettings
-from services.common.dates import DateRange
+from services.common.dates import DateRange, zone
 from services.common.distributed_lock import DistributedLock, LockTimeout
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,6 @@ class UpstreamFailure:
     message: str
     code: grpc.StatusCode
     at: datetime
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 class InsightsService:
@@ -97,6 +90,9 @@ class InsightsService:
         #: each account's attribution setting (issue 17); None: not tracked (rows of any setting are served)
         self.attribution = attribution
         self._reattributing: dict[str, tuple[str, ...]] = {}  # account -> setting a re-fetch ran or runs for
+        #: (account, since, until) -> the permanent data error its last fetch ended with (see _fetch_range)
+        self._data_errors: dict[tuple[str, date, date], UpstreamFailure] = {}
+        self.data_error_retry_s = 300.0
         self._currencies: dict[str, str] = {}
 
     async def timezone_name(self, account_id: str) -> str | None:
@@ -239,6 +235,9 @@ class InsightsService:
             tz = await self.timezone_of(account_id)
             fetched = await self.store.fetched_at(account_id, days, self.windows(account_id))
             todo = due_days(days, fetched, self.policy, self.clock(), tz)
+        windows = self.windows(account_id)
+        if windows is not None:  # the scheduler's refreshes also move stored days to a new setting
+            self._reattribute_in_background(account_id, windows)
         return await self._fetch_days(account_id, todo, force=force)
 
     async def _fetch_days(self, account_id: str, days: list[date], force: bool = False) -> tuple[list[DateRange], int]:
@@ -272,20 +271,33 @@ class InsightsService:
                     if not todo:
                         self.counters.upstream_calls_avoided += 1
                         return 0
-                return sum([await self._fetch_range(account_id, part) for part in todo])
+                return sum([await self._fetch_range(account_id, part, force) for part in todo])
         except LockTimeout as exc:
             raise UpstreamError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
-    async def _fetch_range(self, account_id: str, rng: DateRange) -> int:
+    async def _fetch_range(self, account_id: str, rng: DateRange, force: bool = False) -> int:
+        """Fetch one range and store it. A range whose last answer was a permanent data error (DATA_LOSS: a
+        value out of range, a page that does not parse) is not asked again for ``data_error_retry_s``
+        seconds: retrying callers get the same error at once instead of a new call to Meta each
+        (issue 17); a forced refresh asks again."""
+        key = (account_id, rng.since, rng.until)
+        known = self._data_errors.get(key)
+        if known is not None and not force and (self.clock() - known.at).total_seconds() < self.data_error_retry_s:
+            age = int((self.clock() - known.at).total_seconds())
+            raise UpstreamError(known.code, f"{known.message} (the same answer {age} s ago; not asked again for "
+                                            f"{self.data_error_retry_s:g} s)")
         self.counters.upstream_calls += 1
         try:
             result = await self.upstream.fetch(account_id, rng)
         except UpstreamError as exc:
             if exc.code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
                 self.last_failure[account_id] = UpstreamFailure(exc.message, exc.code, self.clock())
+            if exc.code == grpc.StatusCode.DATA_LOSS:
+                self._data_errors[key] = UpstreamFailure(exc.message, exc.code, self.clock())
             raise
-        if result.timezone or result.currency:
-            await self.store.set_account_info(account_id, result.timezone, result.currency)
+        self._data_errors.pop(key, None)
+        if result.timezone or result.currency or result.name:
+            await self.store.set_account_info(account_id, result.timezone, result.currency, result.name)
             if result.timezone:
                 self._zones[account_id] = result.timezone
         windows = self.windows(account_id)

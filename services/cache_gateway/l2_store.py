@@ -63,6 +63,7 @@ class AccountState:
     timezone: str = ""
     currency: str = ""
     claimed_at: datetime | None = None  # when ``seq`` was last claimed
+    name: str = ""  # the provider's name of the ad account
 
     @property
     def pending(self) -> bool:
@@ -97,7 +98,7 @@ class WriteResult:
 
 def _account_state(doc: dict) -> AccountState:
     return AccountState(doc["_id"], doc.get("version", 0), doc.get("seq", 0), doc.get("timezone", ""),
-                        doc.get("currency", ""), doc.get("claimed_at"))
+                        doc.get("currency", ""), doc.get("claimed_at"), doc.get("name", ""))
 
 
 def _day_of(doc: dict) -> date | None:
@@ -167,8 +168,8 @@ class InsightsStore:
                     account_id, reason, top)
         return _account_state(rebuilt)
 
-    async def set_account_info(self, account_id: str, timezone: str, currency: str) -> None:
-        update = {k: v for k, v in (("timezone", timezone), ("currency", currency)) if v}
+    async def set_account_info(self, account_id: str, timezone: str, currency: str, name: str = "") -> None:
+        update = {k: v for k, v in (("timezone", timezone), ("currency", currency), ("name", name)) if v}
         await self._ensure_account(account_id)
         await self.accounts.update_one({"_id": account_id}, {"$set": update})
 

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessPolicy
 from services.common.dates import DateRange
 
 #: Longest range in one upstream call; keeps a sync Graph call well below

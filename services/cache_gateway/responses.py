@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from services.cache_gateway.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessPolicy
 from services.cache_gateway.insights_service import ReadResult
 from services.common.input_echo import quoted
 from services.common.pb.adfatigue.v1 import insights_pb2

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import grpc
 
-from services.cache_gateway.insights_service import FRESH, InsightsService, zone
+from services.cache_gateway.insights_service import FRESH, InsightsService
 from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
@@ -29,7 +29,7 @@ from services.common.auth import (
     require_role,
 )
 from services.common.account_ids import InvalidAccountId, normalise_account_id
-from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range
+from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range, zone
 from services.common.error_boundary import peer_message
 from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import (
@@ -243,7 +243,7 @@ class CacheGatewayServicer:
             if state is None:
                 reply.accounts.add(account_id=account_id, known=False)
             else:
-                reply.accounts.add(account_id=account_id, name=getattr(state, "name", "") or "",
+                reply.accounts.add(account_id=account_id, name=state.name,
                                    currency=state.currency, timezone_name=state.timezone,
                                    version=state.version, known=True)
         return reply.SerializeToString()

@@ -33,6 +33,7 @@ class FetchResult:
     timezone: str = ""
     currency: str = ""
     attribution: tuple[str, ...] = ()  # the action_attribution_windows the rows were fetched with (() = unknown)
+    name: str = ""  # the ad account's name at the provider
 
 
 class UpstreamError(Exception):
@@ -89,7 +90,7 @@ class MetaFetcherUpstream:
         return FetchResult(
             rows=[row_from_proto(r) for r in reply.rows], fetched_at=fetched_at,
             upstream_calls=reply.upstream_calls or 1, timezone=reply.account_timezone,
-            currency=reply.account_currency, attribution=windows,
+            currency=reply.account_currency, attribution=windows, name=reply.account_name,
         )
 
     async def close(self) -> None:

@@ -33,6 +33,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import bson
 from bson.raw_bson import RawBSONDocument
@@ -67,8 +68,10 @@ def _index_specs(raw: list[dict]) -> list[dict]:
             for spec in raw if spec.get("name") != "_id_"]
 
 
-async def backup(client, database: str, out: Path) -> dict:
+async def backup(client, database: str, out: Path, progress: Callable[[str, int], None] | None = None) -> dict:
     """Write an archive of ``database`` into ``out`` (created; must be empty). Returns the manifest.
+
+    ``progress(collection, total)`` is called as each collection's copy begins (``total``: collections).
 
     Raises FileExistsError when ``out`` holds files already, and PyMongoError when the store fails
     (a partial archive has no manifest, so it can never be restored).
@@ -83,6 +86,8 @@ async def backup(client, database: str, out: Path) -> dict:
         await session.start_transaction(read_concern=ReadConcern("snapshot"))
         try:
             for name in names:
+                if progress:
+                    progress(name, len(names))
                 digest, count = hashlib.sha256(), 0
                 with open(out / f"{name}.bson", "wb") as fh:
                     async for raw in db.get_collection(name, codec_options=_RAW).find({}, session=session) \
@@ -141,9 +146,13 @@ def verify(archive: Path) -> dict:
     return manifest
 
 
-async def restore(client, database: str, archive: Path, replace: bool = False) -> dict:
+async def restore(client, database: str, archive: Path, replace: bool = False,
+                  progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Restore ``archive`` into ``database``; returns the manifest. Raises DamagedArchive or RestoreRefused
-    before writing anything, PyMongoError if the store fails midway (run it again: it starts over)."""
+    before writing anything, PyMongoError if the store fails midway (run it again: it starts over).
+
+    ``progress(collection, documents, total)`` is called after each batch written (``documents`` in that
+    batch; ``total``: documents of the archive)."""
     manifest = verify(archive)
     db = client[database]
     if not replace:
@@ -153,6 +162,7 @@ async def restore(client, database: str, archive: Path, replace: bool = False) -
         if held:
             raise RestoreRefused(f"database {database} already holds documents ({', '.join(sorted(held))}); stop "
                                  "the services and pass --replace to overwrite it")
+    total = sum(entry["count"] for entry in manifest["collections"].values())
     for name, entry in sorted(manifest["collections"].items()):
         await db.drop_collection(name)
         coll = db[name]
@@ -162,9 +172,13 @@ async def restore(client, database: str, archive: Path, replace: bool = False) -
                 batch.append(doc)
                 if len(batch) >= BATCH:
                     await coll.insert_many(batch, ordered=True)
+                    if progress:
+                        progress(name, len(batch), total)
                     batch = []
         if batch:
             await coll.insert_many(batch, ordered=True)
+            if progress:
+                progress(name, len(batch), total)
         for spec in entry.get("indexes", []):
             options = {k: v for k, v in spec.items() if k not in ("key", "name")}
             await coll.create_index([tuple(k) for k in spec["key"]], name=spec["name"], **options)

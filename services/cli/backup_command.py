@@ -19,6 +19,8 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
 from services.cli.backup import DamagedArchive, RestoreRefused, backup, restore
+from services.cli.progress import Steps
+from services.cli.terminal import terminal_console
 from services.common.embedded_mongo import EmbeddedMongo
 
 
@@ -61,6 +63,32 @@ async def _run(uri: str, work) -> dict:
         await client.close()
 
 
+class _Progress:
+    """Progress of a backup (per collection) or restore (per batch of documents): services/cli/progress.py."""
+
+    def __init__(self, title: str, unit: str):
+        self.title, self.unit = title, unit
+        self.steps: Steps | None = None
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def collection(self, name: str, total: int) -> None:
+        if self.steps is None:
+            self.steps = Steps(terminal_console(), self.title, total, self.unit).__enter__()
+        self.steps.step(name)
+
+    def documents(self, name: str, count: int, total: int) -> None:
+        if self.steps is None:
+            self.steps = Steps(terminal_console(), self.title, total, self.unit).__enter__()
+        self.steps.part(name)
+        self.steps.advance(count)
+
+    def __exit__(self, *exc) -> None:
+        if self.steps is not None:
+            self.steps.__exit__(*exc)
+
+
 def _summary(manifest: dict) -> str:
     parts = [f"{name} {entry['count']}" for name, entry in sorted(manifest["collections"].items())]
     return ", ".join(parts) or "no collections"
@@ -69,8 +97,8 @@ def _summary(manifest: dict) -> str:
 def cmd_backup(parser, args, data_dir: Path) -> int:
     out = Path(args.out).resolve()
     try:
-        with store_uri(args, data_dir) as uri:
-            manifest = asyncio.run(_run(uri, lambda c: backup(c, _database(args), out)))
+        with store_uri(args, data_dir) as uri, _Progress("backing up", "collections") as shown:
+            manifest = asyncio.run(_run(uri, lambda c: backup(c, _database(args), out, shown.collection)))
     except FileExistsError as exc:
         print(f"backup refused: {exc}", file=sys.stderr)
         return 2
@@ -85,8 +113,9 @@ def cmd_backup(parser, args, data_dir: Path) -> int:
 def cmd_restore(parser, args, data_dir: Path) -> int:
     archive = Path(args.archive).resolve()
     try:
-        with store_uri(args, data_dir) as uri:
-            manifest = asyncio.run(_run(uri, lambda c: restore(c, _database(args), archive, replace=args.replace)))
+        with store_uri(args, data_dir) as uri, _Progress("restoring", "documents") as shown:
+            manifest = asyncio.run(_run(uri, lambda c: restore(c, _database(args), archive, replace=args.replace,
+                                                               progress=shown.documents)))
     except (DamagedArchive, RestoreRefused) as exc:
         print(f"restore refused, nothing was written: {exc}", file=sys.stderr)
         return 2

@@ -50,10 +50,23 @@ class LocalSystem:
         self.mongodb_uri = config.mongodb_uri
         self.processes: dict[str, ServiceProcess] = {}
         self.sandbox_url: str | None = None
+        self.on_step = None  # called with each part's name as it starts (``planned()`` order)
 
     @property
     def logs(self) -> Path:
         return self.config.data_dir / "logs"
+
+    def planned(self) -> list[str]:
+        """The parts ``start`` will start, in order (for progress output)."""
+        cfg = self.config
+        parts = [] if self.mongodb_uri else ["mongodb"]
+        parts += [] if cfg.graph_url else ["meta_sandbox"]
+        parts += ["meta_fetcher", "fatigue_engine", "cache_gateway", "scheduler"]
+        return parts + (["bff"] if cfg.bff_port is not None else [])
+
+    def _step(self, name: str) -> None:
+        if self.on_step is not None:
+            self.on_step(name)
 
     def _process(self, name: str, module: str, args: list[str]) -> ServiceProcess:
         demo = LIVE_DEMO_ENV if self.config.live_demo else {}
@@ -62,6 +75,7 @@ class LocalSystem:
                **self.config.extra_env}
         proc = ServiceProcess(name, module, args, self.logs / f"{name}.log", env)
         self.processes[name] = proc
+        self._step(name)
         return proc.start()
 
     def start(self) -> "LocalSystem":
@@ -72,6 +86,7 @@ class LocalSystem:
             if not self.mongodb_uri:
                 self.mongo = EmbeddedMongo(cfg.data_dir / "mongo", log_path=self.logs / "mongo.log")
                 self.logs.mkdir(parents=True, exist_ok=True)
+                self._step("mongodb")
                 self.mongo.start()
                 self.mongodb_uri = self.mongo.uri
             graph_url = cfg.graph_url

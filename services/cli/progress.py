@@ -21,7 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 
 class Steps:
-    """``with Steps(console, "starting", total) as steps: steps.advance("meta_fetcher")``."""
+    """Named steps (``with Steps(console, "starting", 7) as s: s.step("mongodb"); s.step("meta_sandbox") ...``)
+    or counted units (``s.advance(500, "insights")``)."""
 
     def __init__(self, console: Console, title: str, total: int, unit: str = ""):
         self.console, self.title, self.total, self.unit = console, title, total, unit
@@ -29,6 +30,8 @@ class Steps:
         self._started = time.monotonic()
         self._progress: Progress | None = None
         self._task = None
+        self._current: str | None = None  # the named step under way
+        self._part: str | None = None
 
     def __enter__(self) -> "Steps":
         if self.console.is_terminal:
@@ -39,11 +42,23 @@ class Steps:
         return self
 
     def step(self, name: str) -> None:
-        """A step begins (shown as the current one)."""
+        """The next named step begins (the one before it is done)."""
+        if self._current is not None:
+            self.advance()
+        self._current = name
+        self._show(f"{self.title} {name} ({self.done + 1}/{self.total}) ...", name)
+
+    def part(self, name: str) -> None:
+        """Work moves on to ``name`` (a collection, say); units are counted with ``advance``."""
+        if name != self._part:
+            self._part = name
+            self._show(f"{self.title} {name} ({self.done}/{self.total} {self.unit} so far) ...", name)
+
+    def _show(self, line: str, name: str) -> None:
         if self._progress is not None:
             self._progress.update(self._task, description=f"{self.title} {name}")
         else:
-            self.console.print(f"{self.title} {name} ({self.done + 1}/{self.total}) ...", highlight=False)
+            self.console.print(line, highlight=False)
 
     def advance(self, amount: int = 1, name: str = "") -> None:
         """``amount`` more units are done (``name``: what is being worked on now, for the terminal view)."""
@@ -53,6 +68,8 @@ class Steps:
                                   **({"description": f"{self.title} {name}"} if name else {}))
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and self._current is not None:
+            self.advance()
         elapsed = time.monotonic() - self._started
         if self._progress is not None:
             self._progress.stop()

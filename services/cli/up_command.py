@@ -16,6 +16,7 @@ import grpc
 
 from services.cli.gateway_calls import fatigue, unreachable_hint
 from services.cli.local_system import LocalSystem, SystemConfig
+from services.cli.progress import Steps, waiting
 from services.cli.report import render_table, report_lines
 from services.cli.terminal import terminal_console
 from services.cli.web_build import PageBuildError, ensure_page_built
@@ -115,9 +116,10 @@ def run_up(parser, args, data_dir: Path) -> int:
         if not args.no_page:
             print("building the page (web/: npm ci, npm run build; only when web/ changed) ...", flush=True)
             ensure_page_built()
-        print("starting: embedded store, Meta sandbox, meta_fetcher, fatigue_engine, cache_gateway, scheduler, bff ...",
-              flush=True)
-        system.start()
+        console = terminal_console()
+        with Steps(console, "starting", len(system.planned()), "parts") as steps:
+            system.on_step = steps.step
+            system.start()
         _announce(system, csvs)
         if args.exit_after is not None:
             time.sleep(args.exit_after)
@@ -172,7 +174,8 @@ def _announce(system: LocalSystem, csvs) -> None:
               flush=True)
         try:
             token = mint_token(system.jwt_secret, "adfatigue-up", ["*"], ttl_s=600)
-            reply = asyncio.run(fatigue(gateway, token, account, first.isoformat(), last.isoformat()))
+            with waiting(terminal_console(), f"fetching act_{account} {first} … {last} (from Meta where not cached)"):
+                reply = asyncio.run(fatigue(gateway, token, account, first.isoformat(), last.isoformat()))
             render_table(reply, report_lines(reply), first.isoformat(), last.isoformat(), terminal_console())
         except grpc.RpcError as exc:
             print(f"  report failed: {exc.code().name}: {exc.details()}{unreachable_hint(exc, gateway)}")

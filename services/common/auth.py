@@ -25,18 +25,18 @@ text never appears in logs or errors.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import grpc
 import jwt
 
 from services.common.input_echo import quoted
+from services.common.settings import AuthSettings
 
 READER = "reader"
 OPERATOR = "operator"
@@ -148,25 +148,22 @@ class JwtVerifier:
         self._cache_size = cache_size
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "JwtVerifier":
+    def from_settings(cls, auth: AuthSettings) -> "JwtVerifier":
         """``JWT_JWKS_URL`` or ``JWT_PUBLIC_KEY`` (RS256/ES256) or ``JWT_HS256_SECRET``; ``JWT_AUDIENCE``;
         ``JWT_LEEWAY_SECONDS`` (default 5); ``JWT_JWKS_COOLDOWN_SECONDS`` (30: least time between two
-        re-fetches of the JWKS for an unknown kid)."""
-        env = env if env is not None else dict(os.environ)
-        audience = env.get("JWT_AUDIENCE") or None
-        def seconds(name: str, default: float) -> float:
-            try:
-                return float(env.get(name) or default)
-            except ValueError:
-                raise ValueError(f"{name}={quoted(env.get(name))} is not a number of seconds") from None
+        re-fetches of the JWKS for an unknown kid). Settings: ``services/common/settings/parts.py``."""
+        if auth.jwt_jwks_url:
+            return cls("", ["RS256", "ES256"], auth.jwt_audience, auth.jwt_leeway_s, jwks_url=auth.jwt_jwks_url,
+                       jwks_cooldown_s=auth.jwt_jwks_cooldown_s)
+        if auth.jwt_public_key:
+            return cls(auth.jwt_public_key, ["RS256", "ES256"], auth.jwt_audience, auth.jwt_leeway_s)
+        return cls(auth.jwt_hs256_secret, ["HS256"], auth.jwt_audience, auth.jwt_leeway_s)
 
-        leeway = seconds("JWT_LEEWAY_SECONDS", DEFAULT_LEEWAY_S)
-        if env.get("JWT_JWKS_URL"):
-            return cls("", ["RS256", "ES256"], audience, leeway, jwks_url=env["JWT_JWKS_URL"],
-                       jwks_cooldown_s=seconds("JWT_JWKS_COOLDOWN_SECONDS", 30))
-        if env.get("JWT_PUBLIC_KEY"):
-            return cls(env["JWT_PUBLIC_KEY"], ["RS256", "ES256"], audience, leeway)
-        return cls(env.get("JWT_HS256_SECRET", ""), ["HS256"], audience, leeway)
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "JwtVerifier":
+        """``from_settings`` of the auth settings in ``env`` (default ``os.environ``); a bad value raises
+        SettingsError (a ValueError) naming it."""
+        return cls.from_settings(AuthSettings.from_env(env))
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises AuthError(UNAUTHENTICATED) otherwise."""
@@ -320,21 +317,19 @@ class ServiceToken:
     caller's own ``JWT_AUDIENCE``), renewed before it expires.
     """
 
-    def __init__(self, subject: str, env: dict[str, str] | None = None, ttl_s: int = 3600,
-                 audience: str | None = None):
-        env = env if env is not None else dict(os.environ)
-        self.token_file = env.get("ADFATIGUE_SERVICE_TOKEN_FILE", "")
-        self.fixed = env.get("ADFATIGUE_SERVICE_TOKEN", "")
-        self.secret = env.get("JWT_HS256_SECRET", "")
-        self.audience = audience or env.get("JWT_AUDIENCE") or None
+    def __init__(self, subject: str, env: Mapping[str, str] | None = None, ttl_s: int = 3600,
+                 audience: str | None = None, settings: AuthSettings | None = None):
+        auth = settings if settings is not None else AuthSettings.from_env(env)
+        self.token_file = auth.service_token_file
+        self.fixed = auth.service_token
+        self.secret = auth.jwt_hs256_secret
+        self.audience = audience or auth.jwt_audience
         self.subject = subject
         self.ttl_s = ttl_s
         self._token, self._expires = "", 0.0
         if subject not in SERVICE_IDENTITIES:
             raise ValueError(f"service identity {quoted(subject)} is not one of {', '.join(sorted(SERVICE_IDENTITIES))}")
-        if not (self.token_file or self.fixed or self.secret):
-            raise ValueError("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN, "
-                             "or JWT_HS256_SECRET to mint one locally")
+        auth.require_service_token()  # SettingsError, a ValueError
 
     def metadata(self) -> tuple[tuple[str, str]]:
         if self.token_file:

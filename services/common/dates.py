@@ -9,7 +9,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.common.input_echo import quoted
 
@@ -54,6 +54,14 @@ def parse_date(value: str, name: str) -> date:
         return date.fromisoformat(value)
     except (TypeError, ValueError):
         raise InvalidDateRange(f"{name}={quoted(value)} is not a date: use YYYY-MM-DD, e.g. 2026-04-29") from None
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone called ``name`` (an IANA name such as ``Asia/Kuala_Lumpur``); UTC when empty or unknown."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def account_today(tz_name: str | None, now: datetime | None = None) -> date:

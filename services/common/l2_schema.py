@@ -130,6 +130,7 @@ class AccountDoc(_Doc):
     seq: Count
     timezone: Annotated[StrictStr, AfterValidator(_zone)] = ""
     currency: StrictStr = ""
+    name: StrictStr = ""
     claimed_at: datetime | None = None
 
     @model_validator(mode="after")

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 
+from services.common.settings import parse_service_args
 from services.fatigue_engine.server import serve
+from services.fatigue_engine.settings import EngineSettings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,8 +19,8 @@ def main(argv: list[str] | None = None) -> None:
                                      description="FatigueEngine gRPC server (FATIGUE_SPEC.md v1.1)")
     parser.add_argument("--port", type=int, required=True, help="TCP port; 0 picks a free one")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_service_args(parser, EngineSettings, argv)
+    logging.basicConfig(level=args.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(args.host, args.port))
     except ValueError as exc:  # no JWT key to check callers with

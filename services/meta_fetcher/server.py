@@ -12,7 +12,7 @@ token), never from the command line (it would show in ``ps``). With
 encrypted vault when one is stored (``services.meta_fetcher.token_vault``,
 ``token_admin``), and with ``META_APP_ID``/``META_APP_SECRET`` a background
 task exchanges vault tokens before they expire (``token_refresh``). Other
-knobs: ``FetcherSettings.from_env``. Prints ``meta_fetcher listening on HOST:PORT``
+knobs: ``services/meta_fetcher/settings.py`` (a bad value exits with status 2 naming it). Prints ``meta_fetcher listening on HOST:PORT``
 (flushed) once serving; SIGINT/SIGTERM stop it cleanly (exit status 0).
 """
 
@@ -22,10 +22,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from urllib.parse import urlsplit
-from typing import AsyncIterator
+from typing import AsyncIterator, Mapping
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -33,6 +32,7 @@ from pymongo.errors import PyMongoError
 from services.common.auth import GATEWAY
 from services.common.grpc_server import GrpcHost
 from services.common.service_callers import ServiceCallers
+from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
 from services.meta_fetcher.account_fetch import AccountFetcher
 from services.meta_fetcher.credentials import Credentials
@@ -129,27 +129,27 @@ async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0"
             await mongo.close()
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def _parse_args(argv: list[str] | None, env: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """Flags, then ``args.settings`` (FetcherSettings from ``env``, flags winning); exits 2 on a bad value."""
     p = argparse.ArgumentParser(prog="python -m services.meta_fetcher", description="MetaFetcher gRPC server.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True, help="gRPC port; 0 picks a free one")
-    p.add_argument("--graph-url", default=os.environ.get("META_GRAPH_URL") or None,
+    p.add_argument("--graph-url", dest="graph_url", default=None,
                    help="Graph API base URL, e.g. https://graph.facebook.com or the sandbox's "
                         "http://127.0.0.1:8085 (default: META_GRAPH_URL)")
     p.add_argument("--api-version", default=None, help="Graph API version (default v23.0, or META_API_VERSION)")
     p.add_argument("--budget-calls", type=int, default=None, help="app calls allowed per budget window")
     p.add_argument("--budget-key-prefix", default=None, help="Redis key prefix of the shared budget")
-    p.add_argument("--grace-seconds", type=float, default=float(os.environ.get("META_SHUTDOWN_GRACE_S", "30")),
-                   help="on SIGTERM, how long in-flight Meta calls may finish")
-    args = p.parse_args(argv)
-    if not args.graph_url:
+    p.add_argument("--grace-seconds", dest="shutdown_grace_s", type=float, default=None,
+                   help="on SIGTERM, how long in-flight Meta calls may finish (META_SHUTDOWN_GRACE_S, 30)")
+    args = parse_service_args(p, FetcherSettings, argv, env)
+    if "graph_url" not in args.settings.model_fields_set:
         p.error("--graph-url (or META_GRAPH_URL) is required")
     return args
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    settings = FetcherSettings.from_env(graph_url=args.graph_url, api_version=args.api_version,
-                                        budget_calls=args.budget_calls, budget_key_prefix=args.budget_key_prefix)
+    settings: FetcherSettings = args.settings
     install_log_redaction(settings.secrets)
     host_name = urlsplit(settings.graph_url).hostname or ""
     if settings.access_token == SANDBOX_DEV_TOKEN and not settings.vault_enabled \
@@ -158,7 +158,7 @@ async def _serve(args: argparse.Namespace) -> None:
                          "(or a token vault: TOKEN_KEYS and MONGODB_URI)")
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     callers = ServiceCallers.from_env({GATEWAY}, "meta_fetcher")  # every FetchInsights spends Meta budget
-    async with fetcher_server(settings, address, args.grace_seconds, callers) as (host, port):
+    async with fetcher_server(settings, address, settings.shutdown_grace_s, callers) as (host, port):
         print(f"meta_fetcher listening on {args.host}:{port}", flush=True)
         log.info("meta_fetcher serving %s with Graph %s %s", SERVICE_NAME, settings.graph_url, settings.api_version)
         await host.wait_for_termination_signal()
@@ -168,7 +168,7 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=args.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         asyncio.run(_serve(args))
     except (OSError, ValueError) as exc:

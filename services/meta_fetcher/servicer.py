@@ -80,7 +80,7 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
         mask = None if not request.fields else {*req.fields, "adset_id", "campaign_id"}
         response = meta_fetcher_pb2.FetchInsightsResponse(
             account_id=req.account_id, rows=[row_to_proto(r, mask) for r in rows], upstream_calls=0,
-            account_timezone=info.timezone_name, account_currency=info.currency)
+            account_timezone=info.timezone_name, account_currency=info.currency, account_name=info.name)
         response.fetched_at.FromDatetime(datetime.now(timezone.utc))
         log.info("FetchInsights %s %s..%s: %d rows from the CSV export", account, req.since, req.until, len(rows))
         return response
@@ -131,6 +131,7 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
             upstream_calls=counter.calls,
             account_timezone=info.timezone_name,
             account_currency=info.currency,
+            account_name=info.name,
         )
         response.fetched_at.FromDatetime(fetched_at)
         size = response.ByteSize()

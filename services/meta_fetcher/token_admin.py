@@ -41,6 +41,7 @@ from pymongo.errors import PyMongoError
 
 from services.common.account_ids import InvalidAccountId
 from services.common.audit_log import COLLECTION as AUDIT_COLLECTION, AuditLog
+from services.meta_fetcher.settings import FetcherSettings
 from services.meta_fetcher.token_vault import Keyring, TokenVault, TokenVaultError, keyring_from_settings
 
 MAX_TOKEN_BYTES = 4096
@@ -119,13 +120,12 @@ def _expiry(args: argparse.Namespace) -> tuple[datetime | None, bool]:
 
 
 async def _run(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, out: TextIO) -> int:
-    uri = env.get("MONGODB_URI")
-    if not uri:
-        raise ValueError("MONGODB_URI is not set")
-    keyring = keyring_from_settings(env.get("TOKEN_KEYS"), env.get("TOKEN_ACTIVE_KEY"))
-    before = float(env.get("META_TOKEN_REFRESH_BEFORE_S") or 7 * 86400)
-    client = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
-    db_name = env.get("MONGODB_DB") or "adfatigue"
+    settings = FetcherSettings.from_env(env)  # SettingsError (a ValueError) names a bad variable
+    settings.require("mongodb_uri", "the vault's MongoDB connection string")
+    keyring = keyring_from_settings(settings.token_keys, settings.token_active_key)
+    before = settings.token_refresh_before_s
+    client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    db_name = settings.mongodb_db
     audit = AuditLog(client[db_name][AUDIT_COLLECTION], batch_window_s=0, service="token_admin")
     status = "UNKNOWN"
     try:

@@ -2,7 +2,7 @@
 
 Each account is one daily export (``services.common.ads_manager_csv``, the
 format of ``shared/data/meta_ads_daily_account_a.csv``), read with
-``load_csv`` so the rows are exactly those the Meta sandbox serves for the
+``load_export`` so the rows are exactly those the Meta sandbox serves for the
 same file. The file is read again when its size or modification time
 changes, so dropping in a newer export is how the account is "refreshed".
 
@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import os
 from dataclasses import dataclass
+import logging
 from datetime import date
 from pathlib import Path
 from typing import Mapping
@@ -34,9 +35,11 @@ from typing import Mapping
 import grpc
 
 from services.common.account_ids import InvalidAccountId, normalise_account_id
-from services.common.ads_manager_csv import CsvFormatError, load_csv
+from services.common.ads_manager_csv import CsvFormatError, load_export
 from services.common.insight_row import InsightRow
 from services.providers.base import ProviderAccount, ProviderError, SyncPoint, diff_by_day
+
+log = logging.getLogger(__name__)
 
 NAME = "ads_manager_csv"
 DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
@@ -118,7 +121,9 @@ class CsvReplayProvider:
 
             def read() -> _Loaded:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                return _Loaded(stamp, digest, load_csv(path, account, self.conversion_action_type))
+                imported = load_export(path, account, self.conversion_action_type)
+                log.info("act_%s from %s: %s", account, path.name, imported.report)
+                return _Loaded(stamp, digest, imported.rows)
 
             try:
                 loaded = await asyncio.to_thread(read)

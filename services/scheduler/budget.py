@@ -96,7 +96,7 @@ class LocalBudget:
 
     async def snapshot(self) -> BudgetSnapshot:
         s = self.settings
-        return BudgetSnapshot(SOURCE_LOCAL, s.app_budget_calls, s.budget_window_s, None, self._used(), s.share_calls,
+        return BudgetSnapshot(SOURCE_LOCAL, s.budget_calls, s.budget_window_s, None, self._used(), s.share_calls,
                               s.reserve)
 
     async def record(self, calls: int) -> None:
@@ -139,7 +139,7 @@ class RedisBudget:
     async def snapshot(self) -> BudgetSnapshot:
         s = self.settings
         app, mine = await self.client.eval(_SNAPSHOT, 2, self.app_key, self.spent_key, int(s.budget_window_s * 1000))
-        return BudgetSnapshot(SOURCE_REDIS, s.app_budget_calls, s.budget_window_s, int(app), int(mine), s.share_calls,
+        return BudgetSnapshot(SOURCE_REDIS, s.budget_calls, s.budget_window_s, int(app), int(mine), s.share_calls,
                               s.reserve)
 
     async def record(self, calls: int) -> None:

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Callable, Mapping, Protocol, Sequence
 
 from services.cache_gateway.demand_tracker import AccountDemand
-from services.cache_gateway.freshness import FreshnessClass, FreshnessPolicy
+from services.common.freshness import FreshnessClass, FreshnessPolicy
 from services.scheduler.budget import BudgetSnapshot, BudgetSource, allowance
 from services.scheduler.planning import AccountFreshness, Candidate, Plan, WorkItem, candidates, plan_cycle
 from services.scheduler.settings import SchedulerSettings

@@ -34,8 +34,8 @@ from typing import Callable, Protocol
 
 import redis.asyncio as aioredis
 
-from services.cache_gateway.demand_fencing import lease_key_for
 from services.common.lease_record import LeaseRecords
+from services.common.settings import lease_key_for
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then

@@ -51,9 +51,8 @@ from typing import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from services.cache_gateway.demand_tracker import AccountDemand
-from services.cache_gateway.freshness import FreshnessClass, FreshnessPolicy
-from services.cache_gateway.insights_service import zone
-from services.common.dates import DateRange
+from services.common.freshness import FreshnessClass, FreshnessPolicy
+from services.common.dates import DateRange, zone
 
 CLASS_WEIGHT = {FreshnessClass.PARTIAL: 3.0, FreshnessClass.PROVISIONAL: 2.0, FreshnessClass.FINAL: 1.0}
 #: Weight of an account the demand tracker has never seen (demand not wired, or data from before it).

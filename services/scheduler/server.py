@@ -1,7 +1,7 @@
 """Run the Scheduler: ``python -m services.scheduler --port N --gateway HOST:PORT``.
 
 Settings (flags override environment; all of them in ``settings.py``):
-``MONGODB_URI`` (required), ``MONGODB_DB``, ``ADFATIGUE_GATEWAY_ADDR``,
+``MONGODB_URI`` (required), ``MONGODB_DB``, ``ADFATIGUE_GATEWAY_ADDR``, ``ADFATIGUE_SCHEDULER_PORT``,
 ``SCHEDULER_INTERVAL_SECONDS`` (600, R6), ``REDIS_URL`` (unset: this process
 always leads and assumes its configured budget share - the single-machine
 fallback), ``REDIS_KEY_PREFIX`` / ``SCHEDULER_LEASE_KEY`` /
@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import uuid
+from typing import Mapping
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
@@ -33,6 +34,7 @@ from services.common.audit_log import COLLECTION as AUDIT_COLLECTION, AuditLog
 from services.common.auth import SCHEDULER, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.grpc_server import GrpcHost, service_channel
+from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.budget import LocalBudget, RedisBudget
 from services.scheduler.cycle import CycleRunner
@@ -48,45 +50,33 @@ SERVICE_NAME = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name
 STOP_GRACE_S = 8.0
 
 
-def parse_args(argv: list[str] | None = None, env: dict[str, str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> argparse.Namespace:
     """Flags and settings; exits with status 2 and a clear message on a bad value. ``args.settings`` holds them."""
-    env = dict(os.environ) if env is None else env
     p = argparse.ArgumentParser(prog="python -m services.scheduler", description="Scheduler gRPC server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="gRPC port (0 = any free port; default 50054)")
-    p.add_argument("--mongodb-uri", default=env.get("MONGODB_URI"))
-    p.add_argument("--mongodb-db", default=env.get("MONGODB_DB", "adfatigue"))
-    p.add_argument("--gateway", default=env.get("ADFATIGUE_GATEWAY_ADDR", "127.0.0.1:50051"))
-    p.add_argument("--interval-seconds", type=float, default=None, help="cycle interval (SCHEDULER_INTERVAL_SECONDS)")
+    p.add_argument("--mongodb-uri", default=None)
+    p.add_argument("--mongodb-db", default=None)
+    p.add_argument("--gateway", dest="gateway_addr", default=None, help="the gateway's host:port")
+    p.add_argument("--interval-seconds", dest="interval_s", type=float, default=None,
+                   help="cycle interval (SCHEDULER_INTERVAL_SECONDS)")
     p.add_argument("--redis-url", default=None, help="lease, schedule and budget in Redis (REDIS_URL)")
     p.add_argument("--lease-key", default=None, help="Redis key of the leader lease (SCHEDULER_LEASE_KEY)")
-    args = p.parse_args(argv)
-    if args.port is None:
-        try:
-            args.port = int(env.get("ADFATIGUE_SCHEDULER_PORT", "50054"))
-        except ValueError:
-            p.error(f"ADFATIGUE_SCHEDULER_PORT={env.get('ADFATIGUE_SCHEDULER_PORT')!r} is not a port number")
-    if not 0 <= args.port <= 65535:
-        p.error(f"--port {args.port} must be between 0 and 65535")
-    if not args.mongodb_uri:
-        p.error("MONGODB_URI (or --mongodb-uri) is required; `adfatigue up` starts an embedded store for you")
+    args = parse_service_args(p, SchedulerSettings, argv, env)
     try:
-        args.settings = SchedulerSettings.from_env(env, interval_s=args.interval_seconds, redis_url=args.redis_url,
-                                                   lease_key=args.lease_key)
+        args.settings.require("mongodb_uri", "set it (or --mongodb-uri); `adfatigue up` starts an embedded "
+                                             "store for you")
+        args.settings.require_verifier_key()
+        args.settings.require_service_token()
     except SettingsError as exc:
         p.error(str(exc))
-    if not (env.get("JWT_HS256_SECRET") or env.get("JWT_PUBLIC_KEY") or env.get("JWT_JWKS_URL")):
-        p.error("set JWT_HS256_SECRET (local) or JWT_PUBLIC_KEY (production, PEM) to verify callers' bearer tokens")
-    if not any(env.get(k) for k in ("ADFATIGUE_SERVICE_TOKEN_FILE", "ADFATIGUE_SERVICE_TOKEN", "JWT_HS256_SECRET")):
-        p.error("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN (the scheduler's token for the gateway), "
-                "or JWT_HS256_SECRET to mint one")
     return args
 
 
 async def serve(args: argparse.Namespace) -> None:
     settings: SchedulerSettings = args.settings
-    client = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
-    store = InsightsStore(client, args.mongodb_db)
+    client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
+    store = InsightsStore(client, settings.mongodb_db)
     holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
     records = LeaseRecords.of(store.db)  # fencing tokens that survive a Redis restart
@@ -98,24 +88,25 @@ async def serve(args: argparse.Namespace) -> None:
     else:
         lease = LocalLease(holder, records, settings.lease_key)
         schedule, budget = LocalSchedule(), LocalBudget(settings)
-    channel = service_channel(args.gateway)
-    refresher = GatewayRefresher(cache_gateway_pb2_grpc.CacheGatewayStub(channel), ServiceToken(SCHEDULER))
+    channel = service_channel(settings.gateway_addr)
+    refresher = GatewayRefresher(cache_gateway_pb2_grpc.CacheGatewayStub(channel),
+                                 ServiceToken(SCHEDULER, settings=settings))
     runner = CycleRunner(MongoFreshnessSource(store, settings),
                          MongoDemandSource(store.db["demand"], settings.demand_heartbeat_ttl_s), budget, refresher,
                          settings)
     notifier = build_notifier(settings.webhook_url, settings.webhook_timeout_s)
     loop = SchedulerLoop(runner, lease, schedule, settings, notifier)
-    host = GrpcHost(f"{args.host}:{args.port}")
+    host = GrpcHost(f"{args.host}:{settings.port}")
     audit = AuditLog(store.db[AUDIT_COLLECTION], service="scheduler")
     await audit.start()
-    scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(loop, JwtVerifier.from_env(), audit),
-                                                       host.server)
+    scheduler_pb2_grpc.add_SchedulerServicer_to_server(
+        SchedulerServicer(loop, JwtVerifier.from_settings(settings), audit), host.server)
     port = await host.start([SERVICE_NAME])
     print(f"scheduler listening on {args.host}:{port}", flush=True)
     logging.getLogger(__name__).info(
         "scheduler %s: interval %.0f s, budget %s (share %d of %d calls/%.0f s, reserve %d), lease %s",
         holder, settings.interval_s, "redis-shared" if redis_client else "configured-share", settings.share_calls,
-        settings.app_budget_calls, settings.budget_window_s, settings.reserve,
+        settings.budget_calls, settings.budget_window_s, settings.reserve,
         settings.lease_key if redis_client else "local")
     runner_task = asyncio.create_task(loop.run_forever())
     try:
@@ -140,9 +131,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(parse_args(argv)))
+    args = parse_args(argv)
+    logging.basicConfig(level=args.settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

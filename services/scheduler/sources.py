@@ -20,8 +20,8 @@ import grpc
 
 from services.cache_gateway.demand_fencing import FENCING_METADATA_KEY
 from services.cache_gateway.demand_tracker import AccountDemand, load_demand
-from services.cache_gateway.insights_service import zone
 from services.cache_gateway.l2_store import InsightsStore
+from services.common.dates import zone
 from services.common.auth import ServiceToken
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc as gw_grpc
 from services.scheduler.cycle import RefreshFailed, RefreshOutcome

@@ -88,6 +88,7 @@ def test_accounts_lists_name_currency_and_time_zone(client):
     fatigue(client)  # the account is known once read
     accounts = {a["id"]: a for a in client.get("/api/v1/accounts").json()["accounts"]}
     assert accounts[REAL]["currency"] == "MYR" and accounts[REAL]["timezone"] and accounts[REAL]["known"]
+    assert accounts[REAL]["name"] == "meta_ads_daily_account_a"  # the sandbox names a CSV account by its file
 
 
 def test_accounts_of_a_limited_user_are_only_theirs(system, base_url, client):
@@ -189,8 +190,9 @@ def test_sign_out_needs_csrf_and_ends_the_session(system, base_url):
 
 # -- events (SSE) --------------------------------------------------------------------------------------
 
-def read_events(client, n: int, headers=None, params=None, timeout=30.0) -> list[dict]:
-    """The first ``n`` SSE events (dicts of their fields; comments as {"comment": ...})."""
+def read_events(client, n: int, headers=None, params=None, timeout=30.0, with_retry=False,
+                stop_at: str = "") -> list[dict]:
+    """The first ``n`` SSE events (dicts of their fields); a block with only ``retry`` counts if ``with_retry``."""
     out, current = [], {}
     query = {"since": SINCE, "until": UNTIL, **(params or {})}
     with client.stream("GET", f"/api/v1/accounts/{REAL}/events", params=query, headers=headers or {},
@@ -199,11 +201,12 @@ def read_events(client, n: int, headers=None, params=None, timeout=30.0) -> list
         assert answer.headers["content-type"].startswith("text/event-stream")
         for line in answer.iter_lines():
             if line == "":
-                if current:
+                if current and (with_retry or set(current) != {"retry"}):
                     out.append(current)
                     current = {}
-                    if len(out) >= n:
+                    if len(out) >= n or (stop_at and out[-1].get("event") == stop_at):
                         return out
+                current = {}
                 continue
             if line.startswith(":"):
                 continue
@@ -214,9 +217,9 @@ def read_events(client, n: int, headers=None, params=None, timeout=30.0) -> list
 
 def test_events_start_with_a_snapshot_then_status_each_with_the_version(client):
     model = fatigue(client).json()
-    snapshot, status = read_events(client, 2)
+    retry, snapshot, status = read_events(client, 3, with_retry=True)
+    assert int(retry["retry"]) > 0  # first, before any event
     assert snapshot["event"] == "snapshot" and int(snapshot["id"]) >= model["version"]
-    assert int(snapshot["retry"]) > 0
     assert len(json.loads(snapshot["data"])["ads"]) == 55
     assert status["event"] == "status" and json.loads(status["data"])["gateway"] == "live"
     assert status["id"] == snapshot["id"]
@@ -284,3 +287,50 @@ def test_gateway_down_is_503_with_retry_after(system, tmp_path):
             assert int(answer.headers["retry-after"]) >= 1 and "gateway" in body["detail"]
     finally:
         bff.stop()
+
+
+def test_a_live_change_applied_to_the_snapshot_equals_a_fresh_read(system, client):
+    """The stream's change (rows of the gateway's CHANGE + scores at that version) rebuilds the same model as
+    reading the whole range again."""
+    import threading
+    from datetime import date, timedelta
+    events: list[dict] = []
+
+    def listen():
+        events.extend(read_events(client, 10, timeout=60, stop_at="change"))  # snapshot, status..., change
+
+    model = fatigue(client).json()
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    deadline = time.monotonic() + 30
+    while len(events) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ad = model["ads"][1]
+    last = max(i for i, v in enumerate(ad["series"]["impressions"]) if v)
+    day = (date.fromisoformat(ad["series"]["first_day"]) + timedelta(days=last)).isoformat()
+    restated = httpx.post(f"{system.sandbox_url}/_sandbox/restate",
+                          json={"account_id": REAL, "date": day, "ad_id": ad["ad_id"],
+                                "set": {"spend": "777.77", "inline_link_clicks": 3}})
+    assert restated.status_code == 200, restated.text
+    csrf = client.get("/api/v1/session").json()["csrf_token"]
+    done = client.post(f"/api/v1/accounts/{REAL}/refresh", params={"since": day, "until": day, "force": "true"},
+                       headers={"X-CSRF-Token": csrf})
+    assert done.status_code == 200 and done.json()["rows_changed"] >= 1
+    listener.join(60)
+    live = events[0]
+    assert live["event"] == "snapshot"
+    state = json.loads(live["data"])
+    for e in events[1:]:
+        if e["event"] == "change":
+            change = json.loads(e["data"])
+            assert change["from_version"] == state["version"]
+            by_id = {a["ad_id"]: a for a in state["ads"]}
+            by_id.update({a["ad_id"]: a for a in change["ads"]})
+            state = {**state, "version": change["version"], "summary": change["summary"],
+                     "ads": [by_id[i] for i in change["order"]]}
+    assert state["version"] == done.json()["version"]
+    fresh = fatigue(client).json()
+    assert fresh["version"] == state["version"]
+    assert fresh["ads"] == state["ads"] and fresh["summary"] == state["summary"]
+    changed = next(a for a in state["ads"] if a["ad_id"] == ad["ad_id"])
+    assert changed["spend"] != ad["spend"]

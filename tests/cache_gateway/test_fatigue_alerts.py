@@ -91,10 +91,12 @@ async def test_an_unreachable_smtp_server_is_counted_and_never_raises():
 def test_settings_are_checked_with_a_message_naming_the_variable():
     with pytest.raises(ValueError, match="NOTIFY_SMTP_FROM and NOTIFY_SMTP_TO"):
         alerter_from_env({"NOTIFY_SMTP_HOST": "127.0.0.1"})
-    with pytest.raises(ValueError, match="NOTIFY_SMTP_PORT='x'"):
+    with pytest.raises(ValueError, match="NOTIFY_SMTP_PORT='x' is invalid"):
         alerter_from_env({"NOTIFY_SMTP_HOST": "h", "NOTIFY_SMTP_PORT": "x", "NOTIFY_SMTP_FROM": "a@b",
                           "NOTIFY_SMTP_TO": "c@d"})
     with pytest.raises(ValueError, match="NOTIFY_BATCH_SECONDS"):
         alerter_from_env({"NOTIFY_BATCH_SECONDS": "soon"})
-    alerter = alerter_from_env({"SCHEDULER_WEBHOOK_URL": "http://127.0.0.1:9/hook"})
+    with pytest.raises(ValueError, match="NOTIFY_WEBHOOK_URL must be an http"):
+        alerter_from_env({"NOTIFY_WEBHOOK_URL": "ftp://example.test/hook"})
+    alerter = alerter_from_env({"NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/hook"})
     assert [type(s).__name__ for s in alerter.notifier.sinks] == ["LogSink", "WebhookSink"]

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings, strategies as st
 
-from services.cache_gateway.freshness import FreshnessClass, FreshnessPolicy
+from services.common.freshness import FreshnessClass, FreshnessPolicy
 from services.cache_gateway.planner import due_days, merge_ranges, plan
 from services.common.dates import DateRange
 

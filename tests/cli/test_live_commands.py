@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -90,7 +91,7 @@ def test_token_mints_a_development_token_a_grpc_client_can_use(live):
     token = out.stdout.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["accounts"] == [SYNTH] and claims["roles"] == [] and claims["exp"] - claims["iat"] == 120
-    gateway = re.search(r"cache_gateway\s+(\S+)", output)[1]
+    gateway = json.loads((data / "endpoints.json").read_text())["cache_gateway"]
     with grpc.insecure_channel(gateway) as channel:  # what the README's grpcurl call does
         stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)
         md = (("authorization", f"Bearer {token}"),)

@@ -21,7 +21,8 @@ from services.common.auth import bearer, mint_token
 from services.common.pb.adfatigue.v1 import (
     cache_gateway_pb2 as gw, cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc,
 )
-from services.cache_gateway.demand_fencing import FENCING_METADATA_KEY, lease_key_for
+from services.cache_gateway.demand_fencing import FENCING_METADATA_KEY
+from services.common.settings import lease_key_for
 
 pytestmark = pytest.mark.e2e
 

@@ -55,8 +55,8 @@ async def test_a_renamed_ad_is_scored_under_its_most_recent_name(mongo):
     rows = daily_rows("7001", ["101"], FIRST_DAY, 30, names={"101": "Spring video"})
     async with real_path(mongo, [account("7001", rows)]) as path:
         for d in range(20, 30):
-            await path.admin("/_sandbox/restate", {"account_id": ACC, "date": (FIRST_DAY + timedelta(days=d)).isoformat(),
-                                                    "set": {"ad_name": "Spring video v2"}})
+            later = (FIRST_DAY + timedelta(days=d)).isoformat()
+            await path.admin("/_sandbox/restate", {"account_id": ACC, "date": later, "set": {"ad_name": "Spring video v2"}})
         fatigue = await path.gateway.GetFatigue(gw.GetFatigueRequest(account_id=ACC, since=SINCE, until=UNTIL),
                                                 metadata=path.metadata, timeout=60)
         assert [r.ad_name for r in fatigue.results] == ["Spring video v2"]
@@ -79,3 +79,8 @@ async def test_a_number_out_of_the_stored_range_is_a_clear_permanent_data_error(
         for word in [*words, "'102'", bad_day, ACC]:
             assert word in message, message
         assert "ValueError" not in message
+        calls = len((await path.stats())["requests"])
+        with pytest.raises(grpc.aio.AioRpcError) as again:  # a retrying caller: the same error, no new Meta call
+            await path.gateway.GetInsights(insights(), metadata=path.metadata, timeout=60)
+        assert again.value.code() == grpc.StatusCode.DATA_LOSS and words[0] in again.value.details()
+        assert len((await path.stats())["requests"]) == calls

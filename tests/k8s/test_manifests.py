@@ -384,23 +384,23 @@ def test_cache_gateway_accepts_its_flags_and_environment():
     env = container_env(BUNDLE, container)
     with mock.patch.dict(os.environ, env, clear=True):
         args = parse_args(_argv(container, env))
-    assert (args.host, args.port) == ("0.0.0.0", 50051)
-    assert args.fetcher == "meta-fetcher:50052" and args.engine == "fatigue-engine:50053"
-    assert "replicaSet=rs0" in args.mongodb_uri and args.mongodb_uri.startswith("mongodb://adfatigue:")
-    assert args.redis_url.startswith("redis://redis.")
-    assert args.l1_max_bytes == 50 * 1024 * 1024
+    settings = args.settings
+    assert (args.host, settings.port) == ("0.0.0.0", 50051)
+    assert settings.fetcher_addr == "meta-fetcher:50052" and settings.engine_addr == "fatigue-engine:50053"
+    assert "replicaSet=rs0" in settings.mongodb_uri and settings.mongodb_uri.startswith("mongodb://adfatigue:")
+    assert settings.redis_url.startswith("redis://redis.")
+    assert settings.l1_max_bytes == 50 * 1024 * 1024
 
 
 def test_meta_fetcher_accepts_its_flags_and_environment():
     from services.meta_fetcher.server import _parse_args
-    from services.meta_fetcher.settings import FetcherSettings
 
     container = _app_container("meta_fetcher")
     env = container_env(BUNDLE, container)
-    args = _parse_args(_argv(container, env))
+    args = _parse_args(_argv(container, env), env)
+    settings = args.settings
     assert (args.host, args.port) == ("0.0.0.0", 50052)
-    assert args.graph_url == "https://graph.facebook.com"
-    settings = FetcherSettings.from_env(env, graph_url=args.graph_url, api_version=args.api_version)
+    assert settings.graph_url == "https://graph.facebook.com"
     assert settings.api_version == env["META_API_VERSION"]
     assert settings.vault_enabled and settings.redis_url and settings.budget_calls == 200
     assert settings.access_token != "sandbox-dev-token"
@@ -413,9 +413,9 @@ def test_scheduler_accepts_its_flags_and_environment():
     env = container_env(BUNDLE, container)
     with mock.patch.dict(os.environ, env, clear=True):
         args = parse_args(_argv(container, env))
-    assert (args.host, args.port) == ("0.0.0.0", 50054)
-    assert args.gateway == "cache-gateway:50051"
-    assert "replicaSet=rs0" in args.mongodb_uri
+    assert (args.host, args.settings.port) == ("0.0.0.0", 50054)
+    assert args.settings.gateway_addr == "cache-gateway:50051"
+    assert "replicaSet=rs0" in args.settings.mongodb_uri
 
 
 def test_fatigue_engine_accepts_its_flags():

@@ -107,7 +107,7 @@ async def test_a_cycle_refreshes_what_people_look_at_first_and_reports_it():
 
 
 async def test_the_budget_is_checked_before_every_call():
-    settings = SchedulerSettings(interval_s=600, share_calls=3, app_budget_calls=200)
+    settings = SchedulerSettings(interval_s=600, share_calls=3, budget_calls=200)
     demand = {a: AccountDemand(a, subscribers=1) for a in ("a", "b", "c")}
     loop, refresher, _ = build([stale_view(a) for a in ("a", "b", "c")], demand, settings=settings)
     result = await loop.run_cycle()

@@ -12,11 +12,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.cache_gateway.demand_fencing import (
-    FENCING_METADATA_KEY, FencingCheck, FencingRefused, lease_key_for, token_from_metadata,
+    FENCING_METADATA_KEY, FencingCheck, FencingRefused, token_from_metadata,
 )
-from services.cache_gateway.freshness import FreshnessClass
 from services.common.auth import OPERATOR, Principal, ServiceToken
+from services.common.freshness import FreshnessClass
 from services.common.lease_record import LeaseRecords
+from services.common.settings import lease_key_for
 from services.common.dates import DateRange
 from services.common.grpc_server import GrpcHost
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc as gw_grpc

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from services.cache_gateway.demand_tracker import AccountDemand
-from services.cache_gateway.freshness import FreshnessClass, FreshnessPolicy
+from services.common.freshness import FreshnessClass, FreshnessPolicy
 from services.common.dates import DateRange
 from services.scheduler.planning import (
     TIER_BACKGROUND, TIER_RECENT, TIER_SUBSCRIBED, UNKNOWN_DEMAND_WEIGHT, AccountFreshness, Allowance, Candidate,

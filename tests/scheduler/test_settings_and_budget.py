@@ -14,7 +14,7 @@ from tests.scheduler.conftest import REDIS_URL
 
 def test_defaults_leave_a_quarter_of_metas_budget_for_on_demand_reads():
     s = SchedulerSettings.from_env({})
-    assert (s.app_budget_calls, s.share_calls, s.reserve, s.interval_s) == (200, 150, 50, 600)
+    assert (s.budget_calls, s.share_calls, s.reserve, s.interval_s) == (200, 150, 50, 600)
     assert s.pace_calls == 25  # 150 calls/h spread over six 10-minute cycles
     assert s.lease_key == "adfatigue:scheduler:leader"
     assert SchedulerSettings.from_env({"REDIS_KEY_PREFIX": "t1:"}).lease_key == "t1:scheduler:leader"
@@ -23,16 +23,19 @@ def test_defaults_leave_a_quarter_of_metas_budget_for_on_demand_reads():
 
 
 @pytest.mark.parametrize("env, words", [
-    ({"SCHEDULER_BUDGET_CALLS_PER_HOUR": "lots"}, "SCHEDULER_BUDGET_CALLS_PER_HOUR='lots' is not a valid integer"),
+    ({"SCHEDULER_BUDGET_CALLS_PER_HOUR": "lots"},
+     "SCHEDULER_BUDGET_CALLS_PER_HOUR='lots' is invalid: expected an integer >= 1 (default 150)"),
     ({"SCHEDULER_BUDGET_CALLS_PER_HOUR": "250"}, "must be between 1 and META_BUDGET_CALLS=200"),
-    ({"SCHEDULER_BUDGET_CALLS_PER_HOUR": "0"}, "must be between 1"),
-    ({"SCHEDULER_INTERVAL_SECONDS": "-5"}, "SCHEDULER_INTERVAL_SECONDS=-5.0 must be > 0"),
-    ({"SCHEDULER_INTERVAL_SECONDS": "nan"}, "SCHEDULER_INTERVAL_SECONDS=nan must be > 0"),
-    ({"SCHEDULER_LEASE_TTL_SECONDS": "0.2"}, "SCHEDULER_LEASE_TTL_SECONDS=0.2 must be >= 1"),
+    ({"SCHEDULER_BUDGET_CALLS_PER_HOUR": "0"}, "SCHEDULER_BUDGET_CALLS_PER_HOUR='0' is invalid: expected an integer >= 1"),
+    ({"SCHEDULER_INTERVAL_SECONDS": "-5"}, "SCHEDULER_INTERVAL_SECONDS='-5' is invalid: expected a number > 0"),
+    ({"SCHEDULER_INTERVAL_SECONDS": "nan"}, "SCHEDULER_INTERVAL_SECONDS='nan' is invalid: expected a number > 0"),
+    ({"SCHEDULER_LEASE_TTL_SECONDS": "0.2"}, "SCHEDULER_LEASE_TTL_SECONDS='0.2' is invalid: expected a number >= 1"),
     ({"SCHEDULER_ONDEMAND_RESERVE_CALLS": "200"}, "SCHEDULER_ONDEMAND_RESERVE_CALLS=200 must be between 0"),
-    ({"SCHEDULER_WEBHOOK_URL": "hooks.slack.com/x"}, "SCHEDULER_WEBHOOK_URL must be an http(s) URL"),
-    ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL must look like redis://"),
-    ({"META_PAGE_LIMIT": "0"}, "META_PAGE_LIMIT=0 must be >= 1"),
+    ({"SCHEDULER_WEBHOOK_URL": "hooks.slack.com/x"},
+     "SCHEDULER_WEBHOOK_URL=(hidden) is invalid: not an http(s) URL; expected an http(s) URL"),
+    ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL='127.0.0.1:6379' is invalid: not a redis://"),
+    ({"META_PAGE_LIMIT": "0"}, "META_PAGE_LIMIT='0' is invalid: expected an integer >= 1"),
+    ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL='CHATTY' is invalid: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
 ])
 def test_bad_settings_name_the_variable(env, words):
     with pytest.raises(SettingsError) as err:
@@ -47,6 +50,9 @@ def test_the_server_exits_with_the_message_on_bad_settings(capsys):
     assert exc.value.code == 2
     assert "SCHEDULER_BUDGET_CALLS_PER_HOUR=500 must be between 1 and META_BUDGET_CALLS=200" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        parse_args(["--port", "0", "--interval-seconds", "-1"], base)
+    assert "SCHEDULER_INTERVAL_SECONDS=-1.0 is invalid: expected a number > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         parse_args(["--port", "0"], {"JWT_HS256_SECRET": "x" * 40})
     assert "MONGODB_URI" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -54,7 +60,7 @@ def test_the_server_exits_with_the_message_on_bad_settings(capsys):
     assert "JWT_HS256_SECRET" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_args(["--port", "70000"], base)
-    assert "between 0 and 65535" in capsys.readouterr().err
+    assert "ADFATIGUE_SCHEDULER_PORT=70000 is invalid: expected an integer >= 0 <= 65535" in capsys.readouterr().err
     args = parse_args(["--port", "0", "--interval-seconds", "30", "--lease-key", "k"], base)
     assert (args.settings.interval_s, args.settings.lease_key, args.settings.redis_url) == (30, "k", None)
 

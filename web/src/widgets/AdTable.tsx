@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react'
+import { memo, useMemo, useState } from 'react'
 import type { Ad, PageModel } from '../api'
 import { LEVEL_LABEL, LEVELS, money } from '../format'
 
@@ -64,30 +64,37 @@ export function AdTable({ model, selected, onSelect }: { model: PageModel; selec
         </thead>
         <tbody>
           {ads.map((ad) => (
-            <tr key={ad.ad_id} data-ad-id={ad.ad_id} aria-selected={selected === ad.ad_id}>
-              <th scope="row" className="col-name">
-                <button type="button" className="ad-name" onClick={() => onSelect(ad.ad_id)} aria-label={`Show trends of ${ad.ad_name}`}>
-                  {ad.ad_name}
-                </button>
-                <span className="muted small">{ad.campaign_name} · {ad.adset_name.replace(`${ad.campaign_name} / `, '')}</span>
-              </th>
-              <td className="col-level">
-                <span className={`badge level-${ad.level}`}>{LEVEL_LABEL[ad.level]}</span>
-              </td>
-              <td className="col-score num" data-testid="score">{ad.score === null ? '–' : ad.score.toFixed(1)}</td>
-              <td className="col-days num">{ad.days_to_critical === null ? '–' : ad.days_to_critical}</td>
-              <td className="col-spend num" data-testid="spend">{money(ad.spend, model.account.currency)}</td>
-              <td className="col-reasons">
-                <ul className="reasons">
-                  {ad.reasons.slice(0, 3).map((r) => (
-                    <li key={r}>{r}</li>
-                  ))}
-                </ul>
-              </td>
-            </tr>
+            <Row key={ad.ad_id} ad={ad} currency={model.account.currency} selected={selected === ad.ad_id} onSelect={onSelect} />
           ))}
         </tbody>
       </table>
     </section>
   )
 }
+
+/** One ad; re-rendered only when its entry changed (a live change replaces only the ads it touched). */
+const Row = memo(function Row({ ad, currency, selected, onSelect }: { ad: Ad; currency: string; selected: boolean; onSelect: (id: string) => void }) {
+  return (
+    <tr data-ad-id={ad.ad_id} aria-selected={selected}>
+      <th scope="row" className="col-name">
+        <button type="button" className="ad-name" onClick={() => onSelect(ad.ad_id)} aria-label={`Show trends of ${ad.ad_name}`}>
+          {ad.ad_name}
+        </button>
+        <span className="muted small">{ad.campaign_name} · {ad.adset_name.replace(`${ad.campaign_name} / `, '')}</span>
+      </th>
+      <td className="col-level">
+        <span className={`badge level-${ad.level}`}>{LEVEL_LABEL[ad.level]}</span>
+      </td>
+      <td className="col-score num" data-testid="score">{ad.score === null ? '–' : ad.score.toFixed(1)}</td>
+      <td className="col-days num">{ad.days_to_critical === null ? '–' : ad.days_to_critical}</td>
+      <td className="col-spend num" data-testid="spend">{money(ad.spend, currency)}</td>
+      <td className="col-reasons">
+        <ul className="reasons">
+          {ad.reasons.slice(0, 3).map((r) => (
+            <li key={r}>{r}</li>
+          ))}
+        </ul>
+      </td>
+    </tr>
+  )
+})

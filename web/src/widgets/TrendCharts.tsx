@@ -1,10 +1,12 @@
+import { memo } from 'react'
 import type { Ad, PageModel } from '../api'
 
 const W = 320
 const H = 96
 const PAD = 4
+const NONE: (number | null)[] = []
 
-function Chart({ title, values, unit }: { title: string; values: (number | null)[]; unit: string }) {
+const Chart = memo(function Chart({ title, values, unit }: { title: string; values: (number | null)[]; unit: string }) {
   const known = values.filter((v): v is number => v !== null)
   if (known.length < 2) {
     return (
@@ -41,7 +43,7 @@ function Chart({ title, values, unit }: { title: string; values: (number | null)
       </svg>
     </figure>
   )
-}
+})
 
 /** Daily link CTR, CPM and frequency of one ad (SVG). */
 export function TrendCharts({ model, ad }: { model: PageModel; ad: Ad | undefined }) {
@@ -55,7 +57,7 @@ export function TrendCharts({ model, ad }: { model: PageModel; ad: Ad | undefine
           </p>
           <Chart title="Link CTR" values={ad.series.link_ctr_pct} unit=" %" />
           <Chart title={`CPM (${model.account.currency})`} values={ad.series.cpm} unit="" />
-          <Chart title="Frequency" values={ad.series.frequency ?? []} unit="" />
+          <Chart title="Frequency" values={ad.series.frequency ?? NONE} unit="" />
         </div>
       ) : (
         <p className="muted">No ads delivered in this range.</p>

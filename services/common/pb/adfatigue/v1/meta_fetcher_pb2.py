@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.common.pb.adfatigue.v1 import insights_pb2 as adfatigue_dot_v1_dot_insights__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61\x64\x66\x61tigue/v1/meta_fetcher.proto\x12\x0c\x61\x64\x66\x61tigue.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1b\x61\x64\x66\x61tigue/v1/insights.proto\"\x94\x01\n\x14\x46\x65tchInsightsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\x12\x16\n\x0ewith_reach_cum\x18\x05 \x01(\x08\x12\"\n\x1a\x61\x63tion_attribution_windows\x18\x06 \x03(\t\"\xcf\x01\n\x15\x46\x65tchInsightsResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12&\n\x04rows\x18\x02 \x03(\x0b\x32\x18.adfatigue.v1.InsightRow\x12.\n\nfetched_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eupstream_calls\x18\x04 \x01(\x05\x12\x18\n\x10\x61\x63\x63ount_timezone\x18\x05 \x01(\t\x12\x18\n\x10\x61\x63\x63ount_currency\x18\x06 \x01(\t2g\n\x0bMetaFetcher\x12X\n\rFetchInsights\x12\".adfatigue.v1.FetchInsightsRequest\x1a#.adfatigue.v1.FetchInsightsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61\x64\x66\x61tigue/v1/meta_fetcher.proto\x12\x0c\x61\x64\x66\x61tigue.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1b\x61\x64\x66\x61tigue/v1/insights.proto\"\x94\x01\n\x14\x46\x65tchInsightsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\x12\x16\n\x0ewith_reach_cum\x18\x05 \x01(\x08\x12\"\n\x1a\x61\x63tion_attribution_windows\x18\x06 \x03(\t\"\xe5\x01\n\x15\x46\x65tchInsightsResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12&\n\x04rows\x18\x02 \x03(\x0b\x32\x18.adfatigue.v1.InsightRow\x12.\n\nfetched_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eupstream_calls\x18\x04 \x01(\x05\x12\x18\n\x10\x61\x63\x63ount_timezone\x18\x05 \x01(\t\x12\x18\n\x10\x61\x63\x63ount_currency\x18\x06 \x01(\t\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x07 \x01(\t2g\n\x0bMetaFetcher\x12X\n\rFetchInsights\x12\".adfatigue.v1.FetchInsightsRequest\x1a#.adfatigue.v1.FetchInsightsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FETCHINSIGHTSREQUEST']._serialized_start=112
   _globals['_FETCHINSIGHTSREQUEST']._serialized_end=260
   _globals['_FETCHINSIGHTSRESPONSE']._serialized_start=263
-  _globals['_FETCHINSIGHTSRESPONSE']._serialized_end=470
-  _globals['_METAFETCHER']._serialized_start=472
-  _globals['_METAFETCHER']._serialized_end=575
+  _globals['_FETCHINSIGHTSRESPONSE']._serialized_end=492
+  _globals['_METAFETCHER']._serialized_start=494
+  _globals['_METAFETCHER']._serialized_end=597
 # @@protoc_insertion_point(module_scope)

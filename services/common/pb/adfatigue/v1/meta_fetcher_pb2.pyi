@@ -27,17 +27,19 @@ class FetchInsightsRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., with_reach_cum: _Optional[bool] = ..., action_attribution_windows: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FetchInsightsResponse(_message.Message):
-    __slots__ = ("account_id", "rows", "fetched_at", "upstream_calls", "account_timezone", "account_currency")
+    __slots__ = ("account_id", "rows", "fetched_at", "upstream_calls", "account_timezone", "account_currency", "account_name")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     FETCHED_AT_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_CALLS_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_NAME_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     rows: _containers.RepeatedCompositeFieldContainer[_insights_pb2.InsightRow]
     fetched_at: _timestamp_pb2.Timestamp
     upstream_calls: int
     account_timezone: str
     account_currency: str
-    def __init__(self, account_id: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[_insights_pb2.InsightRow, _Mapping]]] = ..., fetched_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upstream_calls: _Optional[int] = ..., account_timezone: _Optional[str] = ..., account_currency: _Optional[str] = ...) -> None: ...
+    account_name: str
+    def __init__(self, account_id: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[_insights_pb2.InsightRow, _Mapping]]] = ..., fetched_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upstream_calls: _Optional[int] = ..., account_timezone: _Optional[str] = ..., account_currency: _Optional[str] = ..., account_name: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,34 @@
+"""One settings layer for every service (pydantic-settings).
+
+``base``: the machinery (``SettingsModel``, ``setting``, ``SettingsError``,
+``parse_service_args``); ``parts``: the settings several services share. Each
+service composes its model from the parts in ``services/<service>/settings.py``.
+"""
+
+from services.common.settings.base import (
+    SettingsError,
+    SettingsModel,
+    describe_allowed,
+    env_name,
+    is_secret,
+    parse_service_args,
+    setting,
+)
+from services.common.settings.parts import (
+    AuthSettings,
+    FreshnessSettings,
+    LoggingSettings,
+    MetaBudgetSettings,
+    MetaPagingSettings,
+    MongoSettings,
+    NotifySettings,
+    RedisSettings,
+    SchedulerLeaseSettings,
+    lease_key_for,
+)
+
+__all__ = [
+    "AuthSettings", "FreshnessSettings", "LoggingSettings", "MetaBudgetSettings", "MetaPagingSettings",
+    "MongoSettings", "NotifySettings", "RedisSettings", "SchedulerLeaseSettings", "SettingsError", "SettingsModel",
+    "describe_allowed", "env_name", "is_secret", "lease_key_for", "parse_service_args", "setting",
+]
