@@ -87,3 +87,20 @@ def make_accounts(directory: Path, n: int, *, days: int = 90, calibration: int =
         return out
 
     return build(FIRST_ACCOUNT, n, 0), build(FIRST_CALIBRATION, calibration, 50_000)
+
+
+#: The shipped real sample account (data/README.md): 55 ads, 1,716 daily rows, 2025-10-29 .. 2026-04-29.
+SAMPLE_CSV = Path(__file__).resolve().parent.parent / "data" / "meta_ads_daily_account_a.csv"
+SAMPLE_ACCOUNT = "act_730000000001"
+
+
+def sample_account() -> BenchAccount | None:
+    """The real sample account as a bench account (None when data/ lacks it)."""
+    if not SAMPLE_CSV.is_file():
+        return None
+    from services.common.ads_manager_csv import load_csv
+
+    rows = load_csv(SAMPLE_CSV, SAMPLE_ACCOUNT.removeprefix("act_"))
+    days = sorted({r.date_start for r in rows})
+    return BenchAccount(SAMPLE_ACCOUNT, SAMPLE_CSV, days[0], days[-1], len(rows))
+

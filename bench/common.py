@@ -80,7 +80,7 @@ async def call_with_tier(multicallable, request, metadata, timeout: float) -> tu
 
 def stats_delta(after: gw.GatewayStats, before: gw.GatewayStats) -> dict[str, int]:
     names = ("l1_hits", "l1_misses", "l2_hits", "l2_misses", "upstream_calls", "upstream_calls_avoided",
-             "stale_answers")
+             "stale_answers", "l2_reads", "l1_replica_loads")
     return {n: getattr(after, n) - getattr(before, n) for n in names}
 
 

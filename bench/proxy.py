@@ -55,7 +55,8 @@ class PassThroughProxy:
         self.bytes = 0
         self.hits = self.misses = self.upstream_calls = 0
         self.verifier = JwtVerifier.from_env()
-        self.token = ServiceToken(GATEWAY)  # meta_fetcher and fatigue_engine answer only the gateway identity
+        # meta_fetcher and fatigue_engine answer only the gateway's identity: the proxy stands in for it
+        self.token = ServiceToken(GATEWAY)
 
     async def _auth(self, context) -> None:
         try:

@@ -7,7 +7,8 @@
 Starts the whole system (``bench.system``), plays the same simulated working
 day against each contender (``bench.workload``), then measures latency per tier
 (``bench.tiers``), micro-benchmarks (``bench.micro``), throughput at saturation
-(``bench.throughput``) and the subscriber fan-out (``bench.subscribers``), and
+(``bench.throughput``), serving from memory against bare grpc.aio and the mixed-load profile
+(``bench.serve_from_memory``) and the subscriber fan-out (``bench.subscribers``), and
 writes ``bench/results/<name>.{md,json,png}`` (name ``latest`` for the default
 profile). Everything is stopped at the end, also on errors and Ctrl-C.
 See bench/README.md for the method behind every number.
@@ -28,7 +29,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import micro, report, throughput, tiers  # noqa: E402
+from bench import micro, report, serve_from_memory, throughput, tiers  # noqa: E402
 from bench.common import cpu_delta, machine  # noqa: E402
 from bench.fanout_floor import measure_floor  # noqa: E402
 from bench.subscribers import run_subscribers  # noqa: E402
@@ -70,9 +71,16 @@ class Profile:
     sub_rounds: int = 10
     hot_accounts: int = 1
     floor_rounds: int = 5
+    echo_requests: int = 2000
+    custom_pages: int = 40
+    mixed_seconds: float = 60.0
+    mixed_callers: int = 50
+    mixed_streams: int = 200
+    mixed_idle_s: float = 60.0
+    quiesce_max_s: float = 30.0        # longest wait for the system to go idle between phases (a shared machine never is)
     scheduler: bool = False
     seed: int = 1
-    skip: set[str] = field(default_factory=set)   # any of: tiers, micro, throughput, subscribers
+    skip: set[str] = field(default_factory=set)   # any of: tiers, micro, throughput, memory, mixed, subscribers
 
     def total_page_loads(self) -> int:
         if self.page_loads is not None:
@@ -90,6 +98,7 @@ def quick(p: Profile) -> Profile:
     p.l1_sequential, p.l1_per_task, p.l2_requests = 500, 5, 50
     p.planner_repeats, p.fatigue_ads = 100, 300
     p.throughput_seconds, p.subscribers, p.sub_rounds, p.floor_rounds = 1.5, 300, 5, 3
+    p.echo_requests, p.custom_pages, p.mixed_seconds, p.mixed_idle_s = 500, 15, 20.0, 20.0
     return p
 
 
@@ -103,6 +112,9 @@ def smoke(p: Profile) -> Profile:
     p.planner_repeats, p.fatigue_ads = 10, 30
     p.throughput_seconds, p.throughput_clients, p.throughput_accounts = 0.5, 8, 1
     p.subscribers, p.sub_rounds, p.floor_rounds = 20, 2, 2
+    p.echo_requests, p.custom_pages = 50, 3
+    p.mixed_seconds, p.mixed_callers, p.mixed_streams, p.mixed_idle_s = 2.0, 4, 6, 1.0
+    p.quiesce_max_s = 5.0  # a shared machine never goes idle: do not wait 90 s per phase
     return p
 
 
@@ -173,7 +185,7 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
             f"{(out['hit_rate'] or 0) * 100:.1f} %, p50/p99 {out['latency_ms'].get('p50', 0):.1f}/"
             f"{out['latency_ms'].get('p99', 0):.1f} ms ({time.perf_counter() - t:.0f} s)")
 
-    idle = await quiesce(system)
+    idle = await quiesce(system, max_s=profile.quiesce_max_s)
     results["meta"]["quiesce_s"] = idle
     gateway_b = system.start_production_gateway()
     ttl_real = system.start_proxy("ttl_real", profile.ttl_minutes * 60)
@@ -196,7 +208,7 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
             "fatigue_scoring": await asyncio.to_thread(micro.fatigue_benchmark, profile.fatigue_ads),
         }
     if "throughput" not in profile.skip:
-        await quiesce(system)
+        await quiesce(system, max_s=profile.quiesce_max_s)
         log("throughput at saturation")
         sat_accounts = accounts[:max(1, min(len(accounts), profile.throughput_accounts))]
         results["throughput"] = {}
@@ -206,8 +218,28 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
                 address, md, sat_accounts, clients=profile.throughput_clients, seconds=profile.throughput_seconds)
         results["memory_after_throughput"] = {n: system.memory(p) for n, p in
                                               (("gateway_b", "cache_gateway_b"), ("ttl_real", "ttl_real"))}
+    if "memory" not in profile.skip:
+        await quiesce(system, max_s=profile.quiesce_max_s)
+        log("serving from memory: bare grpc.aio echo, custom-range page, steady pages")
+        bare = system.start_aux("bare", "bench.bare_server")
+        memory = results["serve_from_memory"] = {
+            "echo": await serve_from_memory.echo(gateway_b.address, bare.address, md, accounts[0],
+                                                 profile.echo_requests),
+            "steady_pages": await serve_from_memory.steady_pages(gateway_b.address, md, warm),
+        }
+        if system.sample is not None:
+            memory["custom_range_page"] = await serve_from_memory.custom_range_page(
+                gateway_b.address, bare.address, md, system.sample, profile.custom_pages)
+        bare.stop()
+    if "mixed" not in profile.skip:
+        await quiesce(system, max_s=profile.quiesce_max_s)
+        log(f"mixed load: {profile.mixed_callers} callers + {profile.mixed_streams} streams + 1 write/s for "
+            f"{profile.mixed_seconds:g} s, then {profile.mixed_idle_s:g} s idle")
+        results["mixed_load"] = await serve_from_memory.mixed_load(
+            system, "cache_gateway_b", md, warm, seconds=profile.mixed_seconds, callers=profile.mixed_callers,
+            streams=profile.mixed_streams, idle_s=profile.mixed_idle_s)
     if "subscribers" not in profile.skip:
-        await quiesce(system)
+        await quiesce(system, max_s=profile.quiesce_max_s)
         log(f"subscribers: {profile.subscribers} streams on 2 replicas")
         results["subscribers"] = await run_subscribers(
             system, subscribers=profile.subscribers, rounds=profile.sub_rounds, hot_accounts=profile.hot_accounts,
@@ -322,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subscribers", type=int, help="Subscribe streams in the fan-out benchmark (default 1000)")
     p.add_argument("--scheduler", action="store_true",
                    help="run the scheduler with a compressed interval (needs it to honour FRESHNESS_* settings)")
-    p.add_argument("--skip", default="", help="comma list of phases to skip: tiers,micro,throughput,subscribers")
+    p.add_argument("--skip", default="",
+                   help="comma list of phases to skip: tiers,micro,throughput,memory,mixed,subscribers")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--name", help="output file name without extension (default: latest...)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory with every service's log")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.accounts import BenchAccount, make_accounts
+from bench.accounts import BenchAccount, make_accounts, sample_account
 from bench.common import machine_busy_seconds, proc_cpu_seconds, proc_memory
 from services.cli.local_system import LocalSystem, SystemConfig
 from services.cli.service_process import ServiceProcess
@@ -44,7 +44,7 @@ from services.common.auth import bearer, mint_token
 
 REPO = Path(__file__).resolve().parent.parent
 WORK_DAY_S = 8 * 3600          # the simulated working day: 09:00-17:00
-L1_TTL_S = 60.0                # gateway defaults (services/cache_gateway/server.py)
+L1_TTL_S = 300.0               # gateway defaults (services/cache_gateway/server.py)
 PROVISIONAL_S = 6 * 3600.0
 PARTIAL_S = 15 * 60.0
 UNLIMITED = 10 ** 9
@@ -75,6 +75,7 @@ class BenchSystem:
         self.tmp = Path(tempfile.mkdtemp(prefix="adfatigue-bench-"))
         self.accounts: list[BenchAccount] = []
         self.calibration: list[BenchAccount] = []
+        self.sample: BenchAccount | None = None   # the real sample account (custom-range page), if shipped
         self.sandbox: ServiceProcess | None = None
         self.system: LocalSystem | None = None
         self.proxies: dict[str, ServiceProcess] = {}
@@ -90,7 +91,8 @@ class BenchSystem:
                                                         calibration=s.calibration_accounts, seed=s.seed)
         args = ["--port", "0", "--no-synthetic", "--app-capacity", str(UNLIMITED),
                 "--account-capacity", str(UNLIMITED)]
-        for a in self.accounts + self.calibration:
+        self.sample = sample_account()
+        for a in self.accounts + self.calibration + ([self.sample] if self.sample else []):
             args += ["--csv", str(a.csv_path), "--account", a.account_id]
         self.sandbox = ServiceProcess("meta_sandbox", "services.meta_sandbox", args, self.tmp / "logs" / "meta_sandbox.log",
                                       self._env())

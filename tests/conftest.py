@@ -44,3 +44,17 @@ async def mongo(mongo_uri, db_name):
     yield client, db_name
     await client.drop_database(db_name)
     await client.close()
+
+
+_BROWSER_FIXTURES = {"page", "context", "browser", "playwright"}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Browser tests run last.
+
+    pytest-playwright's sync API keeps a greenlet-driven event loop marked as running in the main
+    thread for the rest of the session (its ``playwright`` fixture is session-scoped); every
+    pytest-asyncio test after the first browser test would then fail with "Runner.run() cannot be
+    called from a running event loop". Moving them to the end keeps one ``pytest`` run for all.
+    """
+    items.sort(key=lambda item: bool(_BROWSER_FIXTURES & set(getattr(item, "fixturenames", ()))))

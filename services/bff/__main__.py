@@ -13,6 +13,7 @@ import uvicorn
 
 from services.bff.app import create_app
 from services.bff.settings import BffSettings
+from services.common.settings import parse_service_args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,11 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="bind address (BFF_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port, 0 = any free one (BFF_PORT, default 8080)")
     parser.add_argument("--gateway", help="CacheGateway host:port (BFF_GATEWAY_ADDR)")
-    args = parser.parse_args(argv)
+    parser.set_defaults(gateway_addr=None)
+    args = parse_service_args(parser, BffSettings, argv)
+    if args.gateway:
+        args.settings = args.settings.replace(gateway_addr=args.gateway)
+    settings = args.settings
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("gateway_addr", args.gateway))
-                 if v is not None}
-    settings = BffSettings(**overrides)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bff: cannot listen on {settings.host}:{settings.port}: {exc.strerror}; choose another --port",
               file=sys.stderr)
         return 1
-    settings.port = sock.getsockname()[1]
+    settings = settings.replace(port=sock.getsockname()[1])
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5,
                             lifespan="on", proxy_headers=False)

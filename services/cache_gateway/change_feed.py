@@ -2,7 +2,10 @@
 
 It watches ``insights`` (row writes, each tagged with the version that wrote
 it), ``accounts`` (a writer's commit, ``$max version``) and ``scores`` (a
-fatigue result stored for an insights version; released at once). Row events are
+fatigue result stored for an insights version; released at once) and
+``freshness`` (a day marked fetched: ``freshness_listeners(account_id, day,
+fetched_at, attribution)``, so the gateway's in-memory replicas follow per-day freshness
+too). Row events are
 buffered per account and version and released as one ``Change`` when the
 account's commit arrives, so a subscriber sees each committed version whole.
 The stream's position is recorded from the moment it first reaches the store
@@ -46,6 +49,8 @@ class Change:
     scores: list[tuple[bytes, date, date]] = field(default_factory=list)
     # serialized SubscribeEvent per (range, fields), shared by every subscriber asking the same
     encoded: dict = field(default_factory=dict, compare=False, repr=False)
+    # a row of this version could not be decoded (not streamed): whoever mirrors the data must re-read it
+    incomplete: bool = False
 
     def dates(self) -> set[date]:
         return {r.date_start for r in self.rows} | {d for _, d in self.removed}
@@ -66,6 +71,8 @@ class ChangeFeed:
         self.start_time = None  # the store's operation time when the feed first opened (bson Timestamp)
         self.listeners: list[Callable[[Change], None]] = []
         self.resync_listeners: list[Callable[[], None]] = []
+        # (account_id, day, fetched_at, attribution: the comma-joined setting the day was fetched with)
+        self.freshness_listeners: list[Callable[[str, date, datetime, str], None]] = []
         self._pending: dict[str, dict[int, Change]] = defaultdict(dict)
         self._task: asyncio.Task | None = None
         self.ready = asyncio.Event()
@@ -84,7 +91,7 @@ class ChangeFeed:
                 pass
 
     async def _run(self) -> None:
-        pipeline = [{"$match": {"ns.coll": {"$in": ["insights", "accounts", "scores"]},
+        pipeline = [{"$match": {"ns.coll": {"$in": ["insights", "accounts", "scores", "freshness"]},
                                 "operationType": {"$in": ["insert", "update", "replace"]}}}]
         while True:
             try:
@@ -131,6 +138,10 @@ class ChangeFeed:
             return
         reason = check(event["ns"]["coll"], doc)
         if reason is not None:  # readers quarantine it and fetch its days again; nothing malformed is streamed
+            account_id, version = doc.get("account_id"), doc.get("version")
+            if event["ns"]["coll"] == "insights" and isinstance(account_id, str) and isinstance(version, int):
+                # the version is released without the row: mirrors of the data must re-read it
+                self._pending[account_id].setdefault(version, Change(account_id, version)).incomplete = True
             log.warning("%s document %r failed the schema check (%s); not streamed", event["ns"]["coll"],
                         doc.get("_id"), reason)
             return
@@ -143,6 +154,14 @@ class ChangeFeed:
             for listener in self.listeners:
                 listener(change)
             return
+        if event["ns"]["coll"] == "freshness":
+            try:
+                account_id, day, fetched_at = doc["account_id"], date.fromisoformat(doc["date"]), doc["fetched_at"]
+            except (KeyError, TypeError, ValueError):
+                return
+            for listener in self.freshness_listeners:
+                listener(account_id, day, fetched_at, doc.get("attribution", ""))
+            return
         if event["ns"]["coll"] == "insights":
             version = doc.get("version")
             if not isinstance(version, int):
@@ -154,6 +173,7 @@ class ChangeFeed:
                 try:
                     change.rows.append(decode_row(doc))
                 except CorruptDocument as exc:
+                    change.incomplete = True
                     log.warning("%s; not streamed", exc)
             return
         committed = doc.get("version", 0)

@@ -10,7 +10,9 @@ Per request:
    STALE_REVALIDATING, while a background refresh runs (stale-while-revalidate);
    if the last refresh of the account failed, they are marked
    STALE_UPSTREAM_ERROR with the reason (stale-if-error) — never silently;
-4. the answer is one consistent L2 snapshot at one account version.
+4. the answer is one consistent snapshot at one account version: from the
+   account's in-memory replica (``replica_cache``) when it is resident and
+   nothing had to be fetched — no L2 round trip — otherwise from L2.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from zoneinfo import ZoneInfo
 
 import grpc
 
-from services.common.freshness import FreshnessPolicy
+from services.common.freshness import FreshnessClass, FreshnessPolicy
 from services.cache_gateway.l2_store import InsightsStore, Snapshot
 from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
+from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.single_flight import SingleFlight
 from services.cache_gateway.stats import GatewayCounters
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
@@ -48,6 +51,10 @@ class ReadResult:
     fetched_ranges: list[DateRange]
     fresh_until: datetime | None = None  # when the first day of the answer becomes due (None: never)
     attribution: tuple[str, ...] = ()  # the setting every row of the answer was produced with (() = not tracked)
+    # the replica entries of snapshot.rows, same order (None: read from L2); their serialized() bytes
+    entries: list | None = None
+    account_version: int = 0  # the replica's account version the entries were read at
+    replica: object | None = None  # the AccountReplica answered from (its per-day freshness bytes are memoised)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,7 @@ class InsightsService:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         on_change: Callable[[str, int, frozenset[str]], None] | None = None,
         lock: DistributedLock | None = None,
+        replicas: ReplicaCache | None = None,
         attribution: AttributionSettings | None = None,
     ):
         self.store = store
@@ -86,6 +94,7 @@ class InsightsService:
         self._background: set[asyncio.Task] = set()
         self.lock = lock or DistributedLock()
         self._zones: dict[str, str] = {}
+        self.replicas = replicas  # None: every read goes to L2
         self._repairing: set[str] = set()
         #: each account's attribution setting (issue 17); None: not tracked (rows of any setting are served)
         self.attribution = attribution
@@ -124,11 +133,22 @@ class InsightsService:
         Stored documents failing the schema check (services/common/l2_schema.py) are quarantined and their
         days fetched again before answering; if that fetch fails, the answer leaves them out and says so
         (STALE_UPSTREAM_ERROR with the reason), never FRESH."""
-        tz = await self.timezone_of(account_id)
+        replica = await self.replicas.get(account_id) if self.replicas is not None else None
+        if replica is not None and replica.timezone:
+            self._zones.setdefault(account_id, replica.timezone)
+        tz_name = await self.timezone_name(account_id) or ""
+        if replica is not None and tz_name:
+            replica.timezone = tz_name  # told by a fetch after the replica was loaded
+        tz = zone(tz_name)
         windows = self.windows(account_id)
         # a day fetched with another attribution setting counts as missing: fetched again before it is answered
-        fetched = await self.store.fetched_at(account_id, days, windows)
-        due = set(due_days(days, fetched, self.policy, self.clock(), tz))
+        if replica is not None:
+            fetched = replica.fetched_at(days, windows)
+            due = self._due_from_replica(days, fetched, replica.due_at(days, self.policy, self.clock(), tz, windows),
+                                         tz)
+        else:
+            fetched = await self.store.fetched_at(account_id, days, windows)
+            due = set(due_days(days, fetched, self.policy, self.clock(), tz))
         missing = sorted(d for d in due if d not in fetched)
         ranges: list[DateRange] = []
         if missing:
@@ -147,37 +167,49 @@ class InsightsService:
             if revalidate:
                 self._refresh_in_background(account_id, sorted(stale))
             self.counters.stale_answers += 1
-        # nothing fetched: the freshness just read is current, so the snapshot need not read it again
-        snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
-        if snap.quarantined:  # malformed documents were dropped: fetch their days again now
-            try:
-                if _attempt < 2:
-                    return await self.read(account_id, days, revalidate, _attempt + 1)
-                raise UpstreamError(grpc.StatusCode.UNAVAILABLE, "the provider keeps returning rows that "
-                                                                 "cannot be stored")
-            except UpstreamError as exc:
-                status = STALE_UPSTREAM_ERROR
-                reason = "; ".join(filter(None, [reason, (
-                    f"stored data of {len(snap.quarantined)} day(s) failed the store's schema check and was "
-                    f"quarantined; fetching it again failed: {exc.message}")]))
-        if snap.pending:  # a writer's commit failed: never FRESH until its version is repaired
-            if status == FRESH:
-                status, reason = STALE_REVALIDATING, ""
-            reason = "; ".join(filter(None, [reason, "the last write to the store did not complete; "
-                                                     "repairing it in the background"]))
-            self._repair_in_background(account_id)
+        entries = None
+        if replica is not None and not missing:
+            snap, entries = replica.read(days, windows)  # a replica holds committed versions only: never pending
+        else:
+            # nothing fetched: the freshness just read is current, so the snapshot need not read it again
+            snap = await self.store.snapshot(account_id, days, fetched=None if missing else fetched)
+            if snap.quarantined:  # malformed documents were dropped: fetch their days again now
+                try:
+                    if _attempt < 2:
+                        return await self.read(account_id, days, revalidate, _attempt + 1)
+                    raise UpstreamError(grpc.StatusCode.UNAVAILABLE, "the provider keeps returning rows that "
+                                                                     "cannot be stored")
+                except UpstreamError as exc:
+                    status = STALE_UPSTREAM_ERROR
+                    reason = "; ".join(filter(None, [reason, (
+                        f"stored data of {len(snap.quarantined)} day(s) failed the store's schema check and was "
+                        f"quarantined; fetching it again failed: {exc.message}")]))
+            if snap.pending:  # a writer's commit failed: never FRESH until its version is repaired
+                if status == FRESH:
+                    status, reason = STALE_REVALIDATING, ""
+                reason = "; ".join(filter(None, [reason, "the last write to the store did not complete; "
+                                                         "repairing it in the background"]))
+                self._repair_in_background(account_id)
         if windows is not None:
             held = [r for r in snap.rows if r.action_attribution_windows != windows]
             if held:  # rows Meta no longer returns, kept from an older setting: stored, never mixed into an answer
                 snap.rows = [r for r in snap.rows if r.action_attribution_windows == windows]
+                if entries is not None:
+                    entries = [e for e in entries if e.row.action_attribution_windows == windows]
                 reason = "; ".join(filter(None, [reason, (
                     f"{len(held)} stored row(s) of another attribution setting are left out (Meta did not return "
                     f"them under {','.join(windows)})")]))
             if revalidate:
                 self._reattribute_in_background(account_id, windows)
         now = self.clock()
-        due_times = [t for d, at in snap.fetched_at.items() if (t := self.policy.due_at(d, at, now, tz)) is not None]
-        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), windows or ())
+        if entries is not None:
+            due_times = [t for t in replica.due_at(days, self.policy, now, tz, windows).values() if t is not None]
+        else:
+            due_times = [t for d, at in snap.fetched_at.items()
+                         if (t := self.policy.due_at(d, at, now, tz)) is not None]
+        return ReadResult(snap, status, reason, stale, ranges, min(due_times, default=None), windows or (),
+                          entries=entries, account_version=replica.version if entries is not None else 0,
+                          replica=replica if entries is not None else None)
 
     def windows(self, account_id: str) -> tuple[str, ...] | None:
         """The account's attribution setting (None when the service does not track attribution)."""
@@ -224,6 +256,24 @@ class InsightsService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def _due_from_replica(self, days: DateRange, fetched: dict[date, datetime],
+                          due_at: dict[date, datetime | None], tz: ZoneInfo) -> set[date]:
+        """``due_days`` from a replica's memoised due times: a final day is due exactly when it has a due
+        time (``FreshnessPolicy.due_at``); the others by their interval, ``today`` computed once."""
+        now = self.clock()
+        today = now.astimezone(tz).date()
+        due = set()
+        for d in days.days():
+            at = fetched.get(d)
+            if at is None:
+                due.add(d)
+            elif self.policy.classify(d, today) is FreshnessClass.FINAL:
+                if due_at.get(d) is not None:
+                    due.add(d)
+            elif self.policy.is_due(d, at, now, tz, today):
+                due.add(d)
+        return due
+
     async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).
 
@@ -241,8 +291,11 @@ class InsightsService:
         return await self._fetch_days(account_id, todo, force=force)
 
     async def _fetch_days(self, account_id: str, days: list[date], force: bool = False) -> tuple[list[DateRange], int]:
-        """Fetch ``days`` (joining fetches already in flight); returns (ranges started here, rows changed)."""
-        own, waits = self.flight.split(account_id, days)
+        """Fetch ``days`` (joining fetches already in flight); returns (ranges started here, rows changed).
+
+        A forced fetch joins nothing: a fetch in flight may have started before the change the caller
+        knows of (or may find the days fresh and not ask at all)."""
+        own, waits = (list(days), []) if force else self.flight.split(account_id, days)
         if waits:
             self.counters.upstream_calls_avoided += len(waits)
         ranges = merge_ranges(own, self.max_range_days)
@@ -308,6 +361,8 @@ class InsightsService:
                                 f"{','.join(windows)}: configure both from the same setting")
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at,
                                              attribution=result.attribution)
+        if self.replicas is not None and write.rows_changed:
+            self.replicas.expect(account_id, write.version)  # read-your-writes on this replica
         self.last_failure.pop(account_id, None)
         if write.rows_changed and self.on_change:
             self.on_change(account_id, write.version, write.changed_ads)

@@ -96,6 +96,17 @@ class WriteResult:
     changed_ads: frozenset[str] = frozenset()  # ad ids with a changed row
 
 
+@dataclass(frozen=True, slots=True)
+class AccountImage:
+    """One consistent read of everything stored for an account (see ``InsightsStore.account_image``)."""
+
+    state: AccountState                                           # version = last committed change
+    entries: list[tuple[str, date, int, InsightRow | None]]       # (ad_id, day, version, row; None = tombstone)
+    fetched_at: dict[date, datetime]                              # per-day freshness
+    scores: list[dict]                                            # stored fatigue results (``scores`` documents)
+    attribution: dict[date, str] = field(default_factory=dict)    # per day: the setting it was last fetched with
+
+
 def _account_state(doc: dict) -> AccountState:
     return AccountState(doc["_id"], doc.get("version", 0), doc.get("seq", 0), doc.get("timezone", ""),
                         doc.get("currency", ""), doc.get("claimed_at"), doc.get("name", ""))
@@ -114,6 +125,37 @@ def _day_of(doc: dict) -> date | None:
 def _account_of(doc: dict) -> str:
     account = doc.get("account_id")
     return account if isinstance(account, str) else str(doc.get("_id", "")).partition(":")[0]
+
+
+def _sort_checked(docs: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """Split insights documents into those passing the schema check and content hash (``deleted`` filled
+    in) and (document, reason) of the others. Pure: safe in a worker thread."""
+    good, bad = [], []
+    for doc in docs:
+        reason = check("insights", doc)
+        if reason is None and content_hash(doc["row"]) != doc["content_hash"]:
+            reason = "row: the values do not match the row's content_hash (edited or damaged)"
+        if reason is None:
+            try:
+                if not doc.get("deleted"):
+                    decode_row(doc)
+                doc.setdefault("deleted", False)
+                good.append(doc)
+                continue
+            except CorruptDocument as exc:
+                reason = str(exc)
+        bad.append((doc, reason))
+    return good, bad
+
+
+def _image_parts(docs: list[dict], freshness: list[dict], scores: list[dict]):
+    """(fetched_at per day, entries, valid scores) of an AccountImage from checked documents (worker thread)."""
+    valid = [d for d in freshness if check("freshness", d) is None]
+    fetched = {date.fromisoformat(d["date"]): d["fetched_at"] for d in valid}
+    attribution = {date.fromisoformat(d["date"]): d.get("attribution", "") for d in valid}
+    entries = [(d["ad_id"], date.fromisoformat(d["date"]), d["version"], None if d["deleted"] else decode_row(d))
+               for d in docs]
+    return fetched, entries, [d for d in scores if check("scores", d) is None], attribution
 
 
 def _day_key(d: date) -> str:
@@ -278,26 +320,13 @@ class InsightsStore:
         return Snapshot(account_id, version, rows, fetched, after.timezone, sorted(d.isoformat() for d in bad),
                         after.pending)
 
-    async def _checked(self, docs: list[dict]) -> tuple[list[dict], set[date]]:
+    async def _checked(self, docs: list[dict], off_loop: bool = False) -> tuple[list[dict], set[date]]:
         """The insights documents that pass the schema check and whose values still match their
         ``content_hash`` (``deleted`` filled in), and the days of those
         that did not: those are moved to ``quarantine`` with the reason and their day's freshness dropped, so
-        the day is fetched again (R11)."""
-        good, bad = [], []
-        for doc in docs:
-            reason = check("insights", doc)
-            if reason is None and content_hash(doc["row"]) != doc["content_hash"]:
-                reason = "row: the values do not match the row's content_hash (edited or damaged)"
-            if reason is None:
-                try:
-                    if not doc.get("deleted"):
-                        decode_row(doc)
-                    doc.setdefault("deleted", False)
-                    good.append(doc)
-                    continue
-                except CorruptDocument as exc:
-                    reason = str(exc)
-            bad.append((doc, reason))
+        the day is fetched again (R11). ``off_loop``: check in a worker thread (a whole account's documents
+        take long enough to stall small requests)."""
+        good, bad = await asyncio.to_thread(_sort_checked, docs) if off_loop else _sort_checked(docs)
         days: set[date] = set()
         for doc, reason in bad:
             day = _day_of(doc)
@@ -357,6 +386,38 @@ class InsightsStore:
                                               quarantine_record("scores", doc, reason), upsert=True)
             await self.scores.delete_one({"_id": doc["_id"]})
         return good
+
+    async def account_image(self, account_id: str) -> AccountImage | None:
+        """Everything stored for one account in one consistent read (what the gateway's replica loads).
+
+        Read while no write is in flight and retried until the account's version and claim did not
+        move around the read; ``None`` when that did not happen within ``read_retry_s``, or a claim
+        is still uncommitted (the caller answers from L2 meanwhile, which marks it and repairs it).
+        Rows come with tombstones (``row`` None) and the version at which each last changed; documents
+        failing the schema check are quarantined (their days' freshness dropped) and left out, as
+        ``snapshot`` does.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_retry_s
+        while loop.time() < deadline:
+            before = await self.account(account_id) or AccountState(account_id)
+            if before.pending:
+                if self._abandoned(before):
+                    return None
+                await asyncio.sleep(0.01)
+                continue
+            docs = [d async for d in self.insights.find({"account_id": account_id})]
+            freshness = [d async for d in self.freshness.find({"account_id": account_id})]
+            scores = [d async for d in self.scores.find({"account_id": account_id})]
+            after = await self.account(account_id) or AccountState(account_id)
+            if (after.version, after.seq) != (before.version, before.seq):
+                continue
+            docs, bad_days = await self._checked(docs, off_loop=True)
+            fetched, entries, scores, attribution = await asyncio.to_thread(_image_parts, docs, freshness, scores)
+            for day in bad_days:
+                fetched.pop(day, None)
+            return AccountImage(after, entries, fetched, scores, attribution)
+        return None
 
     # -- writes -------------------------------------------------------------------------------
     def _abandoned(self, state: AccountState) -> bool:

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from services.common.freshness import FreshnessPolicy
 from services.cache_gateway.insights_service import ReadResult
+from services.cache_gateway.account_replica import ROWS_FIELD, frame
 from services.common.input_echo import quoted
-from services.common.pb.adfatigue.v1 import insights_pb2
+from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, insights_pb2
 from services.common.row_proto import row_to_proto
 
 DEFAULT_PAGE_SIZE = 5_000
@@ -92,3 +93,52 @@ def insights_rows(result: ReadResult, fields: tuple[str, ...], offset: int, size
     rows = result.snapshot.rows[offset: offset + size]
     more = offset + size < len(result.snapshot.rows)
     return [row_to_proto(r, chosen) for r in rows], more
+
+
+_FRESHNESS_DAYS = insights_pb2.Freshness.DESCRIPTOR.fields_by_name["days"].number
+assert all(f.number < _FRESHNESS_DAYS for f in insights_pb2.Freshness.DESCRIPTOR.fields
+           if f.name in ("status", "as_of", "reason"))
+_RESPONSE_FRESHNESS = gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["freshness"].number
+_RESPONSE_TOKEN = gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["next_page_token"].number
+assert gw.GetInsightsResponse.DESCRIPTOR.fields_by_name["rows"].number == ROWS_FIELD
+assert gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"].number == _RESPONSE_FRESHNESS
+
+
+def freshness_bytes(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, now: datetime) -> bytes:
+    """``freshness_message(...)`` serialized deterministically; for an answer from a replica, joined from
+    its memoised per-day bytes (fields in number order: those before ``days``, ``days``, those after)."""
+    if result.replica is None:
+        return freshness_message(result, policy, tz, now).SerializeToString(deterministic=True)
+    today = now.astimezone(tz).date()
+    head = insights_pb2.Freshness(status=result.status, reason=result.reason)
+    fetched = result.snapshot.fetched_at
+    if fetched:
+        head.as_of.FromDatetime(min(fetched.values()).astimezone(timezone.utc))
+    days = (frame(_FRESHNESS_DAYS, result.replica.day_freshness(day, at, int(policy.classify(day, today)),
+                                                                 day in result.due))
+            for day, at in sorted(fetched.items()))
+    tail = insights_pb2.Freshness(action_attribution_windows=list(result.attribution))  # fields after ``days``
+    return b"".join((head.SerializeToString(deterministic=True), *days, tail.SerializeToString(deterministic=True)))
+
+
+def insights_response_bytes(account: str, result: ReadResult, fields: tuple[str, ...], offset: int, size: int,
+                            freshness: bytes) -> bytes:
+    """One page of a GetInsightsResponse, serialized deterministically (``freshness``: ``freshness_bytes``).
+
+    Rows of a replica (all fields) are joined from their serialized form: a
+    repeated message field is the concatenation of its framed elements, so the
+    bytes equal ``SerializeToString(deterministic=True)`` of the whole message
+    (fields in number order: account_id, version, rows, freshness, next_page_token).
+    """
+    version = result.snapshot.version
+    more = offset + size < len(result.snapshot.rows)
+    token = page_token(version, offset + size) if more else ""
+    head = gw.GetInsightsResponse(account_id=account, version=version).SerializeToString(deterministic=True)
+    if result.entries is None or fields:
+        rows, _ = insights_rows(result, fields, offset, size)
+        body = [r.SerializeToString(deterministic=True) for r in rows]
+        framed = (frame(ROWS_FIELD, b) for b in body)
+    else:
+        framed = (e.as_rows_element() for e in result.entries[offset: offset + size])
+    tail = frame(_RESPONSE_FRESHNESS, freshness) + (frame(_RESPONSE_TOKEN, token.encode()) if token else b"")
+    return b"".join((head, *framed, tail))

@@ -31,8 +31,10 @@ from services.cache_gateway.demand_tracker import DemandTracker
 from services.cache_gateway.fatigue_alerts import alerter_from_settings
 from services.cache_gateway.handlers import SERVICE_NAME, add_cache_gateway_to_server
 from services.cache_gateway.insights_service import InsightsService
-from services.cache_gateway.l1_cache import L1Cache
+from services.cache_gateway.l1_cache import ENTRY_OVERHEAD_BYTES, L1Cache
+from services.cache_gateway.l2_reads import L2ReadCounter
 from services.cache_gateway.l2_store import InsightsStore
+from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.servicer import CacheGatewayServicer
 from services.cache_gateway.settings import GatewaySettings
 from services.cache_gateway.upstream import MetaFetcherUpstream
@@ -83,28 +85,38 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
 
 async def serve(args: argparse.Namespace) -> None:
     settings: GatewaySettings = args.settings
-    client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
+    l2_reads = L2ReadCounter()
+    client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[l2_reads])
     store = InsightsStore(client, settings.mongodb_db)
     await store.ensure_indexes()
     attribution = settings.attribution_settings
     upstream = MetaFetcherUpstream(settings.fetcher_addr, with_reach_cum=settings.with_reach_cum,
                                    token=ServiceToken(GATEWAY, settings=settings), attribution=attribution)
-    redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+    # bounded waits: an unreachable Redis must degrade the lock quickly, not hang the fetch (issue 16)
+    redis_client = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) \
+        if settings.redis_url else None
     lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:")
-    service = InsightsService(store, upstream, policy=settings.policy, lock=lock, attribution=attribution)
+    feed = ChangeFeed(store.db)
+    memo = memo_bytes(settings.l1_max_bytes)
+    replicas = ReplicaCache(store, max(1, settings.l1_max_bytes - 2 * memo), settings.l1_ttl_s,
+                            connected=lambda: feed.connected)
+    service = InsightsService(store, upstream, policy=settings.policy, lock=lock, attribution=attribution,
+                              replicas=replicas)
     audit = AuditLog(store.db["audit"])
     await audit.start()
-    servicer = CacheGatewayServicer(service, L1Cache(settings.l1_max_bytes, settings.l1_ttl_s), settings.engine_addr,
+    servicer = CacheGatewayServicer(service, L1Cache(memo, settings.l1_ttl_s), settings.engine_addr,
                                     JwtVerifier.from_settings(settings), audit,
-                                    service_token=ServiceToken(GATEWAY, settings=settings))
+                                    service_token=ServiceToken(GATEWAY, settings=settings), fatigue_memo_bytes=memo)
+    servicer.l2_reads = l2_reads
     servicer.rescorer.alerter = getattr(args, "alerter", None)
     servicer.rescorer.start()
     # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)
     servicer.fencing = FencingCheck(LeaseRecords.of(store.db), settings.lease_key)
     servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking
     await servicer.demand.start()
-    feed = ChangeFeed(store.db)
+    feed.listeners.append(replicas.on_change)  # first: subscribers' snapshots then see the change applied
     feed.listeners.append(servicer.on_committed)
+    feed.freshness_listeners.append(replicas.on_freshness)
     feed.resync_listeners.append(servicer.on_resync)
     feed.start()
     await asyncio.wait_for(feed.ready.wait(), 30)
@@ -123,11 +135,18 @@ async def serve(args: argparse.Namespace) -> None:
         await service.drain()
         await servicer.demand.close()
         await servicer.close()
+        await replicas.close()
         await audit.close()
         await upstream.close()
         if redis_client:
             await redis_client.aclose()
         await client.close()
+
+
+def memo_bytes(l1_max_bytes: int) -> int:
+    """The share of L1_MAX_BYTES for memoised serialized answers, and again for memoised fatigue results
+    (a quarter each); the accounts' replicas get the other half."""
+    return max(ENTRY_OVERHEAD_BYTES, l1_max_bytes // 4)
 
 
 async def follow_store_health(host: GrpcHost, feed: ChangeFeed, every_s: float = 2.0,

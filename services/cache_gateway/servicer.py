@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 
 import grpc
 
 from services.cache_gateway.insights_service import FRESH, InsightsService
 from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
-    InvalidRequest, StalePageToken, check_fields, freshness_message, insights_rows, page_bounds, page_token,
+    InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_bounds,
 )
+from services.cache_gateway.account_replica import frame
+from services.cache_gateway.fatigue_scoring import FatigueScorer
 from services.common.audit_log import AuditLog, audit_call, audited, current_caller, status_of
 from services.cache_gateway.change_feed import Change
 from services.cache_gateway.l2_store import replay_since
@@ -33,11 +34,16 @@ from services.common.dates import DateRange, InvalidDateRange, account_today, pa
 from services.common.error_boundary import peer_message
 from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import (
-    cache_gateway_pb2 as gw, fatigue_engine_pb2, fatigue_engine_pb2_grpc, fatigue_pb2,
+    cache_gateway_pb2 as gw, fatigue_engine_pb2_grpc, fatigue_pb2,
 )
 from services.common.row_proto import row_to_proto
 
 log = logging.getLogger(__name__)
+
+#: SubscribeEvent fields joined from serialized elements (repeated fields concatenate on the wire).
+_EVENT_ROWS = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["rows"].number
+_EVENT_FATIGUE = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["fatigue"].number
+_FATIGUE_FRESHNESS = gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"].number
 
 
 
@@ -47,8 +53,9 @@ _principal = current_caller  # the authenticated caller of the RPC being served 
 class CacheGatewayServicer:
     def __init__(self, service: InsightsService, l1: L1Cache, fatigue_engine_target: str,
                  verifier: JwtVerifier, audit: AuditLog, hub: SubscriptionHub | None = None,
-                 service_token: ServiceToken | None = None):
-        """``service_token``: the gateway's own identity, sent to fatigue_engine (which refuses anonymous calls)."""
+                 service_token: ServiceToken | None = None, fatigue_memo_bytes: int = 8 * 1024 * 1024):
+        """``service_token``: the gateway's own identity, sent to fatigue_engine (which refuses anonymous calls);
+        ``fatigue_memo_bytes``: the byte budget of memoised fatigue results."""
         self.hub = hub or SubscriptionHub()
         self.service = service
         self.l1 = l1
@@ -58,9 +65,14 @@ class CacheGatewayServicer:
         self._engine = fatigue_engine_pb2_grpc.FatigueEngineStub(self._engine_channel)
         self._engine_metadata = service_token.metadata if service_token else (lambda: None)
         self.rescorer = Rescorer(service.store, self._engine, metadata=self._engine_metadata)
+        self.scorer = FatigueScorer(self._engine_channel, service.replicas, fatigue_memo_bytes,
+                                    metadata=self._engine_metadata)
         self.fencing = None  # FencingCheck: refuses a deposed scheduler leader's Refresh
         self.demand = None   # DemandTracker: reads and subscribers per account, for the scheduler
+        self.l2_reads = None  # L2ReadCounter on the store's client (GetStats)
         service.on_change = self._on_change
+        if service.replicas is not None:  # a replica changed or went: answers memoised from it are void
+            service.replicas.listeners.append(self.l1.invalidate_account)
 
     def _on_change(self, account_id: str, version: int, changed_ads: frozenset[str]) -> None:
         """This replica wrote a change: evict L1 at once and rescore the ads it touched."""
@@ -75,6 +87,8 @@ class CacheGatewayServicer:
 
     def on_resync(self) -> None:
         self.l1.clear()
+        if self.service.replicas is not None:
+            self.service.replicas.on_resync()
         self.hub.resync()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -160,14 +174,9 @@ class CacheGatewayServicer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StalePageToken as exc:
             await context.abort(grpc.StatusCode.ABORTED, str(exc))
-        rows, more = insights_rows(result, fields, offset, size)
-        reply = gw.GetInsightsResponse(
-            account_id=account, version=result.snapshot.version, rows=rows,
-            freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
-                                        self.service.clock()),
-            next_page_token=page_token(result.snapshot.version, offset + size) if more else "",
-        )
-        payload = reply.SerializeToString(deterministic=True)
+        payload = insights_response_bytes(
+            account, result, fields, offset, size,
+            freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock()))
         self._remember(key, payload, result, account)
         return payload
 
@@ -184,29 +193,21 @@ class CacheGatewayServicer:
             return cached.payload
         self.service.counters.l1_misses += 1
         result = await self._read(context, account, days)
-        by_ad: dict[str, list] = defaultdict(list)
-        for row in result.snapshot.rows:
-            by_ad[row.ad_id].append(row_to_proto(row))
-        score_request = fatigue_engine_pb2.ScoreAdsRequest(
-            account_id=account, config=request.config, insights_version=result.snapshot.version,
-            ads=[fatigue_pb2.AdSeries(ad_id=ad_id, days=rows) for ad_id, rows in sorted(by_ad.items())],
-        )
         try:
-            scored = await self._engine.ScoreAds(score_request, timeout=60, metadata=self._engine_metadata())
+            results = await self.scorer.score(account, days, result, request.config, config)
         except grpc.aio.AioRpcError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 f"fatigue_engine failed: {peer_message(exc, 'fatigue_engine')}; retry shortly")
-        reply = gw.GetFatigueResponse(
-            account_id=account, version=result.snapshot.version, results=scored.results,
-            freshness=freshness_message(result, self.service.policy, zone(result.snapshot.timezone),
-                                        self.service.clock()),
-            account_currency=await self.service.currency(account),
-        )
-        if not reply.results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
+        # fields in number order: account_id, version | results, freshness (joined bytes) | the rest
+        head = gw.GetFatigueResponse(account_id=account, version=result.snapshot.version)
+        tail = gw.GetFatigueResponse(account_currency=await self.service.currency(account))
+        if not results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
             stored = await self.service.store.stored_days(account)
             if stored is not None:
-                reply.stored_days.since, reply.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
-        payload = reply.SerializeToString(deterministic=True)
+                tail.stored_days.since, tail.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
+        fresh = freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock())
+        payload = b"".join((head.SerializeToString(deterministic=True), results, frame(_FATIGUE_FRESHNESS, fresh),
+                            tail.SerializeToString(deterministic=True)))
         self._remember(key, payload, result, account)
         return payload
 
@@ -250,15 +251,21 @@ class CacheGatewayServicer:
 
     @audited
     async def GetStats(self, request: gw.GetStatsRequest, context) -> bytes:
-        """The gateway's counters (operator role; PERMISSION_DENIED otherwise)."""
+        """The gateway's counters (operator role; PERMISSION_DENIED otherwise). L1 = the accounts' replicas
+        plus memoised answers and fatigue results."""
         principal = await self._authenticate(context)
         try:
             require_operator(principal, "GetStats")
         except AuthError as exc:
             await context.abort(exc.code, exc.message)
+        replicas = self.service.replicas
         return gw.GatewayStats(
-            **self.service.counters.as_dict(), l1_bytes=self.l1.bytes_used, l1_max_bytes=self.l1.max_bytes,
-            l1_entries=len(self.l1),
+            **self.service.counters.as_dict(),
+            l1_bytes=self.l1.bytes_used + self.scorer.bytes_used + (replicas.bytes_used if replicas else 0),
+            l1_max_bytes=self.l1.max_bytes + self.scorer.max_bytes + (replicas.max_bytes if replicas else 0),
+            l1_entries=len(self.l1) + (len(replicas) if replicas else 0),
+            l2_reads=self.l2_reads.reads if self.l2_reads else 0,
+            l1_accounts=len(replicas) if replicas else 0, l1_replica_loads=replicas.loads if replicas else 0,
         ).SerializeToString()
 
     async def Subscribe(self, request: gw.SubscribeRequest, context):
@@ -317,13 +324,12 @@ class CacheGatewayServicer:
             if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
                 result = await self._read(context, account, days)
                 sent = result.snapshot.version
-                event = self._event(account, gw.SubscribeEvent.SNAPSHOT, sent, result.snapshot.rows, [], fields)
                 ad_ids = {r.ad_id for r in result.snapshot.rows}
-                for doc in await self.service.store.stored_scores(account, ad_ids):
-                    event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
-                    scores_sent[doc["ad_id"]] = doc["insights_version"]
+                scores = await self._stored_scores(account, ad_ids)
+                scores_sent.update((ad_id, version) for ad_id, version, _ in scores)
                 self.rescorer.schedule(account, frozenset(ad_ids.difference(scores_sent)))  # none or quarantined
-                yield event
+                yield self._state_event(account, gw.SubscribeEvent.SNAPSHOT, result.snapshot, result.entries, fields,
+                                        [result_bytes for _, _, result_bytes in scores])
             while True:
                 change = await sub.queue.get()
                 if sub.closed:
@@ -332,14 +338,20 @@ class CacheGatewayServicer:
                 if change is None:
                     if sub.lagging:
                         sub.lagging = False
-                        snap = await self.service.store.snapshot(account, days)
+                        replica = await self.service.replicas.get(account) if self.service.replicas else None
+                        snap, entries = replica.read(days) if replica else \
+                            (await self.service.store.snapshot(account, days), None)
                         if snap.version > sent:
                             sent = snap.version
-                            yield self._event(account, gw.SubscribeEvent.JUMP, sent, snap.rows, [], fields)
+                            yield self._state_event(account, gw.SubscribeEvent.JUMP, snap, entries, fields, [])
                     continue
                 if change.scores and not change.rows and not change.removed:
                     # a score is news only if it is newer than the one this subscriber has for the ad
-                    fresh = [r for r in (fatigue_pb2.FatigueResult.FromString(b) for b, _, _ in change.scores)
+                    parsed = change.encoded.get("scores")
+                    if parsed is None:  # parsed once for every subscriber
+                        parsed = change.encoded["scores"] = [fatigue_pb2.FatigueResult.FromString(b)
+                                                             for b, _, _ in change.scores]
+                    fresh = [r for r in parsed
                              if r.insights_version > scores_sent.get(r.ad_id, -1) and r.insights_version >= sent]
                     if fresh:
                         event = self._event(account, gw.SubscribeEvent.CHANGE, change.version, [], [], fields, change)
@@ -364,6 +376,24 @@ class CacheGatewayServicer:
             self.hub.unsubscribe(sub)
             if self.demand:
                 self.demand.unsubscribed(account)
+
+    async def _stored_scores(self, account: str, ad_ids: set[str]) -> list[tuple[str, int, bytes]]:
+        """(ad_id, insights_version, serialized FatigueResult) of the ads' stored scores, from memory when resident."""
+        replica = self.service.replicas.peek(account) if self.service.replicas else None
+        if replica is not None:
+            return [(s.ad_id, s.insights_version, s.result) for s in replica.stored_scores(ad_ids)]
+        return [(d["ad_id"], d["insights_version"], bytes(d["result"]))
+                for d in await self.service.store.stored_scores(account, ad_ids)]
+
+    def _state_event(self, account: str, kind, snap, entries, fields, scores: list[bytes]) -> bytes:
+        """A SNAPSHOT or JUMP event, serialized; rows of a replica (all fields) are joined from their bytes."""
+        if entries is None or fields:
+            event = self._event(account, kind, snap.version, snap.rows, [], fields)
+            event.fatigue.extend(fatigue_pb2.FatigueResult.FromString(b) for b in scores)
+            return event.SerializeToString(deterministic=True)
+        head = gw.SubscribeEvent(kind=kind, version=snap.version).SerializeToString(deterministic=True)
+        return b"".join((head, *(frame(_EVENT_ROWS, e.serialized()) for e in entries),
+                         *(frame(_EVENT_FATIGUE, b) for b in scores)))
 
     @staticmethod
     def _event(account: str, kind, version: int, rows, removed, fields, change: Change | None = None):

@@ -30,8 +30,12 @@ class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, 
                                 allowed="host:port", doc="meta_fetcher's gRPC address")
     engine_addr: str = setting("127.0.0.1:50053", env="ADFATIGUE_ENGINE_ADDR", min_length=1,
                                allowed="host:port", doc="fatigue_engine's gRPC address")
-    l1_max_bytes: int = setting(50 * 1024 * 1024, env="L1_MAX_BYTES", ge=0, doc="in-memory response cache size, bytes")
-    l1_ttl_s: float = setting(60.0, env="L1_TTL_SECONDS", ge=0, doc="in-memory response cache lifetime, seconds")
+    l1_max_bytes: int = setting(50 * 1024 * 1024, env="L1_MAX_BYTES", ge=0,
+                                doc="L1 size, bytes: the hot accounts' in-memory replicas (half), memoised answers "
+                                    "and fatigue results (a quarter each)")
+    l1_ttl_s: float = setting(300.0, env="L1_TTL_SECONDS", ge=0,
+                              doc="safety-net life of a replica or memoised answer, seconds (changes arrive by the "
+                                  "change feed; due days end answers sooner)")
     with_reach_cum: bool = setting(False, env="GATEWAY_WITH_REACH_CUM",
                                    doc="fetch cumulative reach too (frequency and saturation; more Meta calls)")
     attribution: str = setting("", env="ATTRIBUTION_WINDOWS", allowed="windows such as 7d_click,1d_view",

@@ -64,11 +64,13 @@ class FreshnessPolicy:
         interval = self.partial_interval_s if cls is FreshnessClass.PARTIAL else self.provisional_interval_s
         return min(fetched_at + timedelta(seconds=interval), finalised)
 
-    def is_due(self, day: date, fetched_at: datetime | None, now: datetime, tz: ZoneInfo) -> bool:
-        """Whether ``day`` must be (re)fetched at ``now`` (an aware datetime)."""
+    def is_due(self, day: date, fetched_at: datetime | None, now: datetime, tz: ZoneInfo,
+               today: date | None = None) -> bool:
+        """Whether ``day`` must be (re)fetched at ``now`` (an aware datetime); ``today``: ``now``'s date in
+        ``tz`` when the caller already has it (many days, one ``now``)."""
         if fetched_at is None:
             return True
-        today = now.astimezone(tz).date()
+        today = today or now.astimezone(tz).date()
         cls = self.classify(day, today)
         if cls is FreshnessClass.FINAL:
             return fetched_at < self.finalised_at(day, tz)

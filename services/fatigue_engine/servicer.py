@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import date
 
 import grpc
 
@@ -22,6 +23,7 @@ from services.fatigue_engine.proto_convert import (
     ProtoConversionError, config_from_proto, result_to_proto, row_from_proto,
 )
 from services.fatigue_engine.scoring import score_ad
+from services.fatigue_engine.series_cache import SeriesCache
 from services.fatigue_engine.windows import InvalidSeries
 
 log = logging.getLogger(__name__)
@@ -97,11 +99,48 @@ def check_one_attribution(series: list[tuple[str, list[InsightRow]]]) -> None:
                     "- score rows of one setting (refetch the others with it)")
 
 
-def score_request(request: fatigue_engine_pb2.ScoreAdsRequest) -> fatigue_engine_pb2.ScoreAdsResponse:
-    """The whole RPC as a pure function: request -> response, or ``InvalidRequest``."""
+class UnknownSeries(LookupError):
+    """A ``series_key`` without ``ads`` that this engine does not keep (-> FAILED_PRECONDITION)."""
+
+
+def _day_bounds(request: fatigue_engine_pb2.ScoreAdsRequest) -> tuple[date | None, date | None]:
+    bounds = []
+    for name in ("since", "until"):
+        text = getattr(request, name)
+        try:
+            bounds.append(date.fromisoformat(text) if text else None)
+            if text and len(text) != 10:
+                raise ValueError
+        except ValueError:
+            raise InvalidRequest(f"{name} {text!r} is not a YYYY-MM-DD date") from None
+    since, until = bounds
+    if since and until and since > until:
+        raise InvalidRequest(f"since {since} is after until {until}")
+    return since, until
+
+
+def score_request(request: fatigue_engine_pb2.ScoreAdsRequest,
+                  cache: SeriesCache | None = None) -> fatigue_engine_pb2.ScoreAdsResponse:
+    """The whole RPC as a function of the request (and the series ``cache`` keeps): request -> response.
+
+    Raises ``InvalidRequest``, or ``UnknownSeries`` for a ``series_key`` without ``ads`` not in ``cache``.
+    """
     config: FatigueConfig = config_from_proto(request.config)
-    account, series = build_series(request)
-    check_one_attribution(series)
+    since, until = _day_bounds(request)
+    if request.series_key and not request.ads:
+        kept = cache.get(request.series_key) if cache is not None else None
+        if kept is None:
+            raise UnknownSeries(f"series_key {request.series_key!r} is not kept by this engine: send the ads with it")
+        account, series = kept
+    else:
+        account, series = build_series(request)
+        check_one_attribution(series)  # a kept series was checked when it was sent
+        if request.series_key and cache is not None:
+            cache.put(request.series_key, account, series)
+    if since or until:
+        series = [(ad_id, in_range) for ad_id, rows in series
+                  if (in_range := [r for r in rows if (not since or r.date_start >= since)
+                                   and (not until or r.date_start <= until)])]
     response = fatigue_engine_pb2.ScoreAdsResponse()
     for i, (ad_id, rows) in enumerate(series):
         try:
@@ -118,14 +157,20 @@ def score_request(request: fatigue_engine_pb2.ScoreAdsRequest) -> fatigue_engine
 
 
 class FatigueEngineServicer(fatigue_engine_pb2_grpc.FatigueEngineServicer):
-    """grpc.aio servicer: stateless; scoring runs in a worker thread so the event
+    """grpc.aio servicer: its only state is the series cache; scoring runs in a worker thread so the event
     loop keeps serving (health checks, other calls) during a large batch."""
+
+    def __init__(self, cache: SeriesCache | None = None):
+        self.cache = cache if cache is not None else SeriesCache()
 
     async def ScoreAds(self, request: fatigue_engine_pb2.ScoreAdsRequest,
                        context: grpc.aio.ServicerContext) -> fatigue_engine_pb2.ScoreAdsResponse:
         try:
-            return await asyncio.to_thread(score_request, request)
+            return await asyncio.to_thread(score_request, request, self.cache)
         except InvalidRequest as exc:
             log.info("ScoreAds rejected: %s", exc)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # unreachable: abort raises
+        except UnknownSeries as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             raise  # unreachable: abort raises

@@ -47,7 +47,8 @@ class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagi
                                   doc="'reduce data' errors halve the page limit down to this")
     max_pages: int = setting(1000, env="META_MAX_PAGES", ge=1, doc="hard cap of pages per fetch")
     # with the range and the page size it gives each query's page cap (graph_client.PageReader.page_cap;
-    # 28 days x 100 ads at limit 100 -> 29 pages)
+    # 28 days x 100 ads at limit 100 -> 29 pages). An assumption with headroom: the sample account delivers at
+    # most 16 ads a day; raise it for bigger accounts.
     max_ads_per_day: int = setting(100, env="META_MAX_ADS_PER_DAY", ge=1,
                                    doc="delivering ads per account and day a query can rightly have")
     # Async report fallback (META_GRAPH_API.md §2), used when sync paging cannot shrink further.

@@ -78,7 +78,9 @@ async def serve(args: argparse.Namespace) -> None:
     client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, settings.mongodb_db)
     holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+    # bounded waits: with Redis unreachable the lease's renewals fail fast and this replica stops leading
+    redis_client = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) \
+        if settings.redis_url else None
     records = LeaseRecords.of(store.db)  # fencing tokens that survive a Redis restart
     if redis_client:
         lease = RedisLease(redis_client, holder, settings.lease_key, int(settings.lease_ttl_s * 1000),

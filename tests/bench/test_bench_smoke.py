@@ -75,6 +75,21 @@ def test_tiers_micro_throughput_and_subscribers_are_measured(outcome):
     assert results["fanout_floor"]["n"] > 0
 
 
+def test_serving_from_memory_and_mixed_load_are_measured(outcome):
+    results, _ = outcome
+    memory = results["serve_from_memory"]
+    echo = memory["echo"]
+    assert echo["verified_l1_hits"] == echo["gateway_l1_ms"]["n"] == echo["bare_echo_ms"]["n"] > 0
+    page = memory["custom_range_page"]
+    assert page["pages"] > 0 and page["gateway_page_ms"]["n"] == page["bare_page_ms"]["n"] == page["pages"]
+    # answered from the accounts' in-memory replicas: no L2 read, no Meta call
+    assert page["stats_delta"]["l2_reads"] == page["stats_delta"]["upstream_calls"] == 0
+    assert memory["steady_pages"]["stats_delta"]["l2_reads"] == 0
+    mixed = results["mixed_load"]
+    assert mixed["errors"] == {} and mixed["writes"] > 0 and mixed["unary_ms"]["n"] > 0
+    assert mixed["stream_events"] > 0 and mixed["rss_before"] > 0
+
+
 def test_report_files(outcome):
     results, paths = outcome
     text = paths["md"].read_text()

@@ -127,3 +127,19 @@ async def test_range_never_fetched_fails_with_the_upstream_status(env):
         await service.read(ACCOUNT, rng("2026-01-01", "2026-01-03"))
     assert err.value.code == grpc.StatusCode.UNAVAILABLE
     assert await service.store.insights.count_documents({}) == 0
+
+
+async def test_a_forced_refresh_fetches_itself_instead_of_joining_a_fetch_in_flight(env):
+    service, upstream, clock = env
+    days = rng("2026-11-20", "2026-11-22")
+    await service.read(ACCOUNT, days)
+    clock.now += timedelta(hours=7)
+    upstream.delay = 0.3
+    await service.read(ACCOUNT, days)           # a background refresh starts...
+    await asyncio.sleep(0.1)                    # ...and is now waiting on Meta
+    calls = len(upstream.calls)
+    upstream.impressions = 999                  # Meta restated the days meanwhile
+    ranges, _ = await service.refresh(ACCOUNT, days, force=True)
+    assert ranges == [days] and len(upstream.calls) == calls + 1  # its own fetch, not the one in flight
+    await service.drain()
+    assert (await service.read(ACCOUNT, days)).snapshot.rows[0].impressions == 999

@@ -50,3 +50,15 @@ async def test_close_wakes_every_stream():
         hub.publish(change(v + 1))
     hub.close_all()
     assert sub.closed
+
+
+async def test_a_large_fan_out_yields_between_batches_and_keeps_each_subscribers_order():
+    hub = SubscriptionHub(queue_size=64, batch_size=10)
+    subs = [hub.subscribe("1", JAN) for _ in range(35)]
+    hub.publish(change(1))
+    hub.publish(change(2))
+    assert [s.queue.qsize() for s in subs].count(1) == 10  # the first batch at once, the rest later
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert all([s.queue.get_nowait().version for _ in range(2)] == [1, 2] for s in subs)
+    assert hub.delivered == 70

@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
+from tests.terminal import run_on_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -82,6 +83,16 @@ def test_watch_waits_with_a_heartbeat_and_shows_live_demo_changes_within_a_minut
     finally:
         watch.send_signal(signal.SIGINT)
         watch.wait(30)
+
+
+def test_on_a_terminal_watch_shows_a_live_waiting_line(live):
+    data, _ = live
+    status, text = run_on_terminal([*CLI, "watch", "--account", SYNTH, "--data-dir", str(data)],
+                                   env={"ADFATIGUE_TOKEN": None, "NO_COLOR": None}, stop_after=6)
+    assert status == 0, text
+    assert "SNAPSHOT" in text and "waiting for changes (version" in text
+    assert re.search(r"waiting for changes \(version \d+\)… \d+ s", text), text  # the spinner counts seconds
+    assert "still waiting" not in text  # the plain heartbeat lines are for logs only
 
 
 def test_token_mints_a_development_token_a_grpc_client_can_use(live):

@@ -4,8 +4,6 @@ CLI as processes, plain and on a pseudo-terminal; the helper itself on both kind
 from __future__ import annotations
 
 import io
-import os
-import pty
 import subprocess
 import sys
 
@@ -13,6 +11,7 @@ from pymongo import MongoClient
 from rich.console import Console
 
 from services.cli.progress import Steps, waiting
+from tests.terminal import run_on_terminal
 
 CLI = [sys.executable, "-m", "services.cli.main"]
 
@@ -38,22 +37,9 @@ def test_plain_lines_off_a_terminal_and_a_bar_on_one():
 
 
 def on_terminal(argv: list[str], cwd) -> str:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, stdout=slave, stderr=subprocess.STDOUT, cwd=cwd,
-                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"})
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(120) == 0, b"".join(chunks)
-    return b"".join(chunks).decode(errors="replace")
+    status, text = run_on_terminal(argv, cwd=cwd)
+    assert status == 0, text
+    return text
 
 
 def test_backup_and_restore_show_progress(mongo_uri, db_name, tmp_path):

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import pty
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ from services.cli.local_system import LocalSystem, SystemConfig
 from services.common.auth import mint_token
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw
 from tests.shared_data import require_real_csv
+from tests.terminal import run_on_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -42,25 +42,12 @@ def cli(system, *args: str, env: dict | None = None, data_dir_first: bool = Fals
 
 
 def on_terminal(system, *args: str, env: dict | None = None) -> str:
-    """Run the CLI with a pseudo-terminal as stdout (a real tty: rich decides colour by itself)."""
-    master, slave = pty.openpty()
-    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli.main", *args, "--data-dir",
-                             str(system.config.data_dir)], stdout=slave, stderr=subprocess.STDOUT,
-                            env={**base, "COLUMNS": "200", "TERM": "xterm-256color", **(env or {})})
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(120) == 0
-    return b"".join(chunks).decode(errors="replace")
+    """The CLI with a pseudo-terminal as stdout (a real tty: rich decides colour by itself)."""
+    base = {"NO_COLOR": None, "FORCE_COLOR": None} | (env or {})
+    status, text = run_on_terminal([sys.executable, "-m", "services.cli.main", *args, "--data-dir",
+                                    str(system.config.data_dir)], env=base)
+    assert status == 0, text
+    return text
 
 
 def test_table_names_campaign_ad_set_and_ad_with_values_before_and_after_and_spend(system):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.bff.settings import BffSettings
 from services.cache_gateway.settings import GatewaySettings
 from services.common.settings import (
     AuthSettings,
@@ -22,7 +23,7 @@ from services.meta_fetcher.settings import FetcherSettings
 from services.scheduler.settings import SchedulerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_MODELS = [GatewaySettings, FetcherSettings, SchedulerSettings, EngineSettings]
+SERVICE_MODELS = [GatewaySettings, FetcherSettings, SchedulerSettings, EngineSettings, BffSettings]
 
 
 def declaring_class(model: type[SettingsModel], field: str) -> type:
@@ -122,7 +123,7 @@ def test_required_settings_say_what_to_set():
 @pytest.mark.parametrize("module, args, env, words", [
     ("services.cache_gateway", ["--port", "0"], {"MONGODB_URI": "mongodb://127.0.0.1:1", "JWT_HS256_SECRET": "x" * 40,
                                                  "L1_TTL_SECONDS": "a minute"},
-     "L1_TTL_SECONDS='a minute' is invalid: expected a number >= 0 (default 60.0)"),
+     "L1_TTL_SECONDS='a minute' is invalid: expected a number >= 0 (default 300.0)"),
     ("services.meta_fetcher", ["--port", "0", "--graph-url", "http://127.0.0.1:9"], {"META_MAX_PAGES": "0"},
      "META_MAX_PAGES='0' is invalid: expected an integer >= 1 (default 1000)"),
     ("services.scheduler", ["--port", "0"], {"MONGODB_URI": "mongodb://127.0.0.1:1", "JWT_HS256_SECRET": "x" * 40,

@@ -175,7 +175,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GatewayStats(_message.Message):
-    __slots__ = ("l1_hits", "l1_misses", "l2_hits", "l2_misses", "upstream_calls", "upstream_calls_avoided", "stale_answers", "l1_bytes", "l1_max_bytes", "l1_entries")
+    __slots__ = ("l1_hits", "l1_misses", "l2_hits", "l2_misses", "upstream_calls", "upstream_calls_avoided", "stale_answers", "l1_bytes", "l1_max_bytes", "l1_entries", "l2_reads", "l1_accounts", "l1_replica_loads")
     L1_HITS_FIELD_NUMBER: _ClassVar[int]
     L1_MISSES_FIELD_NUMBER: _ClassVar[int]
     L2_HITS_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +186,9 @@ class GatewayStats(_message.Message):
     L1_BYTES_FIELD_NUMBER: _ClassVar[int]
     L1_MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     L1_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    L2_READS_FIELD_NUMBER: _ClassVar[int]
+    L1_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    L1_REPLICA_LOADS_FIELD_NUMBER: _ClassVar[int]
     l1_hits: int
     l1_misses: int
     l2_hits: int
@@ -196,4 +199,7 @@ class GatewayStats(_message.Message):
     l1_bytes: int
     l1_max_bytes: int
     l1_entries: int
-    def __init__(self, l1_hits: _Optional[int] = ..., l1_misses: _Optional[int] = ..., l2_hits: _Optional[int] = ..., l2_misses: _Optional[int] = ..., upstream_calls: _Optional[int] = ..., upstream_calls_avoided: _Optional[int] = ..., stale_answers: _Optional[int] = ..., l1_bytes: _Optional[int] = ..., l1_max_bytes: _Optional[int] = ..., l1_entries: _Optional[int] = ...) -> None: ...
+    l2_reads: int
+    l1_accounts: int
+    l1_replica_loads: int
+    def __init__(self, l1_hits: _Optional[int] = ..., l1_misses: _Optional[int] = ..., l2_hits: _Optional[int] = ..., l2_misses: _Optional[int] = ..., upstream_calls: _Optional[int] = ..., upstream_calls_avoided: _Optional[int] = ..., stale_answers: _Optional[int] = ..., l1_bytes: _Optional[int] = ..., l1_max_bytes: _Optional[int] = ..., l1_entries: _Optional[int] = ..., l2_reads: _Optional[int] = ..., l1_accounts: _Optional[int] = ..., l1_replica_loads: _Optional[int] = ...) -> None: ...

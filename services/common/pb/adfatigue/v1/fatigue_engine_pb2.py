@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from services.common.pb.adfatigue.v1 import fatigue_pb2 as adfatigue_dot_v1_dot_fatigue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!adfatigue/v1/fatigue_engine.proto\x12\x0c\x61\x64\x66\x61tigue.v1\x1a\x1a\x61\x64\x66\x61tigue/v1/fatigue.proto\"\x91\x01\n\x0fScoreAdsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12#\n\x03\x61\x64s\x18\x02 \x03(\x0b\x32\x16.adfatigue.v1.AdSeries\x12+\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1b.adfatigue.v1.FatigueConfig\x12\x18\n\x10insights_version\x18\x04 \x01(\x03\"@\n\x10ScoreAdsResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.adfatigue.v1.FatigueResult2Z\n\rFatigueEngine\x12I\n\x08ScoreAds\x12\x1d.adfatigue.v1.ScoreAdsRequest\x1a\x1e.adfatigue.v1.ScoreAdsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!adfatigue/v1/fatigue_engine.proto\x12\x0c\x61\x64\x66\x61tigue.v1\x1a\x1a\x61\x64\x66\x61tigue/v1/fatigue.proto\"\xc3\x01\n\x0fScoreAdsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12#\n\x03\x61\x64s\x18\x02 \x03(\x0b\x32\x16.adfatigue.v1.AdSeries\x12+\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1b.adfatigue.v1.FatigueConfig\x12\x18\n\x10insights_version\x18\x04 \x01(\x03\x12\x12\n\nseries_key\x18\x05 \x01(\t\x12\r\n\x05since\x18\x06 \x01(\t\x12\r\n\x05until\x18\x07 \x01(\t\"@\n\x10ScoreAdsResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.adfatigue.v1.FatigueResult2Z\n\rFatigueEngine\x12I\n\x08ScoreAds\x12\x1d.adfatigue.v1.ScoreAdsRequest\x1a\x1e.adfatigue.v1.ScoreAdsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'adfatigue.v1.fatigue_engine
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SCOREADSREQUEST']._serialized_start=80
-  _globals['_SCOREADSREQUEST']._serialized_end=225
-  _globals['_SCOREADSRESPONSE']._serialized_start=227
-  _globals['_SCOREADSRESPONSE']._serialized_end=291
-  _globals['_FATIGUEENGINE']._serialized_start=293
-  _globals['_FATIGUEENGINE']._serialized_end=383
+  _globals['_SCOREADSREQUEST']._serialized_end=275
+  _globals['_SCOREADSRESPONSE']._serialized_start=277
+  _globals['_SCOREADSRESPONSE']._serialized_end=341
+  _globals['_FATIGUEENGINE']._serialized_start=343
+  _globals['_FATIGUEENGINE']._serialized_end=433
 # @@protoc_insertion_point(module_scope)

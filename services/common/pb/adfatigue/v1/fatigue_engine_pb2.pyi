@@ -8,16 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ScoreAdsRequest(_message.Message):
-    __slots__ = ("account_id", "ads", "config", "insights_version")
+    __slots__ = ("account_id", "ads", "config", "insights_version", "series_key", "since", "until")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     ADS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     INSIGHTS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SERIES_KEY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     ads: _containers.RepeatedCompositeFieldContainer[_fatigue_pb2.AdSeries]
     config: _fatigue_pb2.FatigueConfig
     insights_version: int
-    def __init__(self, account_id: _Optional[str] = ..., ads: _Optional[_Iterable[_Union[_fatigue_pb2.AdSeries, _Mapping]]] = ..., config: _Optional[_Union[_fatigue_pb2.FatigueConfig, _Mapping]] = ..., insights_version: _Optional[int] = ...) -> None: ...
+    series_key: str
+    since: str
+    until: str
+    def __init__(self, account_id: _Optional[str] = ..., ads: _Optional[_Iterable[_Union[_fatigue_pb2.AdSeries, _Mapping]]] = ..., config: _Optional[_Union[_fatigue_pb2.FatigueConfig, _Mapping]] = ..., insights_version: _Optional[int] = ..., series_key: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ...) -> None: ...
 
 class ScoreAdsResponse(_message.Message):
     __slots__ = ("results",)

@@ -45,7 +45,7 @@ class FatigueEngineServicer:
     """Missing associated documentation comment in .proto file."""
 
     def ScoreAds(self, request, context):
-        """Score many ads in one call; one result per series, in request order.
+        """Score many ads in one call; one result per series (with rows in [since, until]), in request order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

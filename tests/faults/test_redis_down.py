@@ -1,0 +1,143 @@
+"""Redis down (a private redis-server on a free port, stopped and started by the test; the shared one on
+6379 is never touched): gateways keep serving cached days and keep fetching uncached ones with in-process
+single-flight, and their logs say so; schedulers stop leading, never two leaders; when Redis is back one
+leader resumes and the gateways coalesce across replicas again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import grpc
+import pytest
+from pymongo import MongoClient
+
+from services.cli.local_system import LocalSystem, SystemConfig
+from services.cli.service_process import ServiceProcess
+from services.common.embedded_mongo import free_port
+from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
+from tests.e2e.test_subscriptions import SYNTH, md
+from tests.faults.test_system_faults import answer_or_clear_status, call, correct_or_marked_stale, days_ago
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")]
+
+LEASE_TTL_S = 2.0
+
+
+class PrivateRedis:
+    """redis-server on a free port, no persistence; ``stop()`` / ``start()`` as often as needed."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                             text=True).stdout.strip() != "PONG":
+            assert time.monotonic() < deadline and self.proc.poll() is None, "private redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()  # as a crash would: no goodbye
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory, mongo_uri, redis_server):
+    db = f"redisdown_{os.getpid()}"
+    prefix = f"adfatigue-redisdown-{uuid.uuid4().hex[:8]}:"
+    config = SystemConfig(
+        data_dir=tmp_path_factory.mktemp("redisdown"), gateway_port=0, scheduler_interval_s=2.0,
+        mongodb_uri=mongo_uri,
+        extra_env={"MONGODB_DB": db, "REDIS_URL": redis_server.url, "REDIS_KEY_PREFIX": prefix,
+                   "META_BUDGET_KEY_PREFIX": prefix + "budget", "SCHEDULER_LEASE_TTL_SECONDS": str(LEASE_TTL_S)},
+    )
+    with LocalSystem(config) as running:
+        running.add_gateway_replica("cache_gateway_b")
+        first = running.processes["scheduler"]
+        args = list(first.args)
+        args[args.index("--port") + 1] = "0"
+        second = ServiceProcess("scheduler_b", first.module, args, running.logs / "scheduler_b.log", first.env)
+        second.start()
+        running.schedulers = [first, second]
+        try:
+            yield running
+        finally:
+            second.stop()
+    with MongoClient(mongo_uri) as client:
+        client.drop_database(db)
+
+
+def leaders(system) -> list[bool]:
+    out = []
+    for proc in system.schedulers:
+        with grpc.insecure_channel(proc.address) as channel:
+            out.append(scheduler_pb2_grpc.SchedulerStub(channel).GetStatus(
+                scheduler_pb2.GetStatusRequest(), timeout=10, metadata=md(system)).is_leader)
+    return out
+
+
+def watch_leaders(system, seconds: float) -> list[list[bool]]:
+    seen, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.append(leaders(system))
+        time.sleep(0.1)
+    return seen
+
+
+def test_redis_down_gateways_serve_and_fetch_schedulers_stop_leading(system, redis_server):
+    cached = days_ago(8, 6)
+    assert call(system, "GetInsights", account_id=SYNTH, since=cached[0], until=cached[1]).rows
+    deadline = time.monotonic() + 15
+    while sum(leaders(system)) != 1:
+        assert time.monotonic() < deadline, "no single leader with Redis up"
+        time.sleep(0.1)
+
+    redis_server.stop()
+    try:
+        for gateway in ("cache_gateway", "cache_gateway_b"):
+            for _ in range(3):  # cached days: served
+                reply = call(system, "GetInsights", gateway=gateway, account_id=SYNTH, since=cached[0],
+                             until=cached[1])
+                correct_or_marked_stale(reply)
+        for i, gateway in enumerate(["cache_gateway", "cache_gateway_b", "cache_gateway"]):
+            since, until = days_ago(40 + 2 * i, 40 + 2 * i)  # never fetched: fetched without the shared lock
+            reply = answer_or_clear_status(system, "GetInsights", gateway=gateway, account_id=SYNTH, since=since,
+                                           until=until)
+            assert reply is not None and reply.rows, "uncached days must still be fetched with Redis down"
+        log = (system.logs / "cache_gateway.log").read_text()
+        assert "in-process single-flight" in log
+        # schedulers: the leader stops within its lease, and nobody leads while Redis is down
+        time.sleep(LEASE_TTL_S + 1)
+        assert all(sum(s) == 0 for s in watch_leaders(system, 2.0))
+    finally:
+        redis_server.start()  # back, empty (no persistence)
+    seen = watch_leaders(system, 3 * LEASE_TTL_S + 3)
+    assert all(sum(s) <= 1 for s in seen), "two schedulers led at once"
+    assert sum(seen[-1]) == 1, "no leader after Redis came back"
+    since, until = days_ago(47, 47)
+    assert call(system, "GetInsights", account_id=SYNTH, since=since, until=until).rows
+    assert "Redis is back" in (system.logs / "cache_gateway.log").read_text()
