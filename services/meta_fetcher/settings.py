@@ -14,11 +14,13 @@ value and what is allowed. Secrets (``access_token``, ``app_secret``,
 from __future__ import annotations
 
 from services.common.settings import (
+    AuthSettings,
     LoggingSettings,
     MetaBudgetSettings,
     MetaPagingSettings,
     MongoSettings,
     RedisSettings,
+    TlsSettings,
     setting,
 )
 
@@ -29,7 +31,8 @@ DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
 
 
-class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagingSettings, LoggingSettings):
+class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagingSettings, LoggingSettings,
+                      AuthSettings, TlsSettings):
     """Configuration of the Graph client and servicer (units in the names: _s = seconds)."""
 
     graph_url: str = setting(DEFAULT_GRAPH_URL, env="META_GRAPH_URL", min_length=1,

@@ -129,6 +129,30 @@ class AuthSettings(SettingsModel):
                                 "service sends to the services it calls), or JWT_HS256_SECRET to mint one")
 
 
+class TlsSettings(SettingsModel):
+    """TLS of every gRPC server and channel (``services/common/tls.py``); none set = plaintext (loopback)."""
+
+    grpc_tls_cert: str = setting("", env="GRPC_TLS_CERT", allowed="a path to a PEM file",
+                                 doc="this service's certificate chain, PEM (served; presented as client certificate)")
+    grpc_tls_key: str = setting("", env="GRPC_TLS_KEY", allowed="a path to a PEM file",
+                                doc="the private key of GRPC_TLS_CERT, PEM")
+    grpc_tls_ca: str = setting("", env="GRPC_TLS_CA", allowed="a path to a PEM file",
+                               doc="CA bundle: servers called and client certificates are verified against it")
+    grpc_tls_client_auth: Literal["none", "optional", "require"] = setting(
+        "none", env="GRPC_TLS_CLIENT_AUTH", doc="client-certificate verification of this service's server")
+    grpc_tls_server_name: str = setting("", env="GRPC_TLS_SERVER_NAME",
+                                        doc="name expected in the certificates of the servers called "
+                                            "(when the address is not it)")
+    grpc_health_port: int | None = setting(None, env="GRPC_HEALTH_PORT", ge=0, le=65535,
+                                           doc="with TLS: plaintext port serving only gRPC health checking "
+                                               "(Kubernetes probes cannot speak TLS)")
+
+    @field_validator("grpc_tls_client_auth", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
 class NotifySettings(SettingsModel):
     """Where notifications of fatigue-level changes go (``services/cache_gateway/fatigue_alerts.py``)."""
 
