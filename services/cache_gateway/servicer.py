@@ -17,7 +17,7 @@ from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_bounds,
 )
-from services.cache_gateway.account_replica import frame
+from services.cache_gateway.account_replica import ROWS_FIELD, frame
 from services.cache_gateway.fatigue_scoring import FatigueScorer
 from services.common.audit_log import AuditLog, audit_call, audited, current_caller, status_of
 from services.cache_gateway.change_feed import Change
@@ -41,7 +41,7 @@ from services.common.row_proto import row_to_proto
 log = logging.getLogger(__name__)
 
 #: SubscribeEvent fields joined from serialized elements (repeated fields concatenate on the wire).
-_EVENT_ROWS = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["rows"].number
+assert gw.SubscribeEvent.DESCRIPTOR.fields_by_name["rows"].number == ROWS_FIELD  # rows are joined as framed
 _EVENT_FATIGUE = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["fatigue"].number
 _FATIGUE_FRESHNESS = gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"].number
 
@@ -202,7 +202,8 @@ class CacheGatewayServicer:
         head = gw.GetFatigueResponse(account_id=account, version=result.snapshot.version)
         tail = gw.GetFatigueResponse(account_currency=await self.service.currency(account))
         if not results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
-            stored = await self.service.store.stored_days(account)
+            stored = result.replica.stored_days() if result.replica is not None else \
+                await self.service.store.stored_days(account)
             if stored is not None:
                 tail.stored_days.since, tail.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
         fresh = freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock())
@@ -392,7 +393,7 @@ class CacheGatewayServicer:
             event.fatigue.extend(fatigue_pb2.FatigueResult.FromString(b) for b in scores)
             return event.SerializeToString(deterministic=True)
         head = gw.SubscribeEvent(kind=kind, version=snap.version).SerializeToString(deterministic=True)
-        return b"".join((head, *(frame(_EVENT_ROWS, e.serialized()) for e in entries),
+        return b"".join((head, *(e.as_rows_element() for e in entries),
                          *(frame(_EVENT_FATIGUE, b) for b in scores)))
 
     @staticmethod
