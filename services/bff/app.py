@@ -39,11 +39,11 @@ def session_secret(settings: BffSettings) -> str:
 
 
 def create_app(settings: BffSettings | None = None) -> FastAPI:
-    settings = settings or BffSettings()
+    settings = settings or BffSettings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        tokens = GatewayTokens(settings.jwt_hs256_secret, settings.gateway_token_ttl_s, settings.jwt_audience)
+        tokens = GatewayTokens(settings.jwt_hs256_secret, settings.gateway_token_ttl_s, settings.jwt_audience or "")
         app.state.gateway = GatewayClient(settings.gateway_addr, tokens, settings.gateway_timeout_s)
         app.state.models = PageModels(app.state.gateway)
         app.state.feeds = Feeds(app.state.models, app.state.gateway, settings.resubscribe_max_s)

@@ -7,7 +7,7 @@ decimals (link CTR = inline_link_clicks / impressions x 100), CPM and CPA in
 the account currency (CPM = spend / impressions x 1000), frequency =
 impressions / reach of the day (daily; Meta's definition), spend as a decimal
 string. Component raw values and thresholds come from FATIGUE_SPEC.md v1.1
-(the fatigue_engine computes them; this module only words them).
+(the fatigue_engine computes them; ``services/common/fatigue_text`` words them, as the CLI does).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.common.fatigue_text import component_text, main_reasons, money
 from services.common.pb.adfatigue.v1 import fatigue_pb2, insights_pb2
 
 LEVELS = {fatigue_pb2.INSUFFICIENT_DATA: "insufficient_data", fatigue_pb2.HEALTHY: "healthy",
@@ -25,23 +26,16 @@ LEVEL_ORDER = ("critical", "warning", "caution", "healthy", "insufficient_data")
 STATUS = {insights_pb2.FRESH: "fresh", insights_pb2.STALE_REVALIDATING: "stale_revalidating",
           insights_pb2.STALE_UPSTREAM_ERROR: "stale_upstream_error"}
 CLASSES = {insights_pb2.FINAL: "final", insights_pb2.PROVISIONAL: "provisional", insights_pb2.PARTIAL: "partial"}
-#: score at or above which a component is named among an ad's reasons (the spec's "caution" line)
-REASON_MIN_SCORE = 25.0
+#: reasons named per ad: the components contributing most (score x weight), as ``adfatigue report`` words them
+REASONS = 3
 
 
 def pct(x: float | None) -> str:
-    return "–" if x is None else f"{x * 100:.2f}\u00a0%"  # no-break space: "3.71 %" never wraps
+    return "–" if x is None else f"{x * 100:.2f} %"
 
 
-def money(x: float | None, currency: str) -> str:
-    return "–" if x is None else f"{currency}\u00a0{x:,.2f}".strip()
-
-
-def _change(before: float | None, after: float | None) -> str:
-    if not before or after is None:
-        return "changed"
-    ratio = after / before - 1
-    return f"{'rose' if ratio >= 0 else 'fell'} {abs(ratio) * 100:.0f} %"
+def _money(x: float | None, currency: str) -> str:
+    return "–" if x is None else money(x, currency)
 
 
 # component name -> (label, baseline detail, recent detail, formatter kind)
@@ -56,38 +50,17 @@ COMPONENTS = {
 
 
 def component_view(c: fatigue_pb2.FatigueComponent, currency: str) -> dict:
+    """One component with its baseline and recent values, and in words (``fatigue_text``, as the CLI says it)."""
     label, b_key, r_key, kind = COMPONENTS.get(c.name, (c.name.replace("_", " "), None, None, "number"))
     before = c.details.get(b_key) if b_key else None
     after = c.details.get(r_key) if r_key else None
-    fmt = (lambda v: pct(v)) if kind == "pct" else (lambda v: money(v, currency)) if kind == "money" else (
-        lambda v: "–" if v is None else f"{v:.2f}")
-    view = {"name": c.name, "label": label, "available": c.available,
+    fmt = pct if kind == "pct" else (lambda v: _money(v, currency))
+    return {"name": c.name, "label": label, "available": c.available,
             "score": round(c.score, 2) if c.HasField("score") else None, "weight": c.weight,
             "raw_value": c.raw_value if c.HasField("raw_value") else None,
             "unavailable_reason": c.unavailable_reason,
             "before": before, "after": after, "before_text": fmt(before) if b_key else None,
-            "after_text": fmt(after) if r_key else None}
-    if not c.available:
-        view["text"] = f"{label}: not available ({c.unavailable_reason})"
-    elif b_key:
-        view["text"] = f"{label} {_change(before, after)} ({fmt(before)} → {fmt(after)})"
-    elif kind == "levels":
-        view["text"] = f"{label} dropped {c.raw_value:.0f} level(s)" if c.HasField("raw_value") else label
-    else:
-        view["text"] = f"{label} {c.raw_value:.2f}" if c.HasField("raw_value") else label
-    return view
-
-
-def reasons(result: fatigue_pb2.FatigueResult, components: list[dict]) -> list[str]:
-    """Up to three sentences: the components that contribute most (score x weight), score >= 25."""
-    if result.level == fatigue_pb2.INSUFFICIENT_DATA:
-        return [f"Not enough data: {result.insufficient_reason}"]
-    ranked = sorted((c for c in components if c["available"] and (c["score"] or 0) >= REASON_MIN_SCORE),
-                    key=lambda c: -(c["score"] * c["weight"]))
-    out = [c["text"] for c in ranked[:3]]
-    if result.meta_parity_floor_applied:
-        out.append("CPA at least doubled (Meta's fatigue line): score held at 50 or more")
-    return out
+            "after_text": fmt(after) if r_key else None, "text": component_text(c, currency)}
 
 
 def _series(rows: dict[str, insights_pb2.InsightRow], currency: str) -> dict:
@@ -130,7 +103,7 @@ def ad_view(ad_id: str, rows: dict[str, insights_pb2.InsightRow], result: fatigu
     components = [component_view(c, currency) for c in result.components]
     view.update(level=LEVELS.get(result.level, "insufficient_data"),
                 score=round(result.score, 2) if result.HasField("score") else None,
-                components=components, reasons=reasons(result, components),
+                components=components, reasons=main_reasons(result, currency, n=REASONS),
                 days_to_critical=(result.forecast.days_to_critical
                                   if result.forecast.HasField("days_to_critical") else None),
                 forecast_reason=result.forecast.reason, scored_version=result.insights_version)

@@ -44,9 +44,9 @@ class Component(BaseModel):
     unavailable_reason: str
     before: float | None = Field(description="baseline window value (fraction, or currency for CPM/CPA)")
     after: float | None = Field(description="recent window value")
-    before_text: str | None = Field(description='human units, e.g. "3.71 %", "MYR 12.60"')
+    before_text: str | None = Field(description='human units, e.g. "3.71 %", "12.60 MYR"')
     after_text: str | None
-    text: str = Field(description='e.g. "Link CTR fell 50 % (3.71 % → 1.86 %)"')
+    text: str = Field(description='in words, as `adfatigue report` says it, e.g. "link CTR 3.71 % → 1.86 % (-50 %)"')
 
 
 class Ad(BaseModel):

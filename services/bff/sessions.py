@@ -25,10 +25,10 @@ def signed_in(request: Request) -> User:
     if settings.sign_in == "proxy-header":
         name = request.headers.get(settings.proxy_user_header, "").strip()
         peer = request.client.host if request.client else ""
-        if name and peer in settings.proxy_trusted_ips:
+        if name and peer in settings.trusted_proxies:
             current = request.session.get("user")
             if not current or current.get("sub") != name:
-                start_session(request, proxy_user(name, settings.user_accounts, settings.operators))
+                start_session(request, proxy_user(name, settings.user_accounts, settings.operator_users))
     data = request.session.get("user")
     if not data:
         hint = ("open the sign-in link that `adfatigue up` printed (or run it again for a new one)"

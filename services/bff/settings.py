@@ -1,4 +1,4 @@
-"""BFF settings (pydantic-settings): environment variables ``BFF_*`` plus the shared JWT ones.
+"""BFF settings on the project's settings layer (``services/common/settings``): ``BFF_*`` plus the shared auth part.
 
 Every setting has a default that works for ``adfatigue up`` on one machine.
 """
@@ -8,46 +8,54 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import TypeAdapter, field_validator
+
+from services.common.settings import AuthSettings, TlsSettings, setting
 
 REPO_WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+_ACCOUNTS = TypeAdapter(dict[str, list[str]])
+LOCAL_URLS = ("http://localhost", "http://127.0.0.1", "http://[::1]")
 
 
-class BffSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BFF_", extra="ignore")
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
-    gateway_addr: str = Field("127.0.0.1:50051", description="CacheGateway host:port (gRPC)")
-    host: str = "127.0.0.1"
-    port: int = Field(8080, description="0 = any free port (the bound one is printed)")
-    public_url: str = Field("", description="URL people open, e.g. https://insights.example.com; "
-                                            "default http://HOST:PORT")
+
+class BffSettings(AuthSettings, TlsSettings):
+    gateway_addr: str = setting("127.0.0.1:50051", env="BFF_GATEWAY_ADDR", doc="CacheGateway host:port (gRPC)")
+    host: str = setting("127.0.0.1", env="BFF_HOST", doc="address the BFF listens on")
+    port: int = setting(8080, env="BFF_PORT", ge=0, le=65535, doc="port (0: any free one; the bound one is printed)")
+    public_url: str = setting("", env="BFF_PUBLIC_URL",
+                              doc="URL people open, e.g. https://insights.example.com (default http://HOST:PORT)")
     # -- sign-in ---------------------------------------------------------------------------------
-    sign_in: Literal["link", "proxy-header"] = Field(
-        "link", description="link: one-time links minted with the local JWT secret (adfatigue up); "
-                            "proxy-header: an authenticating reverse proxy (oauth2-proxy) names the user")
-    proxy_user_header: str = "X-Forwarded-Email"
-    proxy_trusted_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"],
-                                         description="peers whose identity header is believed")
-    user_accounts: dict[str, list[str]] = Field(
-        default_factory=dict, description='proxy-header mode: user -> ad accounts, JSON {"a@x.com": ["act_1"]}; '
-                                          'key "*" applies to every signed-in user')
-    operators: list[str] = Field(default_factory=list, description="proxy-header mode: users with the operator role")
-    session_secret: str = Field("", description="signs session cookies; default derived from JWT_HS256_SECRET")
-    session_max_age_s: int = 8 * 3600
-    cookie_secure: bool | None = Field(None, description="Secure cookies; default: on unless the public URL "
-                                                         "is http://localhost or 127.0.0.1")
-    # -- gateway tokens (short-lived, user-scoped) -------------------------------------------------
-    jwt_hs256_secret: str = Field("", validation_alias=AliasChoices("JWT_HS256_SECRET", "BFF_JWT_HS256_SECRET"))
-    jwt_audience: str = Field("", validation_alias=AliasChoices("JWT_AUDIENCE", "BFF_JWT_AUDIENCE"))
-    gateway_token_ttl_s: int = 300
-    gateway_timeout_s: float = 30.0
-    # -- live stream ----------------------------------------------------------------------------
-    heartbeat_s: float = Field(15.0, description="SSE comment heartbeat interval (proxies keep the stream open)")
-    retry_ms: int = Field(2000, description="SSE `retry:` sent to browsers")
-    resubscribe_max_s: float = 5.0
+    sign_in: Literal["link", "proxy-header"] = setting(
+        "link", env="BFF_SIGN_IN", doc="link: one-time links from `adfatigue up` (local); proxy-header: an "
+                                       "authenticating reverse proxy (oauth2-proxy + OIDC) names the user")
+    proxy_user_header: str = setting("X-Forwarded-Email", env="BFF_PROXY_USER_HEADER",
+                                     doc="proxy-header mode: the header naming the signed-in user")
+    proxy_trusted_ips: str = setting("127.0.0.1,::1", env="BFF_PROXY_TRUSTED_IPS",
+                                     doc="proxy-header mode: comma-separated peers whose header is believed")
+    user_accounts_json: str = setting(
+        "{}", env="BFF_USER_ACCOUNTS", allowed='JSON, e.g. {"ann@example.com": ["act_1"], "*": []}',
+        doc='proxy-header mode: user -> ad accounts; key "*" applies to every signed-in user')
+    operators: str = setting("", env="BFF_OPERATORS", doc="proxy-header mode: comma-separated operator users")
+    session_secret: str = setting("", env="BFF_SESSION_SECRET", secret=True,
+                                  doc="signs session cookies (default: derived from JWT_HS256_SECRET)")
+    session_max_age_s: int = setting(8 * 3600, env="BFF_SESSION_MAX_AGE_S", ge=60, doc="session lifetime, seconds")
+    cookie_secure: bool | None = setting(None, env="BFF_COOKIE_SECURE",
+                                         doc="Secure cookies (default: on unless the page is on localhost)")
+    # -- gateway calls ----------------------------------------------------------------------------
+    gateway_token_ttl_s: int = setting(300, env="BFF_GATEWAY_TOKEN_TTL_S", ge=120, le=900,
+                                       doc="lifetime of the user-scoped token sent to the gateway, seconds")
+    gateway_timeout_s: float = setting(30.0, env="BFF_GATEWAY_TIMEOUT_S", gt=0, doc="deadline of a gateway call, s")
+    # -- live stream ------------------------------------------------------------------------------
+    heartbeat_s: float = setting(15.0, env="BFF_HEARTBEAT_S", gt=0,
+                                 doc="SSE comment heartbeat interval, seconds (proxies keep the stream open)")
+    retry_ms: int = setting(2000, env="BFF_RETRY_MS", ge=100, doc="SSE `retry:` sent to browsers, milliseconds")
+    resubscribe_max_s: float = setting(5.0, env="BFF_RESUBSCRIBE_MAX_S", gt=0,
+                                       doc="longest wait between two attempts to re-open the gateway stream, s")
     # -- the page ---------------------------------------------------------------------------------
-    web_dist: Path = Field(REPO_WEB_DIST, description="built page (npm run build in web/)")
+    web_dist: Path = setting(REPO_WEB_DIST, env="BFF_WEB_DIST", doc="the built page (npm run build in web/)")
 
     @property
     def base_url(self) -> str:
@@ -57,5 +65,22 @@ class BffSettings(BaseSettings):
     def secure_cookies(self) -> bool:
         if self.cookie_secure is not None:
             return self.cookie_secure
-        local = ("http://localhost", "http://127.0.0.1", "http://[::1]")
-        return not self.base_url.startswith(local)
+        return not self.base_url.startswith(LOCAL_URLS)
+
+    @field_validator("user_accounts_json")
+    @classmethod
+    def _user_accounts(cls, value: str) -> str:
+        _ACCOUNTS.validate_json(value or "{}")
+        return value
+
+    @property
+    def user_accounts(self) -> dict[str, list[str]]:
+        return _ACCOUNTS.validate_json(self.user_accounts_json or "{}")
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return _items(self.proxy_trusted_ips)
+
+    @property
+    def operator_users(self) -> list[str]:
+        return _items(self.operators)

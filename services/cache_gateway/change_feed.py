@@ -29,6 +29,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from services.cache_gateway.row_document import CorruptDocument, decode_row
 from services.common.l2_schema import check
 from services.common.insight_row import InsightRow
+from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,8 @@ class ChangeFeed:
         self._pending: dict[str, dict[int, Change]] = defaultdict(dict)
         self._task: asyncio.Task | None = None
         self.ready = asyncio.Event()
-        self.reconnects = 0
         self.connected = False  # a stream is open right now
+        self.reconnects = 0     # also exported as adfatigue.change_feed.reconnects
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -121,6 +122,7 @@ class ChangeFeed:
                 log.warning("change stream lost its connection (%s); resuming", type(exc).__name__)
             self.connected = False
             self.reconnects += 1
+            metrics.change_feed_reconnects.add(1)
             await asyncio.sleep(self.retry_s)
 
     async def _position(self) -> dict:

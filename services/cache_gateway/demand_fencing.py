@@ -30,6 +30,7 @@ guarded by ``fetched_at`` (l2_store.py), and the next refresh it sends is refuse
 from __future__ import annotations
 
 import grpc
+from services.cache_gateway import metrics
 from pymongo.errors import PyMongoError
 
 from services.common.auth import SCHEDULER, Principal
@@ -88,6 +89,7 @@ class FencingCheck:
         if token == current:
             return
         self.refused += 1
+        metrics.refresh_fenced.add(1)
         if token < current:
             raise FencingRefused(grpc.StatusCode.FAILED_PRECONDITION,
                                  f"refresh refused: fencing token {token} is older than the current leader's "

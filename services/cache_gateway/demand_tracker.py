@@ -39,6 +39,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 from pymongo import UpdateOne
+from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,6 @@ class DemandTracker:
         self._subscribers: dict[str, int] = {}
         self._dirty_subscribers: set[str] = set()
         self._task: asyncio.Task | None = None
-        self.flushes = 0
-        self.flush_errors = 0
 
     # -- the serving path (memory only) -------------------------------------------------------
     def record_read(self, account_id: str, since: date, until: date) -> None:
@@ -167,8 +166,8 @@ class DemandTracker:
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep serving; the counts stay pending until the store is back
-                self.flush_errors += 1
-                log.exception("demand tracker: flush failed (%d so far)", self.flush_errors)
+                metrics.demand_flushes.add(1, {"outcome": "error"})
+                log.exception("demand tracker: flush failed; the counts stay pending")
 
     async def flush(self) -> None:
         """Write pending reads, changed subscriber counts and this replica's heartbeat.
@@ -206,7 +205,7 @@ class DemandTracker:
         except BaseException:
             self._merge_back(pending, dirty)
             raise
-        self.flushes += 1
+        metrics.demand_flushes.add(1, {"outcome": "ok"})
 
     def _merge_back(self, pending: dict[str, _Pending], dirty: set[str]) -> None:
         for account_id, item in pending.items():

@@ -18,6 +18,7 @@ Per request:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -31,15 +32,21 @@ from services.cache_gateway.l2_store import InsightsStore, Snapshot
 from services.cache_gateway.planner import DEFAULT_MAX_RANGE_DAYS, due_days, merge_ranges
 from services.cache_gateway.replica_cache import ReplicaCache
 from services.cache_gateway.single_flight import SingleFlight
-from services.cache_gateway.stats import GatewayCounters
+from services.cache_gateway import metrics
 from services.cache_gateway.upstream import InsightsUpstream, UpstreamError
 from services.common.attribution import AttributionSettings
 from services.common.dates import DateRange, zone
-from services.common.distributed_lock import DistributedLock, LockTimeout
+from services.common.distributed_lock import DistributedLock, HeldLock, LockLost, LockTimeout
 
 log = logging.getLogger(__name__)
 
 FRESH, STALE_REVALIDATING, STALE_UPSTREAM_ERROR = 1, 2, 3  # adfatigue.v1.DataStatus
+
+_L2_HIT = {"tier": metrics.L2, **metrics.HIT}
+_L2_MISS = {"tier": metrics.L2, **metrics.MISS}
+_CALL_OK = {"outcome": "ok"}
+#: Meta calls made on behalf of the running Refresh (the shared fetch task inherits the context).
+_calls_here: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("meta_calls_here", default=None)
 
 
 @dataclass(slots=True)
@@ -89,7 +96,6 @@ class InsightsService:
         self.clock = clock
         self.on_change = on_change
         self.flight = SingleFlight()
-        self.counters = GatewayCounters()
         self.last_failure: dict[str, UpstreamFailure] = {}
         self._background: set[asyncio.Task] = set()
         self.lock = lock or DistributedLock()
@@ -152,10 +158,11 @@ class InsightsService:
         missing = sorted(d for d in due if d not in fetched)
         ranges: list[DateRange] = []
         if missing:
-            self.counters.l2_misses += 1
+            metrics.cache_reads.add(1, _L2_MISS)
             ranges, _ = await self._fetch_days(account_id, missing)
         else:
-            self.counters.l2_hits += 1
+            metrics.cache_reads.add(1, _L2_HIT)
+            metrics.meta_calls_avoided.add(1, {"reason": "l2_fresh"})
         stale = due.difference(missing)
         status, reason = FRESH, ""
         if stale:
@@ -166,7 +173,7 @@ class InsightsService:
                 status, reason = STALE_REVALIDATING, f"{len(stale)} day(s) due for refresh; refreshing in the background"
             if revalidate:
                 self._refresh_in_background(account_id, sorted(stale))
-            self.counters.stale_answers += 1
+            metrics.stale_answers.add(1)
         entries = None
         if replica is not None and not missing:
             snap, entries = replica.read(days, windows)  # a replica holds committed versions only: never pending
@@ -277,7 +284,7 @@ class InsightsService:
     async def refresh(self, account_id: str, days: DateRange, force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch the due days of ``days`` now (every day if ``force``); returns (ranges, rows_changed).
 
-        Raises UpstreamError when the provider fails.
+        Raises UpstreamError when the provider fails (``counted`` tells how many Meta calls it made).
         """
         if force:
             todo = days.days()
@@ -290,6 +297,16 @@ class InsightsService:
             self._reattribute_in_background(account_id, windows)
         return await self._fetch_days(account_id, todo, force=force)
 
+    async def counted(self, work) -> tuple[object, int]:
+        """Await ``work`` (a coroutine) and count the Meta calls it started: (its result, calls)."""
+        counter = [0]
+        token = _calls_here.set(counter)
+        try:
+            task = asyncio.ensure_future(work)  # copies the context: its fetch tasks count here
+        finally:
+            _calls_here.reset(token)
+        return await task, counter[0]
+
     async def _fetch_days(self, account_id: str, days: list[date], force: bool = False) -> tuple[list[DateRange], int]:
         """Fetch ``days`` (joining fetches already in flight); returns (ranges started here, rows changed).
 
@@ -297,7 +314,7 @@ class InsightsService:
         knows of (or may find the days fresh and not ask at all)."""
         own, waits = (list(days), []) if force else self.flight.split(account_id, days)
         if waits:
-            self.counters.upstream_calls_avoided += len(waits)
+            metrics.meta_calls_avoided.add(len(waits), {"reason": "single_flight"})
         ranges = merge_ranges(own, self.max_range_days)
         futures = self.flight.run(account_id, ranges, lambda rng: self._fetch_and_store(account_id, rng, force))
         results = await asyncio.gather(*(asyncio.shield(f) for f in futures + waits), return_exceptions=True)
@@ -312,23 +329,26 @@ class InsightsService:
         Inside the lock the days are planned again: when another replica has
         just fetched them they are fresh now and nothing is asked of the
         upstream (single-flight across replicas). One writer per account at a
-        time also makes versions commit in order. Returns rows changed.
+        time also makes versions commit in order. The lock is extended while the
+        fetch runs; if it was lost meanwhile nothing is committed (UNAVAILABLE).
+        Returns rows changed.
         """
         try:
-            async with self.lock.hold(f"fetch:{account_id}"):
+            async with self.lock.hold(f"fetch:{account_id}") as held:
                 todo = [rng]
                 if not force:
                     tz = await self.timezone_of(account_id)
                     fetched = await self.store.fetched_at(account_id, rng, self.windows(account_id))
                     todo = merge_ranges(due_days(rng, fetched, self.policy, self.clock(), tz), self.max_range_days)
                     if not todo:
-                        self.counters.upstream_calls_avoided += 1
+                        metrics.meta_calls_avoided.add(1, {"reason": "other_replica"})
                         return 0
-                return sum([await self._fetch_range(account_id, part, force) for part in todo])
-        except LockTimeout as exc:
+                return sum([await self._fetch_range(account_id, part, force, held) for part in todo])
+        except (LockTimeout, LockLost) as exc:
             raise UpstreamError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
-    async def _fetch_range(self, account_id: str, rng: DateRange, force: bool = False) -> int:
+    async def _fetch_range(self, account_id: str, rng: DateRange, force: bool = False,
+                           held: HeldLock | None = None) -> int:
         """Fetch one range and store it. A range whose last answer was a permanent data error (DATA_LOSS: a
         value out of range, a page that does not parse) is not asked again for ``data_error_retry_s``
         seconds: retrying callers get the same error at once instead of a new call to Meta each
@@ -339,10 +359,13 @@ class InsightsService:
             age = int((self.clock() - known.at).total_seconds())
             raise UpstreamError(known.code, f"{known.message} (the same answer {age} s ago; not asked again for "
                                             f"{self.data_error_retry_s:g} s)")
-        self.counters.upstream_calls += 1
+        here = _calls_here.get()
+        if here is not None:
+            here[0] += 1
         try:
             result = await self.upstream.fetch(account_id, rng)
         except UpstreamError as exc:
+            metrics.meta_calls.add(1, {"outcome": "error", "error.type": exc.code.name})
             if exc.code not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
                 self.last_failure[account_id] = UpstreamFailure(exc.message, exc.code, self.clock())
             if exc.code == grpc.StatusCode.DATA_LOSS:
@@ -353,12 +376,15 @@ class InsightsService:
             await self.store.set_account_info(account_id, result.timezone, result.currency, result.name)
             if result.timezone:
                 self._zones[account_id] = result.timezone
+        metrics.meta_calls.add(1, _CALL_OK)
         windows = self.windows(account_id)
         if windows is not None and result.attribution != windows:
             raise UpstreamError(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"the provider answered act_{account_id} with attribution "
                                 f"{','.join(result.attribution) or 'unknown'}, the account's setting is "
                                 f"{','.join(windows)}: configure both from the same setting")
+        if held is not None:
+            await held.confirm()  # LockLost: another replica may be fetching this account now; do not commit
         write = await self.store.apply_fetch(account_id, rng, result.rows, result.fetched_at,
                                              attribution=result.attribution)
         if self.replicas is not None and write.rows_changed:

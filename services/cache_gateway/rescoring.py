@@ -23,6 +23,7 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.common.fatigue_text import level_name
 from services.common.pb.adfatigue.v1 import fatigue_engine_pb2, fatigue_pb2
 from services.common.row_proto import row_to_proto
+from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,6 @@ class Rescorer:
         self._pending: dict[str, set[str]] = defaultdict(set)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.scored = 0
-        self.failures = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -63,7 +62,7 @@ class Rescorer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # keep going; the next change rescores again
-                    self.failures += 1
+                    metrics.rescore_runs.add(1, {"outcome": "error"})
                     log.warning("rescoring %d ad(s) of act_%s failed: %s", len(ad_ids), account_id, exc)
 
     async def rescore(self, account_id: str, ad_ids: set[str]) -> int:
@@ -97,12 +96,12 @@ class Rescorer:
                                                     rows[0].date_start, rows[-1].date_start):
                 stored += 1
                 saved.append((result, rows[0].date_start.isoformat(), rows[-1].date_start.isoformat()))
-        self.scored += stored
         if self.alerter:
             changes = level_changes(before, saved)
             if changes:
                 state = await self.store.account(account_id)
                 self.alerter.add(account_id, changes, state.currency if state else "")
+        metrics.rescore_runs.add(1, {"outcome": "ok"})
         return stored
 
     async def _stored_levels(self, account_id: str, ad_ids) -> dict[str, str]:

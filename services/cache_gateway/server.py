@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from typing import Mapping
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
+from services.cache_gateway import metrics
 from services.cache_gateway.audit_log import AuditLog
 from services.cache_gateway.change_feed import ChangeFeed
 from services.cache_gateway.demand_fencing import FencingCheck
@@ -42,6 +42,8 @@ from services.common.auth import GATEWAY, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
+from services.common.logs import configure_logging
+from services.common.telemetry import setup_telemetry
 from services.common.settings import SettingsError, parse_service_args
 
 
@@ -85,6 +87,7 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
 
 async def serve(args: argparse.Namespace) -> None:
     settings: GatewaySettings = args.settings
+    telemetry = setup_telemetry("cache_gateway", args.host, settings)
     l2_reads = L2ReadCounter()
     client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True, event_listeners=[l2_reads])
     store = InsightsStore(client, settings.mongodb_db)
@@ -95,7 +98,7 @@ async def serve(args: argparse.Namespace) -> None:
     # bounded waits: an unreachable Redis must degrade the lock quickly, not hang the fetch (issue 16)
     redis_client = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) \
         if settings.redis_url else None
-    lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:")
+    lock = DistributedLock(redis_client, prefix=f"{settings.redis_key_prefix}lock:", ttl_s=settings.fetch_lock_ttl_s)
     feed = ChangeFeed(store.db)
     memo = memo_bytes(settings.l1_max_bytes)
     replicas = ReplicaCache(store, max(1, settings.l1_max_bytes - 2 * memo), settings.l1_ttl_s,
@@ -110,6 +113,7 @@ async def serve(args: argparse.Namespace) -> None:
     servicer.l2_reads = l2_reads
     servicer.rescorer.alerter = getattr(args, "alerter", None)
     servicer.rescorer.start()
+    metrics.observe_l1(servicer.l1_totals)  # replicas + memoised answers and fatigue results
     # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)
     servicer.fencing = FencingCheck(LeaseRecords.of(store.db), settings.lease_key)
     servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking
@@ -124,6 +128,7 @@ async def serve(args: argparse.Namespace) -> None:
     add_cache_gateway_to_server(servicer, host.server)
     port = await host.start([SERVICE_NAME])
     print(f"cache_gateway listening on {args.host}:{port}", flush=True)
+    telemetry.announce()
     health = asyncio.create_task(follow_store_health(host, feed))
     try:
         await host.wait_for_termination_signal()
@@ -141,6 +146,7 @@ async def serve(args: argparse.Namespace) -> None:
         if redis_client:
             await redis_client.aclose()
         await client.close()
+        telemetry.shutdown()
 
 
 def memo_bytes(l1_max_bytes: int) -> int:
@@ -170,7 +176,7 @@ async def follow_store_health(host: GrpcHost, feed: ChangeFeed, every_s: float =
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("cache_gateway", args.settings)
     asyncio.run(serve(args))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import datetime, timezone
 
 import grpc
 
@@ -17,6 +19,7 @@ from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_bounds,
 )
+from services.cache_gateway import metrics, stats
 from services.cache_gateway.account_replica import ROWS_FIELD, frame
 from services.cache_gateway.fatigue_scoring import FatigueScorer
 from services.common.audit_log import AuditLog, audit_call, audited, current_caller, status_of
@@ -40,6 +43,27 @@ from services.common.row_proto import row_to_proto
 
 log = logging.getLogger(__name__)
 
+_L1_HIT = {"tier": metrics.L1, **metrics.HIT}
+_L1_MISS = {"tier": metrics.L1, **metrics.MISS}
+_AVOIDED_L1 = {"reason": "l1_fresh"}
+_ANSWERED = {(tier, method): {"tier": tier, "rpc.method": method}
+             for tier in (metrics.L1, metrics.L2, metrics.L3) for method in ("GetInsights", "GetFatigue")}
+_EVENT = {kind: {"kind": kind} for kind in ("snapshot", "change", "jump")}
+
+
+def _answered(started: float, method: str, result) -> None:
+    """Record the duration of a read by the tier that answered it (l3: Meta was called first)."""
+    tier = metrics.L3 if result is not None and result.fetched_ranges else metrics.L2 if result is not None else metrics.L1
+    metrics.read_duration.record(time.perf_counter() - started, _ANSWERED[tier, method])
+
+
+def _delivered(change: Change) -> None:
+    """One CHANGE event handed to gRPC: count it and its commit-to-delivery latency."""
+    metrics.subscription_events.add(1, _EVENT["change"])
+    if change.committed_at is not None:
+        metrics.delivery_duration.record(max(0.0, (datetime.now(timezone.utc) - change.committed_at).total_seconds()))
+
+
 #: SubscribeEvent fields joined from serialized elements (repeated fields concatenate on the wire).
 assert gw.SubscribeEvent.DESCRIPTOR.fields_by_name["rows"].number == ROWS_FIELD  # rows are joined as framed
 _EVENT_FATIGUE = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["fatigue"].number
@@ -48,6 +72,30 @@ _FATIGUE_FRESHNESS = gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"
 
 
 _principal = current_caller  # the authenticated caller of the RPC being served (read by the audit)
+
+
+class L1Totals:
+    """The whole L1 as one cache for its gauges and GetStats: the accounts' replicas, memoised answers and
+    memoised fatigue results (bytes, budget, entries = resident accounts + memoised answers)."""
+
+    def __init__(self, servicer: "CacheGatewayServicer"):
+        self._s = servicer
+
+    def _parts(self) -> list:
+        replicas = self._s.service.replicas
+        return [self._s.l1, self._s.scorer] + ([replicas] if replicas is not None else [])
+
+    @property
+    def bytes_used(self) -> int:
+        return sum(p.bytes_used for p in self._parts())
+
+    @property
+    def max_bytes(self) -> int:
+        return sum(p.max_bytes for p in self._parts())
+
+    def __len__(self) -> int:
+        replicas = self._s.service.replicas
+        return len(self._s.l1) + (len(replicas) if replicas is not None else 0)
 
 
 class CacheGatewayServicer:
@@ -70,6 +118,7 @@ class CacheGatewayServicer:
         self.fencing = None  # FencingCheck: refuses a deposed scheduler leader's Refresh
         self.demand = None   # DemandTracker: reads and subscribers per account, for the scheduler
         self.l2_reads = None  # L2ReadCounter on the store's client (GetStats)
+        self.l1_totals = L1Totals(self)
         service.on_change = self._on_change
         if service.replicas is not None:  # a replica changed or went: answers memoised from it are void
             service.replicas.listeners.append(self.l1.invalidate_account)
@@ -153,6 +202,7 @@ class CacheGatewayServicer:
     # -- RPCs ---------------------------------------------------------------------------------
     @audited
     async def GetInsights(self, request: gw.GetInsightsRequest, context) -> bytes:
+        started = time.perf_counter()
         account, days = await self._authorise(context, request)
         if self.demand:
             self.demand.record_read(account, days.since, days.until)
@@ -163,9 +213,11 @@ class CacheGatewayServicer:
         key = ("insights", account, days, fields, request.page_size, request.page_token)
         cached = self.l1.get(key)
         if cached is not None:
-            self.service.counters.l1_hits += 1
+            metrics.cache_reads.add(1, _L1_HIT)
+            metrics.meta_calls_avoided.add(1, _AVOIDED_L1)
+            _answered(started, "GetInsights", None)
             return cached.payload
-        self.service.counters.l1_misses += 1
+        metrics.cache_reads.add(1, _L1_MISS)
         result = await self._read(context, account, days)
         try:
             offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version,
@@ -178,10 +230,12 @@ class CacheGatewayServicer:
             account, result, fields, offset, size,
             freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock()))
         self._remember(key, payload, result, account)
+        _answered(started, "GetInsights", result)
         return payload
 
     @audited
     async def GetFatigue(self, request: gw.GetFatigueRequest, context) -> bytes:
+        started = time.perf_counter()
         account, days = await self._authorise(context, request)
         if self.demand:
             self.demand.record_read(account, days.since, days.until)
@@ -189,9 +243,11 @@ class CacheGatewayServicer:
         key = ("fatigue", account, days, config)
         cached = self.l1.get(key)
         if cached is not None:
-            self.service.counters.l1_hits += 1
+            metrics.cache_reads.add(1, _L1_HIT)
+            metrics.meta_calls_avoided.add(1, _AVOIDED_L1)
+            _answered(started, "GetFatigue", None)
             return cached.payload
-        self.service.counters.l1_misses += 1
+        metrics.cache_reads.add(1, _L1_MISS)
         result = await self._read(context, account, days)
         try:
             results = await self.scorer.score(account, days, result, request.config, config)
@@ -210,6 +266,7 @@ class CacheGatewayServicer:
         payload = b"".join((head.SerializeToString(deterministic=True), results, frame(_FATIGUE_FRESHNESS, fresh),
                             tail.SerializeToString(deterministic=True)))
         self._remember(key, payload, result, account)
+        _answered(started, "GetFatigue", result)
         return payload
 
     @audited
@@ -223,14 +280,13 @@ class CacheGatewayServicer:
                                               frozenset({OPERATOR, SCHEDULER}))
         if self.fencing:
             await self.fencing.enforce(context, _principal.get())
-        calls_before = self.service.counters.upstream_calls
         try:
-            ranges, changed = await self.service.refresh(account, days, force=request.force)
+            (ranges, changed), calls = await self.service.counted(self.service.refresh(account, days, force=request.force))
         except UpstreamError as exc:
             await context.abort(exc.code, f"refresh of act_{account} {days} failed: {exc.message}")
         return gw.RefreshResponse(
             account_id=account, version=await self.service.store.range_version(account, days), rows_changed=changed,
-            upstream_calls=self.service.counters.upstream_calls - calls_before,
+            upstream_calls=calls,
             fetched_ranges=[gw.DateRange(since=r.since.isoformat(), until=r.until.isoformat()) for r in ranges],
         ).SerializeToString()
 
@@ -259,12 +315,9 @@ class CacheGatewayServicer:
             require_operator(principal, "GetStats")
         except AuthError as exc:
             await context.abort(exc.code, exc.message)
-        replicas = self.service.replicas
+        replicas, l1 = self.service.replicas, self.l1_totals
         return gw.GatewayStats(
-            **self.service.counters.as_dict(),
-            l1_bytes=self.l1.bytes_used + self.scorer.bytes_used + (replicas.bytes_used if replicas else 0),
-            l1_max_bytes=self.l1.max_bytes + self.scorer.max_bytes + (replicas.max_bytes if replicas else 0),
-            l1_entries=len(self.l1) + (len(replicas) if replicas else 0),
+            **stats.counters(), l1_bytes=l1.bytes_used, l1_max_bytes=l1.max_bytes, l1_entries=len(l1),
             l2_reads=self.l2_reads.reads if self.l2_reads else 0,
             l1_accounts=len(replicas) if replicas else 0, l1_replica_loads=replicas.loads if replicas else 0,
         ).SerializeToString()
@@ -302,6 +355,7 @@ class CacheGatewayServicer:
     async def _events(self, request: gw.SubscribeRequest, context, account: str, days: DateRange, fields):
         """The events of one opened Subscribe stream (see ``Subscribe``)."""
         sub = self.hub.subscribe(account, days)
+        metrics.subscriptions_open.add(1)
         if self.demand:
             self.demand.subscribed(account)
         scores_sent: dict[str, int] = {}  # ad_id -> insights version of the last score sent
@@ -321,6 +375,7 @@ class CacheGatewayServicer:
                             event.fatigue.append(fatigue_pb2.FatigueResult.FromString(doc["result"]))
                             scores_sent[doc["ad_id"]] = doc["insights_version"]
                         sent = change.version
+                        metrics.subscription_events.add(1, _EVENT["change"])
                         yield event
             if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
                 result = await self._read(context, account, days)
@@ -329,6 +384,7 @@ class CacheGatewayServicer:
                 scores = await self._stored_scores(account, ad_ids)
                 scores_sent.update((ad_id, version) for ad_id, version, _ in scores)
                 self.rescorer.schedule(account, frozenset(ad_ids.difference(scores_sent)))  # none or quarantined
+                metrics.subscription_events.add(1, _EVENT["snapshot"])
                 yield self._state_event(account, gw.SubscribeEvent.SNAPSHOT, result.snapshot, result.entries, fields,
                                         [result_bytes for _, _, result_bytes in scores])
             while True:
@@ -344,6 +400,7 @@ class CacheGatewayServicer:
                             (await self.service.store.snapshot(account, days), None)
                         if snap.version > sent:
                             sent = snap.version
+                            metrics.subscription_events.add(1, _EVENT["jump"])
                             yield self._state_event(account, gw.SubscribeEvent.JUMP, snap, entries, fields, [])
                     continue
                 if change.scores and not change.rows and not change.removed:
@@ -359,6 +416,7 @@ class CacheGatewayServicer:
                         event.fatigue.extend(fresh)
                         scores_sent.update({r.ad_id: r.insights_version for r in fresh})
                         sent = max(sent, change.version)
+                        _delivered(change)
                         yield event
                     continue
                 if change.version <= sent:
@@ -372,8 +430,10 @@ class CacheGatewayServicer:
                     removed = [(ad, d) for ad, d in change.removed if days.since <= d <= days.until]
                     payload = change.encoded[key] = self._event(
                         account, gw.SubscribeEvent.CHANGE, sent, rows, removed, fields, change).SerializeToString()
+                _delivered(change)
                 yield payload
         finally:
+            metrics.subscriptions_open.add(-1)
             self.hub.unsubscribe(sub)
             if self.demand:
                 self.demand.unsubscribed(account)

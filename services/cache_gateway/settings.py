@@ -17,12 +17,13 @@ from services.common.settings import (
     MongoSettings,
     NotifySettings,
     SchedulerLeaseSettings,
+    TlsSettings,
     setting,
 )
 
 
 class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, AuthSettings, LoggingSettings,
-                      NotifySettings):
+                      NotifySettings, TlsSettings):
     """Everything the gateway process reads (units in the names: _s seconds)."""
 
     port: int = setting(50051, env="ADFATIGUE_GATEWAY_PORT", ge=0, le=65535, doc="gRPC port (0: any free port)")
@@ -36,6 +37,9 @@ class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, 
     l1_ttl_s: float = setting(300.0, env="L1_TTL_SECONDS", ge=0,
                               doc="safety-net life of a replica or memoised answer, seconds (changes arrive by the "
                                   "change feed; due days end answers sooner)")
+    fetch_lock_ttl_s: float = setting(15.0, env="GATEWAY_FETCH_LOCK_TTL_SECONDS", gt=0,
+                                      doc="lifetime of an account's fetch lock in Redis without renewal, seconds "
+                                          "(renewed every third of it while the fetch runs)")
     with_reach_cum: bool = setting(False, env="GATEWAY_WITH_REACH_CUM",
                                    doc="fetch cumulative reach too (frequency and saturation; more Meta calls)")
     attribution: str = setting("", env="ATTRIBUTION_WINDOWS", allowed="windows such as 7d_click,1d_view",

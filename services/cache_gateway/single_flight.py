@@ -18,7 +18,6 @@ from services.common.dates import DateRange
 class SingleFlight:
     def __init__(self) -> None:
         self._inflight: dict[tuple[str, date], asyncio.Future] = {}
-        self.joined = 0  # days answered by joining another caller's fetch
 
     def split(self, account_id: str, days: Iterable[date]) -> tuple[list[date], list[asyncio.Future]]:
         """Divide ``days`` into those nobody is fetching and the futures of those in flight."""
@@ -29,8 +28,6 @@ class SingleFlight:
                 own.append(d)
             else:
                 waits[id(fut)] = fut
-        if waits:
-            self.joined += 1
         return own, list(waits.values())
 
     def run(self, account_id: str, ranges: list[DateRange],

@@ -72,7 +72,8 @@ class LocalSystem:
         demo = LIVE_DEMO_ENV if self.config.live_demo else {}
         page = {"NOTIFY_PAGE_URL": f"http://127.0.0.1:{self.config.bff_port}"} if self.config.bff_port else {}
         env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret, **demo, **page,
-               **self.config.extra_env}
+               # /metrics on a free port each (printed; endpoints.json lists them), JSON logs rotated daily
+               "METRICS_PORT": "0", "LOG_FILE": str(self.logs / f"{name}.jsonl"), **self.config.extra_env}
         proc = ServiceProcess(name, module, args, self.logs / f"{name}.log", env)
         self.processes[name] = proc
         self._step(name)
@@ -122,7 +123,8 @@ class LocalSystem:
         first = self.processes["cache_gateway"]
         args = list(first.args)
         args[args.index("--port") + 1] = "0"
-        proc = ServiceProcess(name, first.module, args, self.logs / f"{name}.log", {**first.env, **(env or {})})
+        proc = ServiceProcess(name, first.module, args, self.logs / f"{name}.log",
+                              {**first.env, "LOG_FILE": str(self.logs / f"{name}.jsonl"), **(env or {})})
         self.processes[name] = proc.start()
         self._write_endpoints()
         return proc
@@ -158,8 +160,14 @@ class LocalSystem:
             out["meta_sandbox"] = self.sandbox_url
         return out
 
+    def metrics_urls(self) -> dict[str, str]:
+        """Each service's Prometheus ``/metrics`` URL (the sandbox has none)."""
+        urls = {name: p.metrics_url() for name, p in self.processes.items() if name != "meta_sandbox"}
+        return {name: url for name, url in urls.items() if url}
+
     def _write_endpoints(self) -> None:
-        (self.config.data_dir / "endpoints.json").write_text(json.dumps(self.endpoints(), indent=2))
+        (self.config.data_dir / "endpoints.json").write_text(
+            json.dumps({**self.endpoints(), "metrics": self.metrics_urls()}, indent=2))
 
     def stop(self) -> None:
         order = ["bff", "scheduler", *[n for n in self.processes if n.startswith("cache_gateway")],

@@ -6,7 +6,8 @@
     adfatigue watch --account act_ID [--since D --until D]          live changes, with a heartbeat
     adfatigue refresh --account act_ID [--since D --until D] [--force]   fetch due days now (operator)
     adfatigue token --account act_ID [--operator] [--ttl S]          a development token for grpcurl
-    adfatigue status                                                the scheduler's view
+    adfatigue status [--json] [--prometheus URL]                    the scheduler's view and the alerts that would fire
+    adfatigue stats [--json] [--metrics NAME=URL]...                hit rate, apiCallReduction, latency per tier, ...
     adfatigue backup --out DIR                                      every collection at one consistent point
     adfatigue restore DIR [--replace]                               checked first; refuses a damaged archive
 
@@ -30,11 +31,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
+import httpx
 from google.protobuf.json_format import MessageToJson
 
 from services.cli import backup_command
 from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_hint
 from services.cli.local_system import gateway_address
+from services.cli.system_metrics import alerts, collect, render_alerts
+from services.cli.system_metrics import render as render_system_metrics
 from services.cli.report import (
     FORMATS, LEVELS, SORTS, empty_hint, render_csv, render_json, render_markdown, render_table, report_lines,
 )
@@ -193,6 +197,53 @@ def cmd_token(parser, args) -> int:
     return 0
 
 
+def _metrics_urls(parser, args, required: bool = True) -> dict[str, str]:
+    """``--metrics NAME=URL`` pairs, else the running ``up``'s (endpoints.json)."""
+    if args.metrics:
+        urls = {}
+        for item in args.metrics:
+            name, sep, url = item.partition("=")
+            if not sep or not url.startswith(("http://", "https://")):
+                parser.error(f"--metrics {item!r}: use NAME=URL, e.g. cache_gateway=http://10.0.0.7:9464/metrics")
+            urls[name] = url
+        return urls
+    endpoints = _data_dir(args) / "endpoints.json"
+    urls = json.loads(endpoints.read_text()).get("metrics", {}) if endpoints.exists() else {}
+    if not urls and required:
+        parser.error(f"no running system in {_data_dir(args)} (start `adfatigue up`, or pass --metrics NAME=URL)")
+    return urls
+
+
+def cmd_stats(parser, args) -> int:
+    metrics = collect(_metrics_urls(parser, args))
+    if args.json:
+        print(json.dumps({**metrics.to_dict(), "alerts": [vars(a) for a in alerts(metrics)]}, indent=2))
+    else:
+        print(render_system_metrics(metrics))
+    return 0 if all(metrics.services_up.values()) else 1
+
+
+def _alert_lines(parser, args) -> tuple[list[dict], str]:
+    """The alerts (as dicts) and their text: from Prometheus with ``--prometheus``, else evaluated on /metrics."""
+    if args.prometheus:
+        try:
+            reply = httpx.get(f"{args.prometheus.rstrip('/')}/api/v1/alerts", timeout=10).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            return [], f"alerts: Prometheus at {args.prometheus} did not answer ({type(exc).__name__})"
+        found = [{"name": a["labels"].get("alertname", ""), "severity": a["labels"].get("severity", ""),
+                  "firing": a.get("state") == "firing", "detail": a.get("annotations", {}).get("summary", "")}
+                 for a in reply.get("data", {}).get("alerts", [])]
+        text = [f"alerts (Prometheus {args.prometheus}): {sum(a['firing'] for a in found)} firing"]
+        text += [f"  {'FIRING' if a['firing'] else 'pending':<7} {a['severity']:<9} {a['name']:<26} {a['detail']}"
+                 for a in found]
+        return found, "\n".join(text)
+    urls = _metrics_urls(parser, args, required=False)
+    if not urls:
+        return [], "alerts: no metrics endpoints known (pass --metrics NAME=URL or --prometheus URL)"
+    items = alerts(collect(urls))
+    return [vars(a) for a in items], render_alerts(items)
+
+
 def cmd_status(parser, args) -> int:
     data_dir = _data_dir(args)
     target = args.scheduler
@@ -207,9 +258,15 @@ def cmd_status(parser, args) -> int:
                 scheduler_pb2.GetStatusRequest(), timeout=10, metadata=bearer(token))
     try:
         reply = asyncio.run(call())
-        print(MessageToJson(reply) if args.json else render_status(reply))
     except grpc.RpcError as exc:
-        return _rpc_failed(exc, target)
+        code = _rpc_failed(exc, target)
+        print(_alert_lines(parser, args)[1], file=sys.stderr)
+        return code
+    found, text = _alert_lines(parser, args)
+    if args.json:
+        print(json.dumps({**json.loads(MessageToJson(reply)), "alerts": found}, indent=2))
+    else:
+        print(render_status(reply) + "\n\n" + text)
     return 0
 
 
@@ -268,7 +325,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     st = add("status", help="the scheduler's status")
     st.add_argument("--scheduler", help="host:port of the Scheduler (default: the running `up`)")
     st.add_argument("--json", action="store_true")
-    return parser, {"up": up, "report": rep, "watch": wt, "refresh": rf, "token": tk, "status": st,
+    st.add_argument("--prometheus", default=os.environ.get("PROMETHEUS_URL"),
+                    help="read the firing alerts from this Prometheus (default PROMETHEUS_URL; unset: evaluate the "
+                         "alert thresholds on the services' /metrics)")
+    st.add_argument("--metrics", action="append", metavar="NAME=URL",
+                    help="a service's /metrics URL (repeat; default: the running `up`)")
+    sm = add("stats", help="hit rate, apiCallReduction, p50/p95/p99 per tier, memory, error rate")
+    sm.add_argument("--json", action="store_true", help="one JSON object (numbers as ratios, ms, bytes)")
+    sm.add_argument("--metrics", action="append", metavar="NAME=URL",
+                    help="a service's /metrics URL (repeat; default: the running `up`)")
+    return parser, {"up": up, "report": rep, "watch": wt, "refresh": rf, "token": tk, "status": st, "stats": sm,
                     **backup_command.add_parsers(add)}
 
 
@@ -277,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.data_dir = getattr(args, "data_dir", None)
     handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "refresh": cmd_refresh, "token": cmd_token,
-               "status": cmd_status, "backup": cmd_backup, "restore": cmd_restore}[args.command]
+               "status": cmd_status, "stats": cmd_stats, "backup": cmd_backup, "restore": cmd_restore}[args.command]
     sys.exit(handler(commands[args.command], args))
 
 

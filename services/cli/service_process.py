@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 _LISTENING = re.compile(r"listening on (?:http://)?(?P<host>[\w.\-\[\]:]+?):(?P<port>\d+)\s*$", re.MULTILINE)
+_METRICS = re.compile(r"metrics on (?P<url>http://\S+/metrics)\s*$", re.MULTILINE)
 
 
 class ServiceProcess:
@@ -57,6 +58,18 @@ class ServiceProcess:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.name} did not start within {timeout:.0f}s:\n{self.tail()}")
+
+    def metrics_url(self, timeout: float = 5.0) -> str | None:
+        """The ``/metrics`` URL the service printed after its ``listening on`` line (None: it has none)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                match = _METRICS.search(self.log_path.read_text(errors="replace"))
+            except OSError:
+                match = None
+            if match or time.monotonic() >= deadline or not self.alive():
+                return match["url"] if match else None
+            time.sleep(0.05)
 
     def tail(self, lines: int = 20) -> str:
         try:

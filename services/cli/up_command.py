@@ -162,7 +162,9 @@ def _announce(system: LocalSystem, csvs) -> None:
     print("\nendpoints:")
     for name, address in system.endpoints().items():
         print(f"  {name:<15} {address}")
-    print(f"  logs            {system.logs}")
+    for name, url in system.metrics_urls().items():
+        print(f"  {name + ' metrics':<15} {url}")
+    print(f"  logs            {system.logs} (JSON lines, rotated daily, 30 days kept)")
     gateway = system.processes["cache_gateway"].address
     latest = date.today()
     for _, account, first, last in csvs:

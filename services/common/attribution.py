@@ -11,6 +11,12 @@ Windows: ``1d_click``, ``7d_click``, ``28d_click``, ``1d_view``, ``1d_ev``
 (engaged view), ``dda`` (data-driven). ``7d_view`` and ``28d_view`` are not
 accepted: Meta stopped returning them on 2026-01-12 (META_GRAPH_API.md §6b).
 
+With the parameter set, each ``actions`` item carries ``value`` (taken as the
+conversions under the whole setting) and one key per window
+(``{"action_type":"lead","value":"3","7d_click":"2","1d_view":"1"}``,
+META_GRAPH_API.md §1 ``AdsActionStats``); that ``value`` sums the requested
+windows is [unverified] against Meta's documentation.
+
 ``DEFAULT_ATTRIBUTION`` is Meta's current default attribution setting for an
 ad set, 7-day click or 1-day view (Meta Business Help Center, "About
 attribution settings"; the MeltanoLabs tap's default report asks for

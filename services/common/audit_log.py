@@ -37,7 +37,15 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from services.common.auth import Principal
 from services.common.error_boundary import classify
 from services.common.input_echo import MAX_ECHO_CHARS
+from services.common.telemetry import meter
 
+_METER = meter(__name__)
+_WRITTEN, _DROPPED = {"outcome": "written"}, {"outcome": "dropped"}
+#: the counts above as OpenTelemetry instruments (alert AuditEntriesDropped: dropped must stay 0)
+_ENTRIES = _METER.create_counter("adfatigue.audit.entries", unit="{entry}",
+                                 description="Audit entries stored, or dropped (must stay 0)")
+_FAILURES = _METER.create_counter("adfatigue.audit.insert_failures", unit="{insert}",
+                                  description="Audit batch inserts that failed and were retried")
 log = logging.getLogger(__name__)
 
 RETENTION_DAYS = 30
@@ -97,9 +105,11 @@ class AuditLog:
                 failed = {e.get("index") for e in errors if e.get("code") != _DUPLICATE_KEY}
                 batch = [d for i, d in enumerate(batch) if i in failed] or batch
                 self.failed_inserts += 1
+                _FAILURES.add(1)
                 log.warning("writing %d audit entries failed (%s); retrying", len(batch), type(exc).__name__)
             except PyMongoError as exc:
                 self.failed_inserts += 1
+                _FAILURES.add(1)
                 log.warning("writing %d audit entries failed (%s); retrying in %.2f s", len(batch),
                             type(exc).__name__, delay)
             await asyncio.sleep(delay)
@@ -113,6 +123,7 @@ class AuditLog:
             self._pending.append(self._queue.get_nowait())
         await self._insert(self._pending)
         self.written += len(self._pending)
+        _ENTRIES.add(len(self._pending), _WRITTEN)
         self._pending = []
 
     async def _flush_forever(self) -> None:
@@ -136,6 +147,7 @@ class AuditLog:
         self._pending = []
         if left:
             self.dropped += len(left)
+            _ENTRIES.add(len(left), _DROPPED)
             log.error("audit store unreachable at shutdown: %d audit entries were not stored", len(left))
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
+from services.common.logs import configure_logging
 from services.common.settings import parse_service_args
 from services.fatigue_engine.server import serve
 from services.fatigue_engine.settings import EngineSettings
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True, help="TCP port; 0 picks a free one")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     args = parse_service_args(parser, EngineSettings, argv)
-    logging.basicConfig(level=args.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("fatigue_engine", args.settings)
     try:
         asyncio.run(serve(args.host, args.port))
     except ValueError as exc:  # no JWT key to check callers with

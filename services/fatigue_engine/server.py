@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from services.common.auth import GATEWAY
 from services.common.grpc_server import GrpcHost
+from services.common.telemetry import setup_telemetry
 from services.common.service_callers import ServiceCallers
 from services.common.pb.adfatigue.v1 import fatigue_engine_pb2_grpc
 from services.fatigue_engine.servicer import SERVICE_NAME, FatigueEngineServicer
@@ -26,11 +27,14 @@ def build_host(host: str = "127.0.0.1", port: int = 0, callers: ServiceCallers |
 
 async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
     """Start, print ``fatigue_engine listening on HOST:PORT`` (flushed), stop on SIGINT/SIGTERM."""
+    telemetry = setup_telemetry("fatigue_engine", host)
     grpc_host = build_host(host, port, ServiceCallers.from_env({GATEWAY}, "fatigue_engine"))
     bound = await grpc_host.start([SERVICE_NAME])
     shown = f"[{host}]" if ":" in host else host
     print(f"fatigue_engine listening on {shown}:{bound}", flush=True)
+    telemetry.announce()
     try:
         await grpc_host.wait_for_termination_signal()
     finally:
         await grpc_host.stop()
+        telemetry.shutdown()

@@ -81,6 +81,8 @@ from services.meta_fetcher.graph_parsing import (
     parse_range_reach_page,
 )
 from services.meta_fetcher.settings import FetcherSettings
+from services.common.logs import RedactionFilter
+from services.meta_fetcher import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -153,23 +155,12 @@ class TokenDebugInfo:
 _LIBRARY_FILTER_INSTALLED = False
 
 
-class _LibraryRedactingFilter(logging.Filter):
-    """On the httpx/httpcore loggers: request URLs lose token-like query values and registered secrets."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
 def install_library_log_redaction() -> None:
     """Once per process: redact what httpx/httpcore log (the oauth exchange sends secrets in its URL, §5)."""
     global _LIBRARY_FILTER_INSTALLED
     if _LIBRARY_FILTER_INSTALLED:
         return
-    flt = _LibraryRedactingFilter()
+    flt = RedactionFilter()  # the services' one filter (services/common/logs.py), also before logging is set up
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).addFilter(flt)
     _LIBRARY_FILTER_INSTALLED = True
@@ -670,8 +661,10 @@ class GraphClient:
         try:
             response = await self._http.request(method, url, headers=headers)
         except httpx.TimeoutException as exc:
+            metrics.request_failed(ErrorClass.RETRY.value)
             raise GraphTransportError(f"timeout talking to Meta ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
+            metrics.request_failed(ErrorClass.RETRY.value)
             raise GraphTransportError(
                 f"no answer from Meta ({type(exc).__name__}: {redact(str(exc), self.settings.secrets)})") from None
         regain_s = self.pacer.observe(account_id, response.headers) if self.pacer is not None else None
@@ -685,9 +678,13 @@ class GraphClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
         if response.status_code != 200 or (isinstance(body, dict) and "error" in body):
-            raise GraphApiError.from_response(response.status_code, body, retry_after_s=regain_s)
+            error = GraphApiError.from_response(response.status_code, body, retry_after_s=regain_s)
+            metrics.request_failed(error.error_class.value)
+            raise error
         if body is None:
+            metrics.request_failed("page")
             raise GraphPageError(f"Meta answered HTTP 200 with a body that is not JSON for act_{account_id}")
+        metrics.requests.add(1, metrics.OK)
         return body
 
 

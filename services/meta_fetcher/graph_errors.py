@@ -28,49 +28,11 @@ Messages never contain access tokens or app secrets (``redact``).
 from __future__ import annotations
 
 import enum
-import re
-from typing import Iterable
 
 import grpc
 
-_SECRET_PARAM_RE = re.compile(
-    r"((?:access_token|appsecret_proof|client_secret|fb_exchange_token|input_token)=)[^&\s\"']+", re.IGNORECASE)
-_BEARER_RE = re.compile(r"((?:Bearer|OAuth)\s+)[A-Za-z0-9|._~+/=-]{8,}", re.IGNORECASE)
-
-#: Secrets this process has seen (env token, app secret, every token the vault decrypted), newest last.
-_KNOWN_SECRETS: dict[str, None] = {}
-MAX_KNOWN_SECRETS = 10_000
-
-
-def register_secret(secret: str | None) -> None:
-    """Remember ``secret`` so every later ``redact`` call (logs, error messages) hides it.
-
-    Called for the configured token and app secret and for every token the
-    vault decrypts or Meta issues. Strings shorter than 4 characters are
-    ignored (they would redact ordinary words). Keeps the newest
-    ``MAX_KNOWN_SECRETS``.
-    """
-    if not secret or len(secret) < 4:
-        return
-    _KNOWN_SECRETS.pop(secret, None)
-    _KNOWN_SECRETS[secret] = None
-    while len(_KNOWN_SECRETS) > MAX_KNOWN_SECRETS:
-        del _KNOWN_SECRETS[next(iter(_KNOWN_SECRETS))]
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with secrets replaced by ``[REDACTED]``.
-
-    Hidden: ``secrets``, every secret given to ``register_secret``,
-    ``access_token=``/``client_secret=``/``fb_exchange_token=``/``input_token=``/
-    ``appsecret_proof=`` query values and ``Bearer``/``OAuth`` header values.
-    """
-    out = _SECRET_PARAM_RE.sub(r"\1[REDACTED]", text)
-    out = _BEARER_RE.sub(r"\1[REDACTED]", out)
-    for secret in (*secrets, *_KNOWN_SECRETS):
-        if secret and len(secret) >= 4 and secret in out:
-            out = out.replace(secret, "[REDACTED]")
-    return out
+# One redaction for logs and error messages, shared by every service (services/common/logs.py).
+from services.common.logs import MAX_KNOWN_SECRETS, redact, register_secret  # noqa: F401
 
 
 class ErrorClass(str, enum.Enum):

@@ -17,14 +17,12 @@ the account is at or above ``usage_pause_pct`` (85), new calls wait until
 call at once (``CallRefused`` -> RESOURCE_EXHAUSTED with the time left).
 Readings are per process.
 
-Rate budget (DESIGN.md §1: ~200 app calls/hour): a sliding window of
-``budget_calls`` HTTP requests per ``budget_window_s`` seconds, shared by all
-fetcher replicas through Redis (``REDIS_URL``; one atomic Lua script using the
-Redis server clock) or kept in process when ``REDIS_URL`` is unset. Each HTTP
-request (page, retry, account lookup) takes one unit before it is sent; with
-none left the call is refused with the time until a unit returns. If Redis
-fails, the budget falls back to the in-process window (logged), so an outage
-can let each replica spend up to a full budget.
+Rate budget (DESIGN.md §1: ~200 app calls/hour): the app-wide window of
+``services/common/meta_budget.py`` (``budget_calls`` HTTP requests per
+``budget_window_s`` seconds, shared by all fetcher replicas through Redis when
+``REDIS_URL`` is set). Each HTTP request (page, retry, account lookup) takes one
+unit before it is sent; with none left the call is refused with the time until
+a unit returns.
 """
 
 from __future__ import annotations
@@ -34,12 +32,13 @@ import json
 import logging
 import math
 import time
-from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping
 
+from services.common.meta_budget import CallWindow, open_meta_budget
 from services.meta_fetcher.graph_errors import CallRefused
 from services.meta_fetcher.settings import FetcherSettings
+from services.meta_fetcher import metrics
 
 log = logging.getLogger(__name__)
 
@@ -157,106 +156,13 @@ class UsageTracker:
         return worst, reason
 
 
-# ---------------------------------------------------------------------------- rate budget
-
-
-class RateBudget(Protocol):
-    """A call budget shared by whoever holds it (in process, or through Redis)."""
-
-    async def try_acquire(self) -> tuple[bool, float]:
-        """Take one call unit: (granted, seconds until a unit returns when not granted)."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections."""
-
-
-class LocalRateBudget:
-    """Sliding-window budget in this process: at most ``calls`` grants per ``window_s`` seconds."""
-
-    def __init__(self, calls: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.calls, self.window_s, self.clock = calls, window_s, clock
-        self._grants: deque[float] = deque()
-
-    async def try_acquire(self) -> tuple[bool, float]:
-        now = self.clock()
-        while self._grants and self._grants[0] <= now - self.window_s:
-            self._grants.popleft()
-        if len(self._grants) < self.calls:
-            self._grants.append(now)
-            return True, 0.0
-        if not self._grants:
-            return False, self.window_s
-        return False, max(0.0, self._grants[0] + self.window_s - now)
-
-    async def aclose(self) -> None:
-        return None
-
-
-_ACQUIRE_LUA = """
-local limit = tonumber(ARGV[1])
-local window_ms = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window_ms)
-local n = redis.call('ZCARD', KEYS[1])
-if n < limit then
-  local seq = redis.call('INCR', KEYS[2])
-  redis.call('ZADD', KEYS[1], now, tostring(now) .. '-' .. tostring(seq))
-  redis.call('PEXPIRE', KEYS[1], window_ms)
-  redis.call('PEXPIRE', KEYS[2], window_ms)
-  return {1, 0}
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if oldest[2] == nil then
-  return {0, window_ms}
-end
-return {0, tonumber(oldest[2]) + window_ms - now}
-"""
-
-
-class RedisRateBudget:
-    """The sliding-window budget shared through Redis (atomic Lua, Redis server clock).
-
-    Keys: ``{prefix}:calls`` (sorted set of grants) and ``{prefix}:seq``; the
-    braces keep both in one cluster slot. Falls back to ``fallback`` on Redis errors.
-    """
-
-    def __init__(self, url: str, calls: int, window_s: float, prefix: str) -> None:
-        import redis.asyncio as aioredis
-
-        self.calls, self.window_s = calls, window_s
-        self.keys = [f"{{{prefix}}}:calls", f"{{{prefix}}}:seq"]
-        self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        self._script = self._redis.register_script(_ACQUIRE_LUA)
-        self._fallback = LocalRateBudget(calls, window_s)
-        self._failing = False
-
-    async def try_acquire(self) -> tuple[bool, float]:
-        try:
-            granted, retry_ms = await self._script(keys=self.keys, args=[self.calls, int(self.window_s * 1000)])
-        except Exception as exc:  # redis errors of any kind: keep serving on the local window
-            if not self._failing:
-                log.error("rate budget: Redis unavailable (%s); using the in-process budget until it is back",
-                          type(exc).__name__)
-                self._failing = True
-            return await self._fallback.try_acquire()
-        if self._failing:
-            log.warning("rate budget: Redis is back; using the shared budget again")
-            self._failing = False
-        return bool(int(granted)), max(0.0, int(retry_ms) / 1000)
-
-    async def aclose(self) -> None:
-        await self._redis.aclose()
-
-
 # ---------------------------------------------------------------------------- pacer
 
 
 class Pacer:
     """``GraphClient`` hook: before each HTTP request check pauses and take a budget unit; read every response."""
 
-    def __init__(self, settings: FetcherSettings, budget: RateBudget, usage: UsageTracker | None = None,
+    def __init__(self, settings: FetcherSettings, budget: CallWindow, usage: UsageTracker | None = None,
                  sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         self.settings = settings
         self.budget = budget
@@ -268,10 +174,12 @@ class Pacer:
         pause, reason = self.usage.pause_remaining(account_id)
         if pause > 0:
             if pause > self.settings.usage_max_inline_wait_s:
+                metrics.budget_acquisitions.add(1, metrics.REFUSED)
                 raise CallRefused(reason, pause)
             log.info("%s; waiting %.1f s", reason, pause)
             await self._sleep(pause)
         granted, retry_after = await self.budget.try_acquire()
+        metrics.budget_acquisitions.add(1, metrics.GRANTED if granted else metrics.REFUSED)
         if not granted:
             raise CallRefused(
                 f"the app's Meta call budget ({self.settings.budget_calls} calls per "
@@ -281,6 +189,9 @@ class Pacer:
         """Record usage headers; return the account's regain time in seconds when Meta gave one."""
         reading = parse_usage_headers(headers)
         self.usage.observe(account_id, reading)
+        pct = max((p for p in (reading.app_pct, reading.account_pct) if p is not None), default=None)
+        if pct is not None:
+            metrics.usage_seen(account_id, pct / 100.0)
         return reading.regain_s or None
 
     async def aclose(self) -> None:
@@ -288,10 +199,5 @@ class Pacer:
 
 
 def build_pacer(settings: FetcherSettings) -> Pacer:
-    """Pacer with the Redis budget when ``settings.redis_url`` is set, else the in-process one."""
-    if settings.redis_url:
-        budget: RateBudget = RedisRateBudget(settings.redis_url, settings.budget_calls, settings.budget_window_s,
-                                             settings.budget_key_prefix)
-    else:
-        budget = LocalRateBudget(settings.budget_calls, settings.budget_window_s)
-    return Pacer(settings, budget)
+    """Pacer on the app-wide Meta budget (shared through Redis when ``settings.redis_url`` is set)."""
+    return Pacer(settings, open_meta_budget(settings))

@@ -31,13 +31,16 @@ from pymongo.errors import PyMongoError
 
 from services.common.auth import GATEWAY
 from services.common.grpc_server import GrpcHost
+from services.common.logs import configure_logging
+from services.common.telemetry import setup_telemetry
+from services.meta_fetcher import metrics
 from services.common.service_callers import ServiceCallers
 from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
 from services.meta_fetcher.account_fetch import AccountFetcher
 from services.meta_fetcher.credentials import Credentials
 from services.meta_fetcher.graph_client import GraphClient
-from services.meta_fetcher.graph_errors import redact, register_secret
+from services.meta_fetcher.graph_errors import register_secret
 from services.meta_fetcher.pacing import build_pacer
 from services.meta_fetcher.servicer import SERVICE_NAME, MetaFetcherServicer
 from services.meta_fetcher.settings import SANDBOX_DEV_TOKEN, FetcherSettings
@@ -46,34 +49,6 @@ from services.meta_fetcher.token_vault import TokenVault, keyring_from_settings
 from services.providers.csv_replay import CsvReplayProvider, parse_csv_accounts
 
 log = logging.getLogger("services.meta_fetcher")
-
-
-class SecretRedactingFilter(logging.Filter):
-    """Replaces secrets (and ``access_token=`` values) in every record passing a handler."""
-
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        super().__init__()
-        self.secrets = secrets
-        for secret in secrets:
-            register_secret(secret)  # and every token decrypted later (graph_errors.register_secret)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message, self.secrets)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-def install_log_redaction(secrets: tuple[str, ...]) -> SecretRedactingFilter:
-    """Add a redacting filter to the root handlers and to the httpx/httpcore loggers (defence in depth:
-    the token is sent in a header, so request URLs never hold it)."""
-    flt = SecretRedactingFilter(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(flt)
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).addFilter(flt)
-    return flt
 
 
 @contextlib.asynccontextmanager
@@ -150,7 +125,10 @@ def _parse_args(argv: list[str] | None, env: Mapping[str, str] | None = None) ->
 
 async def _serve(args: argparse.Namespace) -> None:
     settings: FetcherSettings = args.settings
-    install_log_redaction(settings.secrets)
+    for secret in settings.secrets:
+        register_secret(secret)  # the one redaction filter (services/common/logs.py) hides them from now on
+    telemetry = setup_telemetry("meta_fetcher", args.host, settings)
+    metrics.observe_budget(settings.budget_calls, settings.budget_window_s)
     host_name = urlsplit(settings.graph_url).hostname or ""
     if settings.access_token == SANDBOX_DEV_TOKEN and not settings.vault_enabled \
             and host_name not in ("127.0.0.1", "localhost", "::1"):
@@ -160,15 +138,17 @@ async def _serve(args: argparse.Namespace) -> None:
     callers = ServiceCallers.from_env({GATEWAY}, "meta_fetcher")  # every FetchInsights spends Meta budget
     async with fetcher_server(settings, address, settings.shutdown_grace_s, callers) as (host, port):
         print(f"meta_fetcher listening on {args.host}:{port}", flush=True)
+        telemetry.announce()
         log.info("meta_fetcher serving %s with Graph %s %s", SERVICE_NAME, settings.graph_url, settings.api_version)
         await host.wait_for_termination_signal()
     log.info("meta_fetcher stopped")
+    telemetry.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parse_args(argv)
-    logging.basicConfig(level=args.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("meta_fetcher", args.settings)
     try:
         asyncio.run(_serve(args))
     except (OSError, ValueError) as exc:

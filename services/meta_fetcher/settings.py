@@ -14,11 +14,13 @@ value and what is allowed. Secrets (``access_token``, ``app_secret``,
 from __future__ import annotations
 
 from services.common.settings import (
+    AuthSettings,
     LoggingSettings,
     MetaBudgetSettings,
     MetaPagingSettings,
     MongoSettings,
     RedisSettings,
+    TlsSettings,
     setting,
 )
 
@@ -29,7 +31,8 @@ DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
 
 
-class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagingSettings, LoggingSettings):
+class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagingSettings, LoggingSettings,
+                      AuthSettings, TlsSettings):
     """Configuration of the Graph client and servicer (units in the names: _s = seconds)."""
 
     graph_url: str = setting(DEFAULT_GRAPH_URL, env="META_GRAPH_URL", min_length=1,
@@ -47,7 +50,8 @@ class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagi
                                   doc="'reduce data' errors halve the page limit down to this")
     max_pages: int = setting(1000, env="META_MAX_PAGES", ge=1, doc="hard cap of pages per fetch")
     # with the range and the page size it gives each query's page cap (graph_client.PageReader.page_cap;
-    # 28 days x 100 ads at limit 100 -> 29 pages)
+    # 28 days x 100 ads at limit 100 -> 29 pages). An assumption with headroom: the sample account delivers at
+    # most 16 ads a day; raise it for bigger accounts.
     max_ads_per_day: int = setting(100, env="META_MAX_ADS_PER_DAY", ge=1,
                                    doc="delivering ads per account and day a query can rightly have")
     # Async report fallback (META_GRAPH_API.md §2), used when sync paging cannot shrink further.

@@ -39,6 +39,7 @@ from services.meta_sandbox.app import STATE, PathOnlyAccessLogger, create_app
 from services.meta_sandbox.live_demo import LiveDemo
 from services.meta_sandbox.synthetic import SYNTHETIC_ACCOUNT_ID
 from services.meta_sandbox.usage import UsageModel
+from services.common.logs import configure_logging
 
 log = logging.getLogger("services.meta_sandbox")
 
@@ -151,7 +152,7 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = _parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("meta_sandbox")  # the same JSON lines and redaction as the services (it logs tokens' URLs)
     try:
         asyncio.run(_serve(args))
     except OSError as exc:

@@ -1,15 +1,16 @@
 """How much of Meta's app budget the scheduler may spend (DESIGN.md §1: ~200 calls/hour).
 
 A *call* is one HTTP request to Meta - the unit meta_fetcher's rate budget
-counts. Two sources (see ``settings.py`` for the reasoning):
+counts. Both windows come from the one Meta budget module
+(``services/common/meta_budget.py``), which alone knows where they live. Two
+sources (see ``settings.py`` for the reasoning):
 
-- ``RedisBudget`` (``REDIS_URL`` set): reads the fetchers' shared sliding
-  window - the sorted set ``{META_BUDGET_KEY_PREFIX}:calls`` whose members
-  are grants scored by the Redis server clock in ms (services/meta_fetcher/pacing.py)
-  - and keeps the scheduler's own spending in ``<lease_key>:spent`` (same
-  clock), so a new leader knows what the old one spent.
+- ``RedisBudget`` (``REDIS_URL`` set): how much of the fetchers' shared window
+  is used (``open_meta_budget(settings).used()``) and the scheduler's own
+  spending in a shared window of its own at ``<lease_key>:spent``, so a new
+  leader knows what the old one spent.
 - ``LocalBudget`` (``REDIS_URL`` unset): the app's usage is not visible; the
-  scheduler counts its own calls against its configured share.
+  scheduler counts its own calls against its configured share in process.
 
 ``allowance`` turns a snapshot into per-tier limits for ``planning.plan_cycle``.
 """
@@ -18,11 +19,10 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
-from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+from services.common.meta_budget import CallWindow, LocalCallWindow, RedisCallWindow, open_meta_budget
 from services.scheduler.planning import Allowance
 from services.scheduler.settings import SchedulerSettings
 
@@ -80,69 +80,36 @@ class BudgetSource(Protocol):
         """The scheduler spent ``calls`` Meta calls just now."""
 
 
-class LocalBudget:
+class SchedulerBudget:
+    """The scheduler's view of the budget: the app-wide window (None: not visible) and its own spending."""
+
+    def __init__(self, settings: SchedulerSettings, own: CallWindow, app: CallWindow | None = None):
+        self.settings = settings
+        self.own = own
+        self.app = app
+
+    async def snapshot(self) -> BudgetSnapshot:
+        s = self.settings
+        app_used = await self.app.used() if self.app is not None else None
+        return BudgetSnapshot(SOURCE_REDIS if self.app is not None else SOURCE_LOCAL, s.budget_calls,
+                              s.budget_window_s, app_used, await self.own.used(), s.share_calls, s.reserve)
+
+    async def record(self, calls: int) -> None:
+        await self.own.record(calls)
+
+
+class LocalBudget(SchedulerBudget):
     """The configured share, counted in this process (sliding window; ``clock`` in seconds)."""
 
     def __init__(self, settings: SchedulerSettings, clock: Callable[[], float] = time.monotonic):
-        self.settings = settings
-        self.clock = clock
-        self._spent: deque[tuple[float, int]] = deque()
-
-    def _used(self) -> int:
-        cutoff = self.clock() - self.settings.budget_window_s
-        while self._spent and self._spent[0][0] <= cutoff:
-            self._spent.popleft()
-        return sum(c for _, c in self._spent)
-
-    async def snapshot(self) -> BudgetSnapshot:
-        s = self.settings
-        return BudgetSnapshot(SOURCE_LOCAL, s.budget_calls, s.budget_window_s, None, self._used(), s.share_calls,
-                              s.reserve)
-
-    async def record(self, calls: int) -> None:
-        if calls > 0:
-            self._spent.append((self.clock(), calls))
+        super().__init__(settings, LocalCallWindow(settings.share_calls, settings.budget_window_s, clock))
 
 
-_SNAPSHOT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
-local app = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-local mine = 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  mine = mine + tonumber(string.match(member, ':(%d+)$'))
-end
-return {app, mine}
-"""
-
-_RECORD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[2] .. ':' .. ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return now
-"""
-
-
-class RedisBudget:
-    """The fetchers' shared window plus the scheduler's own spending, both read in one Lua call."""
+class RedisBudget(SchedulerBudget):
+    """The fetchers' shared window plus the scheduler's own spending, both in Redis (``client``)."""
 
     def __init__(self, client, settings: SchedulerSettings):
-        self.client = client
-        self.settings = settings
-        prefix = settings.budget_key_prefix
-        self.app_key = f"{{{prefix}}}:calls"
-        self.spent_key = f"{settings.lease_key}:spent"
-
-    async def snapshot(self) -> BudgetSnapshot:
-        s = self.settings
-        app, mine = await self.client.eval(_SNAPSHOT, 2, self.app_key, self.spent_key, int(s.budget_window_s * 1000))
-        return BudgetSnapshot(SOURCE_REDIS, s.budget_calls, s.budget_window_s, int(app), int(mine), s.share_calls,
-                              s.reserve)
-
-    async def record(self, calls: int) -> None:
-        if calls > 0:
-            await self.client.eval(_RECORD, 1, self.spent_key, int(calls), uuid.uuid4().hex[:8],
-                                   int(self.settings.budget_window_s * 1000))
+        super().__init__(settings,
+                         RedisCallWindow(client, settings.share_calls, settings.budget_window_s,
+                                         f"{settings.lease_key}:spent"),
+                         open_meta_budget(settings, client))

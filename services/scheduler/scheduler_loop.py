@@ -15,10 +15,11 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from services.scheduler.cycle import CycleResult, CycleRunner
+from services.scheduler.cycle import CycleResult, CycleRunner, account_reports
 from services.scheduler.events import CycleCompleted, Notifier
 from services.scheduler.leader_lease import Lease, LocalSchedule, RedisSchedule, ScheduleState
 from services.scheduler.settings import SchedulerSettings
+from services.scheduler import metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class SchedulerLoop:
             self.cycles_run += 1
             self.refreshes_requested += sum(1 for i in result.items if not i.state.startswith("deferred"))
             self.last = result
+            metrics.cycle_finished(result, account_reports(result.candidates, result.demand,
+                                                           result.finished or self.clock()))
             self.last_error = result.errors[-1] if result.errors else ""
             summary = {**result.summary(), "holder": self.lease.holder_id}
             await self.schedule.finish(claim.cycle, result.finished or self.clock(), summary)

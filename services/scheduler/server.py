@@ -33,6 +33,8 @@ from services.cache_gateway.l2_store import InsightsStore
 from services.common.audit_log import COLLECTION as AUDIT_COLLECTION, AuditLog
 from services.common.auth import SCHEDULER, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
+from services.common.logs import configure_logging
+from services.common.telemetry import setup_telemetry
 from services.common.grpc_server import GrpcHost, service_channel
 from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
@@ -75,6 +77,7 @@ def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = No
 
 async def serve(args: argparse.Namespace) -> None:
     settings: SchedulerSettings = args.settings
+    telemetry = setup_telemetry("scheduler", args.host, settings)
     client = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
     store = InsightsStore(client, settings.mongodb_db)
     holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -105,6 +108,7 @@ async def serve(args: argparse.Namespace) -> None:
         SchedulerServicer(loop, JwtVerifier.from_settings(settings), audit), host.server)
     port = await host.start([SERVICE_NAME])
     print(f"scheduler listening on {args.host}:{port}", flush=True)
+    telemetry.announce()
     logging.getLogger(__name__).info(
         "scheduler %s: interval %.0f s, budget %s (share %d of %d calls/%.0f s, reserve %d), lease %s",
         holder, settings.interval_s, "redis-shared" if redis_client else "configured-share", settings.share_calls,
@@ -130,11 +134,12 @@ async def serve(args: argparse.Namespace) -> None:
         if redis_client:
             await redis_client.aclose()
         await client.close()
+        telemetry.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("scheduler", args.settings)
     asyncio.run(serve(args))
 
 

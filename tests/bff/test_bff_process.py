@@ -55,7 +55,7 @@ def test_heartbeats_keep_the_stream_open_and_shutdown_ends_it_cleanly(system, tm
 def test_proxy_header_sign_in_believes_only_trusted_peers(system, tmp_path):
     bff = start_bff(system, tmp_path, "bff_proxy", BFF_SIGN_IN="proxy-header",
                     BFF_USER_ACCOUNTS=json.dumps({"ann@example.com": ["act_1001"]}),
-                    BFF_PROXY_TRUSTED_IPS='["127.0.0.1"]')
+                    BFF_PROXY_TRUSTED_IPS="127.0.0.1")
     base = f"http://{bff.address}"
     try:
         with httpx.Client(base_url=base, timeout=60) as c:
@@ -71,7 +71,7 @@ def test_proxy_header_sign_in_believes_only_trusted_peers(system, tmp_path):
     finally:
         bff.stop()
     untrusted = start_bff(system, tmp_path, "bff_untrusted", BFF_SIGN_IN="proxy-header",
-                          BFF_PROXY_TRUSTED_IPS='["10.9.9.9"]')
+                          BFF_PROXY_TRUSTED_IPS="10.9.9.9")
     try:
         answer = httpx.get(f"http://{untrusted.address}/api/v1/session", headers={"X-Forwarded-Email": "ann@x.com"})
         assert answer.status_code == 401

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.bff.settings import BffSettings
 from services.cache_gateway.settings import GatewaySettings
 from services.common.settings import (
     AuthSettings,
@@ -22,7 +23,7 @@ from services.meta_fetcher.settings import FetcherSettings
 from services.scheduler.settings import SchedulerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_MODELS = [GatewaySettings, FetcherSettings, SchedulerSettings, EngineSettings]
+SERVICE_MODELS = [GatewaySettings, FetcherSettings, SchedulerSettings, EngineSettings, BffSettings]
 
 
 def declaring_class(model: type[SettingsModel], field: str) -> type:
@@ -62,13 +63,13 @@ def test_both_sides_of_the_budget_and_freshness_read_the_same_values():
     (FetcherSettings, {"META_TIMEOUT_S": "soon"}, "META_TIMEOUT_S='soon' is invalid: expected a number > 0"),
     (FetcherSettings, {"META_BUDGET_WINDOW_S": "inf"}, "META_BUDGET_WINDOW_S='inf' is invalid: expected a number > 0"),
     (FetcherSettings, {"META_USAGE_PAUSE_PCT": "120"},
-     "META_USAGE_PAUSE_PCT='120' is invalid: expected a number > 0 <= 100 (default 85.0)"),
+     "META_USAGE_PAUSE_PCT='120' is invalid: expected a number > 0 and <= 100 (default 85.0)"),
     (FetcherSettings, {"META_ASYNC_FALLBACK": "maybe"},
      "META_ASYNC_FALLBACK='maybe' is invalid: expected true or false (1/0, yes/no, on/off) (default True)"),
     (GatewaySettings, {"GATEWAY_WITH_REACH_CUM": "sometimes"}, "GATEWAY_WITH_REACH_CUM='sometimes' is invalid"),
     (GatewaySettings, {"L1_MAX_BYTES": "-1"}, "L1_MAX_BYTES='-1' is invalid: expected an integer >= 0"),
     (GatewaySettings, {"ADFATIGUE_GATEWAY_PORT": "99999"},
-     "ADFATIGUE_GATEWAY_PORT='99999' is invalid: expected an integer >= 0 <= 65535 (default 50051)"),
+     "ADFATIGUE_GATEWAY_PORT='99999' is invalid: expected an integer >= 0 and <= 65535 (default 50051)"),
     (EngineSettings, {"LOG_LEVEL": "loud"}, "LOG_LEVEL='LOUD' is invalid: expected one of DEBUG, INFO, WARNING"),
     (GatewaySettings, {"REDIS_URL": "localhost:6379"},
      "REDIS_URL='localhost:6379' is invalid: not a redis://, rediss:// or unix:// URL; expected a URL such as"),

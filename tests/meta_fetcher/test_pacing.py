@@ -15,7 +15,8 @@ import pytest
 from services.common.auth import GATEWAY, ServiceToken
 from services.common.grpc_server import insecure_channel
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
-from services.meta_fetcher.pacing import LocalRateBudget, RedisRateBudget, UsageTracker, parse_usage_headers
+from services.common.meta_budget import LocalCallWindow, RedisCallWindow
+from services.meta_fetcher.pacing import UsageTracker, parse_usage_headers
 from services.meta_sandbox import sandbox_server, synthetic_account
 from services.meta_sandbox.usage import UsageModel
 from tests.meta_fetcher.helpers import REPO, fetcher_stub, request, sandbox_stats
@@ -61,7 +62,7 @@ def test_tracker_pauses_above_threshold_until_the_pause_passes() -> None:
 
 async def test_local_budget_is_a_sliding_window() -> None:
     now = [0.0]
-    budget = LocalRateBudget(3, 60, clock=lambda: now[0])
+    budget = LocalCallWindow(3, 60, clock=lambda: now[0])
     assert [(await budget.try_acquire())[0] for _ in range(4)] == [True, True, True, False]
     now[0] = 30
     assert await budget.try_acquire() == (False, 30)
@@ -123,8 +124,8 @@ async def redis_prefix():
 
 
 async def test_redis_budget_is_shared_and_atomic(redis_prefix) -> None:
-    a = RedisRateBudget(REDIS_URL, 7, 60, redis_prefix)
-    b = RedisRateBudget(REDIS_URL, 7, 60, redis_prefix)
+    a = RedisCallWindow(REDIS_URL, 7, 60, redis_prefix)
+    b = RedisCallWindow(REDIS_URL, 7, 60, redis_prefix)
     try:
         results = await asyncio.gather(*(x.try_acquire() for x in [a, b] * 10))
         assert sum(granted for granted, _ in results) == 7
@@ -135,7 +136,7 @@ async def test_redis_budget_is_shared_and_atomic(redis_prefix) -> None:
 
 
 async def test_redis_failure_falls_back_to_the_local_budget() -> None:
-    budget = RedisRateBudget("redis://127.0.0.1:1/0", 2, 60, "unused")
+    budget = RedisCallWindow("redis://127.0.0.1:1/0", 2, 60, "unused")
     try:
         assert [(await budget.try_acquire())[0] for _ in range(3)] == [True, True, False]
     finally:

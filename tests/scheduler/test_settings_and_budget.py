@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.meta_fetcher.pacing import RedisRateBudget
+from services.meta_fetcher.pacing import build_pacer
+from services.meta_fetcher.settings import FetcherSettings
 from services.scheduler.budget import SOURCE_LOCAL, SOURCE_REDIS, BudgetSnapshot, LocalBudget, RedisBudget, allowance
 from services.scheduler.server import parse_args
 from services.scheduler.settings import SchedulerSettings, SettingsError
@@ -60,7 +61,7 @@ def test_the_server_exits_with_the_message_on_bad_settings(capsys):
     assert "JWT_HS256_SECRET" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_args(["--port", "70000"], base)
-    assert "ADFATIGUE_SCHEDULER_PORT=70000 is invalid: expected an integer >= 0 <= 65535" in capsys.readouterr().err
+    assert "ADFATIGUE_SCHEDULER_PORT=70000 is invalid: expected an integer >= 0 and <= 65535" in capsys.readouterr().err
     args = parse_args(["--port", "0", "--interval-seconds", "30", "--lease-key", "k"], base)
     assert (args.settings.interval_s, args.settings.lease_key, args.settings.redis_url) == (30, "k", None)
 
@@ -93,10 +94,11 @@ async def test_local_budget_counts_its_own_calls_over_a_sliding_hour():
 
 async def test_redis_budget_reads_the_fetchers_window_and_remembers_its_own_spending(redis_client, prefix):
     settings = SchedulerSettings(budget_key_prefix=prefix + "budget", lease_key=prefix + "leader")
-    fetcher = RedisRateBudget(REDIS_URL, 200, 3600, prefix + "budget")  # what meta_fetcher uses
+    # what meta_fetcher spends before each Meta call, through the one budget module
+    fetcher = build_pacer(FetcherSettings(redis_url=REDIS_URL, budget_key_prefix=prefix + "budget"))
     try:
         for _ in range(30):
-            assert (await fetcher.try_acquire())[0]
+            await fetcher.before_call("1")
     finally:
         await fetcher.aclose()
     budget = RedisBudget(redis_client, settings)

@@ -24,11 +24,14 @@ from services.common.settings.parts import (
     NotifySettings,
     RedisSettings,
     SchedulerLeaseSettings,
+    TelemetrySettings,
+    TlsSettings,
     lease_key_for,
 )
 
 __all__ = [
     "AuthSettings", "FreshnessSettings", "LoggingSettings", "MetaBudgetSettings", "MetaPagingSettings",
     "MongoSettings", "NotifySettings", "RedisSettings", "SchedulerLeaseSettings", "SettingsError", "SettingsModel",
-    "describe_allowed", "env_name", "is_secret", "lease_key_for", "parse_service_args", "setting",
+    "TelemetrySettings", "TlsSettings", "describe_allowed", "env_name", "is_secret", "lease_key_for",
+    "parse_service_args", "setting",
 ]

@@ -140,12 +140,15 @@ def describe_allowed(field: FieldInfo) -> str:
     """What a field accepts, in words: 'an integer >= 1 (default 200)'."""
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     text = extra.get("allowed") or _describe_type(field.annotation)
+    bounds = []
     for rule in field.metadata:
         for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
             bound = getattr(rule, attr, None)
             if isinstance(rule, (annotated_types.Gt, annotated_types.Ge, annotated_types.Lt, annotated_types.Le,
                                  annotated_types.Interval)) and bound is not None:
-                text += f" {sign} {bound}"
+                bounds.append(f"{sign} {bound}")
+    if bounds:
+        text += " " + " and ".join(bounds)
     default = field.default
     if default not in (None, "") and not is_secret(field):
         text += f" (default {default})"

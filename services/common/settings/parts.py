@@ -129,6 +129,30 @@ class AuthSettings(SettingsModel):
                                 "service sends to the services it calls), or JWT_HS256_SECRET to mint one")
 
 
+class TlsSettings(SettingsModel):
+    """TLS of every gRPC server and channel (``services/common/tls.py``); none set = plaintext (loopback)."""
+
+    grpc_tls_cert: str = setting("", env="GRPC_TLS_CERT", allowed="a path to a PEM file",
+                                 doc="this service's certificate chain, PEM (served; presented as client certificate)")
+    grpc_tls_key: str = setting("", env="GRPC_TLS_KEY", allowed="a path to a PEM file",
+                                doc="the private key of GRPC_TLS_CERT, PEM")
+    grpc_tls_ca: str = setting("", env="GRPC_TLS_CA", allowed="a path to a PEM file",
+                               doc="CA bundle: servers called and client certificates are verified against it")
+    grpc_tls_client_auth: Literal["none", "optional", "require"] = setting(
+        "none", env="GRPC_TLS_CLIENT_AUTH", doc="client-certificate verification of this service's server")
+    grpc_tls_server_name: str = setting("", env="GRPC_TLS_SERVER_NAME",
+                                        doc="name expected in the certificates of the servers called "
+                                            "(when the address is not it)")
+    grpc_health_port: int | None = setting(None, env="GRPC_HEALTH_PORT", ge=0, le=65535,
+                                           doc="with TLS: plaintext port serving only gRPC health checking "
+                                               "(Kubernetes probes cannot speak TLS)")
+
+    @field_validator("grpc_tls_client_auth", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
 class NotifySettings(SettingsModel):
     """Where notifications of fatigue-level changes go (``services/cache_gateway/fatigue_alerts.py``)."""
 
@@ -160,11 +184,30 @@ class NotifySettings(SettingsModel):
         return [a.strip() for a in self.smtp_to.split(",") if a.strip()]
 
 
-class LoggingSettings(SettingsModel):
-    """Log output of a service process."""
+class TelemetrySettings(SettingsModel):
+    """Metrics and traces of a service process (services/common/telemetry.py). The SDK's own ``OTEL_*``
+    variables (sampler, resource attributes, exporter headers, ...) are read by the SDK itself."""
+
+    telemetry_enabled: bool = setting(True, env="ADFATIGUE_TELEMETRY",
+                                      doc="off: no /metrics endpoint, no tracing, no instrumentation")
+    metrics_host: str | None = setting(None, env="METRICS_HOST", doc="address of /metrics (default: the service's --host)")
+    metrics_port: int = setting(0, env="METRICS_PORT", ge=-1, le=65535,
+                                doc="port of the Prometheus /metrics endpoint (0: any free port, printed; -1: none)")
+    otlp_endpoint: str | None = setting(None, env="OTEL_EXPORTER_OTLP_ENDPOINT",
+                                        doc="OTLP/gRPC collector that receives the traces (unset: no export)")
+
+
+class LoggingSettings(TelemetrySettings):
+    """Log output of a service process (services/common/logs.py), and its telemetry: every service
+    that logs also exports metrics and traces, so one part brings both."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = setting(
         "INFO", env="LOG_LEVEL", doc="lowest level written (case-insensitive)")
+    log_format: Literal["json", "text"] = setting("json", env="LOG_FORMAT", doc="JSON lines, or plain text lines")
+    log_file: str | None = setting(None, env="LOG_FILE",
+                                   doc="write the log here, rotated daily at midnight UTC (unset: stderr)")
+    log_retention_days: int = setting(30, env="LOG_RETENTION_DAYS", ge=1,
+                                      doc="rotated log files kept, one per day")
 
     @field_validator("log_level", mode="before")
     @classmethod
