@@ -90,7 +90,7 @@ class FreshnessSettings(SettingsModel):
     provisional_interval_s: float = setting(6 * 3600.0, env="FRESHNESS_PROVISIONAL_SECONDS", gt=0,
                                             doc="refresh interval of days inside the restatement window, seconds")
     restatement_days: int = setting(28, env="RESTATEMENT_WINDOW_DAYS", ge=0,
-                                    doc="days before today Meta may still restate (META_GRAPH_API.md §4)")
+                                    doc="days before today Meta may still restate (attribution window)")
 
     @property
     def policy(self) -> FreshnessPolicy:
