@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import socket
 import sys
@@ -13,7 +12,9 @@ import uvicorn
 
 from services.bff.app import create_app
 from services.bff.settings import BffSettings
+from services.common.logs import configure_logging
 from services.common.settings import parse_service_args
+from services.common.telemetry import setup_telemetry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway:
         args.settings = args.settings.replace(gateway_addr=args.gateway)
     settings = args.settings
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("bff")  # JSON lines, the one redaction filter (LOG_* settings)
+    telemetry = setup_telemetry("bff", settings.host)  # /metrics, traces into the gateway (METRICS_PORT, OTEL_*)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings.replace(port=sock.getsockname()[1])
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5,
-                            lifespan="on", proxy_headers=False)
+                            lifespan="on", proxy_headers=False, log_config=None)  # uvicorn logs through ours
     server = uvicorn.Server(config)
 
     async def serve():
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             await asyncio.sleep(0.02)
         if server.started:
             print(f"bff listening on http://{settings.host}:{settings.port}", flush=True)
+            telemetry.announce()
         await task
 
     # uvicorn handles SIGINT/SIGTERM while it serves and raises the signal again once stopped; a stop that

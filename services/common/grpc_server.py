@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common.error_boundary import ErrorBoundary
 from services.common.request_decoding import DecodeGuard
 from services.common.tls import TlsConfig
+from services.common.telemetry import server_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ class GrpcHost:
         self.tls = TlsConfig.from_env() if tls is FROM_ENV else tls
         self._health_server: grpc.aio.Server | None = None
         self.health_port = 0
-        self.server = grpc.aio.server(interceptors=[*interceptors, DecodeGuard(), ErrorBoundary()],
-                                      options=SERVER_OPTIONS)
+        # RPC durations outermost (services/common/telemetry.py): they see every call's final status
+        self.server = grpc.aio.server(interceptors=[*server_interceptors(), *interceptors, DecodeGuard(),
+                                                    ErrorBoundary()], options=SERVER_OPTIONS)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []

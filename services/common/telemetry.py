@@ -9,15 +9,17 @@ What it installs (DESIGN.md §monitoring; issue 13):
   ``http://METRICS_HOST:METRICS_PORT/metrics`` (0 = any free port; the service prints
   ``<name> metrics on http://HOST:PORT/metrics`` right after its ``listening on`` line), and an in-memory
   reader that ``GetStats`` and tests read (``Telemetry.sums`` / ``Telemetry.metrics``);
-* a ``TracerProvider`` whose spans go to OTLP (gRPC) when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set
-  (every other ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_TRACES_SAMPLER`` variable is the SDK's), and to
-  ``span_exporter`` when a test passes one;
-* the contrib instrumentations: gRPC aio server and client (W3C trace context propagates over
-  gRPC metadata), httpx (meta_fetcher → Graph API), pymongo, redis, and process metrics (RSS, CPU)
-  from the system-metrics instrumentation;
-* ``rpc.server.call.duration`` / ``rpc.client.call.duration`` histograms (seconds, per
-  ``rpc.service``, ``rpc.method`` and ``rpc.grpc.status_code`` — the RPC semantic conventions),
-  measured from the gRPC spans' start and end by ``RpcDurationFromSpans``.
+* ``rpc.server.call.duration`` histograms (seconds, per ``rpc.service``, ``rpc.method`` and
+  ``rpc.grpc.status_code`` — the RPC semantic conventions) from ``RpcMetrics``, a server
+  interceptor ``GrpcHost`` installs (the contrib gRPC instrumentation makes spans, no metrics);
+* process metrics (RSS, CPU) from the contrib system-metrics instrumentation;
+* **traces when there is somewhere to send them**: with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set (every
+  other ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_TRACES_SAMPLER`` variable is the SDK's), or a test's
+  ``span_exporter``, a ``TracerProvider`` and the contrib instrumentations: gRPC aio server and client
+  (W3C trace context over gRPC metadata), httpx (meta_fetcher → Graph API), pymongo, redis; and
+  ``rpc.client.call.duration`` from the client spans (``RpcDurationFromSpans``). Without an exporter
+  spans would be made and thrown away on every call, which the overhead benchmark showed is most of
+  telemetry's cost, so they are not made (and log lines carry no trace id).
 
 ``ADFATIGUE_TELEMETRY=off`` leaves out the exporter, tracing and instrumentation; the in-memory
 reader stays, so ``GetStats`` keeps answering (the overhead benchmark compares the two).
@@ -29,13 +31,17 @@ OpenTelemetry idiom: before ``setup_telemetry`` they are proxies that record not
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Iterable, Mapping
 
+import grpc
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
@@ -63,6 +69,7 @@ class Telemetry:
     tracer_provider: TracerProvider | None
     stats_reader: InMemoryMetricReader
     metrics_url: str | None = None
+    rpc_metrics: "RpcMetrics | None" = None
     _http_server: object | None = field(default=None, repr=False)
     _instrumentors: list = field(default_factory=list, repr=False)
 
@@ -134,9 +141,6 @@ class RpcDurationFromSpans(SpanProcessor):
 
     def __init__(self, meter_provider: MeterProvider) -> None:
         m = meter_provider.get_meter("adfatigue.rpc", _version())
-        self._server = m.create_histogram("rpc.server.call.duration", unit="s",
-                                          description="Duration of incoming RPCs",
-                                          explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
         self._client = m.create_histogram("rpc.client.call.duration", unit="s",
                                           description="Duration of outgoing RPCs",
                                           explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
@@ -145,7 +149,7 @@ class RpcDurationFromSpans(SpanProcessor):
         attrs = span.attributes or {}
         if attrs.get("rpc.system") != "grpc" or span.start_time is None or span.end_time is None:
             return
-        histogram = self._server if span.kind == SpanKind.SERVER else self._client if span.kind == SpanKind.CLIENT else None
+        histogram = self._client if span.kind == SpanKind.CLIENT else None  # server side: RpcMetrics
         if histogram is None:
             return
         point = {k: attrs[k] for k in self.KEYS if k in attrs}
@@ -193,7 +197,9 @@ def setup_telemetry(service_name: str, host: str = "127.0.0.1", settings: Teleme
 
     tracer_provider = None
     instrumentors: list = []
-    if settings.telemetry_enabled or span_exporter is not None:
+    if settings.telemetry_enabled:
+        instrumentors.append(_system_metrics(meter_provider))
+    if (settings.telemetry_enabled and settings.otlp_endpoint) or span_exporter is not None:
         tracer_provider = TracerProvider(resource=resource)
         tracer_provider.add_span_processor(RpcDurationFromSpans(meter_provider))
         if settings.otlp_endpoint:
@@ -203,9 +209,9 @@ def setup_telemetry(service_name: str, host: str = "127.0.0.1", settings: Teleme
         if span_exporter is not None:
             tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
         trace.set_tracer_provider(tracer_provider)
-        instrumentors = _instrument(tracer_provider, meter_provider)
+        instrumentors += _instrument(tracer_provider, meter_provider)
     _current = Telemetry(service_name, resource, meter_provider, tracer_provider, stats_reader, url,
-                         http_server, instrumentors)
+                         RpcMetrics(meter_provider) if settings.telemetry_enabled else None, http_server, instrumentors)
     return _current
 
 
@@ -237,16 +243,90 @@ def _instrument(tracer_provider: TracerProvider, meter_provider: MeterProvider) 
             log.exception("instrumentation %s failed; the service runs without it", type(instrumentor).__name__)
     if excluded is None:
         os.environ.pop("OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", None)
-    try:
-        from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
-
-        system = SystemMetricsInstrumentor(config={
-            "process.cpu.time": ["user", "system"], "process.cpu.utilization": None,
-            "process.memory.usage": None, "process.memory.virtual": None, "process.thread.count": None,
-            "process.open_file_descriptor.count": None,
-        })
-        system.instrument(meter_provider=meter_provider)
-        done.append(system)
-    except Exception:
-        log.exception("system metrics instrumentation failed; the service runs without process metrics")
     return done
+
+
+def _system_metrics(meter_provider: MeterProvider):
+    """Process RSS, CPU, threads, file descriptors (contrib system-metrics instrumentation)."""
+    from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+
+    system = SystemMetricsInstrumentor(config={
+        "process.cpu.time": ["user", "system"], "process.cpu.utilization": None,
+        "process.memory.usage": None, "process.memory.virtual": None, "process.thread.count": None,
+        "process.open_file_descriptor.count": None,
+    })
+    system.instrument(meter_provider=meter_provider)
+    return system
+
+
+_NOT_TRAFFIC = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class RpcMetrics(grpc.aio.ServerInterceptor):
+    """``rpc.server.call.duration`` (s) of every call, per ``rpc.service``, ``rpc.method`` and
+    ``rpc.grpc.status_code`` (health checks and reflection left out). Streams are timed to their end."""
+
+    def __init__(self, meter_provider=None) -> None:
+        m = (meter_provider or metrics.get_meter_provider()).get_meter("adfatigue.rpc", _version())
+        self._histogram = m.create_histogram("rpc.server.call.duration", unit="s",
+                                             description="Duration of incoming RPCs",
+                                             explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
+        self._points: dict[tuple[str, int], dict] = {}
+
+    def _record(self, started: float, full_method: str, context, failed: BaseException | None) -> None:
+        code = context.code() if hasattr(context, "code") else None
+        if isinstance(code, grpc.StatusCode):
+            value = code.value[0]
+        else:
+            value = 2 if failed is not None and not isinstance(failed, asyncio.CancelledError) else 0
+            if isinstance(failed, asyncio.CancelledError):
+                value = 1
+        point = self._points.get((full_method, value))
+        if point is None:
+            service, _, method = full_method.lstrip("/").rpartition("/")
+            point = self._points[(full_method, value)] = {
+                "rpc.system": "grpc", "rpc.service": service, "rpc.method": method, "rpc.grpc.status_code": value}
+        self._histogram.record(time.perf_counter() - started, point)
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_NOT_TRAFFIC):
+            return handler
+        from services.common.handler_wrapping import rebuild
+
+        return rebuild(handler, lambda behavior, is_stream: self._timed(behavior, is_stream, method))
+
+    def _timed(self, behavior, is_stream: bool, method: str):
+        record = self._record
+        if is_stream and inspect.isasyncgenfunction(behavior):
+            async def stream(request, context):
+                started, failed = time.perf_counter(), None
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except BaseException as exc:
+                    failed = exc
+                    raise
+                finally:
+                    record(started, method, context, failed)
+            return stream
+
+        async def unary(request, context):
+            started, failed = time.perf_counter(), None
+            try:
+                return await behavior(request, context)
+            except BaseException as exc:
+                failed = exc
+                raise
+            finally:
+                record(started, method, context, failed)
+        return unary
+
+
+def server_interceptors() -> list:
+    """The interceptors every GrpcHost puts outermost (none before ``setup_telemetry`` or with it off)."""
+    tel = _current
+    if tel is None or tel.rpc_metrics is None:
+        return []
+    return [tel.rpc_metrics]
