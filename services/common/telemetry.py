@@ -43,8 +43,9 @@ from typing import Iterable, Mapping
 
 import grpc
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.metrics.view import DropAggregation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
@@ -205,7 +206,9 @@ def setup_telemetry(service_name: str, host: str = "127.0.0.1", settings: Teleme
         "service.version": _version(),
         "service.instance.id": str(uuid.uuid4()),
     })
-    stats_reader = InMemoryMetricReader()
+    # GetStats reads sums only: histograms are not aggregated a second time for it (each reader
+    # aggregates every measurement, and an L1 hit records two durations)
+    stats_reader = InMemoryMetricReader(preferred_aggregation={Histogram: DropAggregation()})
     readers: list[MetricReader] = [stats_reader, *extra_readers]
     http_server = None
     url = None
