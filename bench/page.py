@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -133,6 +134,7 @@ class Bench:
                 p.evaluate(WATCH)
             ad_id, day, spend = self.top_ad()
             latencies, missing = [], 0
+            raw = RawStream(self.base, self.system)  # the BFF's side alone: when the change event is sent
             with httpx.Client(base_url=self.base, timeout=120) as op:
                 op.get(self.system.sign_in_link("bench-op", ["*"], ["operator"]).removeprefix(self.base))
                 csrf = op.get("/api/v1/session").json()["csrf_token"]
@@ -152,10 +154,54 @@ class Bench:
                                 missing += 1
                                 break
                             p.wait_for_timeout(20)
-            return {"pages": n_pages, "changes": n_changes, "missing": missing, **percentiles(latencies)}
+                    raw.mark(version, answered)
+            raw.close()
+            return {"pages": n_pages, "changes": n_changes, "missing": missing, **percentiles(latencies),
+                    "sse_event": percentiles(raw.latencies)}
         finally:
             for ctx in contexts:
                 ctx.close()
+
+
+class RawStream:
+    """One plain SSE client (httpx, a thread) beside the pages: when the BFF sent each change."""
+
+    def __init__(self, base: str, system):
+        self.client = httpx.Client(base_url=base, timeout=None)
+        self.client.get(system.sign_in_link("bench-raw", ["*"], []).removeprefix(base))
+        self.arrived: dict[int, float] = {}
+        self.latencies: list[float] = []
+        self._closed, self._ready = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        self._ready.wait(60)  # the stream is open (its snapshot arrived)
+
+    def _read(self) -> None:
+        try:
+            with self.client.stream("GET", f"/api/v1/accounts/{ACCOUNT}/events",
+                                    params={"since": SINCE, "until": UNTIL}) as answer:
+                event = ""
+                for line in answer.iter_lines():
+                    if self._closed.is_set():
+                        return
+                    if line.startswith("event: "):
+                        event = line[7:]
+                        self._ready.set()
+                    elif line.startswith("id: ") and event in ("change", "jump"):
+                        self.arrived.setdefault(int(line[4:]), time.time() * 1000)
+        except httpx.HTTPError:
+            pass
+
+    def mark(self, version: int, answered_ms: float) -> None:
+        deadline = time.monotonic() + 10
+        while version not in self.arrived and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if version in self.arrived:
+            self.latencies.append((self.arrived[version] - answered_ms) / 1000)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.client.close()
 
 
 def markdown(r: dict) -> str:
@@ -177,6 +223,11 @@ def markdown(r: dict) -> str:
         f"{fan['p99']:.0f} ms | {fan['n']} |",
         f"| baseline: change → DOM updated, 1 open page | {one['p50']:.0f} ms | {one['p95']:.0f} ms | "
         f"{one['p99']:.0f} ms | {one['n']} |",
+        f"| the BFF's side: change → SSE event at a plain client, {fan['pages']} pages open | "
+        f"{fan['sse_event']['p50']:.0f} ms | {fan['sse_event']['p95']:.0f} ms | {fan['sse_event']['p99']:.0f} ms | "
+        f"{fan['sse_event']['n']} |",
+        f"| the BFF's side, 1 page open | {one['sse_event']['p50']:.0f} ms | {one['sse_event']['p95']:.0f} ms | "
+        f"{one['sse_event']['p99']:.0f} ms | {one['sse_event']['n']} |",
         "",
         f"Page load p50 = {load['p50'] / model['p50']:.1f} × the model fetch alone; change → DOM with "
         f"{fan['pages']} pages p50 = {fan['p50'] / one['p50']:.1f} × one page (p99 {fan['p99'] / one['p99']:.1f} ×); "

@@ -32,10 +32,12 @@ def test_javascript_and_css_fit_150_kb_gzipped(base_url):
             assert answer.headers.get("content-encoding") == "gzip", asset
             assert "immutable" in answer.headers["cache-control"]
             total += size
+    print(f"JS + CSS: {total / KB:.1f} KB on the wire")
     assert total <= 150 * KB, f"JS + CSS = {total / KB:.1f} KB gzipped"
 
 
 def test_first_page_model_of_55_ads_x_180_days_fits_150_kb(client):
     size, answer = wire_bytes(client, f"/api/v1/accounts/{REAL}/fatigue", since=SINCE, until=UNTIL)
     assert answer.headers["content-encoding"] == "gzip"
+    print(f"page model of 55 ads x 180 days: {size / KB:.1f} KB on the wire")
     assert size <= 150 * KB, f"page model = {size / KB:.1f} KB on the wire"

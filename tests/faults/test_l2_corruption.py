@@ -1,5 +1,6 @@
-"""L2 corruption (property-based, hypothesis): every field of every collection the gateway reads is
-overwritten with a wrong value (or removed) in the real store, then the range is read as callers do.
+"""L2 corruption (property-based, hypothesis): every field of every collection the services read
+(insights, freshness, accounts, scores, tokens) is overwritten with a wrong value (or removed) in the
+real store, then read as callers do.
 
 Invariants: the read never fails with anything but a clear upstream status (the servicer would otherwise
 answer UNKNOWN); no schema-invalid value is ever served, FRESH or not; a document failing the check is
@@ -26,6 +27,7 @@ from services.common.dates import DateRange
 from services.common.insight_row import InsightRow
 from services.common.l2_schema import check
 from services.common.pb.adfatigue.v1 import fatigue_pb2
+from services.meta_fetcher.token_vault import Keyring, TokenVault, TokenVaultError
 
 ACCOUNT = "1001"
 DAYS = DateRange(date(2026, 4, 1), date(2026, 4, 3))
@@ -205,3 +207,38 @@ def test_every_field_of_every_collection_fails_the_check_with_a_wrong_type():
             target[leaf] = [object()] if leaf != "_id" else 5
             assert check(collection, doc) is not None, (collection, path)
     assert check("insights", {**valid["insights"], "row": {"spend": 0.1}}) is not None  # a double, not "0.1"
+
+
+TOKEN_FIELDS = ["kid", "nonce", "ciphertext", "generation", "status", "refresh_due_at", "updated_at"]
+
+
+async def token_scenario(uri: str, path: str, value) -> None:
+    client = AsyncMongoClient(uri, tz_aware=True)
+    db = f"corrupt_{uuid.uuid4().hex[:10]}"
+    try:
+        vault = TokenVault.from_client(client, db, Keyring.parse(f"k1:{KEY}", None))
+        await vault.put(ACCOUNT, "EAAB-the-token", never_expires=True)
+        doc = await corrupt(client[db]["tokens"], {"_id": ACCOUNT}, path, value)
+        invalid = check("tokens", doc) is not None
+        try:
+            token = await vault.get(ACCOUNT)
+        except TokenVaultError as exc:  # a clear error naming the account and what to do, never the token
+            assert f"act_{ACCOUNT}" in str(exc) and "EAAB" not in str(exc)
+            if invalid:
+                assert await client[db]["quarantine"].count_documents({"collection": "tokens"}) == 1
+            return
+        assert not invalid, "a malformed token record was used"
+        assert token.access_token == "EAAB-the-token"
+    finally:
+        await client.drop_database(db)
+        await client.close()
+
+
+KEY = Keyring.generate_key()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(TOKEN_FIELDS), value=VALUES)
+def test_corrupt_token_records_are_quarantined_and_never_used(mongo_uri, path, value):
+    asyncio.run(token_scenario(mongo_uri, path, value))

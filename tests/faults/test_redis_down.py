@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 import uuid
 
@@ -17,10 +16,10 @@ from pymongo import MongoClient
 
 from services.cli.local_system import LocalSystem, SystemConfig
 from services.cli.service_process import ServiceProcess
-from services.common.embedded_mongo import free_port
 from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
 from tests.e2e.test_subscriptions import SYNTH, md
 from tests.faults.test_system_faults import answer_or_clear_status, call, correct_or_marked_stale, days_ago
+from tests.private_redis import PrivateRedis
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")]
@@ -28,39 +27,9 @@ pytestmark = [pytest.mark.e2e,
 LEASE_TTL_S = 2.0
 
 
-class PrivateRedis:
-    """redis-server on a free port, no persistence; ``stop()`` / ``start()`` as often as needed."""
-
-    def __init__(self, workdir):
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
-                             text=True).stdout.strip() != "PONG":
-            assert time.monotonic() < deadline and self.proc.poll() is None, "private redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()  # as a crash would: no goodbye
-            self.proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
-    server.start()
+    server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
@@ -116,7 +85,7 @@ def test_redis_down_gateways_serve_and_fetch_schedulers_stop_leading(system, red
         assert time.monotonic() < deadline, "no single leader with Redis up"
         time.sleep(0.1)
 
-    redis_server.stop()
+    redis_server.stop()  # down (SIGTERM, then SIGKILL): every key is gone when it comes back
     try:
         for gateway in ("cache_gateway", "cache_gateway_b"):
             for _ in range(3):  # cached days: served

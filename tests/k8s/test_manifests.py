@@ -510,8 +510,8 @@ def test_shell_snippets_are_valid_sh():
         assert result.returncode == 0, (snippet, result.stderr)
 
 
-def test_backup_script_writes_a_checked_archive_and_keeps_30_days(tmp_path):
-    """backup.sh with a stand-in mongodump: the new archive is in place, older ones are pruned."""
+def _backup_sandbox(tmp_path):
+    """(bin dir with a stand-in mongodump that writes its arguments into the archive, backup dir, backup.sh)."""
     bindir, backups = tmp_path / "bin", tmp_path / "backup"
     bindir.mkdir()
     backups.mkdir()
@@ -521,6 +521,12 @@ def test_backup_script_writes_a_checked_archive_and_keeps_30_days(tmp_path):
     fake.chmod(0o755)
     script = tmp_path / "backup.sh"
     script.write_text(_script("mongodb-backup-script", "backup.sh"))
+    return bindir, backups, script
+
+
+def test_backup_script_writes_a_checked_archive_and_keeps_30_days(tmp_path):
+    """backup.sh with a stand-in mongodump: the new archive is in place, older ones are pruned."""
+    bindir, backups, script = _backup_sandbox(tmp_path)
     now = time.time()
     ages = {"adfatigue-old.archive.gz": 31, "adfatigue-recent.archive.gz": 29,
             "adfatigue-crashed.archive.gz.partial": 2, "unrelated.txt": 90}
@@ -541,15 +547,7 @@ def test_backup_script_writes_a_checked_archive_and_keeps_30_days(tmp_path):
 
 def test_hourly_backup_writes_one_archive_per_collection(tmp_path):
     """backup.sh with COLLECTIONS (the hourly job): tokens and audit each get an archive of their own."""
-    bindir, backups = tmp_path / "bin", tmp_path / "backup"
-    bindir.mkdir()
-    backups.mkdir()
-    fake = bindir / "mongodump"
-    fake.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in --archive=*) f="${a#--archive=}";; esac; done\n'
-                    'printf "%s\\n" "$@" | gzip > "$f"\n')
-    fake.chmod(0o755)
-    script = tmp_path / "backup.sh"
-    script.write_text(_script("mongodb-backup-script", "backup.sh"))
+    bindir, backups, script = _backup_sandbox(tmp_path)
     job = BUNDLE.get("CronJob", "mongodb-backup-hourly")
     env = {e["name"]: e["value"] for e in job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
            if "value" in e}
@@ -565,7 +563,9 @@ def test_hourly_backup_writes_one_archive_per_collection(tmp_path):
         assert "--oplog" not in argv and "--db=adfatigue" in argv and f"--collection={name.split('-')[1]}" in argv
 
 
-def test_restore_script_restores_the_daily_archive_then_the_hourly_ones(tmp_path):
+def _restore_sandbox(tmp_path):
+    """(bin dir with a stand-in mongorestore that appends each call's arguments as one line to ``calls``,
+    backup dir, restore.sh, calls)."""
     bindir, backups = tmp_path / "bin", tmp_path / "backup"
     bindir.mkdir()
     backups.mkdir()
@@ -575,6 +575,11 @@ def test_restore_script_restores_the_daily_archive_then_the_hourly_ones(tmp_path
     fake.chmod(0o755)
     script = tmp_path / "restore.sh"
     script.write_text(_script("mongodb-restore-script", "restore.sh"))
+    return bindir, backups, script, calls
+
+
+def test_restore_script_restores_the_daily_archive_then_the_hourly_ones(tmp_path):
+    bindir, backups, script, calls = _restore_sandbox(tmp_path)
     names = ["adfatigue-20260101T023000Z.archive.gz", "adfatigue-tokens-20260101T091500Z.archive.gz",
              "adfatigue-audit-20260101T091500Z.archive.gz"]
     for name in names:
@@ -594,15 +599,7 @@ def test_restore_script_restores_the_daily_archive_then_the_hourly_ones(tmp_path
 
 def test_restore_script_refuses_a_placeholder_and_restores_the_named_archive(tmp_path):
     """restore.sh with a stand-in mongorestore: nothing happens until ARCHIVE names a real file."""
-    bindir, backups = tmp_path / "bin", tmp_path / "backup"
-    bindir.mkdir()
-    backups.mkdir()
-    calls = tmp_path / "calls"
-    fake = bindir / "mongorestore"
-    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {calls}\n')
-    fake.chmod(0o755)
-    script = tmp_path / "restore.sh"
-    script.write_text(_script("mongodb-restore-script", "restore.sh"))
+    bindir, backups, script, calls = _restore_sandbox(tmp_path)
     (backups / "adfatigue-20260101T023000Z.archive.gz").write_bytes(gzip.compress(b"archive"))
     job = BUNDLE.get("Job", "mongodb-restore")
     placeholder = next(e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
