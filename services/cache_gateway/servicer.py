@@ -43,9 +43,9 @@ from services.common.row_proto import row_to_proto
 
 log = logging.getLogger(__name__)
 
-_L1_HIT = {"tier": metrics.L1, **metrics.HIT}
-_L1_MISS = {"tier": metrics.L1, **metrics.MISS}
-_AVOIDED_L1 = {"reason": "l1_fresh"}
+_L1_HIT = metrics.cache_reads.series(tier=metrics.L1, **metrics.HIT)
+_L1_MISS = metrics.cache_reads.series(tier=metrics.L1, **metrics.MISS)
+_AVOIDED_L1 = metrics.meta_calls_avoided.series(reason="l1_fresh")
 _ANSWERED = {(tier, method): {"tier": tier, "rpc.method": method}
              for tier in (metrics.L1, metrics.L2, metrics.L3) for method in ("GetInsights", "GetFatigue")}
 _EVENT = {kind: {"kind": kind} for kind in ("snapshot", "change", "jump")}
@@ -213,11 +213,11 @@ class CacheGatewayServicer:
         key = ("insights", account, days, fields, request.page_size, request.page_token)
         cached = self.l1.get(key)
         if cached is not None:
-            metrics.cache_reads.add(1, _L1_HIT)
-            metrics.meta_calls_avoided.add(1, _AVOIDED_L1)
+            _L1_HIT[1] += 1
+            _AVOIDED_L1[1] += 1
             _answered(started, "GetInsights", None)
             return cached.payload
-        metrics.cache_reads.add(1, _L1_MISS)
+        _L1_MISS[1] += 1
         result = await self._read(context, account, days)
         try:
             offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version,
@@ -243,11 +243,11 @@ class CacheGatewayServicer:
         key = ("fatigue", account, days, config)
         cached = self.l1.get(key)
         if cached is not None:
-            metrics.cache_reads.add(1, _L1_HIT)
-            metrics.meta_calls_avoided.add(1, _AVOIDED_L1)
+            _L1_HIT[1] += 1
+            _AVOIDED_L1[1] += 1
             _answered(started, "GetFatigue", None)
             return cached.payload
-        metrics.cache_reads.add(1, _L1_MISS)
+        _L1_MISS[1] += 1
         result = await self._read(context, account, days)
         try:
             results = await self.scorer.score(account, days, result, request.config, config)

@@ -13,6 +13,8 @@ value and what is allowed. Secrets (``access_token``, ``app_secret``,
 
 from __future__ import annotations
 
+from pydantic import field_validator
+
 from services.common.settings import (
     AuthSettings,
     LoggingSettings,
@@ -102,6 +104,11 @@ class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagi
     async_min_days: int = setting(0, env="META_ASYNC_MIN_DAYS", ge=0,
                                   doc="ranges this long go async up front, days (0 = never)")
     # Accounts served from Ads Manager CSV exports instead of Meta (services.providers.csv_replay).
+    providers: str = setting("ads_manager_csv,meta", env="PROVIDERS", min_length=1,
+                             allowed="registered provider names, comma-separated (services/meta_fetcher/"
+                                     "provider_registry.py)",
+                             doc="providers asked in this order whether they serve an account; the first that "
+                                 "does serves it")
     provider_csv: str | None = setting(None, env="PROVIDER_CSV", allowed="act_1=/path/a.csv,act_2=/path/b.csv",
                                        doc="accounts served from Ads Manager CSV exports instead of Meta")
     provider_csv_timezone: str = setting("Asia/Kuala_Lumpur", env="PROVIDER_CSV_TIMEZONE",
@@ -110,6 +117,16 @@ class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagi
     # Process.
     shutdown_grace_s: float = setting(30.0, env="META_SHUTDOWN_GRACE_S", ge=0,
                                       doc="on SIGTERM, how long in-flight Meta calls may finish, seconds")
+
+    @field_validator("providers")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from services.meta_fetcher.provider_registry import REGISTRY
+
+        unknown = [n.strip() for n in value.split(",") if n.strip() and n.strip() not in REGISTRY]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not registered (registered: {', '.join(sorted(REGISTRY))})")
+        return value
 
     @property
     def secrets(self) -> tuple[str, ...]:
