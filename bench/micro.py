@@ -168,3 +168,83 @@ def fatigue_benchmark(n_ads: int = 1000, days: int = 90, repeats: int = 3) -> di
             "us_per_ad": best / len(ads) * 1e6,
             "method": f"score_ads on {len(ads)} synthetic ads x {days} days (sandbox model), in-process, best of "
                       f"{repeats}"}
+
+
+def replica_memory() -> dict:
+    """Bytes one resident account costs: the real sample account's replica, every row serialized (as after its
+    background warm-up): ``AccountReplica.size_bytes`` (what L1_MAX_BYTES is charged) and what tracemalloc
+    measures for building it (rows decoded, replica, serialized rows), in-process."""
+    import gc
+    import tracemalloc
+
+    from bench.accounts import SAMPLE_CSV
+    from services.cache_gateway.account_replica import AccountReplica
+    from services.cache_gateway.l2_store import AccountImage, AccountState
+    from services.common.ads_manager_csv import load_csv
+
+    if not SAMPLE_CSV.is_file():
+        return {"skipped": f"{SAMPLE_CSV} is missing"}
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        rows = load_csv(SAMPLE_CSV, "1")
+        now = datetime.now(timezone.utc)
+        image = AccountImage(AccountState("1", 1, 1), [(r.ad_id, r.date_start, 1, r) for r in rows],
+                             {r.date_start: now for r in rows}, [])
+        replica = AccountReplica.from_image(image)
+        for entry in replica.unencoded():
+            entry.as_rows_element()
+        del image, rows
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return {"rows": replica.rows_held(), "days": len(replica.fetched), "estimate_bytes": replica.size_bytes,
+            "measured_bytes": after - before,
+            "method": "the real sample account's AccountReplica with every row serialized; size_bytes vs tracemalloc"}
+
+
+def join_vs_encode(repeats: int = 20) -> dict:
+    """Does joining pre-serialized rows pay? The real sample account's lifetime GetInsights rows (1,716) made into
+    a response: encoding every row (``row_to_proto`` + serialize, the L2 path) vs joining each row's memoised
+    bytes (the replica path); in-process, best of ``repeats``."""
+    from bench.accounts import SAMPLE_CSV
+    from services.cache_gateway.account_replica import AccountReplica
+    from services.cache_gateway.l2_store import AccountImage, AccountState
+    from services.common.ads_manager_csv import load_csv
+    from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw
+    from services.common.row_proto import row_to_proto
+
+    if not SAMPLE_CSV.is_file():
+        return {"skipped": f"{SAMPLE_CSV} is missing"}
+    rows = load_csv(SAMPLE_CSV, "1")
+    now = datetime.now(timezone.utc)
+    replica = AccountReplica.from_image(AccountImage(AccountState("1", 1, 1), [(r.ad_id, r.date_start, 1, r)
+                                                                                for r in rows], {}, []))
+    entries = [e for rows_ in replica._day_rows.values() for e in rows_]
+    for e in entries:
+        e.as_rows_element()
+
+    def encode() -> bytes:
+        return gw.GetInsightsResponse(rows=[row_to_proto(e.row) for e in entries]).SerializeToString(deterministic=True)
+
+    def join() -> bytes:
+        return b"".join(e.as_rows_element() for e in entries)
+
+    assert encode() == join()
+    times = {}
+    for name, fn in (("encode", encode), ("join", join)):
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        times[name] = best * 1000
+    del now
+    return {"rows": len(entries), "encode_ms": times["encode"], "join_ms": times["join"],
+            "speedup": times["encode"] / times["join"],
+            "method": "1,716 rows of the real sample account into GetInsightsResponse.rows: row_to_proto + "
+                      "SerializeToString vs b''.join of memoised framed rows (same bytes, asserted); best of "
+                      f"{repeats}, in-process"}
+

@@ -33,6 +33,62 @@ def _mib(x) -> str:
     return "–" if not x else f"{x / 2**20:.1f} MiB"
 
 
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else (" ✓" if ok else " ✗")
+
+
+def issue14_targets(r: dict) -> list[str]:
+    """Issue 14's targets as ratios measured in this run (they hold on any machine)."""
+    c, tp = r.get("contenders", {}), r.get("throughput", {})
+    gw_, ttl = c.get("gateway"), c.get("ttl")
+    sfm, mixed, subs, floor = r.get("serve_from_memory", {}), r.get("mixed_load"), r.get("subscribers", {}), \
+        r.get("fanout_floor", {})
+    rows = []
+    if gw_ and ttl:
+        for p, target in (("p50", 0.3), ("p99", 0.5)):
+            ratio = gw_["page_load_ms"][p] / ttl["page_load_ms"][p]
+            rows.append(f"| page load {p} vs the plain TTL cache | ≤ {target}× | {ratio:.2f}× "
+                        f"({_ms(gw_['page_load_ms'], p)} / {_ms(ttl['page_load_ms'], p)} ms){_verdict(ratio <= target)} |")
+    if tp.get("gateway") and tp.get("ttl"):
+        ratio = tp["gateway"]["requests_per_s"] / tp["ttl"]["requests_per_s"]
+        rows.append(f"| throughput at saturation vs the plain TTL cache | ≥ 1.2× | {ratio:.2f}× "
+                    f"({_int(tp['gateway']['requests_per_s'])} / {_int(tp['ttl']['requests_per_s'])} /s)"
+                    f"{_verdict(ratio >= 1.2)} |")
+    e = sfm.get("echo")
+    if e:
+        ok = e["ratio_p50"] <= 1.3 and e["ratio_p99"] <= 1.3
+        rows.append(f"| L1 hit p50 / p99 vs a bare grpc.aio echo of the same bytes | ≤ 1.3× | "
+                    f"{e['ratio_p50']:.2f}× / {e['ratio_p99']:.2f}×{_verdict(ok)} |")
+    sp, cr = sfm.get("steady_pages"), sfm.get("custom_range_page")
+    if sp:
+        rows.append(f"| L2 reads per page load, steady state | 0 | {sp['l2_reads_per_page_load']:.2f}"
+                    + (f" (custom-range pages {cr['l2_reads_per_page_load']:.2f})" if cr else "")
+                    + f"{_verdict(sp['l2_reads_per_page_load'] == 0)} |")
+    if cr:
+        rows.append(f"| custom-range page p50 vs a bare server returning the same bytes | small multiple | "
+                    f"{cr['ratio_p50']:.1f}× ({_ms(cr['gateway_page_ms'], 'p50')} / {_ms(cr['bare_page_ms'], 'p50')} ms) |")
+    if subs.get("write_to_receipt_ms") and floor.get("p99"):
+        p99, fp99 = subs["write_to_receipt_ms"]["p99"], floor["p99"]
+        rows.append(f"| {subs['subscribers']:,} subscribers on 2 replicas: write → receipt p99 vs the bare fan-out "
+                    f"floor; and absolute | ≤ 1.5×, < 100 ms | {p99 / fp99:.2f}× ({_ms(subs['write_to_receipt_ms'], 'p99')}"
+                    f" / {_ms(floor, 'p99')} ms){_verdict(p99 / fp99 <= 1.5 and p99 < 100)} |")
+    if mixed:
+        u, rss = mixed["unary_ms"], mixed.get("rss_idle_vs_before") or 0
+        errors = sum(mixed["errors"].values())
+        rows.append(f"| mixed load: unary p99, errors, RSS after {mixed['idle_s']:.0f} s idle vs before | ≤ 100 ms, 0, "
+                    f"within 10 % | {_ms(u, 'p99')} ms, {errors}, {100 * (rss - 1):+.1f} %"
+                    f"{_verdict(u['p99'] <= 100 and errors == 0 and abs(rss - 1) <= 0.10)} |")
+    mem = r.get("replica_memory")
+    if mem:
+        rows.append(f"| bytes per resident account, real sample ({mem['rows']:,} rows) | reported | "
+                    f"{_mib(mem['estimate_bytes'])} charged to L1_MAX_BYTES ({_mib(mem['measured_bytes'])} measured "
+                    f"by tracemalloc) |")
+    if not rows:
+        return []
+    return ["", "## Targets (issue 14: serve from memory; ratios within this run)", "",
+            "| measure | target | measured |", "|---|---|---|", *rows]
+
+
 def markdown(r: dict) -> str:
     m = r["meta"]
     c = r.get("contenders", {})
@@ -144,6 +200,7 @@ def markdown(r: dict) -> str:
     if subs.get("write_to_receipt_ms"):
         lines.append(f"| change → subscriber, {subs['subscribers']:,} subscribers | p99 < 100 ms | "
                      f"p99 {_ms(subs['write_to_receipt_ms'], 'p99')} ms |")
+    lines += issue14_targets(r)
     # tiers
     if tiers:
         lines += ["", "## Latency per tier (one request at a time, tier verified by GetStats; production settings)",
@@ -161,6 +218,9 @@ def markdown(r: dict) -> str:
         for name, v in micro.items():
             if "skipped" in v:
                 lines.append(f"| {name} | skipped | {v['skipped']} |")
+            elif name == "join_vs_encode":
+                lines.append(f"| rows joined vs encoded | {v['rows']:,} rows: encode {v['encode_ms']:.1f} ms, join "
+                             f"{v['join_ms']:.2f} ms ({v['speedup']:,.0f}×) | {v['method']} |")
             elif name == "planner":
                 lines.append(f"| planner | {v['p50_ms']:.2f} ms per plan ({v['days']} days → {v['ranges_planned']} "
                              f"ranges) | {v['method']} |")
@@ -188,6 +248,12 @@ def markdown(r: dict) -> str:
                          f"{_ms(cr['gateway_page_ms'], 'p99')} | {_ms(cr['bare_page_ms'], 'p50')} / "
                          f"{_ms(cr['bare_page_ms'], 'p99')} | {cr['ratio_p50']:.1f}× / {cr['ratio_p99']:.1f}× |")
         lines.append("")
+        sl = sfm.get("small_while_large")
+        if sl:
+            lines.append(f"- Small answers (L1-hit GetInsights 7d, one at a time) p50 / p99: alone "
+                         f"{_ms(sl['alone_ms'], 'p50')} / {_ms(sl['alone_ms'], 'p99')} ms; while 4 tasks ask large "
+                         f"ones ({sl['large_answers']} lifetime answers of the real account, never memoised) "
+                         f"{_ms(sl['with_large_ms'], 'p50')} / {_ms(sl['with_large_ms'], 'p99')} ms.")
         sp = sfm.get("steady_pages")
         if sp:
             lines.append(f"- L2 reads per page load, steady state ({sp['page_loads']} page loads of warm "

@@ -73,6 +73,7 @@ class Profile:
     floor_rounds: int = 5
     echo_requests: int = 2000
     custom_pages: int = 40
+    small_large_s: float = 5.0
     mixed_seconds: float = 60.0
     mixed_callers: int = 50
     mixed_streams: int = 200
@@ -112,7 +113,7 @@ def smoke(p: Profile) -> Profile:
     p.planner_repeats, p.fatigue_ads = 10, 30
     p.throughput_seconds, p.throughput_clients, p.throughput_accounts = 0.5, 8, 1
     p.subscribers, p.sub_rounds, p.floor_rounds = 20, 2, 2
-    p.echo_requests, p.custom_pages = 50, 3
+    p.echo_requests, p.custom_pages, p.small_large_s = 50, 3, 0.5
     p.mixed_seconds, p.mixed_callers, p.mixed_streams, p.mixed_idle_s = 2.0, 4, 6, 1.0
     p.quiesce_max_s = 5.0  # a shared machine never goes idle: do not wait 90 s per phase
     return p
@@ -206,7 +207,9 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
             **await micro.l2_benchmarks(gateway_b.address, md, accounts[0], profile.l2_requests),
             "planner": await asyncio.to_thread(micro.planner_benchmark, profile.planner_repeats),
             "fatigue_scoring": await asyncio.to_thread(micro.fatigue_benchmark, profile.fatigue_ads),
+            "join_vs_encode": await asyncio.to_thread(micro.join_vs_encode),
         }
+        results["replica_memory"] = micro.replica_memory()
     if "throughput" not in profile.skip:
         await quiesce(system, max_s=profile.quiesce_max_s)
         log("throughput at saturation")
@@ -230,6 +233,8 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
         if system.sample is not None:
             memory["custom_range_page"] = await serve_from_memory.custom_range_page(
                 gateway_b.address, bare.address, md, system.sample, profile.custom_pages)
+            memory["small_while_large"] = await serve_from_memory.small_while_large(
+                gateway_b.address, md, accounts[0], system.sample, profile.small_large_s)
         bare.stop()
     if "mixed" not in profile.skip:
         await quiesce(system, max_s=profile.quiesce_max_s)

@@ -94,7 +94,14 @@ async def custom_range_page(gateway: str, bare: str, md, account: BenchAccount, 
     span = (account.last_day - account.first_day).days
     gw_client, bare_client = GatewayClient(gateway, 4), GatewayClient(bare, 4)
     try:
-        await _page(gw_client, md, custom_page(account, account.last_day))  # the account is loaded (cold start)
+        # cold start (not measured): the account is fetched from Meta and its replica follows the change feed
+        await _page(gw_client, md, custom_page(account, account.last_day))
+        for _ in range(50):
+            before = await gw_client.stats(md)
+            await _page(gw_client, md, custom_page(account, account.last_day - timedelta(days=1)))
+            if stats_delta(await gw_client.stats(md), before)["l2_reads"] == 0:
+                break
+            await asyncio.sleep(0.2)
         ends = rng.sample(range(28, span), min(pages, span - 28))
         before = await gw_client.stats(md)
         gateway_s, recorded = [], {}
@@ -122,6 +129,53 @@ async def custom_range_page(gateway: str, bare: str, md, account: BenchAccount, 
     finally:
         await gw_client.close()
         await bare_client.close()
+
+
+async def small_while_large(gateway: str, md, small_account: BenchAccount, large_account: BenchAccount,
+                            seconds: float = 5.0, seed: int = 21) -> dict:
+    """Small requests (L1-hit GetInsights 7d, one at a time) alone, then while 4 tasks keep asking for large
+    answers (lifetime GetInsights and GetFatigue of the real sample account, a new end date each: never memoised);
+    p99 of the small ones both ways."""
+    since, until = page_ranges(small_account)["7d"]
+    small = widget_request("insights", small_account.account_id, since, until)
+    client = GatewayClient(gateway, 4)
+    rng = random.Random(seed)
+    span = (large_account.last_day - large_account.first_day).days
+    try:
+        await client.method("GetInsights")(small, metadata=md, timeout=60)
+
+        async def smalls(stop_at: float) -> list[float]:
+            out = []
+            while time.perf_counter() < stop_at:
+                t = time.perf_counter()
+                await client.method("GetInsights")(small, metadata=md, timeout=60)
+                out.append(time.perf_counter() - t)
+            return out
+
+        alone = await smalls(time.perf_counter() + seconds)
+        stop_at = time.perf_counter() + seconds
+        large_done = 0
+
+        async def large() -> None:
+            nonlocal large_done
+            while time.perf_counter() < stop_at:
+                until_day = large_account.first_day + timedelta(days=rng.randint(28, span))
+                kind = rng.choice(("insights", "fatigue"))
+                req = widget_request(kind, large_account.account_id, large_account.first_day.isoformat(),
+                                     until_day.isoformat())
+                await client.method(method_name(kind))(req, metadata=md, timeout=120)
+                large_done += 1
+
+        larges = [asyncio.ensure_future(large()) for _ in range(4)]
+        loaded = await smalls(stop_at)
+        await asyncio.gather(*larges)
+        a, b = percentiles(alone), percentiles(loaded)
+        return {"alone_ms": a, "with_large_ms": b, "large_answers": large_done,
+                "p99_ratio": b["p99"] / a["p99"] if a.get("p99") else None,
+                "method": f"L1-hit GetInsights 7d one at a time for {seconds:g} s alone, then {seconds:g} s while 4 "
+                          "tasks ask lifetime GetInsights/GetFatigue of the real sample account with new end dates"}
+    finally:
+        await client.close()
 
 
 async def steady_pages(gateway: str, md, accounts: list[BenchAccount], rounds: int = 3) -> dict:

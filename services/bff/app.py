@@ -19,6 +19,7 @@ from services.bff.page_routes import router as page_router
 from services.bff.security_headers import SecurityHeaders
 from services.bff.settings import BffSettings
 from services.bff.sign_in import SignInLinks
+from services.common.tls import TlsConfig
 
 SESSION_COOKIE = "adfatigue_session"
 API_DESCRIPTION = """\
@@ -44,7 +45,8 @@ def create_app(settings: BffSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         tokens = GatewayTokens(settings.jwt_hs256_secret, settings.gateway_token_ttl_s, settings.jwt_audience or "")
-        app.state.gateway = GatewayClient(settings.gateway_addr, tokens, settings.gateway_timeout_s)
+        app.state.gateway = GatewayClient(settings.gateway_addr, tokens, settings.gateway_timeout_s,
+                                          TlsConfig.from_settings(settings))
         app.state.models = PageModels(app.state.gateway)
         app.state.feeds = Feeds(app.state.models, app.state.gateway, settings.resubscribe_max_s)
         try:

@@ -8,7 +8,7 @@ import grpc
 
 from services.bff.gateway_token import GatewayTokens
 from services.bff.users import User
-from services.common.grpc_server import service_channel
+from services.common.grpc_server import FROM_ENV, service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
 
 
@@ -20,11 +20,12 @@ class Insights:
 
 
 class GatewayClient:
-    def __init__(self, target: str, tokens: GatewayTokens, timeout_s: float = 30.0):
+    def __init__(self, target: str, tokens: GatewayTokens, timeout_s: float = 30.0, tls=FROM_ENV):
+        """``tls``: a ``TlsConfig`` (TLS to the gateway when it has a CA), None for plaintext, or from GRPC_TLS_*."""
         self.target = target
         self.tokens = tokens
         self.timeout_s = timeout_s
-        self.channel = service_channel(target)
+        self.channel = service_channel(target, tls)
         self.stub = cache_gateway_pb2_grpc.CacheGatewayStub(self.channel)
 
     async def list_accounts(self, user: User) -> list:

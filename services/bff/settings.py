@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import TypeAdapter, field_validator
 
-from services.common.settings import AuthSettings, setting
+from services.common.settings import AuthSettings, TlsSettings, setting
 
 REPO_WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 _ACCOUNTS = TypeAdapter(dict[str, list[str]])
@@ -21,7 +21,7 @@ def _items(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-class BffSettings(AuthSettings):
+class BffSettings(AuthSettings, TlsSettings):
     gateway_addr: str = setting("127.0.0.1:50051", env="BFF_GATEWAY_ADDR", doc="CacheGateway host:port (gRPC)")
     host: str = setting("127.0.0.1", env="BFF_HOST", doc="address the BFF listens on")
     port: int = setting(8080, env="BFF_PORT", ge=0, le=65535, doc="port (0: any free one; the bound one is printed)")

@@ -86,18 +86,20 @@ class _Entry:
     version: int                 # account version at which this (ad, day) last changed
     row: InsightRow | None       # None: a tombstone
     size: int
-    encoded: bytes | None = None  # the serialized InsightRow (all fields), made on first use
-    framed: bytes | None = None   # the same as one element of a ``rows`` field (ROWS_FIELD)
-
-    def serialized(self) -> bytes:
-        if self.encoded is None:
-            self.encoded = row_to_proto(self.row).SerializeToString(deterministic=True)
-        return self.encoded
+    framed: bytes | None = None  # the serialized InsightRow (all fields) as one element of a ``rows`` field
+    header: int = 0              # bytes of ``framed`` before the row itself (tag and length)
 
     def as_rows_element(self) -> bytes:
+        """The row as one element of a ``rows`` field (ROWS_FIELD), made on first use and kept."""
         if self.framed is None:
-            self.framed = frame(ROWS_FIELD, self.serialized())
+            body = row_to_proto(self.row).SerializeToString(deterministic=True)
+            self.framed = frame(ROWS_FIELD, body)
+            self.header = len(self.framed) - len(body)
         return self.framed
+
+    def serialized(self) -> bytes:
+        """The serialized InsightRow (all fields): a copy out of ``framed`` (one copy kept per row)."""
+        return self.as_rows_element()[self.header:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,13 +299,18 @@ class AccountReplica:
             by_ad.setdefault(e.row.ad_id, []).append(e.serialized())
         return by_ad
 
+    def stored_days(self) -> DateRange | None:
+        """First and last day with a live row, like ``InsightsStore.stored_days``; None when none."""
+        live = [d for d in self._sorted_days if self._day_rows.get(d)]
+        return DateRange(live[0], live[-1]) if live else None
+
     def stored_scores(self, ad_ids: Iterable[str]) -> list[StoredScore]:
         """Stored fatigue results of ``ad_ids`` ordered by ad_id (like ``InsightsStore.stored_scores``)."""
         return [self.scores[a] for a in sorted(set(ad_ids)) if a in self.scores]
 
     def unencoded(self) -> list[_Entry]:
         """Live entries whose serialized form is not made yet (warmed in the background)."""
-        return [e for rows in self._day_rows.values() for e in rows if e.encoded is None]
+        return [e for rows in self._day_rows.values() for e in rows if e.framed is None]
 
     def rows_held(self) -> int:
         return sum(len(rows) for rows in self._day_rows.values())

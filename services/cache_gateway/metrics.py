@@ -28,16 +28,16 @@ suffixes added by the exporter):
 
 from __future__ import annotations
 
-from services.common.telemetry import DURATION_BUCKETS_S, meter
+from services.common.telemetry import DURATION_BUCKETS_S, Tally, meter
 
 _m = meter("adfatigue.cache_gateway")
 
-cache_reads = _m.create_counter("adfatigue.cache.reads", unit="{read}",
-                                description="Cache lookups by tier (l1, l2) and outcome (hit, miss)")
+# the two counters every read moves are Tallies (observable counters: an L1 hit must stay cheap)
+cache_reads = Tally(_m, "adfatigue.cache.reads", "{read}", "Cache lookups by tier (l1, l2) and outcome (hit, miss)")
 meta_calls = _m.create_counter("adfatigue.meta.calls", unit="{call}",
                                description="FetchInsights calls made to meta_fetcher (Meta)")
-meta_calls_avoided = _m.create_counter("adfatigue.meta.calls_avoided", unit="{call}",
-                                       description="Reads answered without a Meta call of their own, by reason")
+meta_calls_avoided = Tally(_m, "adfatigue.meta.calls_avoided", "{call}",
+                           "Reads answered without a Meta call of their own, by reason")
 read_duration = _m.create_histogram("adfatigue.gateway.read.duration", unit="s",
                                     description="GetInsights/GetFatigue duration by the tier that answered",
                                     explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)

@@ -169,7 +169,7 @@ class ReplicaCache:
                     return
                 for entry in pending[i:i + WARM_SLICE_ROWS]:
                     if entry.row is not None:
-                        entry.serialized()
+                        entry.as_rows_element()
                 await asyncio.sleep(0)
 
         task = asyncio.ensure_future(run())

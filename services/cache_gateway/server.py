@@ -113,7 +113,7 @@ async def serve(args: argparse.Namespace) -> None:
     servicer.l2_reads = l2_reads
     servicer.rescorer.alerter = getattr(args, "alerter", None)
     servicer.rescorer.start()
-    metrics.observe_l1(servicer.l1)
+    metrics.observe_l1(servicer.l1_totals)  # replicas + memoised answers and fatigue results
     # only the current scheduler leader's refreshes pass: its token must be the lease record's (MongoDB)
     servicer.fencing = FencingCheck(LeaseRecords.of(store.db), settings.lease_key)
     servicer.demand = DemandTracker(store.db["demand"])  # reads and subscribers, for the scheduler's ranking

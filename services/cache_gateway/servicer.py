@@ -20,7 +20,7 @@ from services.cache_gateway.responses import (
     InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_bounds,
 )
 from services.cache_gateway import metrics, stats
-from services.cache_gateway.account_replica import frame
+from services.cache_gateway.account_replica import ROWS_FIELD, frame
 from services.cache_gateway.fatigue_scoring import FatigueScorer
 from services.common.audit_log import AuditLog, audit_call, audited, current_caller, status_of
 from services.cache_gateway.change_feed import Change
@@ -43,9 +43,9 @@ from services.common.row_proto import row_to_proto
 
 log = logging.getLogger(__name__)
 
-_L1_HIT = {"tier": metrics.L1, **metrics.HIT}
-_L1_MISS = {"tier": metrics.L1, **metrics.MISS}
-_AVOIDED_L1 = {"reason": "l1_fresh"}
+_L1_HIT = metrics.cache_reads.series(tier=metrics.L1, **metrics.HIT)
+_L1_MISS = metrics.cache_reads.series(tier=metrics.L1, **metrics.MISS)
+_AVOIDED_L1 = metrics.meta_calls_avoided.series(reason="l1_fresh")
 _ANSWERED = {(tier, method): {"tier": tier, "rpc.method": method}
              for tier in (metrics.L1, metrics.L2, metrics.L3) for method in ("GetInsights", "GetFatigue")}
 _EVENT = {kind: {"kind": kind} for kind in ("snapshot", "change", "jump")}
@@ -65,13 +65,37 @@ def _delivered(change: Change) -> None:
 
 
 #: SubscribeEvent fields joined from serialized elements (repeated fields concatenate on the wire).
-_EVENT_ROWS = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["rows"].number
+assert gw.SubscribeEvent.DESCRIPTOR.fields_by_name["rows"].number == ROWS_FIELD  # rows are joined as framed
 _EVENT_FATIGUE = gw.SubscribeEvent.DESCRIPTOR.fields_by_name["fatigue"].number
 _FATIGUE_FRESHNESS = gw.GetFatigueResponse.DESCRIPTOR.fields_by_name["freshness"].number
 
 
 
 _principal = current_caller  # the authenticated caller of the RPC being served (read by the audit)
+
+
+class L1Totals:
+    """The whole L1 as one cache for its gauges and GetStats: the accounts' replicas, memoised answers and
+    memoised fatigue results (bytes, budget, entries = resident accounts + memoised answers)."""
+
+    def __init__(self, servicer: "CacheGatewayServicer"):
+        self._s = servicer
+
+    def _parts(self) -> list:
+        replicas = self._s.service.replicas
+        return [self._s.l1, self._s.scorer] + ([replicas] if replicas is not None else [])
+
+    @property
+    def bytes_used(self) -> int:
+        return sum(p.bytes_used for p in self._parts())
+
+    @property
+    def max_bytes(self) -> int:
+        return sum(p.max_bytes for p in self._parts())
+
+    def __len__(self) -> int:
+        replicas = self._s.service.replicas
+        return len(self._s.l1) + (len(replicas) if replicas is not None else 0)
 
 
 class CacheGatewayServicer:
@@ -94,6 +118,7 @@ class CacheGatewayServicer:
         self.fencing = None  # FencingCheck: refuses a deposed scheduler leader's Refresh
         self.demand = None   # DemandTracker: reads and subscribers per account, for the scheduler
         self.l2_reads = None  # L2ReadCounter on the store's client (GetStats)
+        self.l1_totals = L1Totals(self)
         service.on_change = self._on_change
         if service.replicas is not None:  # a replica changed or went: answers memoised from it are void
             service.replicas.listeners.append(self.l1.invalidate_account)
@@ -188,11 +213,11 @@ class CacheGatewayServicer:
         key = ("insights", account, days, fields, request.page_size, request.page_token)
         cached = self.l1.get(key)
         if cached is not None:
-            metrics.cache_reads.add(1, _L1_HIT)
-            metrics.meta_calls_avoided.add(1, _AVOIDED_L1)
+            _L1_HIT[1] += 1
+            _AVOIDED_L1[1] += 1
             _answered(started, "GetInsights", None)
             return cached.payload
-        metrics.cache_reads.add(1, _L1_MISS)
+        _L1_MISS[1] += 1
         result = await self._read(context, account, days)
         try:
             offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version,
@@ -218,11 +243,11 @@ class CacheGatewayServicer:
         key = ("fatigue", account, days, config)
         cached = self.l1.get(key)
         if cached is not None:
-            metrics.cache_reads.add(1, _L1_HIT)
-            metrics.meta_calls_avoided.add(1, _AVOIDED_L1)
+            _L1_HIT[1] += 1
+            _AVOIDED_L1[1] += 1
             _answered(started, "GetFatigue", None)
             return cached.payload
-        metrics.cache_reads.add(1, _L1_MISS)
+        _L1_MISS[1] += 1
         result = await self._read(context, account, days)
         try:
             results = await self.scorer.score(account, days, result, request.config, config)
@@ -233,7 +258,8 @@ class CacheGatewayServicer:
         head = gw.GetFatigueResponse(account_id=account, version=result.snapshot.version)
         tail = gw.GetFatigueResponse(account_currency=await self.service.currency(account))
         if not results:  # say where the account's data lies (docs: GetFatigueResponse.stored_days)
-            stored = await self.service.store.stored_days(account)
+            stored = result.replica.stored_days() if result.replica is not None else \
+                await self.service.store.stored_days(account)
             if stored is not None:
                 tail.stored_days.since, tail.stored_days.until = stored.since.isoformat(), stored.until.isoformat()
         fresh = freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock())
@@ -289,12 +315,9 @@ class CacheGatewayServicer:
             require_operator(principal, "GetStats")
         except AuthError as exc:
             await context.abort(exc.code, exc.message)
-        replicas = self.service.replicas
+        replicas, l1 = self.service.replicas, self.l1_totals
         return gw.GatewayStats(
-            **stats.counters(),
-            l1_bytes=self.l1.bytes_used + self.scorer.bytes_used + (replicas.bytes_used if replicas else 0),
-            l1_max_bytes=self.l1.max_bytes + self.scorer.max_bytes + (replicas.max_bytes if replicas else 0),
-            l1_entries=len(self.l1) + (len(replicas) if replicas else 0),
+            **stats.counters(), l1_bytes=l1.bytes_used, l1_max_bytes=l1.max_bytes, l1_entries=len(l1),
             l2_reads=self.l2_reads.reads if self.l2_reads else 0,
             l1_accounts=len(replicas) if replicas else 0, l1_replica_loads=replicas.loads if replicas else 0,
         ).SerializeToString()
@@ -430,7 +453,7 @@ class CacheGatewayServicer:
             event.fatigue.extend(fatigue_pb2.FatigueResult.FromString(b) for b in scores)
             return event.SerializeToString(deterministic=True)
         head = gw.SubscribeEvent(kind=kind, version=snap.version).SerializeToString(deterministic=True)
-        return b"".join((head, *(frame(_EVENT_ROWS, e.serialized()) for e in entries),
+        return b"".join((head, *(e.as_rows_element() for e in entries),
                          *(frame(_EVENT_FATIGUE, b) for b in scores)))
 
     @staticmethod

@@ -17,12 +17,13 @@ from services.common.settings import (
     MongoSettings,
     NotifySettings,
     SchedulerLeaseSettings,
+    TlsSettings,
     setting,
 )
 
 
 class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, AuthSettings, LoggingSettings,
-                      NotifySettings):
+                      NotifySettings, TlsSettings):
     """Everything the gateway process reads (units in the names: _s seconds)."""
 
     port: int = setting(50051, env="ADFATIGUE_GATEWAY_PORT", ge=0, le=65535, doc="gRPC port (0: any free port)")

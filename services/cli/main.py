@@ -136,8 +136,13 @@ def cmd_report(parser, args) -> int:
     levels = _levels(parser, args.level)
     target = gateway_address(_data_dir(args), args.gateway)
     token = _token(parser, args)
+    console = terminal_console()
     try:
-        reply = asyncio.run(fatigue(target, token, account, since, until))
+        if fmt == "table" and console.is_terminal:  # a first fetch of a long range from Meta takes a while
+            with console.status(f"reading act_{account} {since} … {until} (from Meta where not cached yet) ..."):
+                reply = asyncio.run(fatigue(target, token, account, since, until))
+        else:
+            reply = asyncio.run(fatigue(target, token, account, since, until))
     except grpc.RpcError as exc:
         if fmt == "json":
             _json_error(exc.code(), f"{exc.details()}{unreachable_hint(exc, target)}".strip())
@@ -145,7 +150,7 @@ def cmd_report(parser, args) -> int:
         return _rpc_failed(exc, target)
     lines = report_lines(reply, levels, args.sort)
     if fmt == "table":
-        render_table(reply, lines, since, until, terminal_console())
+        render_table(reply, lines, since, until, console)
     elif fmt == "markdown":
         print(render_markdown(reply, lines, since, until))
     elif fmt == "csv":

@@ -1,6 +1,7 @@
 """TLS for every gRPC server and channel of the project, when certificates are configured (issue 15).
 
-Settings (environment; paths to PEM files, all optional; none set = plaintext, fine on loopback):
+Settings (``TlsSettings`` in services/common/settings/parts.py; paths to PEM files, all optional;
+none set = plaintext, fine on loopback):
 
 - ``GRPC_TLS_CERT`` / ``GRPC_TLS_KEY``: this service's certificate chain and private key. A server
   with them serves TLS only; a channel presents them as its client certificate.
@@ -20,14 +21,13 @@ secret on the wire and, with client certificates, proves which machine calls.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import grpc
 
-CLIENT_AUTH_MODES = ("none", "optional", "require")
-
+from services.common.settings import TlsSettings
 
 class TlsConfigError(ValueError):
     """A TLS setting is inconsistent or a file is unreadable; the message names the setting."""
@@ -43,25 +43,24 @@ class TlsConfig:
     health_port: int | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "TlsConfig | None":
-        """The configured TLS, or None when no ``GRPC_TLS_*`` setting is set. Raises TlsConfigError."""
-        env = env if env is not None else dict(os.environ)
-        cert, key, ca = env.get("GRPC_TLS_CERT", ""), env.get("GRPC_TLS_KEY", ""), env.get("GRPC_TLS_CA", "")
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "TlsConfig | None":
+        """``from_settings`` of the ``GRPC_TLS_*`` settings in ``env`` (default ``os.environ``)."""
+        return cls.from_settings(TlsSettings.from_env(env))
+
+    @classmethod
+    def from_settings(cls, tls: TlsSettings) -> "TlsConfig | None":
+        """The configured TLS, or None when no certificate setting is set. Raises TlsConfigError (a
+        ValueError) naming the setting when they do not fit together or a file is unreadable."""
+        cert, key, ca = tls.grpc_tls_cert, tls.grpc_tls_key, tls.grpc_tls_ca
         if not (cert or key or ca):
             return None
         if bool(cert) != bool(key):
             raise TlsConfigError("set both GRPC_TLS_CERT and GRPC_TLS_KEY (the certificate and its private key), "
                                  "or neither")
-        mode = (env.get("GRPC_TLS_CLIENT_AUTH") or "none").lower()
-        if mode not in CLIENT_AUTH_MODES:
-            raise TlsConfigError(f"GRPC_TLS_CLIENT_AUTH must be one of {', '.join(CLIENT_AUTH_MODES)}")
-        if mode != "none" and not ca:
+        if tls.grpc_tls_client_auth != "none" and not ca:
             raise TlsConfigError("GRPC_TLS_CLIENT_AUTH needs GRPC_TLS_CA (the CA client certificates must chain to)")
-        health = env.get("GRPC_HEALTH_PORT", "")
-        if health and not (health.isdigit() and 0 <= int(health) <= 65535):
-            raise TlsConfigError("GRPC_HEALTH_PORT must be a port number (0 to 65535)")
-        return cls(_read(cert, "GRPC_TLS_CERT"), _read(key, "GRPC_TLS_KEY"), _read(ca, "GRPC_TLS_CA"), mode,
-                   env.get("GRPC_TLS_SERVER_NAME", ""), int(health) if health else None)
+        return cls(_read(cert, "GRPC_TLS_CERT"), _read(key, "GRPC_TLS_KEY"), _read(ca, "GRPC_TLS_CA"),
+                   tls.grpc_tls_client_auth, tls.grpc_tls_server_name, tls.grpc_health_port)
 
     @property
     def serves_tls(self) -> bool:

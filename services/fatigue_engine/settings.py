@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.common.settings import AuthSettings, LoggingSettings
+from services.common.settings import AuthSettings, LoggingSettings, TlsSettings
 
 
-class EngineSettings(AuthSettings, LoggingSettings):
+class EngineSettings(AuthSettings, LoggingSettings, TlsSettings):
     """Everything the engine process reads from the environment."""

@@ -1,7 +1,7 @@
 """One account's insights from Meta: the right token, the Graph calls, cumulative reach.
 
 ``AccountFetcher`` is what the gRPC servicer and the Meta provider
-(``services.providers.meta``) share:
+(``services.meta_fetcher.meta_provider``) share:
 
 - picks the account's credential (``credentials``: vault token, else
   ``META_ACCESS_TOKEN``; a token marked invalid fails fast, no call);

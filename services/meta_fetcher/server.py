@@ -37,16 +37,15 @@ from services.meta_fetcher import metrics
 from services.common.service_callers import ServiceCallers
 from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
-from services.meta_fetcher.account_fetch import AccountFetcher
 from services.meta_fetcher.credentials import Credentials
 from services.meta_fetcher.graph_client import GraphClient
 from services.meta_fetcher.graph_errors import register_secret
 from services.meta_fetcher.pacing import build_pacer
+from services.meta_fetcher.provider_registry import ProviderResources, ProviderRouter
 from services.meta_fetcher.servicer import SERVICE_NAME, MetaFetcherServicer
 from services.meta_fetcher.settings import SANDBOX_DEV_TOKEN, FetcherSettings
 from services.meta_fetcher.token_refresh import TokenRefresher
 from services.meta_fetcher.token_vault import TokenVault, keyring_from_settings
-from services.providers.csv_replay import CsvReplayProvider, parse_csv_accounts
 
 log = logging.getLogger("services.meta_fetcher")
 
@@ -60,14 +59,13 @@ async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0"
     ``callers``: who may call (the process always passes the ``gateway`` identity check; None, for
     in-process tests only, lets anyone in).
 
-    Accounts in ``settings.provider_csv`` are served from their CSV export
-    (a bad entry raises ValueError). With ``settings.vault_enabled`` the token vault is opened (a bad
+    Each account is served by the first provider of ``settings.providers`` that serves it
+    (``provider_registry``; a bad ``PROVIDER_CSV`` entry raises ValueError). With ``settings.vault_enabled`` the token vault is opened (a bad
     TOKEN_KEYS raises TokenKeyConfigError, a ValueError) and, when the app id
     and secret are set, the token refresher runs in the background.
     """
     keyring = keyring_from_settings(settings.token_keys, settings.token_active_key) if settings.vault_enabled \
         else None
-    csv_files = parse_csv_accounts(settings.provider_csv)
     pacer = build_pacer(settings)
     client = GraphClient(settings, pacer=pacer)
     mongo = AsyncMongoClient(settings.mongodb_uri, tz_aware=True) if keyring is not None else None
@@ -75,10 +73,8 @@ async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0"
                                    refresh_before_s=settings.token_refresh_before_s) if keyring is not None else None
     refresher_task: asyncio.Task | None = None
     host = GrpcHost(address, [callers] if callers is not None else [])
-    fetcher = AccountFetcher(client, Credentials(settings, vault))
-    csv = CsvReplayProvider(csv_files, timezone_name=settings.provider_csv_timezone,
-                            currency=settings.provider_csv_currency) if csv_files else None
-    meta_fetcher_pb2_grpc.add_MetaFetcherServicer_to_server(MetaFetcherServicer(client, fetcher, csv), host.server)
+    providers = ProviderRouter.open(ProviderResources(settings, client, Credentials(settings, vault)))
+    meta_fetcher_pb2_grpc.add_MetaFetcherServicer_to_server(MetaFetcherServicer(client, providers), host.server)
     try:
         if vault is not None:
             try:
@@ -98,6 +94,7 @@ async def fetcher_server(settings: FetcherSettings, address: str = "127.0.0.1:0"
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher_task
         await host.stop(grace=grace_s)
+        await providers.aclose()
         await client.aclose()
         await pacer.aclose()
         if mongo is not None:

@@ -15,15 +15,15 @@ trailing metadata ``retry-after-s`` (whole seconds). Classification:
 
 ``with_reach_cum`` also fills ``reach_cum`` (``services.meta_fetcher.account_fetch``).
 
-Accounts configured in ``PROVIDER_CSV`` are answered from their Ads Manager
-export (``services.providers.csv_replay``) with no call to Meta
-(``upstream_calls`` 0, ``reach_cum`` never set); the same checks apply and
-only the requested fields are filled.
+Each account is answered by the provider that serves it (``PROVIDERS``,
+``services.meta_fetcher.provider_registry``): accounts configured in
+``PROVIDER_CSV`` from their Ads Manager export (``services.providers.csv_replay``)
+with no call to Meta (``upstream_calls`` 0, ``reach_cum`` never set), the others
+from Meta; the same checks apply and only the requested fields are filled.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from datetime import datetime, timezone
@@ -35,11 +35,12 @@ from services.common.grpc_server import MAX_MESSAGE_BYTES
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2, meta_fetcher_pb2_grpc
 from services.meta_fetcher.account_fetch import AccountFetcher
 from services.meta_fetcher.graph_client import CallCounter, GraphClient
-from services.meta_fetcher.graph_errors import GraphError, redact
+from services.meta_fetcher.graph_errors import redact
+from services.meta_fetcher.meta_provider import MetaProvider
+from services.meta_fetcher.provider_registry import ProviderRouter
 from services.common.row_proto import row_to_proto
-from services.meta_fetcher.request_validation import FetchRequest, RequestError, validate_fetch_request
+from services.meta_fetcher.request_validation import RequestError, validate_fetch_request
 from services.providers.base import ProviderError
-from services.providers.csv_replay import CsvReplayProvider
 
 log = logging.getLogger(__name__)
 
@@ -51,39 +52,16 @@ RETRY_AFTER_KEY = "retry-after-s"
 
 
 class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
-    """Serves ``FetchInsights`` through one shared ``GraphClient`` (tokens chosen by ``fetcher``)."""
+    """Serves ``FetchInsights`` from the provider that serves each account (``provider_registry``).
 
-    def __init__(self, client: GraphClient, fetcher: AccountFetcher | None = None,
-                 csv: CsvReplayProvider | None = None) -> None:
+    ``client``: the process's Graph client (its secrets are kept out of messages, its account cache
+    checks ranges early); ``providers``: the ``ProviderRouter`` of the ``PROVIDERS`` setting (default:
+    Meta through ``client`` for every account).
+    """
+
+    def __init__(self, client: GraphClient, providers: ProviderRouter | None = None) -> None:
         self.client = client
-        self.fetcher = fetcher or AccountFetcher(client)
-        self.csv = csv
-
-    async def _from_csv(self, request: meta_fetcher_pb2.FetchInsightsRequest, req: FetchRequest,
-                        context: grpc.aio.ServicerContext) -> meta_fetcher_pb2.FetchInsightsResponse:
-        """Answer a PROVIDER_CSV account from its export (module docstring)."""
-        assert self.csv is not None
-        account = f"act_{req.account_id}"
-        try:
-            info = await self.csv.account_info(req.account_id)
-            validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
-                                   timezone_name=info.timezone_name)
-            rows = await self.csv.fetch_insights(req.account_id, req.since, req.until)
-            # an export holds one attribution setting: it is taken as the one the account asks for
-            rows = [dataclasses.replace(r, action_attribution_windows=req.attribution) for r in rows]
-        except RequestError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except ProviderError as exc:
-            log.warning("FetchInsights %s %s..%s from CSV -> %s: %s", account, req.since, req.until, exc.code.name,
-                        exc.message)
-            await context.abort(exc.code, exc.message)
-        mask = None if not request.fields else {*req.fields, "adset_id", "campaign_id"}
-        response = meta_fetcher_pb2.FetchInsightsResponse(
-            account_id=req.account_id, rows=[row_to_proto(r, mask) for r in rows], upstream_calls=0,
-            account_timezone=info.timezone_name, account_currency=info.currency, account_name=info.name)
-        response.fetched_at.FromDatetime(datetime.now(timezone.utc))
-        log.info("FetchInsights %s %s..%s: %d rows from the CSV export", account, req.since, req.until, len(rows))
-        return response
+        self.providers = providers or ProviderRouter([MetaProvider(AccountFetcher(client))])
 
     async def FetchInsights(self, request: meta_fetcher_pb2.FetchInsightsRequest,
                             context: grpc.aio.ServicerContext) -> meta_fetcher_pb2.FetchInsightsResponse:
@@ -100,34 +78,33 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
                                          attribution=list(request.action_attribution_windows))
         except RequestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
-        if self.csv is not None and self.csv.serves(req.account_id):
-            return await self._from_csv(request, req, context)
         account = f"act_{req.account_id}"
         counter = CallCounter()
         try:
-            info = await self.fetcher.account_info(req.account_id, counter)
+            provider = self.providers.for_account(req.account_id)
+            info = await provider.account_info(req.account_id, counter)
             if cached is None:  # now that the time zone is known, check retention precisely
-                try:
-                    validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
-                                           timezone_name=info.timezone_name)
-                except RequestError as exc:
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
-            rows = await self.fetcher.daily_rows(req.account_id, req.since, req.until, req.fields, counter,
-                                                 attribution=req.attribution,
-                                                 with_reach_cum=request.with_reach_cum,
-                                                 timezone_name=info.timezone_name)
-        except GraphError as exc:
-            code, message = exc.grpc_status(account)
-            message = redact(message, secrets)
+                validate_fetch_request(request.account_id, request.since, request.until, list(request.fields),
+                                       timezone_name=info.timezone_name)
+            rows = await provider.fetch_insights(req.account_id, req.since, req.until, fields=req.fields,
+                                                 attribution=req.attribution, with_reach_cum=request.with_reach_cum,
+                                                 counter=counter)
+        except RequestError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, redact(str(exc), secrets))
+        except ProviderError as exc:
+            message = redact(exc.message, secrets)
             log.warning("FetchInsights %s %s..%s -> %s after %d call(s): %s", account, req.since, req.until,
-                        code.name, counter.calls, message)
-            if code == grpc.StatusCode.RESOURCE_EXHAUSTED and exc.retry_after_s is not None:
+                        exc.code.name, counter.calls, message)
+            if exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED and exc.retry_after_s is not None:
                 context.set_trailing_metadata(((RETRY_AFTER_KEY, str(max(1, math.ceil(exc.retry_after_s)))),))
-            await context.abort(code, message)
+            await context.abort(exc.code, message)
         fetched_at = max((r.fetched_at for r in rows if r.fetched_at), default=datetime.now(timezone.utc))
+        # only what was asked is sent, whatever a provider filled (an export has every field)
+        mask = None if not request.fields else {*req.fields, "adset_id", "campaign_id",
+                                                *(("reach_cum",) if request.with_reach_cum else ())}
         response = meta_fetcher_pb2.FetchInsightsResponse(
             account_id=req.account_id,
-            rows=[row_to_proto(r) for r in rows],
+            rows=[row_to_proto(r, mask) for r in rows],
             upstream_calls=counter.calls,
             account_timezone=info.timezone_name,
             account_currency=info.currency,
@@ -140,6 +117,6 @@ class MetaFetcherServicer(meta_fetcher_pb2_grpc.MetaFetcherServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"{len(rows)} rows for {account} {req.since}..{req.until} are {size / 2**20:.1f} MiB, over the "
                 f"{MAX_RESPONSE_BYTES / 2**20:.0f} MiB response limit: ask for a shorter range or fewer fields")
-        log.info("FetchInsights %s %s..%s: %d rows, %d upstream call(s)", account, req.since, req.until, len(rows),
-                 counter.calls)
+        log.info("FetchInsights %s %s..%s: %d rows from %s, %d upstream call(s)", account, req.since, req.until,
+                 len(rows), provider.name, counter.calls)
         return response

@@ -13,12 +13,16 @@ value and what is allowed. Secrets (``access_token``, ``app_secret``,
 
 from __future__ import annotations
 
+from pydantic import field_validator
+
 from services.common.settings import (
+    AuthSettings,
     LoggingSettings,
     MetaBudgetSettings,
     MetaPagingSettings,
     MongoSettings,
     RedisSettings,
+    TlsSettings,
     setting,
 )
 
@@ -29,19 +33,20 @@ DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
 
 
-class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagingSettings, LoggingSettings):
+class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagingSettings, LoggingSettings,
+                      AuthSettings, TlsSettings):
     """Configuration of the Graph client and servicer (units in the names: _s = seconds)."""
 
     graph_url: str = setting(DEFAULT_GRAPH_URL, env="META_GRAPH_URL", min_length=1,
                              doc="Graph API base URL (the sandbox: http://127.0.0.1:8085)")
     api_version: str = setting(DEFAULT_API_VERSION, env="META_API_VERSION", pattern=r"^v\d+\.\d+$",
-                               allowed="a version such as v23.0", doc="Graph API version (DESIGN.md R12)")
+                               allowed="a version such as v23.0", doc="Graph API version (pinned; Meta upgrades retired ones)")
     access_token: str = setting(SANDBOX_DEV_TOKEN, env="META_ACCESS_TOKEN", secret=True, min_length=1,
                                 doc="Meta access token when the vault has none (default: the sandbox's dev token)")
     app_secret: str | None = setting(None, env="META_APP_SECRET", secret=True,
                                      doc="app secret: appsecret_proof on every call, token exchange")
     app_id: str | None = setting(None, env="META_APP_ID",
-                                 doc="client_id of fb_exchange_token (META_GRAPH_API.md §5)")
+                                 doc="client_id of fb_exchange_token (long-lived token exchange)")
     # Paging (page_limit: MetaPagingSettings).
     min_page_limit: int = setting(5, env="META_MIN_PAGE_LIMIT", ge=1,
                                   doc="'reduce data' errors halve the page limit down to this")
@@ -63,13 +68,12 @@ class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagi
     timeout_s: float = setting(60.0, env="META_TIMEOUT_S", gt=0, doc="HTTP read timeout per call, seconds")
     connect_timeout_s: float = setting(5.0, env="META_CONNECT_TIMEOUT_S", gt=0, doc="HTTP connect timeout, seconds")
     # Retries (DESIGN.md R7: exponential backoff with jitter, 3 retries).
-    retries: int = setting(3, env="META_RETRIES", ge=0, doc="retries of a transient failure (DESIGN.md R7)")
+    retries: int = setting(3, env="META_RETRIES", ge=0, doc="retries of a transient failure (exponential backoff with jitter)")
     backoff_initial_s: float = setting(1.0, env="META_BACKOFF_INITIAL_S", ge=0, doc="first backoff, seconds")
     backoff_max_s: float = setting(30.0, env="META_BACKOFF_MAX_S", ge=0, doc="longest backoff, seconds")
     backoff_jitter_s: float = setting(1.0, env="META_BACKOFF_JITTER_S", ge=0, doc="random jitter added, seconds")
     throttle_min_wait_s: float = setting(5.0, env="META_THROTTLE_MIN_WAIT_S", ge=0,
-                                         doc="wait before retrying a throttle that gave no regain time, seconds "
-                                             "(META_GRAPH_API.md §3)")
+                                         doc="wait before retrying a throttle that gave no regain time, seconds")
     throttle_max_wait_s: float = setting(30.0, env="META_THROTTLE_MAX_WAIT_S", ge=0,
                                          doc="longest in-call wait for a throttle, seconds; longer -> RESOURCE_EXHAUSTED")
     throttle_default_retry_s: float = setting(300.0, env="META_THROTTLE_DEFAULT_RETRY_S", ge=0,
@@ -100,6 +104,11 @@ class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagi
     async_min_days: int = setting(0, env="META_ASYNC_MIN_DAYS", ge=0,
                                   doc="ranges this long go async up front, days (0 = never)")
     # Accounts served from Ads Manager CSV exports instead of Meta (services.providers.csv_replay).
+    providers: str = setting("ads_manager_csv,meta", env="PROVIDERS", min_length=1,
+                             allowed="registered provider names, comma-separated (services/meta_fetcher/"
+                                     "provider_registry.py)",
+                             doc="providers asked in this order whether they serve an account; the first that "
+                                 "does serves it")
     provider_csv: str | None = setting(None, env="PROVIDER_CSV", allowed="act_1=/path/a.csv,act_2=/path/b.csv",
                                        doc="accounts served from Ads Manager CSV exports instead of Meta")
     provider_csv_timezone: str = setting("Asia/Kuala_Lumpur", env="PROVIDER_CSV_TIMEZONE",
@@ -108,6 +117,16 @@ class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagi
     # Process.
     shutdown_grace_s: float = setting(30.0, env="META_SHUTDOWN_GRACE_S", ge=0,
                                       doc="on SIGTERM, how long in-flight Meta calls may finish, seconds")
+
+    @field_validator("providers")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from services.meta_fetcher.provider_registry import REGISTRY
+
+        unknown = [n.strip() for n in value.split(",") if n.strip() and n.strip() not in REGISTRY]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not registered (registered: {', '.join(sorted(REGISTRY))})")
+        return value
 
     @property
     def secrets(self) -> tuple[str, ...]:

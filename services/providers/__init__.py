@@ -1,9 +1,12 @@
 """Insights providers (DESIGN.md R14): where daily ad rows come from, behind one small protocol.
 
 ``base`` (the ``InsightsProvider`` protocol, ``SyncPoint``, ``ProviderError``),
-``meta`` (the Meta Graph API through ``services.meta_fetcher``), ``csv_replay``
-(Ads Manager CSV exports, an account analysed offline). A new ad platform
-(Google Ads, TikTok Ads) is one more module implementing the protocol.
+``csv_replay`` (Ads Manager CSV exports, an account analysed offline). The Meta
+Graph API provider lives with its client in ``services.meta_fetcher.meta_provider``;
+meta_fetcher picks a provider per account from its registry
+(``services.meta_fetcher.provider_registry``, the ``PROVIDERS`` setting). A new ad
+platform (Google Ads, TikTok Ads) is one more module implementing the protocol and
+one registry line. Nothing here imports a service.
 """
 
 from services.providers.base import InsightsProvider, ProviderAccount, ProviderError, SyncPoint

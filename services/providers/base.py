@@ -2,12 +2,21 @@
 
 A provider answers, for one ad account:
 
-- ``account_info(account_id) -> ProviderAccount``: name, ISO 4217 currency,
+- ``serves(account_id) -> bool``: whether this provider holds the account
+  (meta_fetcher hands each account to the first provider of its ``PROVIDERS``
+  setting that serves it: ``services/meta_fetcher/provider_registry.py``);
+- ``account_info(account_id, counter=None) -> ProviderAccount``: name, ISO 4217 currency,
   IANA time zone (row dates are calendar dates of that zone, META_GRAPH_API.md §4);
-- ``fetch_insights(account_id, since, until) -> list[InsightRow]``: daily
-  ad-level rows of the inclusive range, sorted by (date_start, ad_id), typed
+- ``fetch_insights(account_id, since, until, *, fields=(), attribution=(),
+  with_reach_cum=False, counter=None) -> list[InsightRow]``: daily ad-level rows of the inclusive
+  range with at least ``fields`` filled (empty: every field), under the
+  attribution setting ``attribution`` (empty: the source's own; rows carry it in
+  ``action_attribution_windows``), sorted by
+  (date_start, ad_id), typed
   (``services.common.insight_row``: counts ``int``, spend ``Decimal``,
-  unknown ``None``);
+  unknown ``None``); ``reach_cum`` filled when asked and the source has it.
+  ``counter``: an object whose ``calls`` (int) is raised by every upstream
+  call made (HTTP requests to Meta; 0 for a file);
 - ``changes_since(account_id, sync_point) -> (rows, new_sync_point)``:
   differential updates. ``sync_point`` None means "first sync". The rows are
   those of every day that is new or whose rows changed since the sync point
@@ -35,7 +44,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Iterable, Mapping, Protocol, runtime_checkable
+from typing import Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 import grpc
 
@@ -120,11 +129,17 @@ class InsightsProvider(Protocol):
 
     name: str
 
-    async def account_info(self, account_id: str) -> ProviderAccount:
+    def serves(self, account_id: str) -> bool:
+        """Whether this provider holds ``account_id`` (``act_`` or numeric)."""
+        ...
+
+    async def account_info(self, account_id: str, counter=None) -> ProviderAccount:
         """Name, currency and time zone of the account; ProviderError."""
         ...
 
-    async def fetch_insights(self, account_id: str, since: date, until: date) -> list[InsightRow]:
+    async def fetch_insights(self, account_id: str, since: date, until: date, *, fields: Sequence[str] = (),
+                             attribution: Sequence[str] = (), with_reach_cum: bool = False,
+                             counter=None) -> list[InsightRow]:
         """Daily ad rows of ``since..until`` (inclusive), sorted by (date_start, ad_id); ProviderError."""
         ...
 

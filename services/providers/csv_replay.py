@@ -24,6 +24,7 @@ when the file cannot be read, DATA_LOSS when it does not parse.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -136,19 +137,33 @@ class CsvReplayProvider:
             self._loaded[account] = loaded
             return loaded
 
-    async def account_info(self, account_id: str) -> ProviderAccount:
+    @classmethod
+    def from_resources(cls, resources) -> "CsvReplayProvider":
+        """From meta_fetcher's settings: ``PROVIDER_CSV`` (none: serves no account), ``PROVIDER_CSV_TIMEZONE``,
+        ``PROVIDER_CSV_CURRENCY``. A bad ``PROVIDER_CSV`` raises ValueError naming the entry."""
+        s = resources.settings
+        return cls(parse_csv_accounts(s.provider_csv), timezone_name=s.provider_csv_timezone,
+                   currency=s.provider_csv_currency)
+
+    async def account_info(self, account_id: str, counter=None) -> ProviderAccount:
         """The file's stem as the name; time zone and currency from the provider's settings."""
         account = self._account(account_id)
         return ProviderAccount(account_id=account, name=self.files[account].stem, currency=self.currency,
                                timezone_name=self.timezone_name)
 
-    async def fetch_insights(self, account_id: str, since: date, until: date) -> list[InsightRow]:
-        """The file's rows with ``since <= date_start <= until``, sorted by (date_start, ad_id)."""
+    async def fetch_insights(self, account_id: str, since: date, until: date, *, fields=(), attribution=(),
+                             with_reach_cum: bool = False, counter=None) -> list[InsightRow]:
+        """The file's rows with ``since <= date_start <= until``, sorted by (date_start, ad_id); every field the
+        export has (never ``reach_cum``), no upstream call. An export holds one attribution setting: it is
+        taken as ``attribution`` (the one the account asks for) when given."""
         account = self._account(account_id)
         if until < since:
             raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT, f"until {until} is before since {since}")
         loaded = await self._load(account)
-        return [r for r in loaded.rows if since <= r.date_start <= until]
+        rows = [r for r in loaded.rows if since <= r.date_start <= until]
+        if attribution:
+            rows = [dataclasses.replace(r, action_attribution_windows=tuple(attribution)) for r in rows]
+        return rows
 
     async def changes_since(self, account_id: str,
                             sync_point: SyncPoint | None) -> tuple[list[InsightRow], SyncPoint]:

@@ -41,6 +41,7 @@ from services.common.settings import (
     MongoSettings,
     SchedulerLeaseSettings,
     SettingsError,
+    TlsSettings,
     setting,
 )
 
@@ -48,7 +49,7 @@ __all__ = ["SchedulerSettings", "SettingsError"]
 
 
 class SchedulerSettings(MongoSettings, SchedulerLeaseSettings, MetaBudgetSettings, MetaPagingSettings,
-                        FreshnessSettings, AuthSettings, LoggingSettings):
+                        FreshnessSettings, AuthSettings, LoggingSettings, TlsSettings):
     """All knobs of the scheduler (units in the names: _s seconds, calls = Meta HTTP requests)."""
 
     port: int = setting(50054, env="ADFATIGUE_SCHEDULER_PORT", ge=0, le=65535, doc="gRPC port (0: any free port)")

@@ -248,7 +248,7 @@ def test_bad_last_event_id_is_400(client, value, words):
 # -- transport: headers, compression, OpenAPI, unknown paths -------------------------------------------
 
 def test_security_headers_on_api_and_page(client):
-    for path in ("/api/v1/session", "/api/v1/openapi.json", "/ad-fatigue/sign-in?token=x"):
+    for path in ("/api/v1/session", "/api/v1/openapi.json", "/ad-fatigue/sign-in?token=x", "/ad-fatigue"):
         headers = client.get(path).headers
         csp = headers["content-security-policy"]
         assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp

@@ -90,7 +90,7 @@ def test_readable_at_390_px_and_sortable_by_keyboard(page: Page, system):
 def test_two_tabs_show_the_same_version_in_every_widget(context, system):
     first, second = context.new_page(), context.new_page()
     open_page(first, system, "tabs")
-    second.goto(system.processes and f"http://{system.processes['bff'].address}/ad-fatigue{QUERY}")
+    second.goto(f"http://{system.processes['bff'].address}/ad-fatigue{QUERY}")  # the same session cookie
     wait_live(first)
     wait_live(second)
     assert widget_versions(first) == widget_versions(second)

@@ -125,6 +125,7 @@ def test_changes_applied_in_memory_equal_a_fresh_l2_read(mongo_uri, db_name, ste
                     assert replica.range_version(probe) == await env.store.range_version(account, probe)
                     for windows in SETTINGS:
                         assert replica.fetched_at(probe, windows) == await env.store.fetched_at(account, probe, windows)
+                assert replica.stored_days() == await env.store.stored_days(account)
             if any(score for _, _, _, score, _ in steps):
                 await wait_until(lambda: _scores_equal(env, replica, account))
             assert env.replicas.loads == 1 and env.replicas.gaps == 0

@@ -138,11 +138,12 @@ def test_each_service_refuses_to_start_with_a_bad_value(module, args, env, words
     assert words in proc.stderr
 
 
-def test_services_common_imports_no_service():
-    """Imports flow downward: nothing under services/common imports a service package."""
-    services = {p.name for p in (ROOT / "services").iterdir() if p.is_dir() and p.name not in ("common", "__pycache__")}
+def test_services_common_and_providers_import_no_service():
+    """Imports flow downward: nothing under services/common or services/providers imports a service package."""
+    services = {p.name for p in (ROOT / "services").iterdir()
+                if p.is_dir() and p.name not in ("common", "providers", "__pycache__")}
     offenders = []
-    for path in (ROOT / "services" / "common").rglob("*.py"):
+    for path in [*(ROOT / "services" / "common").rglob("*.py"), *(ROOT / "services" / "providers").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []

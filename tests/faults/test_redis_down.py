@@ -97,7 +97,7 @@ def test_redis_down_gateways_serve_and_fetch_schedulers_stop_leading(system, red
             reply = answer_or_clear_status(system, "GetInsights", gateway=gateway, account_id=SYNTH, since=since,
                                            until=until)
             assert reply is not None and reply.rows, "uncached days must still be fetched with Redis down"
-        log = (system.logs / "cache_gateway.log").read_text()
+        log = (system.logs / "cache_gateway.jsonl").read_text()
         assert "in-process single-flight" in log
         # schedulers: the leader stops within its lease, and nobody leads while Redis is down
         time.sleep(LEASE_TTL_S + 1)
@@ -109,4 +109,4 @@ def test_redis_down_gateways_serve_and_fetch_schedulers_stop_leading(system, red
     assert sum(seen[-1]) == 1, "no leader after Redis came back"
     since, until = days_ago(47, 47)
     assert call(system, "GetInsights", account_id=SYNTH, since=since, until=until).rows
-    assert "Redis is back" in (system.logs / "cache_gateway.log").read_text()
+    assert "Redis is back" in (system.logs / "cache_gateway.jsonl").read_text()

@@ -18,7 +18,7 @@ from services.meta_fetcher.settings import FetcherSettings
 from services.meta_sandbox import csv_account, sandbox_server, synthetic_account
 from services.providers import InsightsProvider, ProviderError, SyncPoint
 from services.providers.csv_replay import CsvReplayProvider, parse_csv_accounts
-from services.providers.meta import MetaProvider
+from services.meta_fetcher.meta_provider import MetaProvider
 from tests.meta_fetcher.helpers import FAST, fetcher_stub, request, sandbox_stats
 from tests.shared_data import require_real_csv
 

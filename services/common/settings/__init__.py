@@ -25,11 +25,13 @@ from services.common.settings.parts import (
     RedisSettings,
     SchedulerLeaseSettings,
     TelemetrySettings,
+    TlsSettings,
     lease_key_for,
 )
 
 __all__ = [
     "AuthSettings", "FreshnessSettings", "LoggingSettings", "MetaBudgetSettings", "MetaPagingSettings",
-    "MongoSettings", "NotifySettings", "RedisSettings", "SchedulerLeaseSettings", "SettingsError", "SettingsModel", "TelemetrySettings",
-    "describe_allowed", "env_name", "is_secret", "lease_key_for", "parse_service_args", "setting",
+    "MongoSettings", "NotifySettings", "RedisSettings", "SchedulerLeaseSettings", "SettingsError", "SettingsModel",
+    "TelemetrySettings", "TlsSettings", "describe_allowed", "env_name", "is_secret", "lease_key_for",
+    "parse_service_args", "setting",
 ]

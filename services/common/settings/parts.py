@@ -90,7 +90,7 @@ class FreshnessSettings(SettingsModel):
     provisional_interval_s: float = setting(6 * 3600.0, env="FRESHNESS_PROVISIONAL_SECONDS", gt=0,
                                             doc="refresh interval of days inside the restatement window, seconds")
     restatement_days: int = setting(28, env="RESTATEMENT_WINDOW_DAYS", ge=0,
-                                    doc="days before today Meta may still restate (META_GRAPH_API.md §4)")
+                                    doc="days before today Meta may still restate (attribution window)")
 
     @property
     def policy(self) -> FreshnessPolicy:
@@ -127,6 +127,30 @@ class AuthSettings(SettingsModel):
         if not (self.service_token_file or self.service_token or self.jwt_hs256_secret):
             raise SettingsError("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN (the token this "
                                 "service sends to the services it calls), or JWT_HS256_SECRET to mint one")
+
+
+class TlsSettings(SettingsModel):
+    """TLS of every gRPC server and channel (``services/common/tls.py``); none set = plaintext (loopback)."""
+
+    grpc_tls_cert: str = setting("", env="GRPC_TLS_CERT", allowed="a path to a PEM file",
+                                 doc="this service's certificate chain, PEM (served; presented as client certificate)")
+    grpc_tls_key: str = setting("", env="GRPC_TLS_KEY", allowed="a path to a PEM file",
+                                doc="the private key of GRPC_TLS_CERT, PEM")
+    grpc_tls_ca: str = setting("", env="GRPC_TLS_CA", allowed="a path to a PEM file",
+                               doc="CA bundle: servers called and client certificates are verified against it")
+    grpc_tls_client_auth: Literal["none", "optional", "require"] = setting(
+        "none", env="GRPC_TLS_CLIENT_AUTH", doc="client-certificate verification of this service's server")
+    grpc_tls_server_name: str = setting("", env="GRPC_TLS_SERVER_NAME",
+                                        doc="name expected in the certificates of the servers called "
+                                            "(when the address is not it)")
+    grpc_health_port: int | None = setting(None, env="GRPC_HEALTH_PORT", ge=0, le=65535,
+                                           doc="with TLS: plaintext port serving only gRPC health checking "
+                                               "(Kubernetes probes cannot speak TLS)")
+
+    @field_validator("grpc_tls_client_auth", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
 
 class NotifySettings(SettingsModel):

@@ -96,6 +96,8 @@ class CacheGatewayServicer:
 
     def Refresh(self, request, context):
         """Fetch the due days of the range from the provider now (the scheduler's entry point).
+        Readers of the account may call it; metadata "x-fencing-token" only the scheduler identity
+        (PERMISSION_DENIED otherwise), and only its lease's current token passes (FAILED_PRECONDITION).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,7 +113,7 @@ class CacheGatewayServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """Counters per tier (hits, misses, upstream calls, L1 bytes).
+        """Counters per tier (hits, misses, upstream calls, L1 bytes); operators only (PERMISSION_DENIED otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -50,7 +50,8 @@ class SchedulerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetStatus(self, request, context):
-        """Leader, cycles, budget, queue and per-account staleness (any valid bearer token).
+        """Leader, cycles, budget, queue and per-account staleness (operators only: PERMISSION_DENIED
+        otherwise; per-account entries only for the accounts the token names).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

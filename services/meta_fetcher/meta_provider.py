@@ -64,6 +64,15 @@ class MetaProvider:
         self._owns_client = owns_client
         self.upstream_calls = 0  # HTTP requests to Meta made through this provider
 
+    def serves(self, account_id: str) -> bool:
+        """Every account: Meta is asked about any account (an unknown one is NOT_FOUND)."""
+        return True
+
+    @classmethod
+    def from_resources(cls, resources) -> "MetaProvider":
+        """On the process's shared Graph client and credentials (meta_fetcher's server)."""
+        return cls(AccountFetcher(resources.client, resources.credentials))
+
     @classmethod
     def from_settings(cls, settings: FetcherSettings, vault: TokenVault | None = None, **kwargs) -> "MetaProvider":
         """A provider with its own Graph client and pacer (closed by ``aclose``)."""
@@ -82,40 +91,46 @@ class MetaProvider:
         code, message = exc.grpc_status(f"act_{account}")
         return ProviderError(code, message, exc.retry_after_s)
 
-    async def account_info(self, account_id: str) -> ProviderAccount:
+    async def account_info(self, account_id: str, counter: CallCounter | None = None) -> ProviderAccount:
         """``GET act_{id}`` (cached by the client)."""
         account = self._account(account_id)
-        counter = CallCounter()
+        counter = counter if counter is not None else CallCounter()
+        before = counter.calls
         try:
             info = await self.fetcher.account_info(account, counter)
         except GraphError as exc:
             raise self._error(exc, account) from None
         finally:
-            self.upstream_calls += counter.calls
+            self.upstream_calls += counter.calls - before
         return ProviderAccount(account_id=account, name=info.name, currency=info.currency,
                                timezone_name=info.timezone_name)
 
-    async def fetch_insights(self, account_id: str, since: date, until: date) -> list[InsightRow]:
-        """Daily ad rows of ``since..until`` from Meta (module docstring); ProviderError."""
+    async def fetch_insights(self, account_id: str, since: date, until: date, *, fields: Sequence[str] = (),
+                             attribution: Sequence[str] = (), with_reach_cum: bool | None = None,
+                             counter: CallCounter | None = None) -> list[InsightRow]:
+        """Daily ad rows of ``since..until`` from Meta (module docstring): ``fields`` (empty: the provider's),
+        ``with_reach_cum`` (None: the provider's); ProviderError."""
         account = self._account(account_id)
-        info = await self.account_info(account)
+        counter = counter if counter is not None else CallCounter()
+        info = await self.account_info(account, counter)
         if until < since:
             raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT, f"until {until} is before since {since}")
         floor = retention_floor(account_today(info.timezone_name, self._clock()))
         if since < floor:
             raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"since {since} is older than Meta's 37-month retention; the oldest day is {floor}")
-        counter = CallCounter()
+        before = counter.calls
         try:
-            return await self.fetcher.daily_rows(account, since, until, self.fields, counter,
-                                                 with_reach_cum=self.with_reach_cum,
-                                                 timezone_name=info.timezone_name)
+            extra = {"attribution": tuple(attribution)} if attribution else {}
+            return await self.fetcher.daily_rows(account, since, until, tuple(fields) or self.fields, counter,
+                                                 **extra, with_reach_cum=self.with_reach_cum if with_reach_cum is None
+                                                 else with_reach_cum, timezone_name=info.timezone_name)
         except GraphError as exc:
             raise self._error(exc, account) from None
         except RequestError as exc:  # pragma: no cover - checked above
             raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         finally:
-            self.upstream_calls += counter.calls
+            self.upstream_calls += counter.calls - before
 
     async def changes_since(self, account_id: str,
                             sync_point: SyncPoint | None) -> tuple[list[InsightRow], SyncPoint]:

@@ -1,0 +1,38 @@
+"""gRPC status -> HTTP problem details (pure unit test of services/bff/problems.py)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from services.bff.problems import problem_from_rpc
+
+
+def rpc_error(code: grpc.StatusCode, details: str, trailers=()) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailers), details)
+
+
+@pytest.mark.parametrize("code,status", [
+    (grpc.StatusCode.INVALID_ARGUMENT, 400), (grpc.StatusCode.FAILED_PRECONDITION, 400),
+    (grpc.StatusCode.UNAUTHENTICATED, 401), (grpc.StatusCode.PERMISSION_DENIED, 403),
+    (grpc.StatusCode.NOT_FOUND, 404), (grpc.StatusCode.ABORTED, 409), (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    (grpc.StatusCode.UNAVAILABLE, 503), (grpc.StatusCode.DEADLINE_EXCEEDED, 504), (grpc.StatusCode.UNKNOWN, 500),
+])
+def test_status_mapping_keeps_the_gateways_words(code, status):
+    problem = problem_from_rpc(rpc_error(code, "what went wrong, and what to do"), "act_1 2026-01-01..2026-01-31")
+    assert problem.status == status
+    assert problem.detail == "act_1 2026-01-01..2026-01-31: what went wrong, and what to do"
+    assert problem.body("/x")["grpc_status"] == code.name
+
+
+def test_rate_limit_carries_retry_after_from_the_trailer():
+    problem = problem_from_rpc(rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "Meta rate limit",
+                                         [("retry-after-s", "720")]), "act_1")
+    assert problem.headers["Retry-After"] == "720"
+    default = problem_from_rpc(rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "Meta rate limit"), "act_1")
+    assert int(default.headers["Retry-After"]) > 0
+
+
+def test_unreachable_gateway_is_503_saying_so():
+    problem = problem_from_rpc(rpc_error(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"), "x")
+    assert problem.status == 503 and "cannot be reached" in problem.detail and problem.headers["Retry-After"]
