@@ -20,7 +20,6 @@ in strict mode.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,13 +28,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
     ValidationError, model_validator
 
 from services.common.pb.adfatigue.v1 import fatigue_pb2
+from services.common.telemetry import meter
 
 INT64_MAX = 2**63 - 1
 _DECIMAL = re.compile(r"^\d{1,30}(\.\d{1,30})?$")
 _DIGITS = re.compile(r"^\d{1,20}$")
 
-#: documents quarantined by this process, per collection (exported by the telemetry layer)
-QUARANTINED: Counter[str] = Counter()
+#: documents quarantined, by collection (OpenTelemetry counter, exported with the process's other metrics)
+quarantined = meter(__name__).create_counter(
+    "adfatigue.l2.quarantined", unit="{document}",
+    description="documents read from MongoDB that failed the schema check and were moved to quarantine")
 
 
 def _decimal_string(value: str) -> str:
@@ -202,6 +204,6 @@ def _plain(doc: dict) -> dict:
 
 def quarantine_record(collection: str, doc: dict, reason: str) -> dict:
     """The ``quarantine`` document for ``doc`` (keyed by collection and id, so a re-quarantine replaces it)."""
-    QUARANTINED[collection] += 1
+    quarantined.add(1, {"collection": collection})
     return {"_id": f"{collection}:{doc.get('_id')}", "collection": collection, "reason": reason,
             "quarantined_at": datetime.now(timezone.utc), "document": doc}
