@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from services.cli.terminal import invoked_as
 from services.common.fatigue_text import LEVEL_ORDER, component_text, level_name, main_reasons, money
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, insights_pb2
 
@@ -127,7 +128,7 @@ def empty_hint(reply: gw.GetFatigueResponse, since: str, until: str) -> str:
     if reply.HasField("stored_days") and reply.stored_days.since:
         s, u = reply.stored_days.since, reply.stored_days.until
         return (f"{text}; the platform holds {account}'s days {s} … {u}: try "
-                f"adfatigue report --account {account} --since {s} --until {u}")
+                f"{invoked_as()} report --account {account} --since {s} --until {u}")
     return f"{text}, and the platform holds no day of {account} yet (nothing was delivered or fetched)"
 
 

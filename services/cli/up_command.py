@@ -18,7 +18,7 @@ from services.cli.gateway_calls import fatigue, unreachable_hint
 from services.cli.local_system import LocalSystem, SystemConfig
 from services.cli.progress import Steps, waiting
 from services.cli.report import render_table, report_lines
-from services.cli.terminal import terminal_console
+from services.cli.terminal import invoked_as, terminal_console
 from services.cli.web_build import PageBuildError, ensure_page_built
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.ads_manager_csv import CsvFormatError, default_account_id, load_csv
@@ -155,7 +155,7 @@ def _prime_live_demo(system: LocalSystem, gateway: str) -> None:
     except grpc.RpcError as exc:
         print(f"  live demo: first read failed: {exc.code().name}: {exc.details()}")
     print(f"\nlive demo: {account} accrues today's delivery every few seconds and restates a recent day now and "
-          f"then; watch it with:\n  adfatigue watch --account {account} --since {since} --until {today}")
+          f"then; watch it with:\n  {invoked_as()} watch --account {account} --since {since} --until {today}")
 
 
 def _announce(system: LocalSystem, csvs) -> None:
@@ -185,9 +185,9 @@ def _announce(system: LocalSystem, csvs) -> None:
         _prime_live_demo(system, gateway)
     if csvs:
         _, account, first, last = csvs[0]
-        hint = f"adfatigue report --account act_{account} --since {first} --until {min(last, latest - timedelta(days=1))}"
+        hint = f"{invoked_as()} report --account act_{account} --since {first} --until {min(last, latest - timedelta(days=1))}"
     else:
-        hint = "adfatigue report --account act_900000000001"
+        hint = f"{invoked_as()} report --account act_900000000001"
     if system.page_url:
         query = (f"?account=act_{csvs[0][1]}&since={csvs[0][2]}&until={min(csvs[0][3], latest - timedelta(days=1))}"
                  if csvs else "")
