@@ -111,11 +111,15 @@ class InsightDoc(_Doc):
     fetched_at: datetime
     version: Count
     deleted: StrictBool = False
+    #: why a tombstone was written (InsightsStore.remove_rows); rows leave L2 only with a reason
+    deleted_reason: StrictStr | None = None
 
     @model_validator(mode="after")
     def _key(self):
         if self.id != f"{self.account_id}:{self.ad_id}:{self.date}":
             raise ValueError("_id does not match account_id:ad_id:date")
+        if self.deleted and not self.deleted_reason:
+            raise ValueError("deleted is true without a deleted_reason (rows are removed only with a reason)")
         return self
 
 
