@@ -27,7 +27,7 @@ def test_ads_entering_warning_or_critical_are_notified_once_per_ad_in_one_batch(
             extra_env={"MONGODB_DB": f"notify_{os.getpid()}", "NOTIFY_WEBHOOK_URL": url,
                        "NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(smtp_port),
                        "NOTIFY_SMTP_FROM": "adfatigue@example.test", "NOTIFY_SMTP_TO": "ops@example.test",
-                       "NOTIFY_PAGE_URL": "http://127.0.0.1:8080", "NOTIFY_BATCH_SECONDS": "8"})
+                       "NOTIFY_PAGE_URL": "http://127.0.0.1:8080", "NOTIFY_BATCH_SECONDS": "20"})
         with LocalSystem(config) as system:
             md = bearer(mint_token(system.jwt_secret, "notify-test", ["*"]))
             with grpc.insecure_channel(system.processes["cache_gateway"].address) as channel:
@@ -36,8 +36,8 @@ def test_ads_entering_warning_or_critical_are_notified_once_per_ad_in_one_batch(
                     metadata=md, timeout=300)
             alerting = {r.ad_name for r in reply.results if r.level in (fatigue_pb2.WARNING, fatigue_pb2.CRITICAL)}
             assert alerting
-            assert hook.arrived.wait(60) and inbox.arrived.wait(60), system.processes["cache_gateway"].tail()
-            time.sleep(10)  # a second batch would have come by now
+            assert hook.arrived.wait(120) and inbox.arrived.wait(120), system.processes["cache_gateway"].tail()
+            time.sleep(25)  # a second batch would have come by now (batch window 20 s)
         assert len(hook.received) == 1 and len(inbox.messages) == 1
         text = hook.received[0]["text"]
         assert text.startswith(f"adfatigue: act_1001: {len(alerting)} ad(s) changed fatigue level")
