@@ -77,3 +77,21 @@ async def test_caller_input_is_cut_and_an_unstorable_entry_is_counted(collection
     await stored.close()
     doc = await collection.find_one({})
     assert len(doc["subject"]) <= 201 and len(doc["account_id"]) <= 201
+
+
+async def test_identical_accesses_in_one_window_are_one_entry_with_their_count(collection):
+    """A page polling one widget stores one entry per batch window, counting every access; any field that
+    differs (caller, range, status) keeps entries apart."""
+    log = AuditLog(collection, batch_window_s=0.2)
+    await log.start()
+    for _ in range(50):
+        await log.record("poller", "GetInsights", "1", "OK", "2026-01-01", "2026-01-07")
+    await log.record("poller", "GetInsights", "1", "PERMISSION_DENIED", "2026-01-01", "2026-01-07")
+    await log.record("other", "GetInsights", "1", "OK", "2026-01-01", "2026-01-07")
+    await log.close()
+    assert log.written == 52 and log.dropped == 0
+    docs = {(d["subject"], d["status"]): d async for d in collection.find({})}
+    assert {k: d["count"] for k, d in docs.items()} == {
+        ("poller", "OK"): 50, ("poller", "PERMISSION_DENIED"): 1, ("other", "OK"): 1}
+    polled = docs["poller", "OK"]
+    assert polled["at"] <= polled["last_at"]
