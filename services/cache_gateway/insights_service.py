@@ -120,6 +120,10 @@ class InsightsService:
                 name = self._zones[account_id] = state.timezone
         return name
 
+    def known_timezone(self, account_id: str) -> str | None:
+        """The account's IANA time zone if this process already knows it (no store read), else None."""
+        return self._zones.get(account_id)
+
     async def currency(self, account_id: str) -> str:
         """The account's ISO 4217 currency, or "" before the provider has told it (kept in memory once known)."""
         code = self._currencies.get(account_id)
