@@ -14,8 +14,9 @@ suffixes added by the exporter):
   ``reason``: l1_fresh, l2_fresh, single_flight (joined a fetch in flight), other_replica (another
   replica fetched the days while this one waited for the lock).
   apiCallReduction = avoided / (avoided + made).
-* ``adfatigue.gateway.read.duration`` (s) — per RPC, by the ``tier`` that answered (l1 | l2 | l3)
-  and ``rpc.method``: p50 / p95 / p99 per tier with ``histogram_quantile``.
+* Latency per tier: ``rpc.server.call.duration`` (s; services/common/telemetry.py) of GetInsights /
+  GetFatigue carries ``tier`` = l1 | l2 | l3, the tier that answered (one measurement per call):
+  ``histogram_quantile(0.99, sum by (le, tier) (rate(rpc_server_call_duration_seconds_bucket{tier!=""}[5m])))``.
 * ``adfatigue.gateway.stale_answers`` {answer} — answers served STALE_* (stale-while-revalidate).
 * ``adfatigue.l1.size`` (By), ``adfatigue.l1.entries`` {entry}, ``adfatigue.l1.max_size`` (By).
 * ``adfatigue.subscriptions.open`` {subscription}, ``adfatigue.subscriptions.events`` {event}
@@ -38,9 +39,6 @@ meta_calls = _m.create_counter("adfatigue.meta.calls", unit="{call}",
                                description="FetchInsights calls made to meta_fetcher (Meta)")
 meta_calls_avoided = Tally(_m, "adfatigue.meta.calls_avoided", "{call}",
                            "Reads answered without a Meta call of their own, by reason")
-read_duration = _m.create_histogram("adfatigue.gateway.read.duration", unit="s",
-                                    description="GetInsights/GetFatigue duration by the tier that answered",
-                                    explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
 stale_answers = _m.create_counter("adfatigue.gateway.stale_answers", unit="{answer}",
                                   description="Answers served STALE_REVALIDATING or STALE_UPSTREAM_ERROR")
 subscription_events = _m.create_counter("adfatigue.subscriptions.events", unit="{event}",

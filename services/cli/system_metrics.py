@@ -7,7 +7,7 @@ the same expressions as the recording rules of k8s/monitoring/adfatigue.rules.ym
 
 * hit rate = reads answered from L1 or L2 / all reads (``adfatigue_cache_reads_total``);
 * apiCallReduction = reads answered without a Meta call of their own / (those + Meta calls);
-* p50 / p95 / p99 per tier (l1, l2, l3) from ``adfatigue_gateway_read_duration_seconds``, by the
+* p50 / p95 / p99 per tier (l1, l2, l3) from ``rpc_server_call_duration_seconds`` (its ``tier`` label), by the
   algorithm of PromQL's ``histogram_quantile`` (linear within the bucket);
 * memory = resident set size per service (``process_memory_usage_bytes``, system-metrics);
 * error rate = gRPC calls ending UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE or DATA_LOSS /
@@ -126,8 +126,8 @@ def compute(by_service: Mapping[str, list[Sample] | None]) -> SystemMetrics:
     m.meta_calls_avoided = int(_sum(every, "adfatigue_meta_calls_avoided_total"))
     m.api_call_reduction = _ratio(m.meta_calls_avoided, m.meta_calls_avoided + m.meta_calls)
     for tier in TIERS:
-        buckets = _buckets(every, "adfatigue_gateway_read_duration_seconds", tier=tier)
-        m.tier_reads[tier] = int(_sum(every, "adfatigue_gateway_read_duration_seconds_count", tier=tier))
+        buckets = _buckets(every, "rpc_server_call_duration_seconds", tier=tier)
+        m.tier_reads[tier] = int(_sum(every, "rpc_server_call_duration_seconds_count", tier=tier))
         m.latency_ms[tier] = {f"p{round(q * 100)}": (None if (v := histogram_quantile(q, buckets)) is None else v * 1000)
                               for q in QUANTILES}
     for name, samples in by_service.items():

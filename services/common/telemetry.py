@@ -10,8 +10,10 @@ What it installs (DESIGN.md §monitoring; issue 13):
   ``<name> metrics on http://HOST:PORT/metrics`` right after its ``listening on`` line), and an in-memory
   reader that ``GetStats`` and tests read (``Telemetry.sums`` / ``Telemetry.metrics``);
 * ``rpc.server.call.duration`` histograms (seconds, per ``rpc.service``, ``rpc.method`` and
-  ``rpc.grpc.status_code`` — the RPC semantic conventions) from ``RpcMetrics``, a server
-  interceptor ``GrpcHost`` installs (the contrib gRPC instrumentation makes spans, no metrics);
+  ``rpc.grpc.status_code`` — the RPC semantic conventions — plus ``tier`` on the gateway's reads) from
+  ``RpcMetrics``, a server interceptor ``GrpcHost`` installs (the contrib gRPC instrumentation makes
+  spans, no metrics), on a MeterProvider of their own read by the Prometheus exporter alone (same
+  ``/metrics``; no exporter, no RPC durations);
 * process metrics (RSS, CPU) from the contrib system-metrics instrumentation;
 * **traces when there is somewhere to send them**: with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set (every
   other ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_TRACES_SAMPLER`` variable is the SDK's), or a test's
@@ -32,6 +34,7 @@ OpenTelemetry idiom: before ``setup_telemetry`` they are proxies that record not
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import os
@@ -73,6 +76,7 @@ class Telemetry:
     rpc_metrics: "RpcMetrics | None" = None
     _http_server: object | None = field(default=None, repr=False)
     _instrumentors: list = field(default_factory=list, repr=False)
+    rpc_meter_provider: MeterProvider | None = None  # rpc.server.call.duration's own (Prometheus only)
 
     def metrics(self) -> Iterable:
         """Every metric point the in-memory reader holds now (cumulative), as SDK ``Metric`` objects."""
@@ -108,6 +112,8 @@ class Telemetry:
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+        if self.rpc_meter_provider is not None:
+            self.rpc_meter_provider.shutdown()
 
 
 _current: Telemetry | None = None
@@ -211,12 +217,17 @@ def setup_telemetry(service_name: str, host: str = "127.0.0.1", settings: Teleme
     stats_reader = InMemoryMetricReader(preferred_aggregation={Histogram: DropAggregation()})
     readers: list[MetricReader] = [stats_reader, *extra_readers]
     http_server = None
+    rpc_provider: MeterProvider | None = None
     url = None
     if settings.telemetry_enabled and settings.metrics_port >= 0:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import start_http_server
 
         readers.append(PrometheusMetricReader())
+        # RPC durations (one measurement per call, the hottest instrument) go to the Prometheus exporter only:
+        # a provider of their own, since every reader of a provider costs each measurement its own pass
+        # (the GetStats reader, which drops histograms, doubled the cost of an L1 hit's measurement)
+        rpc_provider = MeterProvider(resource=resource, metric_readers=[PrometheusMetricReader(disable_target_info=True)])
         bind = settings.metrics_host or host
         try:
             http_server, _thread = start_http_server(settings.metrics_port, addr=bind)
@@ -244,7 +255,8 @@ def setup_telemetry(service_name: str, host: str = "127.0.0.1", settings: Teleme
         trace.set_tracer_provider(tracer_provider)
         instrumentors += _instrument(tracer_provider, meter_provider)
     _current = Telemetry(service_name, resource, meter_provider, tracer_provider, stats_reader, url,
-                         RpcMetrics(meter_provider) if settings.telemetry_enabled else None, http_server, instrumentors)
+                         RpcMetrics(rpc_provider) if rpc_provider is not None else None, http_server, instrumentors,
+                         rpc_provider)
     return _current
 
 
@@ -294,19 +306,30 @@ def _system_metrics(meter_provider: MeterProvider):
 
 _NOT_TRAFFIC = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
+#: The cache tier that answered the RPC being served (``l1`` / ``l2`` / ``l3``; None: not a read). A servicer
+#: sets it before returning; ``RpcMetrics`` records it as the ``tier`` attribute of the call's
+#: ``rpc.server.call.duration`` point, so a read costs one histogram measurement, not two (issue 13's
+#: overhead budget), and per-tier latency quantiles come from the same histogram as per-method ones.
+rpc_tier: contextvars.ContextVar[str | None] = contextvars.ContextVar("rpc_tier", default=None)
+
 
 class RpcMetrics(grpc.aio.ServerInterceptor):
     """``rpc.server.call.duration`` (s) of every call, per ``rpc.service``, ``rpc.method`` and
-    ``rpc.grpc.status_code`` (health checks and reflection left out). Streams are timed to their end."""
+    ``rpc.grpc.status_code`` (the RPC semantic conventions), plus ``tier`` when the servicer set ``rpc_tier``
+    (health checks and reflection left out). Streams are timed to their end. Each method's handler is wrapped
+    once and reused (a call costs one histogram measurement and no allocation beyond it)."""
 
     def __init__(self, meter_provider=None) -> None:
         m = (meter_provider or metrics.get_meter_provider()).get_meter("adfatigue.rpc", _version())
         self._histogram = m.create_histogram("rpc.server.call.duration", unit="s",
-                                             description="Duration of incoming RPCs",
+                                             description="Duration of incoming RPCs (tier: the cache tier that "
+                                                         "answered a read)",
                                              explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
-        self._points: dict[tuple[str, int], dict] = {}
+        self._points: dict[tuple[str, int, str | None], dict] = {}
+        self._wrapped: dict[str, tuple[object, object]] = {}
 
-    def _record(self, started: float, full_method: str, context, failed: BaseException | None) -> None:
+    def _record(self, started: float, full_method: str, context, failed: BaseException | None,
+                tier: str | None) -> None:
         code = context.code() if hasattr(context, "code") else None
         if isinstance(code, grpc.StatusCode):
             value = code.value[0]
@@ -314,11 +337,14 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
             value = 2 if failed is not None and not isinstance(failed, asyncio.CancelledError) else 0
             if isinstance(failed, asyncio.CancelledError):
                 value = 1
-        point = self._points.get((full_method, value))
+        key = (full_method, value, tier)
+        point = self._points.get(key)
         if point is None:
             service, _, method = full_method.lstrip("/").rpartition("/")
-            point = self._points[(full_method, value)] = {
+            point = self._points[key] = {
                 "rpc.system": "grpc", "rpc.service": service, "rpc.method": method, "rpc.grpc.status_code": value}
+            if tier is not None:
+                point["tier"] = tier
         self._histogram.record(time.perf_counter() - started, point)
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -326,9 +352,14 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith(_NOT_TRAFFIC):
             return handler
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:  # the usual case: wrapped once per method
+            return known[1]
         from services.common.handler_wrapping import rebuild
 
-        return rebuild(handler, lambda behavior, is_stream: self._timed(behavior, is_stream, method))
+        wrapped = rebuild(handler, lambda behavior, is_stream: self._timed(behavior, is_stream, method))
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _timed(self, behavior, is_stream: bool, method: str):
         record = self._record
@@ -342,18 +373,20 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
                     failed = exc
                     raise
                 finally:
-                    record(started, method, context, failed)
+                    record(started, method, context, failed, None)
             return stream
 
         async def unary(request, context):
             started, failed = time.perf_counter(), None
+            token = rpc_tier.set(None)
             try:
                 return await behavior(request, context)
             except BaseException as exc:
                 failed = exc
                 raise
             finally:
-                record(started, method, context, failed)
+                record(started, method, context, failed, rpc_tier.get())
+                rpc_tier.reset(token)
         return unary
 
 

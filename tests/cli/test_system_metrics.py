@@ -22,14 +22,13 @@ adfatigue_meta_calls_total{outcome="ok"} 4
 # TYPE adfatigue_meta_calls_avoided_total counter
 adfatigue_meta_calls_avoided_total{reason="l1_fresh"} 90
 adfatigue_meta_calls_avoided_total{reason="l2_fresh"} 6
-# TYPE adfatigue_gateway_read_duration_seconds histogram
-adfatigue_gateway_read_duration_seconds_bucket{tier="l1",rpc_method="GetInsights",le="0.001"} 80
-adfatigue_gateway_read_duration_seconds_bucket{tier="l1",rpc_method="GetInsights",le="0.002"} 90
-adfatigue_gateway_read_duration_seconds_bucket{tier="l1",rpc_method="GetInsights",le="+Inf"} 90
-adfatigue_gateway_read_duration_seconds_count{tier="l1",rpc_method="GetInsights"} 90
-adfatigue_gateway_read_duration_seconds_sum{tier="l1",rpc_method="GetInsights"} 0.07
 # TYPE rpc_server_call_duration_seconds histogram
-rpc_server_call_duration_seconds_count{rpc_method="GetInsights",rpc_grpc_status_code="0"} 998
+rpc_server_call_duration_seconds_bucket{tier="l1",rpc_method="GetInsights",rpc_grpc_status_code="0",le="0.001"} 80
+rpc_server_call_duration_seconds_bucket{tier="l1",rpc_method="GetInsights",rpc_grpc_status_code="0",le="0.002"} 90
+rpc_server_call_duration_seconds_bucket{tier="l1",rpc_method="GetInsights",rpc_grpc_status_code="0",le="+Inf"} 90
+rpc_server_call_duration_seconds_count{tier="l1",rpc_method="GetInsights",rpc_grpc_status_code="0"} 90
+rpc_server_call_duration_seconds_sum{tier="l1",rpc_method="GetInsights",rpc_grpc_status_code="0"} 0.07
+rpc_server_call_duration_seconds_count{rpc_method="GetInsights",rpc_grpc_status_code="0"} 908
 rpc_server_call_duration_seconds_count{rpc_method="GetInsights",rpc_grpc_status_code="14"} 2
 rpc_server_call_duration_seconds_count{rpc_method="GetInsights",rpc_grpc_status_code="3"} 5
 # TYPE process_memory_usage_bytes gauge

@@ -150,13 +150,13 @@ def test_prometheus_scrapes_every_service_and_answers_the_design_numbers(system,
         lambda r: r and abs(float(r[0]["value"][1]) - expected) < 1e-9)
     assert float(reduction[0]["value"][1]) == pytest.approx(18 / 19)
     # per-tier latency: one histogram series per tier, with the counts the traffic caused
-    counts = prometheus.query("sum by (tier) (adfatigue_gateway_read_duration_seconds_count)")
+    counts = prometheus.query('sum by (tier) (rpc_server_call_duration_seconds_count{tier!=""})')
     assert {r["metric"]["tier"]: float(r["value"][1]) for r in counts} == {
         "l1": stats.l1_hits, "l2": stats.l2_hits, "l3": 1.0}
     quantiles = {}
     for q in ("0.5", "0.95", "0.99"):
         result = prometheus.query(
-            f"histogram_quantile({q}, sum by (le, tier) (adfatigue_gateway_read_duration_seconds_bucket))")
+            f'histogram_quantile({q}, sum by (le, tier) (rpc_server_call_duration_seconds_bucket{{tier!=""}}))')
         quantiles[q] = {r["metric"]["tier"]: float(r["value"][1]) for r in result}
         assert set(quantiles[q]) == {"l1", "l2", "l3"}
     assert quantiles["0.5"]["l1"] < quantiles["0.5"]["l3"]        # memory answers faster than Meta
