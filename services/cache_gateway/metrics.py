@@ -41,8 +41,8 @@ meta_calls_avoided = Tally(_m, "adfatigue.meta.calls_avoided", "{call}",
                            "Reads answered without a Meta call of their own, by reason")
 stale_answers = _m.create_counter("adfatigue.gateway.stale_answers", unit="{answer}",
                                   description="Answers served STALE_REVALIDATING or STALE_UPSTREAM_ERROR")
-subscription_events = _m.create_counter("adfatigue.subscriptions.events", unit="{event}",
-                                        description="Subscribe events handed to gRPC, by kind")
+# a change to N subscribers adds N events: a Tally too (the fan-out pays per delivery)
+subscription_events = Tally(_m, "adfatigue.subscriptions.events", "{event}", "Subscribe events handed to gRPC, by kind")
 subscriptions_open = _m.create_up_down_counter("adfatigue.subscriptions.open", unit="{subscription}",
                                                description="Subscribe streams open on this replica")
 delivery_duration = _m.create_histogram("adfatigue.subscriptions.delivery.duration", unit="s",
