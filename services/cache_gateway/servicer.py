@@ -47,14 +47,20 @@ log = logging.getLogger(__name__)
 _L1_HIT = metrics.cache_reads.series(tier=metrics.L1, **metrics.HIT)
 _L1_MISS = metrics.cache_reads.series(tier=metrics.L1, **metrics.MISS)
 _AVOIDED_L1 = metrics.meta_calls_avoided.series(reason="l1_fresh")
+_L2_HIT, _L2_MISS = {"tier": metrics.L2, **metrics.HIT}, {"tier": metrics.L2, **metrics.MISS}
+_JOINED = {"reason": "single_flight"}
 _EVENT = {kind: {"kind": kind} for kind in ("snapshot", "change", "jump")}
 
 
+def _tier(result) -> str:
+    """The tier that answered a read (l1: memoised; l3: Meta was called first)."""
+    return metrics.L3 if result is not None and result.fetched_ranges else metrics.L2 if result is not None else metrics.L1
+
+
 def _answered(result) -> None:
-    """Say which tier answered the read (l1: memoised; l3: Meta was called first): the ``tier`` attribute of the
-    call's ``rpc.server.call.duration`` (services/common/telemetry.py, one measurement per call)."""
-    rpc_tier.set(metrics.L3 if result is not None and result.fetched_ranges else
-                 metrics.L2 if result is not None else metrics.L1)
+    """Say which tier answered the read: the ``tier`` attribute of the call's ``rpc.server.call.duration``
+    (services/common/telemetry.py, one measurement per call)."""
+    rpc_tier.set(_tier(result))
 
 
 def _delivered(change: Change) -> None:
@@ -121,6 +127,7 @@ class CacheGatewayServicer:
         #: (account_id, since, until) as sent -> (account, range, zone name, UTC time the account's day ends):
         #: a valid request's parse, reused until that day ends or the account's zone becomes known
         self._valid: dict[tuple[str, str, str], tuple[str, DateRange, str | None, float]] = {}
+        self._inflight: dict[tuple, asyncio.Future] = {}  # L1 key -> the answer being computed (see _shared)
         self.l1_totals = L1Totals(self)
         service.on_change = self._on_change
         if service.replicas is not None:  # a replica changed or went: answers memoised from it are void
@@ -234,6 +241,10 @@ class CacheGatewayServicer:
             _answered(None)
             return cached.payload
         _L1_MISS[1] += 1
+        return await self._shared(key, lambda: self._insights_answer(request, context, account, days, fields, key))
+
+    async def _insights_answer(self, request, context, account: str, days: DateRange, fields, key) -> tuple[bytes, str]:
+        """An L1 miss of GetInsights: (the answer, the tier that answered)."""
         result = await self._read(context, account, days)
         try:
             offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version,
@@ -246,8 +257,35 @@ class CacheGatewayServicer:
             account, result, fields, offset, size,
             freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock()))
         self._remember(key, payload, result, account)
-        _answered(result)
-        return payload
+        return payload, _tier(result)
+
+    async def _shared(self, key, answer) -> bytes:
+        """Concurrent identical L1 misses share one answer (the same bytes every caller would get): the first
+        computes it (``answer()`` -> (bytes, tier)), the others wait for it — after a write, N callers of a
+        widget no longer serialize the same snapshot or score the same range N times (issue 14). A waiter
+        whose leader failed or left computes its own answer (and gets its own status)."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            if shared is not None:
+                payload, tier = shared
+                # answered by a read in flight: an L2 read of the same outcome (Meta was not called for it)
+                metrics.cache_reads.add(1, _L2_MISS if tier == metrics.L3 else _L2_HIT)
+                metrics.meta_calls_avoided.add(1, _JOINED)
+                rpc_tier.set(tier)
+                return payload
+            payload, tier = await answer()
+            rpc_tier.set(tier)
+            return payload
+        future = self._inflight[key] = asyncio.get_running_loop().create_future()
+        shared = None
+        try:
+            shared = await answer()
+            rpc_tier.set(shared[1])
+            return shared[0]
+        finally:
+            del self._inflight[key]
+            future.set_result(shared)
 
     @audited
     async def GetFatigue(self, request: gw.GetFatigueRequest, context) -> bytes:
@@ -263,6 +301,11 @@ class CacheGatewayServicer:
             _answered(None)
             return cached.payload
         _L1_MISS[1] += 1
+        return await self._shared(key, lambda: self._fatigue_answer(request, context, account, days, config, key))
+
+    async def _fatigue_answer(self, request, context, account: str, days: DateRange, config: bytes,
+                              key) -> tuple[bytes, str]:
+        """An L1 miss of GetFatigue: (the answer, the tier that answered)."""
         result = await self._read(context, account, days)
         try:
             results = await self.scorer.score(account, days, result, request.config, config)
@@ -281,8 +324,7 @@ class CacheGatewayServicer:
         payload = b"".join((head.SerializeToString(deterministic=True), results, frame(_FATIGUE_FRESHNESS, fresh),
                             tail.SerializeToString(deterministic=True)))
         self._remember(key, payload, result, account)
-        _answered(result)
-        return payload
+        return payload, _tier(result)
 
     @audited
     async def Refresh(self, request: gw.RefreshRequest, context) -> bytes:

@@ -158,3 +158,23 @@ def test_a_deposed_scheduler_leaders_refresh_is_refused(system):
     with pytest.raises(grpc.RpcError) as err:
         a.Refresh(request, metadata=scheduler + (("x-fencing-token", "soon"),), timeout=60)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_concurrent_identical_misses_share_one_answer(system):
+    """Issue 14: after a write, N callers of one widget missed L1 together and each serialized / scored the same
+    range; now the first computes the answer and the others receive the same bytes (counted as joined reads)."""
+    since, until = day(70), day(62)
+    metadata = md(system)
+    gateway = stub(system, "cache_gateway_b")
+    gateway.GetInsights(gw.GetInsightsRequest(account_id=SYNTH, since=since, until=until), metadata=metadata,
+                        timeout=60)  # the days are stored and resident: the GetFatigue below reads memory only
+    before = gateway.GetStats(gw.GetStatsRequest(), metadata=metadata, timeout=10)
+    request = gw.GetFatigueRequest(account_id=SYNTH, since=since, until=until)
+    with ThreadPoolExecutor(30) as pool:
+        replies = list(pool.map(lambda _: gateway.GetFatigue(request, metadata=metadata, timeout=60), range(30)))
+    after = gateway.GetStats(gw.GetStatsRequest(), metadata=metadata, timeout=10)
+    assert len({r.SerializeToString() for r in replies}) == 1 and replies[0].results
+    missed = after.l1_misses - before.l1_misses
+    joined = after.upstream_calls_avoided - before.upstream_calls_avoided
+    assert missed >= 2, "the calls did not overlap: nothing to share"
+    assert joined >= 1 and after.upstream_calls == before.upstream_calls  # shared, and Meta was not asked
