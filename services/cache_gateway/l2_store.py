@@ -9,7 +9,8 @@ Collections (database ``adfatigue`` by default):
   the row last changed) and ``deleted`` (a tombstone when a re-read no longer
   has the row, so subscribers can be told).
 - ``freshness``: one document per account x day that was fetched (rows or
-  not): ``fetched_at``.
+  not): ``fetched_at``, ``attribution`` and ``row_count`` (the insights
+  documents the day held, tombstones included, when it was marked fetched).
 - ``accounts``: ``version`` (last committed change), ``seq`` (last claimed
   version), ``timezone``, ``currency``.
 
@@ -457,7 +458,8 @@ class InsightsStore:
         a page Meta lost) never deletes its history (issue 17); a row changes
         only when the provider returns a newer row for the same key.
         Every day of ``days`` is marked fetched (``$max`` on fetched_at) with the
-        ``attribution`` setting the fetch used (``fetched_at(..., attribution=)``),
+        ``attribution`` setting the fetch used (``fetched_at(..., attribution=)``)
+        and the documents the day holds (``$max`` on row_count, see the module doc),
         unless a newer fetch of the day is stored.
         Raises ValueError when a row lies outside ``days`` or belongs to another account.
         """
@@ -469,8 +471,15 @@ class InsightsStore:
             incoming[f"{account_id}:{row.ad_id}:{_day_key(row.date_start)}"] = (row, body, content_hash(body))
         existing = {d["_id"]: d async for d in self.insights.find(
             {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
-            {"content_hash": 1, "fetched_at": 1, "deleted": 1},
+            {"content_hash": 1, "fetched_at": 1, "deleted": 1, "date": 1},
         )}
+        # the documents each day holds once this write is done (for its freshness record's row_count)
+        held: dict[str, set] = {}
+        for key, doc in existing.items():
+            if type(doc.get("date")) is str:
+                held.setdefault(doc["date"], set()).add(key)
+        for key, (row, _, _) in incoming.items():
+            held.setdefault(_day_key(row.date_start), set()).add(key)
 
         def newer_stored(doc: dict | None) -> bool:  # (a malformed stored fetched_at is overwritten)
             return doc is not None and isinstance(doc.get("fetched_at"), datetime) and doc["fetched_at"] > fetched_at
@@ -507,7 +516,8 @@ class InsightsStore:
                 await self.accounts.update_one({"_id": account_id}, {"$max": {"version": version}})
         await self._bulk(self.freshness, [
             UpdateOne({"_id": f"{account_id}:{_day_key(d)}", "fetched_at": {"$not": {"$gt": fetched_at}}},
-                      {"$max": {"fetched_at": fetched_at}, "$set": {"attribution": ",".join(attribution)},
+                      {"$max": {"fetched_at": fetched_at, "row_count": len(held.get(_day_key(d), ()))},
+                       "$set": {"attribution": ",".join(attribution)},
                        "$setOnInsert": {"account_id": account_id, "date": _day_key(d)}}, upsert=True)
             for d in days.days()
         ])
