@@ -135,3 +135,21 @@ async def test_freshness_written_before_row_count_existed_is_served_as_before(st
     await store.apply_fetch(ACCOUNT, DAYS, [row(1)], T0 + timedelta(hours=1))
     assert (await store.freshness.find_one({"date": "2026-04-01"}))["row_count"] == 1
 
+
+async def test_a_day_holding_fewer_rows_than_it_counts_is_dropped_and_its_strays_quarantined(store):
+    """A row whose date was edited leaves the range query: found by its ``_id``, quarantined, and both days it
+    names forgotten (fetched again); a row deleted outright leaves its day's freshness record in quarantine."""
+    await store.apply_fetch(ACCOUNT, DateRange(date(2026, 4, 1), date(2026, 4, 9)),
+                            [row(1), row(1, ad="12"), row(2), row(3)], T0)
+    await store.insights.update_one({"_id": f"{ACCOUNT}:12:2026-04-01"}, {"$set": {"date": "2026-04-09"}})
+    await store.insights.delete_one({"_id": f"{ACCOUNT}:11:2026-04-02"})
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert snap.quarantined == ["2026-04-01", "2026-04-02"]  # (of the range; 04-09 is forgotten too, below)
+    assert set(snap.fetched_at) == {date(2026, 4, 3)}
+    assert [(r.ad_id, r.date_start.day) for r in snap.rows] == [("11", 1), ("11", 3)]
+    stray = await store.quarantine.find_one({"collection": "insights"})
+    assert stray["_id"] == f"insights:{ACCOUNT}:12:2026-04-01" and "_id does not match" in stray["reason"]
+    record = await store.quarantine.find_one({"collection": "freshness"})
+    assert record["document"]["date"] == "2026-04-02" and "1 row(s) when fetched, 0 found" in record["reason"]
+    left = {d["date"] async for d in store.freshness.find({})}
+    assert left == {"2026-04-03", "2026-04-04", "2026-04-05", "2026-04-06", "2026-04-07", "2026-04-08"}
