@@ -633,7 +633,7 @@ class InsightsStore:
 
         The only way a row leaves L2 (a fetch never removes one, ``apply_fetch``).
         The tombstone keeps ``deleted_reason`` and ``deleted_at`` and gets a new
-        version, so subscribers and ``changes_since`` see the removal. Rows
+        version, so subscribers and ``replay_since`` see the removal. Rows
         absent or already removed are skipped. Raises ValueError for an empty reason.
         """
         if not reason.strip():
@@ -709,23 +709,3 @@ async def replay_since(store: InsightsStore, account_id: str, days: DateRange, f
                 and _day_key(days.since) <= doc["last"]:
             by_version.setdefault(doc["insights_version"], VersionChange(doc["insights_version"])).scores.append(doc)
     return [by_version[v] for v in sorted(by_version)]
-
-
-async def changes_since(store: InsightsStore, account_id: str, days: DateRange,
-                        from_version: int) -> tuple[int, list[InsightRow], list[tuple[str, date]]]:
-    """Rows of the range that changed after ``from_version``: (latest version, rows, removed (ad_id, date)).
-
-    Tombstones are kept, so every change since any version is still known.
-    """
-    docs = [d async for d in store.insights.find(
-        {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
-         "version": {"$gt": from_version}},
-    ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
-    docs, _ = await store._checked(docs)
-    rows, removed = [], []
-    for doc in docs:
-        if doc["deleted"]:
-            removed.append((doc["ad_id"], date.fromisoformat(doc["date"])))
-        else:
-            rows.append(decode_row(doc))
-    return max((d["version"] for d in docs), default=from_version), rows, removed
