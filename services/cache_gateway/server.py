@@ -45,6 +45,7 @@ from services.common.grpc_server import GrpcHost
 from services.common.logs import configure_logging
 from services.common.telemetry import setup_telemetry
 from services.common.settings import SettingsError, parse_service_args
+from services.common.shutdown import ShutdownSteps
 
 
 def parse_args(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> argparse.Namespace:
@@ -134,18 +135,19 @@ async def serve(args: argparse.Namespace) -> None:
         await host.wait_for_termination_signal()
     finally:
         health.cancel()
+        steps = ShutdownSteps(budget_s=20.0)  # within Kubernetes' default 30 s grace, whatever is unreachable
         # NOT_SERVING, then streams end with UNAVAILABLE so clients reconnect elsewhere, then stop
-        await host.stop(before_stop=servicer.hub.close_all)
-        await feed.close()
-        await service.drain()
-        await servicer.demand.close()
-        await servicer.close()
-        await replicas.close()
-        await audit.close()
-        await upstream.close()
+        await steps.step("the gRPC server", host.stop(before_stop=servicer.hub.close_all))
+        await steps.step("the change feed", feed.close())
+        await steps.step("background refreshes", service.drain())
+        await steps.step("the demand tracker's last flush", servicer.demand.close())
+        await steps.step("the fatigue engine channel", servicer.close())
+        await steps.step("the replicas", replicas.close())
+        await steps.step("the audit log's last entries", audit.close(timeout_s=4.0))
+        await steps.step("the meta_fetcher channel", upstream.close())
         if redis_client:
-            await redis_client.aclose()
-        await client.close()
+            await steps.step("Redis", redis_client.aclose())
+        await steps.step("MongoDB", client.close())
         telemetry.shutdown()
 
 

@@ -172,6 +172,7 @@ class LocalSystem:
     def stop(self) -> None:
         order = ["bff", "scheduler", *[n for n in self.processes if n.startswith("cache_gateway")],
                  "fatigue_engine", "meta_fetcher", "meta_sandbox"]
+        order[2:2] = [n for n in self.processes if n not in order]  # replicas added under other names, first
         for name in order:
             proc = self.processes.get(name)
             if proc:
