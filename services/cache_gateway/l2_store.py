@@ -67,7 +67,6 @@ from services.cache_gateway.row_document import CorruptDocument, content_hash, d
 from services.common.l2_schema import check, quarantine_record
 from services.common.dates import DateRange
 from services.common.insight_row import InsightRow
-from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +249,6 @@ class InsightsStore:
         account_id = doc["_id"]
         await self.quarantine.replace_one({"_id": f"accounts:{account_id}"},
                                           quarantine_record("accounts", doc, reason), upsert=True)
-        metrics.quarantined.add(1, {"collection": "accounts"})
         versions = [d.get("version") async for d in self.insights.find({"account_id": account_id}, {"version": 1})]
         top = max((v for v in versions if isinstance(v, int) and not isinstance(v, bool) and v >= 0), default=0)
         keep = {k: doc[k] for k in ("timezone", "currency")
@@ -307,7 +305,6 @@ class InsightsStore:
         for doc, reason in bad:  # the day counts as never fetched: it is fetched again before answering
             await self.quarantine.replace_one({"_id": f"freshness:{doc['_id']}"},
                                               quarantine_record("freshness", doc, reason), upsert=True)
-            metrics.quarantined.add(1, {"collection": "freshness"})
             await self.freshness.delete_one({"_id": doc["_id"]})
             log.warning("freshness %r failed the schema check (%s); quarantined, the day will be re-fetched",
                         doc["_id"], reason)
@@ -397,7 +394,6 @@ class InsightsStore:
                         doc.get("_id"), reason)
             await self.quarantine.replace_one({"_id": f"insights:{doc.get('_id')}"},
                                               quarantine_record("insights", doc, reason), upsert=True)
-            metrics.quarantined.add(1, {"collection": "insights"})
             await self.insights.delete_one({"_id": doc["_id"], "content_hash": doc.get("content_hash")})
             for account, day in _places_of(doc):
                 days.add(day)
@@ -424,7 +420,6 @@ class InsightsStore:
                           f"(removed by hand?); the day is fetched again")
                 await self.quarantine.replace_one({"_id": f"freshness:{record.get('_id')}"},
                                                   quarantine_record("freshness", record, reason), upsert=True)
-                metrics.quarantined.add(1, {"collection": "freshness"})
             await self.freshness.delete_many({"account_id": account_id, "date": day.isoformat(),
                                               "fetched_at": record["fetched_at"]})
             log.warning("act_%s %s: %d row(s) recorded, %d found by the range read, %d more by _id; the day's "

@@ -23,7 +23,7 @@ suffixes added by the exporter):
   (``kind`` = snapshot | change | jump), ``adfatigue.subscriptions.delivery.duration`` (s, commit
   observed by the change feed → event handed to gRPC).
 * ``adfatigue.change_feed.reconnects`` {reconnect}, ``adfatigue.lock.waits`` {wait} (services/common),
-  ``adfatigue.rescore.runs`` {run} (``outcome``), ``adfatigue.l2.quarantined`` {document} (``collection``),
+  ``adfatigue.rescore.runs`` {run} (``outcome``), ``adfatigue.l2.quarantined`` {document} (``collection``; counted by services/common/l2_schema.py),
   ``adfatigue.demand.flushes`` {flush} (``outcome``), ``adfatigue.refresh.fenced`` {refresh}.
 """
 
@@ -52,8 +52,6 @@ change_feed_reconnects = _m.create_counter("adfatigue.change_feed.reconnects", u
                                            description="Change stream reopened after an error")
 rescore_runs = _m.create_counter("adfatigue.rescore.runs", unit="{run}",
                                  description="Background rescoring runs by outcome (ok, error)")
-quarantined = _m.create_counter("adfatigue.l2.quarantined", unit="{document}",
-                                description="L2 documents that did not decode, moved to quarantine")
 demand_flushes = _m.create_counter("adfatigue.demand.flushes", unit="{flush}",
                                    description="Demand-record flushes to L2 by outcome (ok, error)")
 refresh_fenced = _m.create_counter("adfatigue.refresh.fenced", unit="{refresh}",
