@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from services.bff import problems
+from services.bff import http_telemetry, problems
 from services.bff.api_routes import router as api_router
 from services.bff.gateway_client import GatewayClient
 from services.bff.gateway_token import GatewayTokens
@@ -66,4 +66,6 @@ def create_app(settings: BffSettings | None = None) -> FastAPI:
                        max_age=settings.session_max_age_s, same_site="strict", https_only=settings.secure_cookies)
     app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    # outermost: request durations and server spans (once setup_telemetry ran; see http_telemetry)
+    http_telemetry.instrument(app, settings.telemetry_enabled)
     return app
