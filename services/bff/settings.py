@@ -48,6 +48,12 @@ class BffSettings(AuthSettings, LoggingSettings, TlsSettings):
     # -- gateway calls ----------------------------------------------------------------------------
     gateway_token_ttl_s: int = setting(300, env="BFF_GATEWAY_TOKEN_TTL_S", ge=120, le=900,
                                        doc="lifetime of the user-scoped token sent to the gateway, seconds")
+    gateway_signing_key: str = setting("", env="BFF_GATEWAY_SIGNING_KEY", secret=True,
+                                       allowed="a PEM private key (RSA: RS256, EC P-256: ES256)",
+                                       doc="production: signs the user-scoped gateway tokens; the gateway's JWKS "
+                                           "(JWT_JWKS_URL) publishes its public key (default: JWT_HS256_SECRET)")
+    gateway_signing_kid: str = setting("", env="BFF_GATEWAY_SIGNING_KID",
+                                       doc="key id of BFF_GATEWAY_SIGNING_KEY in that JWKS (the tokens' kid header)")
     gateway_timeout_s: float = setting(30.0, env="BFF_GATEWAY_TIMEOUT_S", gt=0, doc="deadline of a gateway call, s")
     # -- live stream ------------------------------------------------------------------------------
     heartbeat_s: float = setting(15.0, env="BFF_HEARTBEAT_S", gt=0,
