@@ -13,10 +13,10 @@ sets unless the environment chose already):
 * a SERVER span per request when traces are exported (OTLP), parent of the gRPC client spans to the
   gateway; the per-message ASGI ``send`` / ``receive`` child spans are left out (noise).
 
-**Live streams** (``GET /api/v1/accounts/{act}/events``, Server-Sent Events) are left out of all of
-that: the instrumentation times a request to its last byte, and a stream stays open for as long as the
-page does (hours), so one open tab would own every high quantile of the histogram. They are counted
-by ``LiveStreamMetrics`` instead:
+``GET /healthz`` (probes) is not instrumented. **Live streams** (``GET /api/v1/accounts/{act}/events``,
+Server-Sent Events) are left out of all of that: the instrumentation times a request to its last
+byte, and a stream stays open for as long as the page does (hours), so one open tab would own every
+high quantile of the histogram. They are counted by ``LiveStreamMetrics`` instead:
 
 * ``adfatigue.bff.live.requests`` (counter, ``{request}``) per ``http.request.method`` and
   ``http.response.status_code`` — 200 is a stream opened; 4xx / 5xx the problem answers sent
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: The live-stream route (regular expression on the URL; also ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS`` syntax).
 LIVE_EVENTS = r"/api/v1/accounts/[^/]+/events$"
 _LIVE_PATH = re.compile(r"^" + LIVE_EVENTS)
+#: Not instrumented: the live streams (counted by LiveStreamMetrics) and the probes (not traffic).
+EXCLUDED_URLS = LIVE_EVENTS + r",/healthz$"
 
 
 def use_stable_http_conventions() -> None:
@@ -98,6 +100,6 @@ def instrument(app, enabled: bool = True) -> bool:
     if tel is None or not enabled:
         return False
     app.add_middleware(LiveStreamMetrics)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=LIVE_EVENTS, exclude_spans=["receive", "send"],
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"],
                                        meter_provider=tel.meter_provider, tracer_provider=tel.tracer_provider)
     return True
