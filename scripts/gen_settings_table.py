@@ -16,14 +16,17 @@ sys.path.insert(0, str(ROOT))
 
 from services.bff.settings import BffSettings  # noqa: E402
 from services.cache_gateway.settings import GatewaySettings  # noqa: E402
+from services.cli.settings import CliSettings  # noqa: E402
 from services.common.settings.table import replace_table, settings_table  # noqa: E402
 from services.fatigue_engine.settings import EngineSettings  # noqa: E402
 from services.meta_fetcher.settings import FetcherSettings  # noqa: E402
+from services.meta_sandbox.settings import SandboxSettings  # noqa: E402
 from services.scheduler.settings import SchedulerSettings  # noqa: E402
 
 #: Every service's settings model, by the name people know the service by.
 SERVICE_SETTINGS = {"cache_gateway": GatewaySettings, "meta_fetcher": FetcherSettings,
-                    "scheduler": SchedulerSettings, "fatigue_engine": EngineSettings, "bff": BffSettings}
+                    "scheduler": SchedulerSettings, "fatigue_engine": EngineSettings, "bff": BffSettings,
+                    "cli": CliSettings, "meta_sandbox": SandboxSettings}
 README = ROOT / "README.md"
 
 

@@ -9,7 +9,8 @@ Collections (database ``adfatigue`` by default):
   the row last changed) and ``deleted`` (a tombstone when a re-read no longer
   has the row, so subscribers can be told).
 - ``freshness``: one document per account x day that was fetched (rows or
-  not): ``fetched_at``.
+  not): ``fetched_at``, ``attribution`` and ``row_count`` (the insights
+  documents the day held, tombstones included, when it was marked fetched).
 - ``accounts``: ``version`` (last committed change), ``seq`` (last claimed
   version), ``timezone``, ``currency``.
 
@@ -19,6 +20,22 @@ never overwrite a newer one. A batch of changes claims a version with
 commits with ``$max version`` — no multi-document transaction. Readers take a
 consistent snapshot by reading the account document before and after the rows
 and retrying while a write is in flight (``seq > version``) or the version moved.
+
+Rows that leave the range queries (issue 16): a row whose ``account_id`` or
+``date`` is edited by hand, or that is deleted, no longer matches the queries
+on ``(account_id, date)``, so no schema check ever sees it. The day's
+``row_count`` catches it: a read (``snapshot``, ``account_image``) that finds
+fewer documents of a fetched day than recorded treats the day as corrupt —
+looks the day's documents up by ``_id`` (which still names the account and
+day), quarantines those failing the check (their ``_id`` no longer matches),
+quarantines the freshness record when rows are missing altogether, and drops
+the day's freshness, so the day is answered stale and fetched again, never
+FRESH with a row missing. A row moved to *another valid* account or day is
+read there and fails the ``_id`` check, so it is never served in the wrong
+place, and both its places are fetched again. ``row_count`` only grows
+(``$max``) while the day's record lives: documents leave a day only by
+quarantine, which drops the record too. Records written before ``row_count``
+existed are not checked until their day is fetched again.
 
 Write protocol when a writer dies or its commit fails (issue 16): its rows
 carry the version it claimed, and its days' freshness was never marked
@@ -38,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Iterable, Sequence
@@ -113,19 +131,47 @@ def _account_state(doc: dict) -> AccountState:
                         doc.get("currency", ""), doc.get("claimed_at"), doc.get("name", ""))
 
 
-def _day_of(doc: dict) -> date | None:
-    """The day an insights document is for: its ``date``, else the one in its ``_id``."""
-    for text in (doc.get("date"), str(doc.get("_id", "")).rpartition(":")[2]):
+def _places_of(doc: dict) -> set[tuple[str, date]]:
+    """The (account, day) an insights document claims to be for, by its fields and by its ``_id``: both when
+    they disagree (a row moved by hand is missing from one place and misplaced in the other)."""
+    places = set()
+    key = str(doc.get("_id", ""))
+    for account, text in ((doc.get("account_id"), doc.get("date")),
+                          (key.partition(":")[0], key.rpartition(":")[2])):
+        if not isinstance(account, str):
+            account = key.partition(":")[0]
         try:
-            return date.fromisoformat(text)
+            places.add((account, date.fromisoformat(text)))
         except (TypeError, ValueError):
             continue
-    return None
+    return places
 
 
-def _account_of(doc: dict) -> str:
-    account = doc.get("account_id")
-    return account if isinstance(account, str) else str(doc.get("_id", "")).partition(":")[0]
+class DayFetches(dict):
+    """``InsightsStore.fetched_at``'s answer, ``{day: fetched_at}``; ``records`` keeps each day's freshness
+    document (its ``row_count`` is what ``snapshot`` checks the rows it reads against)."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, *args, records: dict[date, dict] | None = None):
+        super().__init__(*args)
+        self.records = records or {}
+
+
+def _short_days(docs: list[dict], records: dict[date, dict]) -> dict[date, tuple[int, int]]:
+    """Days whose freshness record counts more insights documents than ``docs`` (all a read found, valid or
+    not) hold for them: ``{day: (recorded, found)}``. Pure: safe in a worker thread."""
+    counted = {day.isoformat(): doc["row_count"] for day, doc in records.items()
+               if isinstance(doc.get("row_count"), int) and doc["row_count"] > 0}
+    if not counted:
+        return {}
+    found: dict[str, int] = {}
+    for doc in docs:
+        text = doc.get("date")
+        if type(text) is str and text in counted:
+            found[text] = found.get(text, 0) + 1
+    return {date.fromisoformat(text): (n, found.get(text, 0)) for text, n in counted.items()
+            if found.get(text, 0) < n}
 
 
 def _sort_checked(docs: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
@@ -149,14 +195,17 @@ def _sort_checked(docs: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]
     return good, bad
 
 
-def _image_parts(docs: list[dict], freshness: list[dict], scores: list[dict]):
-    """(fetched_at per day, entries, valid scores) of an AccountImage from checked documents (worker thread)."""
-    valid = [d for d in freshness if check("freshness", d) is None]
-    fetched = {date.fromisoformat(d["date"]): d["fetched_at"] for d in valid}
-    attribution = {date.fromisoformat(d["date"]): d.get("attribution", "") for d in valid}
+def _image_parts(docs: list[dict], freshness: list[dict], scores: list[dict], raw: list[dict]):
+    """(fetched_at per day, entries, valid scores, attribution per day, valid freshness documents per day, short
+    days) of an AccountImage from checked documents; ``raw``: all the insights documents read, to count the
+    days' rows (``_short_days``). Worker thread."""
+    valid = {date.fromisoformat(d["date"]): d for d in freshness if check("freshness", d) is None}
+    fetched = {day: d["fetched_at"] for day, d in valid.items()}
+    attribution = {day: d.get("attribution", "") for day, d in valid.items()}
     entries = [(d["ad_id"], date.fromisoformat(d["date"]), d["version"], None if d["deleted"] else decode_row(d))
                for d in docs]
-    return fetched, entries, [d for d in scores if check("scores", d) is None], attribution
+    return (fetched, entries, [d for d in scores if check("scores", d) is None], attribution, valid,
+            _short_days(raw, valid))
 
 
 def _day_key(d: date) -> str:
@@ -235,8 +284,9 @@ class InsightsStore:
 
     # -- reads --------------------------------------------------------------------------------
     async def fetched_at(self, account_id: str, days: DateRange,
-                         attribution: Sequence[str] | None = None) -> dict[date, datetime]:
-        """When each day of ``days`` was last fetched (days never fetched are absent).
+                         attribution: Sequence[str] | None = None) -> DayFetches:
+        """When each day of ``days`` was last fetched (days never fetched are absent), with the days'
+        freshness documents in ``records`` (pass the answer to ``snapshot(fetched=)``).
 
         ``attribution``: only days last fetched with that setting count as fetched
         (a day fetched with another setting is absent, so it is fetched again
@@ -244,12 +294,14 @@ class InsightsStore:
         cursor = self.freshness.find(
             {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
         )
-        known, bad = {}, []
+        known, bad = DayFetches(), []
         async for doc in cursor:
             reason = check("freshness", doc)
             if reason is None:
                 if attribution is None or doc.get("attribution", "") == ",".join(attribution):
-                    known[date.fromisoformat(doc["date"])] = doc["fetched_at"]
+                    day = date.fromisoformat(doc["date"])
+                    known[day] = doc["fetched_at"]
+                    known.records[day] = doc
             else:
                 bad.append((doc, reason))
         for doc, reason in bad:  # the day counts as never fetched: it is fetched again before answering
@@ -285,7 +337,8 @@ class InsightsStore:
 
     async def _consistent(self, account_id: str, read):
         """Run ``read()`` until the account's version and claim did not move around it (no write in
-        flight); after ``read_retry_s`` the last read is returned as is. Returns (result, account state)."""
+        flight); after ``read_retry_s`` the last read is returned as is. Returns (result, account state, settled:
+        whether the read was consistent rather than returned as is)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.read_retry_s
         while True:
@@ -297,31 +350,39 @@ class InsightsStore:
                 continue
             result = await read()
             after = await self.account(account_id) or AccountState(account_id)
-            if (after.version, after.seq) == (before.version, before.seq) or loop.time() >= deadline:
-                return result, after
+            settled = (after.version, after.seq) == (before.version, before.seq) and not after.pending
+            if settled or loop.time() >= deadline:
+                return result, after, settled
 
     async def snapshot(self, account_id: str, days: DateRange, fetched: dict[date, datetime] | None = None) -> Snapshot:
         """A consistent snapshot of the range: rows ordered by (date, ad_id), at one version.
 
         ``fetched``: the range's fetch times when the caller has just read them
-        (saves a round trip); read here otherwise. Corrupt documents are moved
+        (saves a round trip; a ``DayFetches`` also lets the rows be counted, see
+        the module doc); read here otherwise. Corrupt documents are moved
         to ``quarantine`` and their day's freshness dropped, so the next plan
-        re-fetches them (R11).
+        re-fetches them (R11); so is a day holding fewer rows than its
+        freshness record counts. Those days are listed in ``quarantined``.
         """
         async def read():
             docs = [d async for d in self.insights.find(
                 {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
             ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
-            return docs, dict(fetched) if fetched is not None else await self.fetched_at(account_id, days)
+            return docs, DayFetches(fetched, records=dict(getattr(fetched, "records", {}))) \
+                if fetched is not None else await self.fetched_at(account_id, days)
 
-        (docs, fetched), after = await self._consistent(account_id, read)
+        (docs, fetched), after, settled = await self._consistent(account_id, read)
+        # (a read overlapping a write may see the write's freshness without its rows: only a settled one counts)
+        short = _short_days(docs, fetched.records) if settled else {}
+        lost = await self._recover_short_days(account_id, short, fetched.records, docs) if short else set()
         docs, bad = await self._checked(docs)
+        bad |= lost
         version = max((d["version"] for d in docs), default=0)
         rows = [decode_row(doc) for doc in docs if not doc["deleted"]]
         for day in bad:
             fetched.pop(day, None)
-        return Snapshot(account_id, version, rows, fetched, after.timezone, sorted(d.isoformat() for d in bad),
-                        after.pending)
+        quarantined = sorted(d.isoformat() for d in bad if days.since <= d <= days.until)
+        return Snapshot(account_id, version, rows, fetched, after.timezone, quarantined, after.pending)
 
     async def _checked(self, docs: list[dict], off_loop: bool = False) -> tuple[list[dict], set[date]]:
         """The insights documents that pass the schema check and whose values still match their
@@ -332,17 +393,43 @@ class InsightsStore:
         good, bad = await asyncio.to_thread(_sort_checked, docs) if off_loop else _sort_checked(docs)
         days: set[date] = set()
         for doc, reason in bad:
-            day = _day_of(doc)
             log.warning("L2 document %r failed the schema check (%s); quarantined, its day will be re-fetched",
                         doc.get("_id"), reason)
             await self.quarantine.replace_one({"_id": f"insights:{doc.get('_id')}"},
                                               quarantine_record("insights", doc, reason), upsert=True)
             metrics.quarantined.add(1, {"collection": "insights"})
             await self.insights.delete_one({"_id": doc["_id"], "content_hash": doc.get("content_hash")})
-            if day is not None:
+            for account, day in _places_of(doc):
                 days.add(day)
-                await self.freshness.delete_many({"account_id": _account_of(doc), "date": day.isoformat()})
+                await self.freshness.delete_many({"account_id": account, "date": day.isoformat()})
         return good, days
+
+    async def _recover_short_days(self, account_id: str, short: dict[date, tuple[int, int]],
+                                  records: dict[date, dict], seen: list[dict]) -> set[date]:
+        """Days whose read found fewer documents than their freshness record counts (``_short_days``): the
+        documents the read missed are looked up by ``_id`` (``account:ad:day``, an index range) and those
+        failing the schema check (an ``_id`` naming another account or day than the fields) quarantined;
+        the record itself is quarantined when rows are missing altogether (deleted by hand). Every short
+        day's freshness is dropped, so it is answered stale and fetched again. Returns the days dropped
+        (those of the quarantined documents' other place too)."""
+        seen_ids = {d.get("_id") for d in seen}
+        pattern = f"^{re.escape(account_id)}:[^:]*:({'|'.join(re.escape(d.isoformat()) for d in short)})$"
+        strays = [d async for d in self.insights.find({"_id": {"$regex": pattern}}) if d["_id"] not in seen_ids]
+        _, dropped = await self._checked(strays)
+        for day, (recorded, found) in short.items():
+            record = records[day]
+            located = sum(1 for d in strays if d["_id"].endswith(":" + day.isoformat()))
+            if found + located < recorded:
+                reason = (f"row_count: the day held {recorded} row(s) when fetched, {found + located} found "
+                          f"(removed by hand?); the day is fetched again")
+                await self.quarantine.replace_one({"_id": f"freshness:{record.get('_id')}"},
+                                                  quarantine_record("freshness", record, reason), upsert=True)
+                metrics.quarantined.add(1, {"collection": "freshness"})
+            await self.freshness.delete_many({"account_id": account_id, "date": day.isoformat(),
+                                              "fetched_at": record["fetched_at"]})
+            log.warning("act_%s %s: %d row(s) recorded, %d found by the range read, %d more by _id; the day's "
+                        "freshness dropped, it will be re-fetched", account_id, day, recorded, found, located)
+        return dropped | set(short)
 
     async def ad_series(self, account_id: str, ad_ids: Iterable[str]) -> tuple[int, dict[str, list[InsightRow]]]:
         """Every stored day of each ad, read consistently: (version of what was read, rows per ad by date)."""
@@ -352,7 +439,7 @@ class InsightsStore:
             return [d async for d in self.insights.find({"account_id": account_id, "ad_id": {"$in": ids}})
                     .sort([("ad_id", ASCENDING), ("date", ASCENDING)])]
 
-        docs, _ = await self._consistent(account_id, read)
+        docs, _, _ = await self._consistent(account_id, read)
         docs, _ = await self._checked(docs)
         series: dict[str, list[InsightRow]] = {ad: [] for ad in ids}
         for doc in docs:
@@ -399,7 +486,7 @@ class InsightsStore:
         is still uncommitted (the caller answers from L2 meanwhile, which marks it and repairs it).
         Rows come with tombstones (``row`` None) and the version at which each last changed; documents
         failing the schema check are quarantined (their days' freshness dropped) and left out, as
-        ``snapshot`` does.
+        ``snapshot`` does, and so are days holding fewer documents than their freshness record counts.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.read_retry_s
@@ -416,8 +503,12 @@ class InsightsStore:
             after = await self.account(account_id) or AccountState(account_id)
             if (after.version, after.seq) != (before.version, before.seq):
                 continue
+            raw = docs
             docs, bad_days = await self._checked(docs, off_loop=True)
-            fetched, entries, scores, attribution = await asyncio.to_thread(_image_parts, docs, freshness, scores)
+            fetched, entries, scores, attribution, records, short = await asyncio.to_thread(
+                _image_parts, docs, freshness, scores, raw)
+            if short:  # rows left the account's query (identity edited or deleted by hand): see the module doc
+                bad_days |= await self._recover_short_days(account_id, short, records, raw)
             for day in bad_days:
                 fetched.pop(day, None)
             return AccountImage(after, entries, fetched, scores, attribution)
@@ -457,7 +548,8 @@ class InsightsStore:
         a page Meta lost) never deletes its history (issue 17); a row changes
         only when the provider returns a newer row for the same key.
         Every day of ``days`` is marked fetched (``$max`` on fetched_at) with the
-        ``attribution`` setting the fetch used (``fetched_at(..., attribution=)``),
+        ``attribution`` setting the fetch used (``fetched_at(..., attribution=)``)
+        and the documents the day holds (``$max`` on row_count, see the module doc),
         unless a newer fetch of the day is stored.
         Raises ValueError when a row lies outside ``days`` or belongs to another account.
         """
@@ -469,8 +561,15 @@ class InsightsStore:
             incoming[f"{account_id}:{row.ad_id}:{_day_key(row.date_start)}"] = (row, body, content_hash(body))
         existing = {d["_id"]: d async for d in self.insights.find(
             {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)}},
-            {"content_hash": 1, "fetched_at": 1, "deleted": 1},
+            {"content_hash": 1, "fetched_at": 1, "deleted": 1, "date": 1},
         )}
+        # the documents each day holds once this write is done (for its freshness record's row_count)
+        held: dict[str, set] = {}
+        for key, doc in existing.items():
+            if type(doc.get("date")) is str:
+                held.setdefault(doc["date"], set()).add(key)
+        for key, (row, _, _) in incoming.items():
+            held.setdefault(_day_key(row.date_start), set()).add(key)
 
         def newer_stored(doc: dict | None) -> bool:  # (a malformed stored fetched_at is overwritten)
             return doc is not None and isinstance(doc.get("fetched_at"), datetime) and doc["fetched_at"] > fetched_at
@@ -507,7 +606,8 @@ class InsightsStore:
                 await self.accounts.update_one({"_id": account_id}, {"$max": {"version": version}})
         await self._bulk(self.freshness, [
             UpdateOne({"_id": f"{account_id}:{_day_key(d)}", "fetched_at": {"$not": {"$gt": fetched_at}}},
-                      {"$max": {"fetched_at": fetched_at}, "$set": {"attribution": ",".join(attribution)},
+                      {"$max": {"fetched_at": fetched_at, "row_count": len(held.get(_day_key(d), ()))},
+                       "$set": {"attribution": ",".join(attribution)},
                        "$setOnInsert": {"account_id": account_id, "date": _day_key(d)}}, upsert=True)
             for d in days.days()
         ])
@@ -533,7 +633,7 @@ class InsightsStore:
 
         The only way a row leaves L2 (a fetch never removes one, ``apply_fetch``).
         The tombstone keeps ``deleted_reason`` and ``deleted_at`` and gets a new
-        version, so subscribers and ``changes_since`` see the removal. Rows
+        version, so subscribers and ``replay_since`` see the removal. Rows
         absent or already removed are skipped. Raises ValueError for an empty reason.
         """
         if not reason.strip():
@@ -609,23 +709,3 @@ async def replay_since(store: InsightsStore, account_id: str, days: DateRange, f
                 and _day_key(days.since) <= doc["last"]:
             by_version.setdefault(doc["insights_version"], VersionChange(doc["insights_version"])).scores.append(doc)
     return [by_version[v] for v in sorted(by_version)]
-
-
-async def changes_since(store: InsightsStore, account_id: str, days: DateRange,
-                        from_version: int) -> tuple[int, list[InsightRow], list[tuple[str, date]]]:
-    """Rows of the range that changed after ``from_version``: (latest version, rows, removed (ad_id, date)).
-
-    Tombstones are kept, so every change since any version is still known.
-    """
-    docs = [d async for d in store.insights.find(
-        {"account_id": account_id, "date": {"$gte": _day_key(days.since), "$lte": _day_key(days.until)},
-         "version": {"$gt": from_version}},
-    ).sort([("date", ASCENDING), ("ad_id", ASCENDING)])]
-    docs, _ = await store._checked(docs)
-    rows, removed = [], []
-    for doc in docs:
-        if doc["deleted"]:
-            removed.append((doc["ad_id"], date.fromisoformat(doc["date"])))
-        else:
-            rows.append(decode_row(doc))
-    return max((d["version"] for d in docs), default=from_version), rows, removed

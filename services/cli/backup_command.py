@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def _answers(uri: str) -> bool:
 @contextlib.contextmanager
 def store_uri(args, data_dir: Path):
     """The URI to use (see the module doc); starts and stops the data folder's embedded store if needed."""
-    uri = args.mongodb_uri or os.environ.get("MONGODB_URI")
+    uri = args.settings.mongodb_uri
     if not uri:
         try:
             uri = json.loads((data_dir / "endpoints.json").read_text()).get("mongodb") or None
@@ -52,7 +51,7 @@ def store_uri(args, data_dir: Path):
 
 
 def _database(args) -> str:
-    return args.db or os.environ.get("MONGODB_DB") or "adfatigue"
+    return args.settings.mongodb_db
 
 
 async def _run(uri: str, work) -> dict:
@@ -137,5 +136,5 @@ def add_parsers(add) -> dict:
     for p in (bk, rs):
         p.add_argument("--mongodb-uri", help="the store (default: MONGODB_URI, the running `up`, or the data "
                                              "folder's embedded store)")
-        p.add_argument("--db", help="database name (default: MONGODB_DB or adfatigue)")
+        p.add_argument("--db", dest="mongodb_db", help="database name (default: MONGODB_DB or adfatigue)")
     return {"backup": bk, "restore": rs}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import grpc
@@ -10,15 +9,16 @@ import grpc
 from services.common.auth import bearer, mint_token
 from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
+from services.common.settings import TokenMintSettings
 
 
 class NoToken(RuntimeError):
     pass
 
 
-def local_secret(data_dir: Path) -> str:
+def local_secret(data_dir: Path, settings: TokenMintSettings) -> str:
     """``JWT_HS256_SECRET``, else the secret of the ``up`` running from ``data_dir``; NoToken when neither exists."""
-    secret = os.environ.get("JWT_HS256_SECRET", "")
+    secret = settings.jwt_hs256_secret
     path = data_dir / "dev-jwt-secret"
     if not secret and path.exists():
         secret = path.read_text().strip()
@@ -28,14 +28,13 @@ def local_secret(data_dir: Path) -> str:
     return secret
 
 
-def cli_token(data_dir: Path) -> str:
-    """``ADFATIGUE_TOKEN``, or a short-lived development token minted from the local stack's secret.
-
-    Raises NoToken when neither is available.
+def cli_token(data_dir: Path, settings) -> str:
+    """``settings.token`` (``ADFATIGUE_TOKEN``), or a short-lived development token minted from the local
+    stack's secret (``services/cli/settings.py``: ``CliSettings``). Raises NoToken when neither is available.
     """
-    if os.environ.get("ADFATIGUE_TOKEN"):
-        return os.environ["ADFATIGUE_TOKEN"]
-    return mint_token(local_secret(data_dir), "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
+    if settings.token:
+        return settings.token
+    return mint_token(local_secret(data_dir, settings), "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
 
 
 def unreachable_hint(exc: grpc.RpcError, target: str) -> str:

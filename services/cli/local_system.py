@@ -9,13 +9,13 @@ given CSV accounts and the built-in synthetic account.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.cli.service_process import ServiceProcess
 from services.common.auth import dev_secret
 from services.common.embedded_mongo import EmbeddedMongo
+from services.common.settings import GatewayAddressSettings, TokenMintSettings
 
 
 @dataclass
@@ -82,7 +82,7 @@ class LocalSystem:
     def start(self) -> "LocalSystem":
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.jwt_secret = os.environ.get("JWT_HS256_SECRET") or dev_secret(cfg.data_dir)
+        self.jwt_secret = TokenMintSettings.from_env().jwt_hs256_secret or dev_secret(cfg.data_dir)
         try:
             if not self.mongodb_uri:
                 self.mongo = EmbeddedMongo(cfg.data_dir / "mongo", log_path=self.logs / "mongo.log")
@@ -189,13 +189,12 @@ class LocalSystem:
         self.stop()
 
 
-def gateway_address(data_dir: Path, explicit: str | None = None) -> str:
-    """Where the gateway is: ``explicit``, ``ADFATIGUE_GATEWAY_ADDR``, the running ``up``'s endpoints, or the default."""
-    if explicit:
-        return explicit
-    if os.environ.get("ADFATIGUE_GATEWAY_ADDR"):
-        return os.environ["ADFATIGUE_GATEWAY_ADDR"]
+def gateway_address(data_dir: Path, settings: GatewayAddressSettings) -> str:
+    """Where the gateway is: ``settings.gateway_addr`` when given (``--gateway``, ``ADFATIGUE_GATEWAY_ADDR``),
+    else the running ``up``'s endpoints, else the default ``127.0.0.1:50051``."""
+    if settings.is_set("gateway_addr"):
+        return settings.gateway_addr
     endpoints = data_dir / "endpoints.json"
     if endpoints.exists():
-        return json.loads(endpoints.read_text()).get("cache_gateway", "127.0.0.1:50051")
-    return "127.0.0.1:50051"
+        return json.loads(endpoints.read_text()).get("cache_gateway", settings.gateway_addr)
+    return settings.gateway_addr

@@ -17,6 +17,8 @@ The CLI finds the running system in ``--data-dir`` (``./.adfatigue``, or
 ``ADFATIGUE_HOME``): its endpoints and its development token secret.
 ``ADFATIGUE_GATEWAY_ADDR`` / ``--gateway`` point it elsewhere, and
 ``ADFATIGUE_TOKEN`` supplies a bearer token for a system you did not start.
+Every variable is a field of ``services/cli/settings.py`` (``CliSettings``),
+read once at start; a bad value stops the command naming it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import argparse
 import asyncio
 import functools
 import json
-import os
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_
 from services.cli.local_system import gateway_address
 from services.cli.system_metrics import alerts, collect, render_alerts
 from services.cli.system_metrics import render as render_system_metrics
+from services.cli.settings import CliSettings
 from services.cli.report import (
     FORMATS, LEVELS, SORTS, empty_hint, render_csv, render_json, render_markdown, render_table, report_lines,
 )
@@ -49,12 +51,13 @@ from services.cli.watch_command import run_watch
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.auth import bearer
 from services.common.grpc_server import service_channel
+from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.status_text import render_status
 
 
 def _data_dir(args) -> Path:
-    return Path(args.data_dir or os.environ.get("ADFATIGUE_HOME", ".adfatigue")).resolve()
+    return Path(args.settings.data_dir).resolve()
 
 
 def _port(text: str) -> int:
@@ -86,7 +89,7 @@ def _range(parser, args, default_days: int) -> tuple[str, str]:
 
 def _token(parser, args) -> str:
     try:
-        return cli_token(_data_dir(args))
+        return cli_token(_data_dir(args), args.settings)
     except NoToken as exc:
         parser.error(str(exc))
 
@@ -134,7 +137,7 @@ def cmd_report(parser, args) -> int:
     account = _account(parser, args.account)
     since, until = _range(parser, args, 90)
     levels = _levels(parser, args.level)
-    target = gateway_address(_data_dir(args), args.gateway)
+    target = gateway_address(_data_dir(args), args.settings)
     token = _token(parser, args)
     console = terminal_console()
     try:
@@ -168,7 +171,7 @@ def cmd_watch(parser, args) -> int:
     since, until = _range(parser, args, 28)
     if args.heartbeat_seconds <= 0:
         parser.error("--heartbeat-seconds must be > 0")
-    target = gateway_address(_data_dir(args), args.gateway)
+    target = gateway_address(_data_dir(args), args.settings)
     token = _token(parser, args)
     try:
         return asyncio.run(run_watch(target, token, account, since, until, terminal_console(), args.heartbeat_seconds))
@@ -180,7 +183,7 @@ def cmd_refresh(parser, args) -> int:
     """Refresh the due days of a range now (every day with --force); operators only."""
     account = _account(parser, args.account)
     since, until = _range(parser, args, 28)
-    target = gateway_address(_data_dir(args), args.gateway)
+    target = gateway_address(_data_dir(args), args.settings)
     token = _token(parser, args)
     try:
         reply = asyncio.run(refresh(target, token, account, since, until, args.force))
@@ -196,7 +199,7 @@ def cmd_token(parser, args) -> int:
     for text in args.account:
         accounts.append("*" if text == "*" else "act_" + _account(parser, text))
     try:
-        print(development_token(_data_dir(args), accounts, args.operator, args.ttl))
+        print(development_token(_data_dir(args), args.settings, accounts, args.operator, args.ttl))
     except (NoToken, ValueError) as exc:
         parser.error(str(exc))
     return 0
@@ -230,15 +233,16 @@ def cmd_stats(parser, args) -> int:
 
 def _alert_lines(parser, args) -> tuple[list[dict], str]:
     """The alerts (as dicts) and their text: from Prometheus with ``--prometheus``, else evaluated on /metrics."""
-    if args.prometheus:
+    prometheus = args.settings.prometheus_url
+    if prometheus:
         try:
-            reply = httpx.get(f"{args.prometheus.rstrip('/')}/api/v1/alerts", timeout=10).json()
+            reply = httpx.get(f"{prometheus.rstrip('/')}/api/v1/alerts", timeout=10).json()
         except (httpx.HTTPError, ValueError) as exc:
-            return [], f"alerts: Prometheus at {args.prometheus} did not answer ({type(exc).__name__})"
+            return [], f"alerts: Prometheus at {prometheus} did not answer ({type(exc).__name__})"
         found = [{"name": a["labels"].get("alertname", ""), "severity": a["labels"].get("severity", ""),
                   "firing": a.get("state") == "firing", "detail": a.get("annotations", {}).get("summary", "")}
                  for a in reply.get("data", {}).get("alerts", [])]
-        text = [f"alerts (Prometheus {args.prometheus}): {sum(a['firing'] for a in found)} firing"]
+        text = [f"alerts (Prometheus {prometheus}): {sum(a['firing'] for a in found)} firing"]
         text += [f"  {'FIRING' if a['firing'] else 'pending':<7} {a['severity']:<9} {a['name']:<26} {a['detail']}"
                  for a in found]
         return found, "\n".join(text)
@@ -308,12 +312,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     rep.add_argument("--level", help=f"only these levels, comma-separated ({', '.join(LEVELS)})")
     rep.add_argument("--sort", choices=SORTS, default="level",
                      help="level (default: worst first, then score), score, spend, days_to_critical or name")
-    rep.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
+    rep.add_argument("--gateway", dest="gateway_addr",
+                     help="host:port of the CacheGateway (default: ADFATIGUE_GATEWAY_ADDR, or the running `up`)")
     wt = add("watch", help="print changes of an account's insights as they happen")
     wt.add_argument("--account", required=True, help="act_<digits>")
     wt.add_argument("--since", help="YYYY-MM-DD (default: 28 days ending --until)")
     wt.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
-    wt.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
+    wt.add_argument("--gateway", dest="gateway_addr",
+                     help="host:port of the CacheGateway (default: ADFATIGUE_GATEWAY_ADDR, or the running `up`)")
     wt.add_argument("--heartbeat-seconds", type=float, default=30.0,
                     help="off a terminal: seconds between 'still waiting' lines (default 30)")
     rf = add("refresh", help="fetch the due days of a range now (every day with --force); operator")
@@ -321,7 +327,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     rf.add_argument("--since", help="YYYY-MM-DD (default: 28 days ending --until)")
     rf.add_argument("--until", help="YYYY-MM-DD (default: yesterday)")
     rf.add_argument("--force", action="store_true", help="refetch every day of the range, due or not")
-    rf.add_argument("--gateway", help="host:port of the CacheGateway (default: the running `up`)")
+    rf.add_argument("--gateway", dest="gateway_addr",
+                     help="host:port of the CacheGateway (default: ADFATIGUE_GATEWAY_ADDR, or the running `up`)")
     tk = add("token", help="print a development bearer token for grpcurl or another client")
     tk.add_argument("--account", required=True, action="append",
                     help="act_<digits> the token may read (repeat for more; * = every account)")
@@ -330,7 +337,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     st = add("status", help="the scheduler's status")
     st.add_argument("--scheduler", help="host:port of the Scheduler (default: the running `up`)")
     st.add_argument("--json", action="store_true")
-    st.add_argument("--prometheus", default=os.environ.get("PROMETHEUS_URL"),
+    st.add_argument("--prometheus", dest="prometheus_url",
                     help="read the firing alerts from this Prometheus (default PROMETHEUS_URL; unset: evaluate the "
                          "alert thresholds on the services' /metrics)")
     st.add_argument("--metrics", action="append", metavar="NAME=URL",
@@ -345,8 +352,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
-    args = parser.parse_args(argv)
-    args.data_dir = getattr(args, "data_dir", None)
+    args = parse_service_args(parser, CliSettings, argv)  # args.settings; a bad variable exits with status 2
     handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "refresh": cmd_refresh, "token": cmd_token,
                "status": cmd_status, "stats": cmd_stats, "backup": cmd_backup, "restore": cmd_restore}[args.command]
     sys.exit(handler(commands[args.command], args))

@@ -11,26 +11,27 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from services.cli.gateway_calls import local_secret
 from services.common.auth import bearer, mint_token
 from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
+from services.common.settings import TokenMintSettings
 
 MAX_TTL_S = 7 * 24 * 3600
 
 
-def development_token(data_dir: Path, accounts: list[str], operator: bool, ttl_s: int) -> str:
+def development_token(data_dir: Path, settings: TokenMintSettings, accounts: list[str], operator: bool,
+                      ttl_s: int) -> str:
     """A token for ``accounts`` (``act_<digits>`` or ``*``), role ``operator`` when asked, valid ``ttl_s`` seconds.
 
     Raises NoToken (no local secret) or ValueError (bad account id, ttl outside 1 s .. 7 days).
     """
     if not 1 <= ttl_s <= MAX_TTL_S:
         raise ValueError(f"--ttl {ttl_s}: use 1 to {MAX_TTL_S} seconds (7 days)")
-    return mint_token(local_secret(data_dir), "adfatigue-token", accounts, ["operator"] if operator else [],
-                      ttl_s=ttl_s, audience=os.environ.get("JWT_AUDIENCE") or None)
+    return mint_token(local_secret(data_dir, settings), "adfatigue-token", accounts,
+                      ["operator"] if operator else [], ttl_s=ttl_s, audience=settings.jwt_audience or None)
 
 
 async def refresh(target: str, token: str, account: str, since: str, until: str, force: bool) -> gw.RefreshResponse:

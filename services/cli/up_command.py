@@ -23,6 +23,7 @@ from services.cli.web_build import PageBuildError, ensure_page_built
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.ads_manager_csv import CsvFormatError, default_account_id, load_csv
 from services.common.auth import mint_token
+from services.common.settings import MetaGraphSettings
 from services.meta_sandbox.synthetic import SYNTHETIC_ACCOUNT_ID, SYNTHETIC_TIMEZONE
 
 
@@ -88,6 +89,12 @@ def install_stop_handlers() -> None:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
 
 
+def real_graph_url(settings: MetaGraphSettings) -> str | None:
+    """The Graph API to call instead of a sandbox: ``META_GRAPH_URL`` when it and ``META_ACCESS_TOKEN`` are
+    both set (the README's way to point ``up`` at real Meta); None starts the sandbox."""
+    return settings.graph_url if settings.is_set("access_token") and settings.is_set("graph_url") else None
+
+
 def run_up(parser, args, data_dir: Path) -> int:
     if args.interval_seconds is None:
         args.interval_seconds = 10.0 if args.live_demo else 600.0
@@ -105,8 +112,8 @@ def run_up(parser, args, data_dir: Path) -> int:
         data_dir=data_dir, csv_accounts=[(p, a) for p, a, _, _ in csvs], synthetic=not args.no_synthetic,
         gateway_port=args.gateway_port, scheduler_interval_s=args.interval_seconds,
         bff_port=None if args.no_page else args.bff_port,
-        mongodb_uri=os.environ.get("MONGODB_URI") or None,
-        graph_url=os.environ.get("META_GRAPH_URL") if os.environ.get("META_ACCESS_TOKEN") else None,
+        mongodb_uri=args.settings.mongodb_uri,
+        graph_url=real_graph_url(args.settings),
         live_demo=args.live_demo,
     )
     system = LocalSystem(config)

@@ -128,6 +128,9 @@ class FreshnessDoc(_Doc):
     date: IsoDate
     fetched_at: datetime
     attribution: StrictStr = ""  # the setting the day was last fetched with
+    #: insights documents of the day (tombstones too) when it was last marked fetched; a read finding fewer
+    #: re-fetches the day (l2_store). Absent in records written before it existed: not checked.
+    row_count: Count | None = None
 
 
 class AccountDoc(_Doc):

@@ -9,13 +9,10 @@ provider protocol of ``services.providers.base``.
   ``with_reach_cum`` (Graph ``time_ranges``, FATIGUE_SPEC.md inputs). The
   range is checked first: ``until >= since``, not older than Meta's 37
   months (META_GRAPH_API.md §4).
-- ``changes_since``: Meta has no change feed, so a sync re-reads what can
-  still change, as the connectors do (META_GRAPH_API.md §4 "Differential
-  refresh used by practitioners"): the first sync reads the last
-  ``initial_days`` days up to today (account time zone); later syncs read
-  ``[min(through + 1, today − lookback_days) .. today]`` with
-  ``lookback_days`` = 28 (the restatement window), and only days whose rows
-  changed are returned (day digests). Today is partial and is re-read every time.
+- Meta has no change feed: re-reading what can still change (the restatement
+  window, META_GRAPH_API.md §4) is the gateway planner's decision and keeping
+  only changed rows the store's (``services/providers/base.py`` says how R14's
+  differential updates are realised), so this provider only reads ranges.
 
 Errors: Graph failures become ``ProviderError`` with the fetcher's gRPC
 status and message (``GraphError.grpc_status``).
@@ -23,7 +20,7 @@ status and message (``GraphError.grpc_status``).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Callable, Sequence
 
 import grpc
@@ -39,10 +36,9 @@ from services.common.dates import account_today, retention_floor
 from services.meta_fetcher.request_validation import RequestError
 from services.meta_fetcher.settings import FetcherSettings
 from services.meta_fetcher.token_vault import TokenVault
-from services.providers.base import ProviderAccount, ProviderError, SyncPoint, diff_by_day
+from services.providers.base import ProviderAccount, ProviderError
 
 NAME = "meta"
-LOOKBACK_DAYS = 28
 
 
 class MetaProvider:
@@ -50,19 +46,13 @@ class MetaProvider:
 
     name = NAME
 
-    def __init__(self, fetcher: AccountFetcher, *, lookback_days: int = LOOKBACK_DAYS, initial_days: int = 90,
-                 with_reach_cum: bool = False, fields: Sequence[str] = DEFAULT_FIELDS,
+    def __init__(self, fetcher: AccountFetcher, *, with_reach_cum: bool = False, fields: Sequence[str] = DEFAULT_FIELDS,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), owns_client: bool = False) -> None:
-        if lookback_days < 0 or initial_days < 1:
-            raise ValueError("lookback_days must be >= 0 and initial_days >= 1")
         self.fetcher = fetcher
-        self.lookback_days = lookback_days
-        self.initial_days = initial_days
         self.with_reach_cum = with_reach_cum
         self.fields = tuple(fields)
         self._clock = clock
         self._owns_client = owns_client
-        self.upstream_calls = 0  # HTTP requests to Meta made through this provider
 
     def serves(self, account_id: str) -> bool:
         """Every account: Meta is asked about any account (an unknown one is NOT_FOUND)."""
@@ -95,13 +85,10 @@ class MetaProvider:
         """``GET act_{id}`` (cached by the client)."""
         account = self._account(account_id)
         counter = counter if counter is not None else CallCounter()
-        before = counter.calls
         try:
             info = await self.fetcher.account_info(account, counter)
         except GraphError as exc:
             raise self._error(exc, account) from None
-        finally:
-            self.upstream_calls += counter.calls - before
         return ProviderAccount(account_id=account, name=info.name, currency=info.currency,
                                timezone_name=info.timezone_name)
 
@@ -119,7 +106,6 @@ class MetaProvider:
         if since < floor:
             raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"since {since} is older than Meta's 37-month retention; the oldest day is {floor}")
-        before = counter.calls
         try:
             extra = {"attribution": tuple(attribution)} if attribution else {}
             return await self.fetcher.daily_rows(account, since, until, tuple(fields) or self.fields, counter,
@@ -129,27 +115,6 @@ class MetaProvider:
             raise self._error(exc, account) from None
         except RequestError as exc:  # pragma: no cover - checked above
             raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        finally:
-            self.upstream_calls += counter.calls - before
-
-    async def changes_since(self, account_id: str,
-                            sync_point: SyncPoint | None) -> tuple[list[InsightRow], SyncPoint]:
-        """Rows of new or restated days since ``sync_point`` (module docstring); ProviderError."""
-        account = self._account(account_id)
-        if sync_point is not None:
-            sync_point.check(self.name, account)
-        info = await self.account_info(account)
-        today = account_today(info.timezone_name, self._clock())
-        window_start = today - timedelta(days=self.lookback_days)
-        if sync_point is None:
-            start = today - timedelta(days=self.initial_days - 1)
-        else:
-            start = min(sync_point.through + timedelta(days=1), window_start)
-        start = max(start, retention_floor(today))
-        rows = await self.fetch_insights(account, start, today)
-        previous = sync_point.day_digests if sync_point is not None else {}
-        changed, digests = diff_by_day(rows, previous, keep_from=window_start)
-        return changed, SyncPoint(provider=self.name, account_id=account, through=today, day_digests=digests)
 
     async def aclose(self) -> None:
         """Close the Graph client when this provider made it."""

@@ -19,34 +19,32 @@ from services.common.settings import (
     AuthSettings,
     LoggingSettings,
     MetaBudgetSettings,
+    MetaGraphSettings,
     MetaPagingSettings,
     MongoSettings,
     RedisSettings,
     TlsSettings,
     setting,
 )
+from services.common.settings.parts import DEFAULT_GRAPH_URL, SANDBOX_DEV_TOKEN  # noqa: F401 (re-exported)
 
-#: Token used against the local sandbox when META_ACCESS_TOKEN is unset (the sandbox accepts any token).
-SANDBOX_DEV_TOKEN = "sandbox-dev-token"
-DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 #: DESIGN.md R12 pins v23.0; META_GRAPH_API.md §6 notes Meta auto-upgrades it (X-Ad-Api-Version-Warning).
 DEFAULT_API_VERSION = "v23.0"
 
 
-class FetcherSettings(MongoSettings, RedisSettings, MetaBudgetSettings, MetaPagingSettings, LoggingSettings,
-                      AuthSettings, TlsSettings):
+class FetcherSettings(MongoSettings, RedisSettings, MetaGraphSettings, MetaBudgetSettings, MetaPagingSettings,
+                      LoggingSettings, AuthSettings, TlsSettings):
     """Configuration of the Graph client and servicer (units in the names: _s = seconds)."""
 
-    graph_url: str = setting(DEFAULT_GRAPH_URL, env="META_GRAPH_URL", min_length=1,
-                             doc="Graph API base URL (the sandbox: http://127.0.0.1:8085)")
+    # graph_url, access_token: MetaGraphSettings.
     api_version: str = setting(DEFAULT_API_VERSION, env="META_API_VERSION", pattern=r"^v\d+\.\d+$",
                                allowed="a version such as v23.0", doc="Graph API version (pinned; Meta upgrades retired ones)")
-    access_token: str = setting(SANDBOX_DEV_TOKEN, env="META_ACCESS_TOKEN", secret=True, min_length=1,
-                                doc="Meta access token when the vault has none (default: the sandbox's dev token)")
     app_secret: str | None = setting(None, env="META_APP_SECRET", secret=True,
                                      doc="app secret: appsecret_proof on every call, token exchange")
     app_id: str | None = setting(None, env="META_APP_ID",
                                  doc="client_id of fb_exchange_token (long-lived token exchange)")
+    operator: str = setting("", env="ADFATIGUE_OPERATOR",
+                            doc="who runs token_admin, for the audit log (empty: the login name)")
     # Paging (page_limit: MetaPagingSettings).
     min_page_limit: int = setting(5, env="META_MIN_PAGE_LIMIT", ge=1,
                                   doc="'reduce data' errors halve the page limit down to this")

@@ -140,17 +140,17 @@ async def _run(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, 
         raise
     finally:
         try:  # who did what to which account's token (never the token)
-            await audit.record(_operator(env), f"token_admin.{args.command}", getattr(args, "account", "") or "",
-                               status)
+            await audit.record(_operator(settings.operator), f"token_admin.{args.command}",
+                               getattr(args, "account", "") or "", status)
             await audit.close(timeout_s=5)
         finally:
             await client.close()
 
 
-def _operator(env: Mapping[str, str]) -> str:
-    """Who runs the tool, for the audit: ``ADFATIGUE_OPERATOR`` or the login name, with the host."""
+def _operator(configured: str) -> str:
+    """Who runs the tool, for the audit: ``configured`` (``ADFATIGUE_OPERATOR``) or the login name, with the host."""
     try:
-        user = env.get("ADFATIGUE_OPERATOR") or getpass.getuser()
+        user = configured or getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
     return f"{user}@{socket.gethostname()}"

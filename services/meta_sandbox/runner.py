@@ -14,8 +14,8 @@ Command line::
 ``--live-demo``: the synthetic account accrues today's delivery every few
 seconds and restates a recent day now and then (``services.meta_sandbox.live_demo``).
 
-``SANDBOX_APP_SECRET`` (environment, never argv) sets the app secret: the
-token exchange then checks it and every call must carry ``appsecret_proof``.
+``SANDBOX_APP_SECRET`` (environment, never argv; ``services/meta_sandbox/settings.py``) sets
+the app secret: the token exchange then checks it and every call must carry ``appsecret_proof``.
 
 prints ``meta_sandbox listening on http://HOST:PORT`` once bound (flushed) and
 stops cleanly on SIGINT/SIGTERM (exit status 0).
@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from typing import AsyncIterator, Iterable
@@ -38,8 +37,10 @@ from services.meta_sandbox.accounts import CSV_DEFAULT_CURRENCY, CSV_DEFAULT_TIM
 from services.meta_sandbox.app import STATE, PathOnlyAccessLogger, create_app
 from services.meta_sandbox.live_demo import LiveDemo
 from services.meta_sandbox.synthetic import SYNTHETIC_ACCOUNT_ID
+from services.meta_sandbox.settings import SandboxSettings
 from services.meta_sandbox.usage import UsageModel
 from services.common.logs import configure_logging
+from services.common.settings import parse_service_args
 
 log = logging.getLogger("services.meta_sandbox")
 
@@ -104,7 +105,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--app-id", default=None, help="the app id the token exchange accepts as client_id")
     p.add_argument("--upgrade-version", action="append", default=[], metavar="OLD=NEW",
                    help="answer OLD with an X-Ad-Api-Version-Warning saying it was upgraded to NEW")
-    args = p.parse_args(argv)
+    args = parse_service_args(p, SandboxSettings, argv)  # SANDBOX_APP_SECRET: args.settings
     if len(args.csv) != len(args.account):
         p.error("give one --account act_ID for each --csv FILE")
     for item in args.upgrade_version:
@@ -123,7 +124,7 @@ async def _serve(args: argparse.Namespace) -> None:
         synthetic=not args.no_synthetic,
         tokens=args.token,
         app_id=args.app_id,
-        app_secret=os.environ.get("SANDBOX_APP_SECRET") or None,
+        app_secret=args.settings.app_secret or None,
         version_upgrades=dict(item.split("=", 1) for item in args.upgrade_version),
         usage=UsageModel(app_capacity=args.app_capacity, account_capacity=args.account_capacity),
     )

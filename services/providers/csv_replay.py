@@ -6,18 +6,15 @@ format of ``shared/data/meta_ads_daily_account_a.csv``), read with
 same file. The file is read again when its size or modification time
 changes, so dropping in a newer export is how the account is "refreshed".
 
-- ``fetch_insights``: the file's rows inside the range.
-- ``changes_since``: the days of the file that are new or changed since the
-  sync point (digest per day over the whole file; the file is small); the
-  sync point's ``source`` is the file's SHA-256, so an unchanged file answers
-  at once with no rows. ``through`` is the file's last day.
+- ``fetch_insights``: the file's rows inside the range. Which of them are new
+  or changed is the store's business (``services/providers/base.py``).
 - Exports carry no time zone or currency: they are settings (defaults: the
   shared dataset's ``Asia/Kuala_Lumpur`` / ``MYR``).
 - The export has daily reach only, so ``reach_cum`` is never filled
   (FATIGUE_SPEC.md: never estimated from daily reach).
 
 Errors (``ProviderError``): NOT_FOUND for an account with no file,
-INVALID_ARGUMENT for ``until < since`` or a foreign sync point, UNAVAILABLE
+INVALID_ARGUMENT for ``until < since``, UNAVAILABLE
 when the file cannot be read, DATA_LOSS when it does not parse.
 """
 
@@ -25,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import os
 from dataclasses import dataclass
 import logging
@@ -38,7 +34,7 @@ import grpc
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.ads_manager_csv import CsvFormatError, load_export
 from services.common.insight_row import InsightRow
-from services.providers.base import ProviderAccount, ProviderError, SyncPoint, diff_by_day
+from services.providers.base import ProviderAccount, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +68,6 @@ def parse_csv_accounts(spec: str | None) -> dict[str, Path]:
 @dataclass
 class _Loaded:
     stamp: tuple[int, int]
-    digest: str
     rows: list[InsightRow]
 
 
@@ -121,10 +116,9 @@ class CsvReplayProvider:
                 return cached
 
             def read() -> _Loaded:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 imported = load_export(path, account, self.conversion_action_type)
                 log.info("act_%s from %s: %s", account, path.name, imported.report)
-                return _Loaded(stamp, digest, imported.rows)
+                return _Loaded(stamp, imported.rows)
 
             try:
                 loaded = await asyncio.to_thread(read)
@@ -164,22 +158,6 @@ class CsvReplayProvider:
         if attribution:
             rows = [dataclasses.replace(r, action_attribution_windows=tuple(attribution)) for r in rows]
         return rows
-
-    async def changes_since(self, account_id: str,
-                            sync_point: SyncPoint | None) -> tuple[list[InsightRow], SyncPoint]:
-        """Rows of the days that are new or changed in the file since ``sync_point``; see the module docstring."""
-        account = self._account(account_id)
-        if sync_point is not None:
-            sync_point.check(self.name, account)
-        loaded = await self._load(account)
-        if sync_point is not None and sync_point.source == loaded.digest:
-            return [], sync_point
-        previous = sync_point.day_digests if sync_point is not None else {}
-        changed, digests = diff_by_day(loaded.rows, previous)
-        through = max((r.date_start for r in loaded.rows),
-                      default=sync_point.through if sync_point is not None else date.min)
-        return changed, SyncPoint(provider=self.name, account_id=account, through=through, day_digests=digests,
-                                  source=loaded.digest)
 
     async def aclose(self) -> None:
         """Forget loaded files."""

@@ -35,6 +35,7 @@ from pydantic_core import PydanticCustomError
 from services.common.settings import (
     AuthSettings,
     FreshnessSettings,
+    GatewayAddressSettings,
     LoggingSettings,
     MetaBudgetSettings,
     MetaPagingSettings,
@@ -48,13 +49,11 @@ from services.common.settings import (
 __all__ = ["SchedulerSettings", "SettingsError"]
 
 
-class SchedulerSettings(MongoSettings, SchedulerLeaseSettings, MetaBudgetSettings, MetaPagingSettings,
-                        FreshnessSettings, AuthSettings, LoggingSettings, TlsSettings):
+class SchedulerSettings(MongoSettings, SchedulerLeaseSettings, GatewayAddressSettings, MetaBudgetSettings,
+                        MetaPagingSettings, FreshnessSettings, AuthSettings, LoggingSettings, TlsSettings):
     """All knobs of the scheduler (units in the names: _s seconds, calls = Meta HTTP requests)."""
 
     port: int = setting(50054, env="ADFATIGUE_SCHEDULER_PORT", ge=0, le=65535, doc="gRPC port (0: any free port)")
-    gateway_addr: str = setting("127.0.0.1:50051", env="ADFATIGUE_GATEWAY_ADDR", min_length=1, allowed="host:port",
-                                doc="the gateway's gRPC address")
     interval_s: float = setting(600.0, env="SCHEDULER_INTERVAL_SECONDS", gt=0,
                                 doc="time between cycles, seconds (R6: every 10 minutes)")
     lease_ttl_s: float = setting(30.0, env="SCHEDULER_LEASE_TTL_SECONDS", ge=1,

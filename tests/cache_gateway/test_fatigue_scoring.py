@@ -128,7 +128,8 @@ async def test_an_engine_that_lost_the_series_is_sent_it_again(replica, engine):
 def _engine_caches(host):
     import gc
     from services.fatigue_engine.series_cache import SeriesCache
-    return [o for o in gc.get_objects() if isinstance(o, SeriesCache)]
+    # type(), not isinstance(): isinstance on a dead weakref.proxy left by an earlier test raises ReferenceError
+    return [o for o in gc.get_objects() if type(o) is SeriesCache]
 
 
 async def test_the_engine_refuses_an_unknown_key_and_bad_ranges(engine):

@@ -107,3 +107,49 @@ async def test_corrupt_document_is_quarantined_and_its_day_forgotten(store):
     assert date(2026, 4, 2) not in snap.fetched_at
     assert await store.quarantine.count_documents({}) == 1
     assert date(2026, 4, 2) not in await store.fetched_at(ACCOUNT, DAYS)
+
+
+async def test_each_fetched_day_counts_the_rows_it_holds_and_the_count_only_grows(store):
+    """``row_count`` (issue 16): every document of the day once the write is done — rows this fetch did not
+    return are kept (issue 17) and tombstones stay, so neither lowers it; a day without rows counts 0."""
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(1, ad="12"), row(2)], T0)
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1)], T0 + timedelta(hours=1))  # ad 12 of day 1 not returned
+    await store.remove_rows(ACCOUNT, [("11", date(2026, 4, 2))], "a duplicate import", T0 + timedelta(hours=2))
+    counts = {d["date"]: d["row_count"] async for d in store.freshness.find({})}
+    assert counts == {"2026-04-01": 2, "2026-04-02": 1, "2026-04-03": 0}
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert set(snap.fetched_at) == set(DAYS.days()) and not snap.quarantined
+    assert [(r.ad_id, r.date_start.day) for r in snap.rows] == [("11", 1), ("12", 1)]
+    assert await store.quarantine.count_documents({}) == 0
+
+
+async def test_freshness_written_before_row_count_existed_is_served_as_before(store):
+    """No migration: a record without ``row_count`` is not checked, and the day's next fetch adds it."""
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1), row(1, ad="12")], T0)
+    await store.freshness.update_many({}, {"$unset": {"row_count": ""}})
+    await store.insights.delete_one({"_id": f"{ACCOUNT}:12:2026-04-01"})  # undetectable without a count
+    snap = await store.snapshot(ACCOUNT, DAYS, fetched=await store.fetched_at(ACCOUNT, DAYS))
+    assert set(snap.fetched_at) == set(DAYS.days()) and not snap.quarantined
+    image = await store.account_image(ACCOUNT)
+    assert set(image.fetched_at) == set(DAYS.days())
+    await store.apply_fetch(ACCOUNT, DAYS, [row(1)], T0 + timedelta(hours=1))
+    assert (await store.freshness.find_one({"date": "2026-04-01"}))["row_count"] == 1
+
+
+async def test_a_day_holding_fewer_rows_than_it_counts_is_dropped_and_its_strays_quarantined(store):
+    """A row whose date was edited leaves the range query: found by its ``_id``, quarantined, and both days it
+    names forgotten (fetched again); a row deleted outright leaves its day's freshness record in quarantine."""
+    await store.apply_fetch(ACCOUNT, DateRange(date(2026, 4, 1), date(2026, 4, 9)),
+                            [row(1), row(1, ad="12"), row(2), row(3)], T0)
+    await store.insights.update_one({"_id": f"{ACCOUNT}:12:2026-04-01"}, {"$set": {"date": "2026-04-09"}})
+    await store.insights.delete_one({"_id": f"{ACCOUNT}:11:2026-04-02"})
+    snap = await store.snapshot(ACCOUNT, DAYS)
+    assert snap.quarantined == ["2026-04-01", "2026-04-02"]  # (of the range; 04-09 is forgotten too, below)
+    assert set(snap.fetched_at) == {date(2026, 4, 3)}
+    assert [(r.ad_id, r.date_start.day) for r in snap.rows] == [("11", 1), ("11", 3)]
+    stray = await store.quarantine.find_one({"collection": "insights"})
+    assert stray["_id"] == f"insights:{ACCOUNT}:12:2026-04-01" and "_id does not match" in stray["reason"]
+    record = await store.quarantine.find_one({"collection": "freshness"})
+    assert record["document"]["date"] == "2026-04-02" and "1 row(s) when fetched, 0 found" in record["reason"]
+    left = {d["date"] async for d in store.freshness.find({})}
+    assert left == {"2026-04-03", "2026-04-04", "2026-04-05", "2026-04-06", "2026-04-07", "2026-04-08"}

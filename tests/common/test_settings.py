@@ -11,6 +11,7 @@ import pytest
 
 from services.bff.settings import BffSettings
 from services.cache_gateway.settings import GatewaySettings
+from services.cli.settings import CliSettings
 from services.common.settings import (
     AuthSettings,
     MetaBudgetSettings,
@@ -20,10 +21,12 @@ from services.common.settings import (
 )
 from services.fatigue_engine.settings import EngineSettings
 from services.meta_fetcher.settings import FetcherSettings
+from services.meta_sandbox.settings import SandboxSettings
 from services.scheduler.settings import SchedulerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_MODELS = [GatewaySettings, FetcherSettings, SchedulerSettings, EngineSettings, BffSettings]
+SERVICE_MODELS = [GatewaySettings, FetcherSettings, SchedulerSettings, EngineSettings, BffSettings, CliSettings,
+                  SandboxSettings]
 
 
 def declaring_class(model: type[SettingsModel], field: str) -> type:
@@ -41,7 +44,8 @@ def test_every_variable_is_declared_once_and_shared_parts_are_shared():
     assert {v: o for v, o in owners.items() if len(o) > 1} == {}
     # the variables read by several services come from one shared part, not from each service
     for var in ("MONGODB_URI", "REDIS_URL", "META_BUDGET_CALLS", "FRESHNESS_PARTIAL_SECONDS",
-                "RESTATEMENT_WINDOW_DAYS", "JWT_HS256_SECRET", "LOG_LEVEL", "META_PAGE_LIMIT"):
+                "RESTATEMENT_WINDOW_DAYS", "JWT_HS256_SECRET", "LOG_LEVEL", "META_PAGE_LIMIT",
+                "ADFATIGUE_GATEWAY_ADDR", "META_GRAPH_URL", "META_ACCESS_TOKEN", "JWT_AUDIENCE"):
         (owner,) = owners[var]
         assert owner.__module__ == "services.common.settings.parts", var
     assert issubclass(FetcherSettings, MetaBudgetSettings) and issubclass(SchedulerSettings, MetaBudgetSettings)
@@ -74,6 +78,20 @@ def test_both_sides_of_the_budget_and_freshness_read_the_same_values():
     (GatewaySettings, {"REDIS_URL": "localhost:6379"},
      "REDIS_URL='localhost:6379' is invalid: not a redis://, rediss:// or unix:// URL; expected a URL such as"),
     (FetcherSettings, {"META_API_VERSION": "23"}, "META_API_VERSION='23' is invalid: expected a version such as v23.0"),
+    # the CLI's and the shared address / URL / token kinds
+    (CliSettings, {"ADFATIGUE_GATEWAY_ADDR": "cache-gateway"},
+     "ADFATIGUE_GATEWAY_ADDR='cache-gateway' is invalid: not host:port; expected host:port (default 127.0.0.1:50051)"),
+    (SchedulerSettings, {"ADFATIGUE_GATEWAY_ADDR": "cache-gateway:99999"},
+     "ADFATIGUE_GATEWAY_ADDR='cache-gateway:99999' is invalid: not host:port; expected host:port"),
+    (CliSettings, {"PROMETHEUS_URL": "prometheus:9090"},
+     "PROMETHEUS_URL='prometheus:9090' is invalid: not an http(s) URL; expected an http(s) URL"),
+    (CliSettings, {"ADFATIGUE_TOKEN": "Bearer eyJabc"},
+     "ADFATIGUE_TOKEN=(hidden) is invalid: contains spaces (give the token alone, without 'Bearer '); "
+     "expected a bearer token (no spaces)"),
+    (FetcherSettings, {"META_GRAPH_URL": "graph.facebook.com"},
+     "META_GRAPH_URL='graph.facebook.com' is invalid: not an http(s) URL; expected an http(s) URL "
+     "(default https://graph.facebook.com)"),
+    (CliSettings, {"META_GRAPH_URL": "ftp://graph.example"}, "META_GRAPH_URL='ftp://graph.example' is invalid"),
 ])
 def test_a_bad_value_names_the_variable_the_value_and_what_is_allowed(model, env, words):
     with pytest.raises(SettingsError) as err:
@@ -130,6 +148,10 @@ def test_required_settings_say_what_to_set():
                                              "SCHEDULER_IDLE_AFTER_SECONDS": "forever"},
      "SCHEDULER_IDLE_AFTER_SECONDS='forever' is invalid: expected a number > 0"),
     ("services.fatigue_engine", ["--port", "0"], {"LOG_LEVEL": "verbose"}, "LOG_LEVEL='VERBOSE' is invalid"),
+    ("services.cli.main", ["token", "--account", "act_1"], {"ADFATIGUE_GATEWAY_ADDR": "here"},
+     "ADFATIGUE_GATEWAY_ADDR='here' is invalid: not host:port"),
+    ("services.cli.main", ["status", "--prometheus", "localhost:9090"], {},
+     "PROMETHEUS_URL='localhost:9090' is invalid: not an http(s) URL"),
 ])
 def test_each_service_refuses_to_start_with_a_bad_value(module, args, env, words):
     proc = subprocess.run([sys.executable, "-m", module, *args], env={"PATH": "/usr/bin:/bin", **env},

@@ -17,8 +17,10 @@ from services.common.settings.base import (
 from services.common.settings.parts import (
     AuthSettings,
     FreshnessSettings,
+    GatewayAddressSettings,
     LoggingSettings,
     MetaBudgetSettings,
+    MetaGraphSettings,
     MetaPagingSettings,
     MongoSettings,
     NotifySettings,
@@ -26,12 +28,15 @@ from services.common.settings.parts import (
     SchedulerLeaseSettings,
     TelemetrySettings,
     TlsSettings,
+    TokenMintSettings,
+    check_host_port,
     lease_key_for,
 )
 
 __all__ = [
-    "AuthSettings", "FreshnessSettings", "LoggingSettings", "MetaBudgetSettings", "MetaPagingSettings",
-    "MongoSettings", "NotifySettings", "RedisSettings", "SchedulerLeaseSettings", "SettingsError", "SettingsModel",
-    "TelemetrySettings", "TlsSettings", "describe_allowed", "env_name", "is_secret", "lease_key_for",
+    "AuthSettings", "FreshnessSettings", "GatewayAddressSettings", "LoggingSettings", "MetaBudgetSettings",
+    "MetaGraphSettings", "MetaPagingSettings", "MongoSettings", "NotifySettings", "RedisSettings",
+    "SchedulerLeaseSettings", "SettingsError", "SettingsModel", "TelemetrySettings", "TlsSettings",
+    "TokenMintSettings", "check_host_port", "describe_allowed", "env_name", "is_secret", "lease_key_for",
     "parse_service_args", "setting",
 ]

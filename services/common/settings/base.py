@@ -129,6 +129,10 @@ class SettingsModel(BaseSettings):
         """A checked copy with ``changes`` applied."""
         return type(self)(**{**self.model_dump(), **changes})
 
+    def is_set(self, name: str) -> bool:
+        """Whether the setting ``name`` was given (its variable or a keyword), not left at its default."""
+        return name in self.model_fields_set
+
     def require(self, name: str, hint: str) -> None:
         """Raise SettingsError when the setting ``name`` is empty: '<VAR> is not set: <hint>'."""
         if not getattr(self, name):

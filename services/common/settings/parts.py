@@ -18,6 +18,18 @@ from services.common.settings.base import SettingsError, SettingsModel, setting
 DEFAULT_REDIS_KEY_PREFIX = "adfatigue:"
 #: The shared Meta call budget's keys (``services/common/meta_budget.py``).
 DEFAULT_BUDGET_KEY_PREFIX = "adfatigue:meta_fetcher:budget"
+#: Token used against the local sandbox when META_ACCESS_TOKEN is unset (the sandbox accepts any token).
+SANDBOX_DEV_TOKEN = "sandbox-dev-token"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+DEFAULT_GATEWAY_ADDR = "127.0.0.1:50051"
+
+
+def check_host_port(value: str) -> str:
+    """``value`` when it is ``host:port`` (port 1 to 65535; ``[::1]:50051`` for IPv6); ValueError otherwise."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or any(c.isspace() for c in value) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("not host:port")
+    return value
 
 
 def lease_key_for(redis_key_prefix: str = DEFAULT_REDIS_KEY_PREFIX) -> str:
@@ -97,16 +109,21 @@ class FreshnessSettings(SettingsModel):
         return FreshnessPolicy(self.restatement_days, self.partial_interval_s, self.provisional_interval_s)
 
 
-class AuthSettings(SettingsModel):
-    """Bearer tokens (``services/common/auth.py``): the key that verifies them, the token a service sends."""
+class TokenMintSettings(SettingsModel):
+    """What minting a development token needs (services, and the CLI's ``adfatigue token``)."""
 
     jwt_hs256_secret: str = setting("", env="JWT_HS256_SECRET", secret=True,
                                     doc="shared HS256 secret (local runs; `adfatigue up` makes one)")
+    jwt_audience: str | None = setting(None, env="JWT_AUDIENCE", doc="required `aud` claim (unset: not checked)")
+
+
+class AuthSettings(TokenMintSettings):
+    """Bearer tokens (``services/common/auth.py``): the key that verifies them, the token a service sends."""
+
     jwt_public_key: str = setting("", env="JWT_PUBLIC_KEY", secret=True, allowed="a PEM public key",
                                   doc="RS256/ES256 public key, PEM (production)")
     jwt_jwks_url: str | None = setting(None, env="JWT_JWKS_URL", allowed="an http(s) URL",
                                        doc="JWKS of the identity provider (RS256/ES256 keys by kid; production)")
-    jwt_audience: str | None = setting(None, env="JWT_AUDIENCE", doc="required `aud` claim (unset: not checked)")
     jwt_leeway_s: float = setting(5.0, env="JWT_LEEWAY_SECONDS", ge=0,
                                   doc="clock leeway for exp/iat/nbf, seconds (clocks are NTP-synced)")
     jwt_jwks_cooldown_s: float = setting(30.0, env="JWT_JWKS_COOLDOWN_SECONDS", ge=0,
@@ -127,6 +144,35 @@ class AuthSettings(SettingsModel):
         if not (self.service_token_file or self.service_token or self.jwt_hs256_secret):
             raise SettingsError("set ADFATIGUE_SERVICE_TOKEN_FILE or ADFATIGUE_SERVICE_TOKEN (the token this "
                                 "service sends to the services it calls), or JWT_HS256_SECRET to mint one")
+
+
+class MetaGraphSettings(SettingsModel):
+    """Which Graph API the fetcher calls and with what token (``adfatigue up`` reads them too)."""
+
+    graph_url: str = setting(DEFAULT_GRAPH_URL, env="META_GRAPH_URL", allowed="an http(s) URL",
+                             doc="Graph API base URL (the sandbox: http://127.0.0.1:8085)")
+    access_token: str = setting(SANDBOX_DEV_TOKEN, env="META_ACCESS_TOKEN", secret=True, min_length=1,
+                                doc="Meta access token when the vault has none (default: the sandbox's dev token)")
+
+    @field_validator("graph_url")
+    @classmethod
+    def _graph_url_is_http(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("not an http(s) URL")
+        return value
+
+
+class GatewayAddressSettings(SettingsModel):
+    """Where the CacheGateway answers, for those that call it (the scheduler, the CLI)."""
+
+    gateway_addr: str = setting(DEFAULT_GATEWAY_ADDR, env="ADFATIGUE_GATEWAY_ADDR", allowed="host:port",
+                                doc="the gateway's gRPC address (the CLI, when unset: the running `adfatigue up`'s)")
+
+    @field_validator("gateway_addr")
+    @classmethod
+    def _gateway_addr_is_host_port(cls, value: str) -> str:
+        return check_host_port(value)
 
 
 class TlsSettings(SettingsModel):
