@@ -11,6 +11,7 @@ import sys
 import uvicorn
 
 from services.bff.app import create_app
+from services.bff.http_telemetry import use_stable_http_conventions
 from services.bff.settings import BffSettings
 from services.common.logs import configure_logging
 from services.common.settings import parse_service_args
@@ -27,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway:
         args.settings = args.settings.replace(gateway_addr=args.gateway)
     settings = args.settings
-    configure_logging("bff")  # JSON lines, the one redaction filter (LOG_* settings)
-    telemetry = setup_telemetry("bff", settings.host)  # /metrics, traces into the gateway (METRICS_PORT, OTEL_*)
+    configure_logging("bff", settings)  # JSON lines, the one redaction filter (LOG_* settings)
+    use_stable_http_conventions()  # http.server.request.duration in seconds (read once, by the first instrumentation)
+    # /metrics (METRICS_PORT), traces into the gateway (OTEL_*); create_app adds the HTTP server instrumentation
+    telemetry = setup_telemetry("bff", settings.host, settings)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from services.bff import problems
+from services.bff import http_telemetry, problems
 from services.bff.api_routes import router as api_router
 from services.bff.gateway_client import GatewayClient
 from services.bff.gateway_token import GatewayTokens
+from services.bff.health_routes import router as health_router
 from services.bff.live_events import Feeds
 from services.bff.page_models import PageModels
 from services.bff.page_routes import router as page_router
@@ -44,7 +45,8 @@ def create_app(settings: BffSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        tokens = GatewayTokens(settings.jwt_hs256_secret, settings.gateway_token_ttl_s, settings.jwt_audience or "")
+        tokens = GatewayTokens(settings.gateway_signing_key or settings.jwt_hs256_secret, settings.gateway_token_ttl_s,
+                               settings.jwt_audience or "", settings.gateway_signing_kid)
         app.state.gateway = GatewayClient(settings.gateway_addr, tokens, settings.gateway_timeout_s,
                                           TlsConfig.from_settings(settings))
         app.state.models = PageModels(app.state.gateway)
@@ -62,8 +64,11 @@ def create_app(settings: BffSettings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(page_router)
+    app.include_router(health_router)
     app.add_middleware(SessionMiddleware, secret_key=session_secret(settings), session_cookie=SESSION_COOKIE,
                        max_age=settings.session_max_age_s, same_site="strict", https_only=settings.secure_cookies)
     app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    # outermost: request durations and server spans (once setup_telemetry ran; see http_telemetry)
+    http_telemetry.instrument(app, settings.telemetry_enabled)
     return app

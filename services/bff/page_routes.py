@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,6 +12,7 @@ from services.bff.problems import PROBLEM_SCHEMA, Problem
 from services.bff.sessions import start_session
 from services.bff.sign_in import SignInError
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 PAGE = "/ad-fatigue"
 
@@ -32,8 +34,11 @@ async def sign_in(request: Request, token: Annotated[str, Query(max_length=4096)
     try:
         user = request.app.state.sign_in_links.redeem(token)
     except SignInError as exc:
+        log.warning("sign-in link refused: %s", exc)  # never the link or its token (logs.py redacts them anyway)
         raise Problem(401, str(exc), kind="sign-in-link") from None
     start_session(request, user)
+    log.info("signed in with a one-time link: %s (accounts %s, roles %s)", user.subject,
+             ",".join(user.accounts) or "none", ",".join(user.roles) or "none")
     target = next if next.startswith(PAGE) and "//" not in next and "\\" not in next else PAGE
     return RedirectResponse(target, status_code=303)
 

@@ -1,4 +1,5 @@
-"""BFF settings on the project's settings layer (``services/common/settings``): ``BFF_*`` plus the shared auth part.
+"""BFF settings on the project's settings layer (``services/common/settings``): ``BFF_*`` plus the
+shared auth, logging / telemetry (``LOG_*``, ``METRICS_*``, ``OTEL_*``) and TLS parts.
 
 Every setting has a default that works for ``adfatigue up`` on one machine.
 """
@@ -10,7 +11,7 @@ from typing import Literal
 
 from pydantic import TypeAdapter, field_validator
 
-from services.common.settings import AuthSettings, TlsSettings, setting
+from services.common.settings import AuthSettings, LoggingSettings, TlsSettings, setting
 
 REPO_WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 _ACCOUNTS = TypeAdapter(dict[str, list[str]])
@@ -21,7 +22,7 @@ def _items(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-class BffSettings(AuthSettings, TlsSettings):
+class BffSettings(AuthSettings, LoggingSettings, TlsSettings):
     gateway_addr: str = setting("127.0.0.1:50051", env="BFF_GATEWAY_ADDR", doc="CacheGateway host:port (gRPC)")
     host: str = setting("127.0.0.1", env="BFF_HOST", doc="address the BFF listens on")
     port: int = setting(8080, env="BFF_PORT", ge=0, le=65535, doc="port (0: any free one; the bound one is printed)")
@@ -47,6 +48,12 @@ class BffSettings(AuthSettings, TlsSettings):
     # -- gateway calls ----------------------------------------------------------------------------
     gateway_token_ttl_s: int = setting(300, env="BFF_GATEWAY_TOKEN_TTL_S", ge=120, le=900,
                                        doc="lifetime of the user-scoped token sent to the gateway, seconds")
+    gateway_signing_key: str = setting("", env="BFF_GATEWAY_SIGNING_KEY", secret=True,
+                                       allowed="a PEM private key (RSA: RS256, EC P-256: ES256)",
+                                       doc="production: signs the user-scoped gateway tokens; the gateway's JWKS "
+                                           "(JWT_JWKS_URL) publishes its public key (default: JWT_HS256_SECRET)")
+    gateway_signing_kid: str = setting("", env="BFF_GATEWAY_SIGNING_KID",
+                                       doc="key id of BFF_GATEWAY_SIGNING_KEY in that JWKS (the tokens' kid header)")
     gateway_timeout_s: float = setting(30.0, env="BFF_GATEWAY_TIMEOUT_S", gt=0, doc="deadline of a gateway call, s")
     # -- live stream ------------------------------------------------------------------------------
     heartbeat_s: float = setting(15.0, env="BFF_HEARTBEAT_S", gt=0,

@@ -250,8 +250,9 @@ def _account_claim(account: str) -> str:
 
 
 def mint_token(secret: str, subject: str, accounts: Iterable[str], roles: Iterable[str] = (), ttl_s: int = 3600,
-               audience: str | None = None, actor: str = "", algorithm: str = "HS256") -> str:
-    """A signed token (local runs, tests; ``secret`` may be a PEM private key with ``algorithm`` RS256/ES256).
+               audience: str | None = None, actor: str = "", algorithm: str = "HS256", kid: str = "") -> str:
+    """A signed token (local runs, tests; ``secret`` may be a PEM private key with ``algorithm`` RS256/ES256;
+    ``kid``: the key id put in the header, which a verifier reading a JWKS looks the key up by).
 
     ``accounts``: ``act_<digits>``, ``<digits>`` (written as ``act_<digits>``) or ``*``; raises ValueError on
     anything else or an unknown role.
@@ -267,11 +268,11 @@ def mint_token(secret: str, subject: str, accounts: Iterable[str], roles: Iterab
         claims["act"] = {"sub": actor}
     if audience:
         claims["aud"] = audience
-    return jwt.encode(claims, secret, algorithm=algorithm)
+    return jwt.encode(claims, secret, algorithm=algorithm, headers={"kid": kid} if kid else None)
 
 
 def mint_user_token(key: str, user: str, accounts: Iterable[str], ttl_s: int = 300, *, actor: str = BFF,
-                    audience: str | None = None, algorithm: str = "HS256") -> str:
+                    audience: str | None = None, algorithm: str = "HS256", kid: str = "") -> str:
     """A short-lived token for ``user`` limited to ``accounts``, minted by ``actor`` (the BFF) acting for them.
 
     Claims: ``sub`` = user, ``accounts`` = the user's ids as ``act_<digits>``, no roles (a reader),
@@ -288,7 +289,8 @@ def mint_user_token(key: str, user: str, accounts: Iterable[str], ttl_s: int = 3
         raise ValueError("a user token names the user's accounts explicitly (no '*', not empty)")
     if not 1 <= ttl_s <= MAX_USER_TOKEN_TTL_S:
         raise ValueError(f"ttl_s {ttl_s} must be between 1 and {MAX_USER_TOKEN_TTL_S} seconds")
-    return mint_token(key, user, sorted(set(accounts)), (), ttl_s, audience, actor=actor, algorithm=algorithm)
+    return mint_token(key, user, sorted(set(accounts)), (), ttl_s, audience, actor=actor, algorithm=algorithm,
+                      kid=kid)
 
 
 def dev_secret(data_dir: Path) -> str:

@@ -9,9 +9,10 @@ root logger one handler — stderr, or ``LOG_FILE`` rotated at midnight UTC keep
   OpenTelemetry writes them; empty outside a span), ``exc_info`` for tracebacks and any ``extra``;
 * ``RedactionFilter`` on the handler, so every logger's records pass it (handler filters see
   propagated records; logger filters would not): bearer tokens and JWTs, Meta access tokens
-  (``EAA…``) and ``access_token=`` / ``client_secret=`` / ``fb_exchange_token=`` parameters, and the
-  literal values of the secret settings (``JWT_HS256_SECRET``, ``META_ACCESS_TOKEN``,
-  ``META_APP_SECRET``, ``ADFATIGUE_TOKEN``, each key of ``TOKEN_KEYS``) become ``[REDACTED]`` in the
+  (``EAA…``) and ``access_token=`` / ``client_secret=`` / ``fb_exchange_token=`` parameters, the BFF's
+  sign-in link tokens (``?token=``) and session cookie (``adfatigue_session=``), and the literal values
+  of the secret settings (``JWT_HS256_SECRET``, ``META_ACCESS_TOKEN``, ``META_APP_SECRET``,
+  ``ADFATIGUE_TOKEN``, each key of ``TOKEN_KEYS``, ``BFF_SESSION_SECRET``) become ``[REDACTED]`` in the
   message, the arguments, the traceback and every string ``extra`` field.
 
 ``LOG_FORMAT=text`` keeps the same filter with a plain one-line format (reading logs by eye);
@@ -37,13 +38,17 @@ from services.common.settings import LoggingSettings
 
 REDACTED = "[REDACTED]"
 #: Environment variables whose values are secrets (TOKEN_KEYS is "kid:base64,kid:base64").
-SECRET_VARIABLES = ("JWT_HS256_SECRET", "META_ACCESS_TOKEN", "META_APP_SECRET", "ADFATIGUE_TOKEN", "TOKEN_KEYS")
+SECRET_VARIABLES = ("JWT_HS256_SECRET", "META_ACCESS_TOKEN", "META_APP_SECRET", "ADFATIGUE_TOKEN", "TOKEN_KEYS",
+                    "BFF_SESSION_SECRET")
 _PATTERNS = [
-    re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),          # JWT (header.payload.sig)
+    # JWT (header.payload.sig); with +/= in the first part also a signed session cookie (base64 JSON.time.sig)
+    re.compile(r"eyJ[A-Za-z0-9_+/=-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
     re.compile(r"(?i)((?:bearer|oauth)\s+)[A-Za-z0-9|._~+/=-]{8,}"),                # Authorization header values
     re.compile(r"EAA[A-Za-z0-9]{20,}"),                                             # Meta user / system tokens
     re.compile(r"(?i)((?:access_token|client_secret|fb_exchange_token|appsecret_proof|input_token)"
                r"[\"']?\s*[=:]\s*[\"']?)[^&\s\"',;]+"),                               # query / JSON values
+    re.compile(r"([?&]token=)[^&\s\"',;#]+"),                                        # the BFF's sign-in links
+    re.compile(r"(adfatigue_session=)[^;\s\"',]+"),                                  # the BFF's session cookie
 ]
 #: Secrets this process has seen (env secrets, every token the vault decrypted or Meta issued), newest last.
 _KNOWN_SECRETS: dict[str, None] = {}

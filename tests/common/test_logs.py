@@ -52,6 +52,22 @@ JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyIiwiYWNjb3VudHMiOls
 META = "EAAGm0PX4ZCpsBAKZC" + "x" * 40
 
 
+def _session_cookie() -> str:
+    """A cookie as the BFF's SessionMiddleware signs it: base64 JSON (standard alphabet: + / =), time, signature."""
+    import base64
+    import json as json_
+
+    from itsdangerous import TimestampSigner
+
+    data = base64.b64encode(json_.dumps({"user": {"sub": "ann>?~", "accounts": ["*"]}, "csrf": "x" * 43}).encode())
+    cookie = TimestampSigner("session-secret-of-the-bff").sign(data).decode()
+    assert "+" in cookie.split(".")[0] or "/" in cookie.split(".")[0] or "=" in cookie.split(".")[0]
+    return cookie
+
+
+SESSION_COOKIE = _session_cookie()
+
+
 @pytest.mark.parametrize("text, hidden", [
     (f"authorization: Bearer {JWT}", JWT),
     (f"token {JWT} expired", JWT),
@@ -59,6 +75,9 @@ META = "EAAGm0PX4ZCpsBAKZC" + "x" * 40
     (f'{{"access_token": "{META}"}}', META),
     (f"meta said no to {META}", META),
     ("GET /oauth/access_token?client_secret=s3cr3tvalue&fb_exchange_token=abcdef123", "s3cr3tvalue"),
+    ("GET /ad-fatigue/sign-in?token=opaque-one-time-value&next=/ad-fatigue", "opaque-one-time-value"),
+    ("cookie: adfatigue_session=c2Vzc2lvbi1ieXRlcw; theme=dark", "c2Vzc2lvbi1ieXRlcw"),
+    (f"the cookie {SESSION_COOKIE} was refused", SESSION_COOKIE),
 ])
 def test_redact_hides_tokens_by_shape(text, hidden):
     out = redact(text)

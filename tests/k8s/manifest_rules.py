@@ -35,6 +35,8 @@ SERVICES = {
     "fatigue_engine": ("fatigue-engine", 50053),
     "scheduler": ("scheduler", 50054),
 }
+#: HTTP services: module -> (Deployment, port, the path of its HTTP probes).
+HTTP_SERVICES = {"bff": ("bff", 8080, "/healthz")}
 #: Settings every service needs in production: TLS on its gRPC server and channels (services/common/tls.py).
 TLS_ENV = ("GRPC_TLS_CERT", "GRPC_TLS_KEY", "GRPC_TLS_CA", "GRPC_HEALTH_PORT")
 #: Settings each service needs in production (names from the services' settings).
@@ -47,7 +49,13 @@ REQUIRED_ENV = {
     "fatigue_engine": ("JWT_PUBLIC_KEY",),
     "scheduler": ("MONGODB_URI", "REDIS_URL", "JWT_PUBLIC_KEY", "ADFATIGUE_SERVICE_TOKEN", "ADFATIGUE_GATEWAY_ADDR",
                   "SCHEDULER_INTERVAL_SECONDS", "META_BUDGET_CALLS"),
+    # behind oauth2-proxy on loopback; signs the gateway tokens with its own key (no HS256 secret)
+    "bff": ("BFF_GATEWAY_ADDR", "BFF_SESSION_SECRET", "BFF_GATEWAY_SIGNING_KEY", "BFF_GATEWAY_SIGNING_KID",
+            "BFF_PUBLIC_URL", "JWT_AUDIENCE", "METRICS_PORT"),
 }
+#: What the BFF's sign-in must be in production: the proxy's header, believed from loopback only.
+BFF_SIGN_IN_ENV = {"BFF_SIGN_IN": "proxy-header", "BFF_PROXY_USER_HEADER": "X-Forwarded-Email",
+                   "BFF_PROXY_TRUSTED_IPS": "127.0.0.1,::1"}
 #: Secret keys only meta_fetcher may see (Meta credentials and the token vault keys).
 FETCHER_ONLY_ENV = ("META_ACCESS_TOKEN", "META_APP_SECRET", "TOKEN_KEYS", "TOKEN_ACTIVE_KEY")
 #: Local-run settings that must never be set in production.
@@ -303,8 +311,12 @@ def app_containers(bundle: Bundle) -> Iterator[str]:
             where = f"{ident(path, r)} container {c.get('name')}"
             if image != f"adfatigue:{bundle.project_version}":
                 yield f"{where}: image must be adfatigue:{bundle.project_version} (the pyproject version), not {image!r}"
+            if module in HTTP_SERVICES:
+                seen.add(module)
+                yield from _http_app_container(r, c, where, module)
+                continue
             if module not in SERVICES:
-                yield f"{where}: command must be python -m services.<one of {sorted(SERVICES)}>"
+                yield f"{where}: command must be python -m services.<one of {sorted({*SERVICES, *HTTP_SERVICES})}>"
                 continue
             seen.add(module)
             deployment, port = SERVICES[module]
@@ -324,8 +336,26 @@ def app_containers(bundle: Bundle) -> Iterator[str]:
                 spec = c.get(probe)
                 if spec is not None and (spec.get("grpc") or {}).get("port") != probe_port:
                     yield f"{where}: {probe} must be a native gRPC probe on port {probe_port}"
-    for module in sorted(set(SERVICES) - seen):
+    for module in sorted({*SERVICES, *HTTP_SERVICES} - seen):
         yield f"no Deployment runs services.{module}"
+
+
+def _http_app_container(r: dict, c: dict, where: str, module: str) -> Iterator[str]:
+    """An HTTP service (the BFF): its Deployment, command, HTTP probes on its port, 2+ replicas."""
+    deployment, port, probe_path = HTTP_SERVICES[module]
+    if r["kind"] != "Deployment" or name_of(r) != deployment:
+        yield f"{where}: services.{module} belongs in Deployment/{deployment}"
+    expected = ["python", "-m", f"services.{module}", "--host", "0.0.0.0", "--port", str(port)]
+    if (c.get("command") or [])[:7] != expected:
+        yield f"{where}: command must start with {expected}"
+    if c.get("args"):
+        yield f"{where}: put every flag in command (args would be appended after it)"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = (c.get(probe) or {}).get("httpGet") or {}
+        if c.get(probe) is not None and (get.get("port"), get.get("path")) != (port, probe_path):
+            yield f"{where}: {probe} must be an HTTP GET of {probe_path} on port {port}"
+    if (r.get("spec") or {}).get("replicas", 1) < 2:
+        yield f"{where}: Deployment/{deployment} needs replicas >= 2"
 
 
 @rule
@@ -519,6 +549,14 @@ def production_settings(bundle: Bundle) -> Iterator[str]:
             for name in (*REQUIRED_ENV.get(module, ()), *TLS_ENV):
                 if not env.get(name):
                     yield f"{where}: services.{module} needs {name}"
+            if module in HTTP_SERVICES:
+                for name, value in BFF_SIGN_IN_ENV.items():
+                    if env.get(name) != value:
+                        yield f"{where}: {name} must be {value!r} (oauth2-proxy in the pod, on loopback)"
+                proxies = [x for x in containers(r) if "oauth2-proxy" in x.get("image", "")]
+                upstreams = [a for x in proxies for a in x.get("args", []) if a.startswith("--upstream=")]
+                if upstreams != [f"--upstream=http://127.0.0.1:{HTTP_SERVICES[module][1]}/"]:
+                    yield f"{where}: needs an oauth2-proxy sidecar whose --upstream is the BFF on 127.0.0.1"
             if module != "meta_fetcher":
                 for name in FETCHER_ONLY_ENV:
                     if name in env:
@@ -684,8 +722,10 @@ def flow_allowed(policies: list[dict], src: Endpoint, dst: Endpoint, port: int, 
 
 
 EXTERNAL = {
-    "bff": Endpoint("bff", (("app.kubernetes.io/name", "bff"),)),
+    "bff": Endpoint("bff", (("app.kubernetes.io/name", "bff"),)),   # the bff Deployment replaces it
     "bff-other-pod": Endpoint("bff", (("app.kubernetes.io/name", "batch"),)),
+    "ingress-controller": Endpoint("ingress-nginx", (("app.kubernetes.io/name", "ingress-nginx"),)),
+    "prometheus": Endpoint("monitoring", (("app.kubernetes.io/name", "prometheus"),)),
     "other-namespace": Endpoint("other", (("app.kubernetes.io/name", "bff"),)),
     "kube-dns": Endpoint("kube-system", (("k8s-app", "kube-dns"),)),
     "internet": Endpoint(ip="157.240.22.35"),
@@ -702,6 +742,8 @@ ALLOWED_FLOWS = [
     ("meta-fetcher", "internet", 443), ("meta-fetcher", "internet-v6", 443),
     ("mongodb", "mongodb", 27017), ("mongodb-init", "mongodb", 27017), ("mongodb-backup", "mongodb", 27017),
     ("mongodb-restore", "mongodb", 27017),
+    ("ingress-controller", "bff", 4180), ("bff", "internet", 443), ("prometheus", "bff", 9464),
+    ("prometheus", "cache-gateway", 9464),
 ]
 DENIED_FLOWS = [
     ("other-namespace", "cache-gateway", 50051), ("bff-other-pod", "cache-gateway", 50051),
@@ -717,6 +759,10 @@ DENIED_FLOWS = [
     ("meta-fetcher", "internet", 80), ("meta-fetcher", "private-10", 443),
     ("meta-fetcher", "metadata", 80), ("meta-fetcher", "metadata", 443),
     ("cache-gateway", "mongodb", 6379), ("cache-gateway", "meta-fetcher", 50053),
+    # the BFF's own port is for oauth2-proxy on loopback only: nobody may skip the sign-in
+    ("ingress-controller", "bff", 8080), ("other-namespace", "bff", 4180), ("scheduler", "bff", 8080),
+    ("cache-gateway", "bff", 8080), ("bff", "internet", 80), ("bff", "private-10", 443),
+    ("bff", "metadata", 80), ("ingress-controller", "cache-gateway", 50051), ("prometheus", "bff", 8080),
 ]
 
 

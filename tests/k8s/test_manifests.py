@@ -283,7 +283,45 @@ def _restore_armed(b):
     env[0]["value"] = "adfatigue-20260101T023000Z.archive.gz"
 
 
+def _bff_trusts_the_pod_network(b):
+    find(b, "ConfigMap", "bff-config")["data"]["BFF_PROXY_TRUSTED_IPS"] = "10.0.0.0/8"
+
+
+def _bff_port_open(b):
+    find(b, "NetworkPolicy", "bff")["spec"]["ingress"][0]["ports"].append({"protocol": "TCP", "port": 8080})
+
+
+def _bff_grpc_probe(b):
+    main_container(b, "Deployment", "bff")["readinessProbe"] = {"grpc": {"port": 50090}}
+
+
+def _one_bff(b):
+    find(b, "Deployment", "bff")["spec"]["replicas"] = 1
+
+
+def _bff_without_proxy(b):
+    spec = find(b, "Deployment", "bff")["spec"]["template"]["spec"]
+    spec["containers"] = [c for c in spec["containers"] if c["name"] != "oauth2-proxy"]
+
+
+def _bff_without_signing_key(b):
+    env = main_container(b, "Deployment", "bff")["env"]
+    env[:] = [e for e in env if e["name"] != "BFF_GATEWAY_SIGNING_KEY"]
+
+
+def _bff_not_scraped(b):
+    find(b, "NetworkPolicy", "allow-prometheus-scrape")["spec"]["podSelector"]["matchExpressions"][0]["values"].remove(
+        "bff")
+
+
 BROKEN = {
+    "BFF trusts a pod network": (_bff_trusts_the_pod_network, "BFF_PROXY_TRUSTED_IPS must be '127.0.0.1,::1'"),
+    "BFF reachable past oauth2-proxy": (_bff_port_open, "ingress-controller -> bff:8080 must be denied"),
+    "BFF probed over gRPC": (_bff_grpc_probe, "readinessProbe must be an HTTP GET of /healthz on port 8080"),
+    "one BFF": (_one_bff, "Deployment/bff needs replicas >= 2"),
+    "BFF without oauth2-proxy": (_bff_without_proxy, "needs an oauth2-proxy sidecar"),
+    "BFF cannot sign gateway tokens": (_bff_without_signing_key, "services.bff needs BFF_GATEWAY_SIGNING_KEY"),
+    "BFF metrics not scraped": (_bff_not_scraped, "prometheus -> bff:9464 must be allowed"),
     "missing liveness probe": (_drop_probe, "no livenessProbe"),
     ":latest tag": (_latest_tag, "latest tag"),
     "image without tag": (_untagged_mongo, "has no tag"),
@@ -302,7 +340,7 @@ BROKEN = {
     "no resource limits": (_no_limits, "no resources.limits.cpu"),
     "no default deny": (_no_default_deny, "no default-deny NetworkPolicy"),
     "gateway may reach the internet": (_gateway_to_internet, "cache-gateway -> internet:443 must be denied"),
-    "mongodb open to everyone": (_open_mongodb, "bff -> mongodb:27017 must be denied"),
+    "mongodb open to everyone": (_open_mongodb, "other-namespace -> mongodb:27017 must be denied"),
     "no DNS egress": (_no_dns, "DNS 53/UDP must be allowed"),
     "real secret value": (_real_secret, "META_APP_SECRET must be a REPLACE_ME placeholder"),
     "Secret applied with the platform": (_secret_in_main_kustomization, "Secrets belong in k8s/secret-templates/"),
@@ -434,15 +472,42 @@ def test_fatigue_engine_accepts_its_flags():
     assert started == [("0.0.0.0", 50053)]
 
 
+def test_bff_accepts_its_flags_and_environment():
+    import argparse
+
+    from services.bff.settings import BffSettings
+    from services.common.settings import parse_service_args
+
+    container = main_container(BUNDLE, "Deployment", "bff")
+    env = container_env(BUNDLE, container)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    with mock.patch.dict(os.environ, env, clear=True):
+        settings = parse_service_args(parser, BffSettings, _argv(container, env)).settings
+    assert (settings.host, settings.port, settings.metrics_port) == ("0.0.0.0", 8080, 9464)
+    assert settings.gateway_addr == "cache-gateway:50051" and settings.grpc_tls_ca.endswith("ca.crt")
+    assert settings.sign_in == "proxy-header" and settings.trusted_proxies == ["127.0.0.1", "::1"]
+    assert settings.secure_cookies and not settings.jwt_hs256_secret
+    assert settings.session_secret and settings.gateway_signing_key and settings.gateway_signing_kid
+    proxy = find(BUNDLE, "Deployment", "bff")["spec"]["template"]["spec"]["containers"][1]
+    assert "--upstream=http://127.0.0.1:8080/" in proxy["args"]
+    assert f"--redirect-url={settings.public_url}/oauth2/callback" in proxy["args"]
+    # the page is where the image's web stage puts it
+    assert str(settings.web_dist) == "/opt/adfatigue/web"
+    assert "COPY --from=web /web/dist /opt/adfatigue/web" in (K8S_DIR / "Dockerfile").read_text()
+
+
 def test_every_env_var_the_manifests_set_is_read_by_a_service():
     """A typo in a setting's name would be silently ignored: every name must occur in services/."""
     source = "\n".join(p.read_text() for p in (ROOT / "services").rglob("*.py") if "meta_sandbox" not in p.parts)
     composed = {"MONGODB_USERNAME", "MONGODB_PASSWORD", "MONGODB_HOSTS", "MONGODB_OPTIONS", "MONGODB_REPLICA_SET",
                 "OPENBLAS_NUM_THREADS"}  # inputs of $(VAR) composition, and numpy's own
     config = rules.data_of(BUNDLE.get("ConfigMap", "adfatigue-config"))
-    names = set(config)
+    names = set(config) | set(rules.data_of(BUNDLE.get("ConfigMap", "bff-config")))
     for module in rules.SERVICES:
         names |= {e["name"] for e in _app_container(module).get("env", [])}
+    names |= {e["name"] for e in main_container(BUNDLE, "Deployment", "bff").get("env", [])}
     unknown = sorted(n for n in names - composed if f'"{n}"' not in source)
     assert not unknown, f"no service reads {unknown}"
 
@@ -474,8 +539,7 @@ def test_dockerfile_installs_the_project_without_extras():
 
 
 def test_workloads_run_as_the_image_user():
-    for module in rules.SERVICES:
-        deployment, _ = rules.SERVICES[module]
+    for deployment in [d for d, _ in rules.SERVICES.values()] + [d for d, *_ in rules.HTTP_SERVICES.values()]:
         spec = find(BUNDLE, "Deployment", deployment)["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsUser"] == 10001
 

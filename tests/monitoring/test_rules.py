@@ -22,7 +22,7 @@ RULES = MONITORING / "adfatigue.rules.yml"
 RULE_TESTS = MONITORING / "adfatigue.rules.test.yml"
 ALERTS = {"MetaCallFailureRatioHigh": "critical", "CacheHitRatioLow": "warning", "RefreshCycleCompleted": "info",
           "MetaBudgetNearlyExhausted": "warning", "SubscriberDeliverySlow": "warning",
-          "AuditEntriesDropped": "critical", "ServiceDown": "critical"}
+          "AuditEntriesDropped": "critical", "BffErrorRatioHigh": "warning", "ServiceDown": "critical"}
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -37,7 +37,7 @@ def alert_rules(groups: list[dict]) -> dict[str, dict]:
 def test_promtool_check_rules_accepts_the_rules_file():
     result = promtool("check", "rules", RULES.name, cwd=MONITORING)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 15 rules found" in result.stdout
+    assert "SUCCESS: 16 rules found" in result.stdout
 
 
 def test_every_alert_fires_at_its_threshold_and_not_below(tmp_path):
@@ -53,6 +53,8 @@ def test_every_alert_fires_at_its_threshold_and_not_below(tmp_path):
     ("/ sum(rate(adfatigue_cache_reads_total{tier=\"l1\"}[5m])) < 0.90",
      "/ sum(rate(adfatigue_cache_reads_total{tier=\"l1\"}[5m])) <= 0.90"),
     ("expr: up{job=~\"adfatigue-.+\"} == 0\n        for: 2m", "expr: up{job=~\"adfatigue-.+\"} == 0\n        for: 5m"),
+    ("        ) > 0.01\n", "        ) > 0.05\n"),
+    ('+ (sum(rate(adfatigue_bff_live_requests_total{http_response_status_code=~"5.."}[5m])) or vector(0))', "+ 0"),
 ])
 def test_the_rule_tests_catch_a_moved_threshold(tmp_path, old, new):
     text = RULES.read_text()
@@ -94,11 +96,11 @@ def test_the_prometheus_rule_resource_holds_the_same_groups_as_the_rules_file():
     assert resource["spec"]["groups"] == plain
 
 
-def test_the_service_monitor_scrapes_the_metrics_port_of_the_four_services():
+def test_the_service_monitor_scrapes_the_metrics_port_of_the_four_services_and_the_bff():
     monitor = yaml.safe_load((MONITORING / "service-monitor.yaml").read_text())
     assert monitor["kind"] == "ServiceMonitor"
     selected = monitor["spec"]["selector"]["matchExpressions"][0]["values"]
-    assert sorted(selected) == ["cache-gateway", "fatigue-engine", "meta-fetcher", "scheduler"]
+    assert sorted(selected) == ["bff", "cache-gateway", "fatigue-engine", "meta-fetcher", "scheduler"]
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     for name in selected:
         docs = list(yaml.safe_load_all((MONITORING.parent / f"{name}.yaml").read_text()))
