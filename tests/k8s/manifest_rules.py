@@ -320,13 +320,7 @@ def app_containers(bundle: Bundle) -> Iterator[str]:
                 continue
             seen.add(module)
             deployment, port = SERVICES[module]
-            if r["kind"] != "Deployment" or name_of(r) != deployment:
-                yield f"{where}: services.{module} belongs in Deployment/{deployment}"
-            expected = ["python", "-m", f"services.{module}", "--host", "0.0.0.0", "--port", str(port)]
-            if (c.get("command") or [])[:7] != expected:
-                yield f"{where}: command must start with {expected}"
-            if c.get("args"):
-                yield f"{where}: put every flag in command (args would be appended after it)"
+            yield from _runs_module(r, c, where, module, deployment, port)
             # with TLS the gRPC port speaks TLS only: probes use the plaintext health-only port
             health = container_env(bundle, c).get("GRPC_HEALTH_PORT")
             probe_port = int(health) if health and health.isdigit() else port
@@ -340,9 +334,8 @@ def app_containers(bundle: Bundle) -> Iterator[str]:
         yield f"no Deployment runs services.{module}"
 
 
-def _http_app_container(r: dict, c: dict, where: str, module: str) -> Iterator[str]:
-    """An HTTP service (the BFF): its Deployment, command, HTTP probes on its port, 2+ replicas."""
-    deployment, port, probe_path = HTTP_SERVICES[module]
+def _runs_module(r: dict, c: dict, where: str, module: str, deployment: str, port: int) -> Iterator[str]:
+    """The container runs ``python -m services.<module>`` on ``port`` in Deployment/``deployment``, flags in command."""
     if r["kind"] != "Deployment" or name_of(r) != deployment:
         yield f"{where}: services.{module} belongs in Deployment/{deployment}"
     expected = ["python", "-m", f"services.{module}", "--host", "0.0.0.0", "--port", str(port)]
@@ -350,6 +343,12 @@ def _http_app_container(r: dict, c: dict, where: str, module: str) -> Iterator[s
         yield f"{where}: command must start with {expected}"
     if c.get("args"):
         yield f"{where}: put every flag in command (args would be appended after it)"
+
+
+def _http_app_container(r: dict, c: dict, where: str, module: str) -> Iterator[str]:
+    """An HTTP service (the BFF): its Deployment, command, HTTP probes on its port, 2+ replicas."""
+    deployment, port, probe_path = HTTP_SERVICES[module]
+    yield from _runs_module(r, c, where, module, deployment, port)
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = (c.get(probe) or {}).get("httpGet") or {}
         if c.get(probe) is not None and (get.get("port"), get.get("path")) != (port, probe_path):
