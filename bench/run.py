@@ -29,6 +29,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.bare_server import store as bare_store  # noqa: E402
 from bench import micro, report, serve_from_memory, throughput, tiers  # noqa: E402
 from bench.common import cpu_delta, machine  # noqa: E402
 from bench.fanout_floor import measure_floor  # noqa: E402
@@ -219,6 +220,13 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
                               ("gateway", gateway_b.address)):
             results["throughput"][name] = await throughput.saturate(
                 address, md, sat_accounts, clients=profile.throughput_clients, seconds=profile.throughput_seconds)
+        # the ceiling: a bare grpc.aio server answering the gateway's bytes from a dict, same client
+        bare_tp = system.start_aux("bare_throughput", "bench.bare_server")
+        await bare_store(bare_tp.address, await throughput.answers_of(gateway_b.address, md, sat_accounts))
+        results["throughput"]["bare"] = await throughput.saturate(
+            bare_tp.address, md, sat_accounts, clients=profile.throughput_clients, seconds=profile.throughput_seconds,
+            stats=False)
+        bare_tp.stop()
         results["memory_after_throughput"] = {n: system.memory(p) for n, p in
                                               (("gateway_b", "cache_gateway_b"), ("ttl_real", "ttl_real"))}
     if "memory" not in profile.skip:

@@ -118,6 +118,7 @@ class AccountReplica:
         self.account_id = account_id
         self.version = version          # the last committed account version applied
         self.timezone = timezone
+        self.currency = ""              # ISO 4217, as the account document held it when loaded ("" unknown)
         self.loaded_at = loaded_at      # the owner's clock when loaded (its safety-net TTL)
         self._days: dict[date, dict[str, _Entry]] = {}
         self._day_version: dict[date, int] = {}
@@ -136,6 +137,7 @@ class AccountReplica:
     @classmethod
     def from_image(cls, image: AccountImage, loaded_at: float = 0.0) -> "AccountReplica":
         replica = cls(image.state.account_id, image.state.version, image.state.timezone, loaded_at)
+        replica.currency = image.state.currency
         touched: set[date] = set()
         for ad_id, day, version, row in image.entries:
             replica._put(ad_id, day, version, row)

@@ -128,6 +128,10 @@ class InsightsService:
         """The account's ISO 4217 currency, or "" before the provider has told it (kept in memory once known)."""
         code = self._currencies.get(account_id)
         if code is None:
+            replica = self.replicas.peek(account_id) if self.replicas is not None else None
+            if replica is not None and replica.currency:  # a resident account: no store read for it
+                code = self._currencies[account_id] = replica.currency
+                return code
             state = await self.store.account(account_id)
             if not (state and state.currency):
                 return ""
