@@ -118,14 +118,16 @@ class LocalSystem:
         self._write_endpoints()
         return self
 
-    def add_gateway_replica(self, name: str, env: dict[str, str] | None = None) -> ServiceProcess:
-        """Another CacheGateway process on the same store, fetcher and engine (a second replica)."""
+    def add_gateway_replica(self, name: str, env: dict[str, str] | None = None, prefix: list[str] | None = None,
+                            timeout: float = 60.0) -> ServiceProcess:
+        """Another CacheGateway process on the same store, fetcher and engine (a second replica); ``prefix``: a
+        command to run it under (see ``ServiceProcess``)."""
         first = self.processes["cache_gateway"]
         args = list(first.args)
         args[args.index("--port") + 1] = "0"
         proc = ServiceProcess(name, first.module, args, self.logs / f"{name}.log",
-                              {**first.env, "LOG_FILE": str(self.logs / f"{name}.jsonl"), **(env or {})})
-        self.processes[name] = proc.start()
+                              {**first.env, "LOG_FILE": str(self.logs / f"{name}.jsonl"), **(env or {})}, prefix)
+        self.processes[name] = proc.start(timeout)
         self._write_endpoints()
         return proc
 

@@ -22,8 +22,11 @@ class ServiceProcess:
     log's tail when it exits or ``timeout`` passes first.
     """
 
-    def __init__(self, name: str, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, name: str, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None,
+                 prefix: list[str] | None = None):
+        """``prefix``: a command the interpreter runs under (the benchmarks' ``valgrind --tool=callgrind ...``)."""
         self.name = name
+        self.prefix = list(prefix or [])
         self.module = module
         self.args = args
         self.log_path = log_path
@@ -41,7 +44,7 @@ class ServiceProcess:
         log = open(self.log_path, "ab")
         start_offset = log.tell()
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args], stdout=log,
+        self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", self.module, *self.args], stdout=log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout

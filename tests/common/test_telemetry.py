@@ -43,13 +43,16 @@ async def _echo(request: bytes, context) -> bytes:
 
 
 async def test_rpc_durations_per_method_and_status_code_from_grpc_spans():
+    from prometheus_client import CollectorRegistry
+
     spans = InMemorySpanExporter()
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
+    registry = CollectorRegistry()  # RpcMetrics records with prometheus_client (see its docstring)
     tracer = TracerProvider()
     tracer.add_span_processor(RpcDurationFromSpans(meters))
     tracer.add_span_processor(SimpleSpanProcessor(spans))
-    server = grpc.aio.server(interceptors=[RpcMetrics(meters), aio_server_interceptor(tracer_provider=tracer)])
+    server = grpc.aio.server(interceptors=[RpcMetrics(registry), aio_server_interceptor(tracer_provider=tracer)])
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
         "test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(_echo)})])
     port = server.add_insecure_port("127.0.0.1:0")
@@ -71,9 +74,15 @@ async def test_rpc_durations_per_method_and_status_code_from_grpc_spans():
                 for p in metric.data.data_points:
                     points[(metric.name, p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"])] = p
                 assert metric.unit == "s"
-    ok = points[("rpc.server.call.duration", "Say", 0)]
-    assert ok.count == 2 and tuple(ok.explicit_bounds) == DURATION_BUCKETS_S
-    assert points[("rpc.server.call.duration", "Say", grpc.StatusCode.NOT_FOUND.value[0])].count == 1
+    def served(code: int, le: str | None = None) -> float | None:
+        labels = {"rpc_system": "grpc", "rpc_service": "test.Echo", "rpc_method": "Say",
+                  "rpc_grpc_status_code": str(code), "tier": ""}
+        if le is None:
+            return registry.get_sample_value("rpc_server_call_duration_seconds_count", labels)
+        return registry.get_sample_value("rpc_server_call_duration_seconds_bucket", {**labels, "le": le})
+
+    assert served(0) == 2 and served(grpc.StatusCode.NOT_FOUND.value[0]) == 1
+    assert served(0, le="+Inf") == 2 and served(0, le=str(DURATION_BUCKETS_S[-1])) is not None  # our buckets
     assert points[("rpc.client.call.duration", "Say", 0)].count == 2
     assert {s.kind.name for s in spans.get_finished_spans()} == {"SERVER", "CLIENT"}
     # client and server spans of one call share its trace
