@@ -184,7 +184,7 @@ def _callgrind(pid: int, *args: str) -> None:
 IR_VARIANTS = {"on": {}, "off": {"ADFATIGUE_TELEMETRY": "off"}, "none": {"OTEL_SDK_DISABLED": "true"}}
 
 
-def measure_instructions(calls: int = 300, idle_s: float = 3.0, rounds: int = 2, log=print) -> dict:
+def measure_instructions(calls: int = 1000, idle_s: float = 4.0, rounds: int = 3, log=print) -> dict:
     """Instructions per L1-hit GetInsights of each variant's gateway under callgrind (see the module doc)."""
     data_dir = Path(tempfile.mkdtemp(prefix="adfatigue-telemetry-ir-"))
     config = SystemConfig(data_dir=data_dir, gateway_port=0, scheduler_interval_s=86400,
@@ -219,21 +219,25 @@ def measure_instructions(calls: int = 300, idle_s: float = 3.0, rounds: int = 2,
             time.sleep(1.0)
             asyncio.run(sequential(len(keys) * 2))
             _callgrind(pid, "-i", "on")
-            for r in range(rounds):
+            def idle_rate() -> float:
                 _callgrind(pid, "-z")
                 time.sleep(idle_s)
                 _callgrind(pid, "-d")
-                idle_rate = _instructions(_last_dump(out)) / idle_s
+                return _instructions(_last_dump(out)) / idle_s
+
+            for r in range(rounds):
+                before = idle_rate()
                 _callgrind(pid, "-z")
                 wall, hits = asyncio.run(sequential(calls))
                 _callgrind(pid, "-d")
                 total = _instructions(_last_dump(out))
-                per_call = (total - idle_rate * wall) / calls
+                rate = (before + idle_rate()) / 2  # the process's own activity, measured on both sides
+                per_call = (total - rate * wall) / calls
                 if name != "none":  # GetStats answers zeros with every instrument a no-op
                     assert hits == calls, (name, hits, calls)
                 per_variant[name].append(per_call)
                 log(f"instructions {name:<4} round {r + 1}/{rounds}: {per_call:,.0f} per L1 hit "
-                    f"(idle {idle_rate:,.0f}/s subtracted over {wall:.1f} s)")
+                    f"(idle {rate:,.0f}/s subtracted over {wall:.1f} s)")
             proc.stop(timeout=60)
     med = {name: statistics.median(v) for name, v in per_variant.items()}
     return {"calls": calls, "rounds": rounds, "idle_s": idle_s, "per_l1_hit": med, "runs": per_variant,
@@ -303,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--instructions", action=argparse.BooleanOptionalAction, default=True,
                    help="also count instructions per L1 hit under callgrind (needs valgrind)")
-    p.add_argument("--calls", type=int, default=300, help="L1 hits per callgrind round")
+    p.add_argument("--calls", type=int, default=1000, help="L1 hits per callgrind round")
     args = p.parse_args(argv)
     result = measure(args.seconds, args.rounds, args.clients)
     if args.instructions:

@@ -29,7 +29,7 @@ suffixes added by the exporter):
 
 from __future__ import annotations
 
-from services.common.telemetry import DURATION_BUCKETS_S, Tally, meter
+from services.common.telemetry import Tally, meter, prometheus_histogram
 
 _m = meter("adfatigue.cache_gateway")
 
@@ -45,9 +45,9 @@ stale_answers = _m.create_counter("adfatigue.gateway.stale_answers", unit="{answ
 subscription_events = Tally(_m, "adfatigue.subscriptions.events", "{event}", "Subscribe events handed to gRPC, by kind")
 subscriptions_open = _m.create_up_down_counter("adfatigue.subscriptions.open", unit="{subscription}",
                                                description="Subscribe streams open on this replica")
-delivery_duration = _m.create_histogram("adfatigue.subscriptions.delivery.duration", unit="s",
-                                        description="Change committed (seen by the change feed) to event sent",
-                                        explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S)
+# one measurement per delivery (a change to N subscribers: N): prometheus_client, as the RPC durations
+delivery_duration = prometheus_histogram("adfatigue_subscriptions_delivery_duration_seconds",
+                                         "Change committed (seen by the change feed) to event sent")
 change_feed_reconnects = _m.create_counter("adfatigue.change_feed.reconnects", unit="{reconnect}",
                                            description="Change stream reopened after an error")
 rescore_runs = _m.create_counter("adfatigue.rescore.runs", unit="{run}",

@@ -67,7 +67,7 @@ def _delivered(change: Change) -> None:
     """One CHANGE event handed to gRPC: count it and its commit-to-delivery latency."""
     metrics.subscription_events.add(1, _EVENT["change"])
     if change.committed_at is not None:
-        metrics.delivery_duration.record(max(0.0, (datetime.now(timezone.utc) - change.committed_at).total_seconds()))
+        metrics.delivery_duration.observe(max(0.0, (datetime.now(timezone.utc) - change.committed_at).total_seconds()))
 
 
 #: SubscribeEvent fields joined from serialized elements (repeated fields concatenate on the wire).

@@ -304,6 +304,17 @@ _NOT_TRAFFIC = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 rpc_tier: contextvars.ContextVar[str | None] = contextvars.ContextVar("rpc_tier", default=None)
 
 
+def prometheus_histogram(name: str, documentation: str, labelnames: tuple[str, ...] = (), registry=None,
+                         buckets: tuple[float, ...] = DURATION_BUCKETS_S):
+    """A duration histogram (seconds) for a per-call or per-delivery hot path, on ``prometheus_client`` in the
+    exporter's registry (served at the same ``/metrics``), named as the OpenTelemetry exporter would name the
+    instrument (``adfatigue.x.duration`` -> ``adfatigue_x_duration_seconds``). Why not the SDK: ``RpcMetrics``."""
+    from prometheus_client import REGISTRY, Histogram as PrometheusHistogram
+
+    return PrometheusHistogram(name, documentation, labelnames=labelnames, buckets=buckets,
+                               registry=REGISTRY if registry is None else registry)
+
+
 class RpcMetrics(grpc.aio.ServerInterceptor):
     """``rpc.server.call.duration`` (s) of every call, per ``rpc.service``, ``rpc.method`` and
     ``rpc.grpc.status_code`` (the RPC semantic conventions), plus ``tier`` when the servicer set ``rpc_tier``
@@ -323,12 +334,9 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
     LABELS = ("rpc_system", "rpc_service", "rpc_method", "rpc_grpc_status_code", "tier")
 
     def __init__(self, registry=None) -> None:
-        from prometheus_client import REGISTRY, Histogram as PrometheusHistogram
-
-        self._histogram = PrometheusHistogram(
+        self._histogram = prometheus_histogram(
             "rpc_server_call_duration_seconds", "Duration of incoming RPCs (tier: the cache tier that answered a "
-            "read)", labelnames=self.LABELS, buckets=DURATION_BUCKETS_S,
-            registry=REGISTRY if registry is None else registry)
+            "read)", self.LABELS, registry)
         self._children: dict[tuple[str, int, str | None], object] = {}
         self._wrapped: dict[str, tuple[object, object]] = {}
 
