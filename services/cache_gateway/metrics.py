@@ -5,7 +5,8 @@ the same instruments (``stats.py``). In Prometheus (``_total`` / ``_seconds`` / 
 suffixes added by the exporter):
 
 * ``adfatigue.cache.reads`` {read} — ``tier`` = l1 | l2, ``outcome`` = hit | miss. Every
-  GetInsights / GetFatigue reads L1 once; each L1 miss reads L2 once; an L2 miss waited on Meta (L3).
+  GetInsights / GetFatigue reads L1 once, a Subscribe snapshot counts as an L1 miss (it is never
+  memoised); each L1 miss reads L2 once; an L2 miss waited on Meta (L3). So the ratio below is <= 1.
   Hit ratio = ``sum(rate(adfatigue_cache_reads_total{outcome="hit"}[5m])) /
   sum(rate(adfatigue_cache_reads_total{tier="l1"}[5m]))``.
 * ``adfatigue.meta.calls`` {call} — FetchInsights calls this gateway made (``outcome`` = ok |

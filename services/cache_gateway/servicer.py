@@ -435,6 +435,7 @@ class CacheGatewayServicer:
                         metrics.subscription_events.add(1, _EVENT["change"])
                         yield event
             if not resumed:  # no from_version, or one from another history (e.g. a reset store): start afresh
+                _L1_MISS[1] += 1  # a snapshot is never memoised: one L1 miss for its L2 read (hit ratio <= 1)
                 result = await self._read(context, account, days)
                 sent = result.snapshot.version
                 ad_ids = {r.ad_id for r in result.snapshot.rows}

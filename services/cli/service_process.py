@@ -32,6 +32,7 @@ class ServiceProcess:
         self.log_path = log_path
         self.env = env
         self.proc: subprocess.Popen | None = None
+        self._start_offset = 0
         self.host = ""
         self.port = 0
 
@@ -42,7 +43,7 @@ class ServiceProcess:
     def start(self, timeout: float = 60.0) -> "ServiceProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        start_offset = log.tell()
+        start_offset = self._start_offset = log.tell()  # the log is appended to: this run's lines start here
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", self.module, *self.args], stdout=log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -67,7 +68,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                match = _METRICS.search(self.log_path.read_text(errors="replace"))
+                with open(self.log_path, "rb") as fh:
+                    fh.seek(self._start_offset)  # this run's line, not an earlier run's in the same log
+                    match = _METRICS.search(fh.read().decode(errors="replace"))
             except OSError:
                 match = None
             if match or time.monotonic() >= deadline or not self.alive():
