@@ -198,7 +198,10 @@ def measure_instructions(calls: int = 1000, idle_s: float = 4.0, rounds: int = 3
         md = bearer(mint_token(system.jwt_secret, "bench-telemetry", ["*"], ["operator"], ttl_s=7200))
         for name, env in variants.items():
             out = data_dir / f"callgrind.{name}.out"
-            proc = system.add_gateway_replica(f"cache_gateway_ir_{name}", env, timeout=600, prefix=[
+            # one hash seed for every variant: dict and set layouts (and so instruction counts) then differ only
+            # by what telemetry does
+            proc = system.add_gateway_replica(f"cache_gateway_ir_{name}", {**env, "PYTHONHASHSEED": "0"},
+                                              timeout=600, prefix=[
                 "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"])
             pid = proc.proc.pid
 

@@ -60,8 +60,13 @@ async def page(request: Request) -> Response:
 @router.get(PAGE + "/assets/{name}", include_in_schema=False)
 async def asset(request: Request, name: str) -> Response:
     assets = _dist(request) / "assets"
-    path = (assets / name).resolve()
-    if path.parent != assets.resolve() or not path.is_file():
-        raise Problem(404, f"no such asset: {name} (reload the page: the build may have changed)")
+    shown = name if len(name) <= 80 else name[:80] + "…"
+    try:  # a NUL or an over-long name is no asset either (the OS refuses it: ValueError / OSError)
+        path = (assets / name).resolve()
+        found = path.parent == assets.resolve() and path.is_file()
+    except (ValueError, OSError):
+        found = False
+    if not found:
+        raise Problem(404, f"no such asset: {shown!r} (reload the page: the build may have changed)")
     # file names carry a content hash (Vite): cache them for a year
     return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})

@@ -9,6 +9,9 @@ UNAVAILABLE 503 (with ``Retry-After``), DEADLINE_EXCEEDED 504; anything else 500
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 from http import HTTPStatus
 
 import grpc
@@ -46,6 +49,8 @@ class Problem(Exception):
         return {"type": TYPE_BASE + self.kind, "title": self.title, "status": self.status, "detail": self.detail,
                 "instance": instance, **self.extra}
 
+
+log = logging.getLogger(__name__)
 
 def problem_from_rpc(exc: grpc.aio.AioRpcError, what: str) -> Problem:
     """The problem for a failed gateway call; ``what`` names the request ("act_1 2026-01-01..2026-01-31")."""
@@ -94,8 +99,11 @@ async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse
 
 
 async def on_bug(request: Request, exc: Exception) -> JSONResponse:
-    return _response(request, Problem(500, f"internal error ({type(exc).__name__}); this is a bug, "
-                                           "please report it with the time of the request", kind="internal"))
+    """A bug: the log has the exception under a reference the answer gives (never the exception's name)."""
+    reference = uuid.uuid4().hex[:12]
+    log.error("%s %s: internal error, reference %s", request.method, request.url.path, reference, exc_info=exc)
+    return _response(request, Problem(500, f"internal error (a bug), reference {reference}: please report it "
+                                           "with that reference", kind="internal"))
 
 
 def install(app) -> None:

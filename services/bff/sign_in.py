@@ -23,8 +23,13 @@ from urllib.parse import urlencode
 import jwt
 
 from services.bff.users import User, account_list
+from services.common.auth import OPERATOR, READER
 
 PURPOSE = "adfatigue-bff-sign-in"
+
+
+#: Roles a person signed in to the page may hold (services/common/auth.py names them).
+USER_ROLES = frozenset({READER, OPERATOR})
 
 
 class SignInError(Exception):
@@ -73,9 +78,14 @@ class SignInLinks:
         if claims["jti"] in self._used:
             raise SignInError("this sign-in link was used already: each link signs in once; ask for a new one")
         self._used[claims["jti"]] = float(claims["exp"])
+        roles, subject = claims.get("roles") or [], claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip():
+            raise SignInError("this sign-in link names no user ('sub' must be a non-empty string): make a new one")
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r in USER_ROLES for r in roles):
+            raise SignInError(f"this sign-in link's roles must be a list of {' or '.join(sorted(USER_ROLES))}: "
+                              "make a new one")
         try:
-            return User(str(claims["sub"]), account_list(claims.get("accounts") or []),
-                        tuple(str(r) for r in claims.get("roles") or []))
+            return User(subject, account_list(claims.get("accounts") or []), tuple(roles))
         except (ValueError, TypeError) as exc:
             raise SignInError(f"this sign-in link names a bad account: {exc}") from None
 

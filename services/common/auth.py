@@ -108,7 +108,7 @@ def parse_claims(claims: dict) -> Principal:
             raise _unauthenticated(f"bearer token claim 'accounts' holds {quoted(entry)}: each entry must be "
                                    "exactly act_<digits> or \"*\"; ask for a corrected token")
     for role in roles:
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise _unauthenticated(f"bearer token claim 'roles' holds {quoted(role)}: known roles are "
                                    f"{', '.join(sorted(ROLES))}")
     actor = claims.get("act") or {}
@@ -118,6 +118,25 @@ def parse_claims(claims: dict) -> Principal:
     if not isinstance(subject, str):
         raise _unauthenticated("bearer token claim 'sub' must be a string")
     return Principal(subject, frozenset(ids), frozenset(roles), actor.get("sub", ""))
+
+
+def _why_rejected(exc: Exception, algorithms) -> str:
+    """What is wrong with a token PyJWT refused, in words (no exception class names in messages)."""
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "its signature does not verify (signed with another key?)"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return f"it is signed with an algorithm this service does not accept (accepted: {', '.join(algorithms)})"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"it lacks the required claim {exc.claim!r}"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "its audience (aud) is not this service's (JWT_AUDIENCE)"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "it is not valid yet (nbf or iat in the future: check the clocks)"
+    if isinstance(exc, jwt.InvalidIssuedAtError):
+        return "its iat claim is not a time"
+    if isinstance(exc, jwt.DecodeError):
+        return "it is not a well-formed JWT (header.payload.signature, base64url)"
+    return "its claims are malformed"
 
 
 class JwtVerifier:
@@ -189,7 +208,8 @@ class JwtVerifier:
         except jwt.PyJWKClientError:
             raise _unauthenticated("bearer token's key id (kid) is not in the JWKS: obtain a valid token") from None
         except jwt.InvalidTokenError as exc:
-            raise _unauthenticated(f"bearer token rejected ({type(exc).__name__}): obtain a valid token") from None
+            raise _unauthenticated(f"bearer token rejected: {_why_rejected(exc, self.algorithms)}; obtain a valid "
+                                   "token") from None
 
     def _verify_signed(self, token: str) -> tuple[Principal, float]:
         try:
@@ -198,7 +218,8 @@ class JwtVerifier:
         except jwt.ExpiredSignatureError:
             raise _unauthenticated("bearer token expired: obtain a new one") from None
         except jwt.InvalidTokenError as exc:
-            raise _unauthenticated(f"bearer token rejected ({type(exc).__name__}): obtain a valid token") from None
+            raise _unauthenticated(f"bearer token rejected: {_why_rejected(exc, self.algorithms)}; obtain a valid "
+                                   "token") from None
         return parse_claims(claims), float(claims["exp"])
 
     def authenticate(self, metadata) -> Principal:

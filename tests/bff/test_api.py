@@ -63,6 +63,12 @@ def test_sign_in_link_works_once_and_sets_a_strict_http_only_cookie(system, base
     lambda s: "/ad-fatigue/sign-in?token=" + jwt.encode({"sub": "x", "accounts": ["*"], "jti": "1",
                                                          "exp": int(time.time()) + 60}, link_key(s.jwt_secret)),
     lambda s: "/ad-fatigue/sign-in?token=not-a-token",
+    # malformed claims of a correctly signed link (finding: accepted, then every API call answered 500)
+    *[lambda s, claims=claims: "/ad-fatigue/sign-in?token=" + jwt.encode(
+        {"purpose": "adfatigue-bff-sign-in", "jti": claims["sub"] or "empty", "accounts": ["*"],
+         "exp": int(time.time()) + 60, **claims}, link_key(s.jwt_secret))
+      for claims in ({"sub": "a", "roles": "operator"}, {"sub": "b", "roles": ["admin"]},
+                     {"sub": "c", "roles": {"operator": 1}}, {"sub": ""})],
 ])
 def test_forged_expired_or_foreign_sign_in_tokens_are_refused(system, base_url, make):
     with httpx.Client(base_url=base_url) as browser:
@@ -334,3 +340,10 @@ def test_a_live_change_applied_to_the_snapshot_equals_a_fresh_read(system, clien
     assert fresh["ads"] == state["ads"] and fresh["summary"] == state["summary"]
     changed = next(a for a in state["ads"] if a["ad_id"] == ad["ad_id"])
     assert changed["spend"] != ad["spend"]
+
+
+@pytest.mark.parametrize("name", ["%00", "a" * 5000, "index.html%00.js", "..%2f..%2fpyproject.toml"])
+def test_a_bad_asset_name_is_404_problem_details_not_500(base_url, name):
+    """Finding: a NUL or an over-long asset name answered 500 (ValueError / OSError) to anybody."""
+    with httpx.Client(base_url=base_url) as anon:
+        assert "no such" in problem(anon.get(f"/ad-fatigue/assets/{name}"), 404)["detail"]

@@ -155,3 +155,25 @@ def test_quoted_cuts_caller_input_to_200_characters():
     assert quoted("act_1") == "'act_1'"
     long = quoted("x" * 10_000)
     assert len(long) <= 200 and long.startswith("'xxx") and "chars)" in long
+
+
+@pytest.mark.parametrize("roles", [[["operator"]], [{"r": 1}], [7], [None]])
+def test_a_role_that_is_not_a_string_is_unauthenticated_not_a_crash(roles):
+    """Finding: a list or object in 'roles' raised TypeError (unhashable) -> UNKNOWN on every service."""
+    token = jwt.encode({"sub": "x", "accounts": ["act_1"], "roles": roles, "exp": int(time.time()) + 60},
+                       SECRET, algorithm="HS256")
+    with pytest.raises(AuthError) as err:
+        JwtVerifier(SECRET).verify(token)
+    assert err.value.code == grpc.StatusCode.UNAUTHENTICATED and "roles" in err.value.message
+
+
+@pytest.mark.parametrize("token, words", [
+    ("not.a.jwt", "not a well-formed JWT"),
+    (jwt.encode({"sub": "x", "exp": int(time.time()) + 60}, "another-secret-of-at-least-32-bytes!!", algorithm="HS256"),
+     "signature does not verify"),
+    (jwt.encode({"sub": "x"}, SECRET, algorithm="HS256"), "lacks the required claim 'exp'"),
+])
+def test_a_rejected_token_is_explained_in_words_not_exception_names(token, words):
+    with pytest.raises(AuthError) as err:
+        JwtVerifier(SECRET).verify(token)
+    assert words in err.value.message and "Error" not in err.value.message
