@@ -73,6 +73,16 @@ def account_today(tz_name: str | None, now: datetime | None = None) -> date:
     return now.astimezone(timezone.utc).date() + timedelta(days=1)
 
 
+def oldest_fetchable_day(tz_name: str | None, now: datetime | None = None) -> date:
+    """The retention floor (``retention_floor``) of an account: from its today when its zone is known; with no
+    zone known yet, from the earliest today of any zone (UTC-12), so a day some zone can still fetch is never
+    refused (``account_today``'s latest-today fallback would move the floor a day later)."""
+    if tz_name:
+        return retention_floor(account_today(tz_name, now))
+    now = now or datetime.now(timezone.utc)
+    return retention_floor((now.astimezone(timezone.utc) - timedelta(hours=12)).date())
+
+
 def retention_floor(today: date) -> date:
     """The oldest date Meta still serves: 37 months before ``today``, plus one day of margin."""
     month = today.month - 1 - RETENTION_MONTHS

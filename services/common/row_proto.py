@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Iterable
 
 from services.common.insight_row import RANKINGS, InsightRow
+from services.common.number_ranges import decimal_problem
 from services.common.pb.adfatigue.v1 import insights_pb2
 
 _OPTIONAL_INTS = ("impressions", "reach", "clicks", "inline_link_clicks", "reach_cum")
@@ -64,6 +65,9 @@ def _decimal(text: str, field: str) -> Decimal:
         raise RowDecodeError(f"{field} {text!r} is not a decimal number") from None
     if not value.is_finite() or value < 0:
         raise RowDecodeError(f"{field} {text!r} must be a finite number >= 0")
+    problem = decimal_problem(value)  # the stored range (number_ranges.py): 1e999999 would overflow the sums
+    if problem:
+        raise RowDecodeError(f"{field} {text[:40]!r} {problem}")
     return value
 
 

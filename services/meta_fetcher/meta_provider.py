@@ -32,7 +32,7 @@ from services.meta_fetcher.credentials import Credentials
 from services.meta_fetcher.graph_client import DEFAULT_FIELDS, CallCounter, GraphClient
 from services.meta_fetcher.graph_errors import GraphError
 from services.meta_fetcher.pacing import build_pacer
-from services.common.dates import account_today, retention_floor
+from services.common.dates import oldest_fetchable_day
 from services.meta_fetcher.request_validation import RequestError
 from services.meta_fetcher.settings import FetcherSettings
 from services.meta_fetcher.token_vault import TokenVault
@@ -102,7 +102,7 @@ class MetaProvider:
         info = await self.account_info(account, counter)
         if until < since:
             raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT, f"until {until} is before since {since}")
-        floor = retention_floor(account_today(info.timezone_name, self._clock()))
+        floor = oldest_fetchable_day(info.timezone_name, self._clock())
         if since < floor:
             raise ProviderError(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"since {since} is older than Meta's 37-month retention; the oldest day is {floor}")

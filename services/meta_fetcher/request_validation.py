@@ -22,7 +22,7 @@ from datetime import date, datetime
 from services.common.input_echo import quoted
 from services.common.account_ids import InvalidAccountId, normalise_account_id
 from services.common.attribution import DEFAULT_ATTRIBUTION, InvalidAttribution, canonical
-from services.common.dates import RETENTION_MONTHS, InvalidDateRange, account_today, parse_date, retention_floor
+from services.common.dates import InvalidDateRange, oldest_fetchable_day, parse_date
 from services.meta_fetcher.graph_client import DEFAULT_FIELDS, SUPPORTED_FIELDS
 
 
@@ -59,7 +59,7 @@ def validate_fetch_request(account_id: str, since: str, until: str, fields: list
     start, end = _parse_date(since, "since"), _parse_date(until, "until")
     if end < start:
         raise RequestError(f"until {until} is before since {since}: swap them or fix the range")
-    floor = retention_floor(account_today(timezone_name, now))
+    floor = oldest_fetchable_day(timezone_name, now)
     if start < floor:
         raise RequestError(
             f"since {since} is older than Meta's 37-month retention: the oldest date that can be fetched for "

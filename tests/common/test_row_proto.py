@@ -57,3 +57,11 @@ def test_bad_values_are_rejected(field, value, message) -> None:
     setattr(pb, field, value)
     with pytest.raises(ProtoConversionError, match=message):
         row_from_proto(pb)
+
+
+@pytest.mark.parametrize("spend", ["1e999999", "99999999999999999999", "0.0000001"])
+def test_a_spend_outside_the_stored_range_is_a_decode_error_not_an_overflow(spend):
+    """Finding: fatigue_engine answered UNKNOWN (decimal.Overflow while summing) for spend 1e999999."""
+    with pytest.raises(ProtoConversionError, match="spend"):
+        row_from_proto(insights_pb2.InsightRow(account_id="1", ad_id="2", date_start="2026-01-01",
+                                               date_stop="2026-01-01", spend=spend))
