@@ -37,12 +37,14 @@ def cli_token(data_dir: Path, settings) -> str:
     return mint_token(local_secret(data_dir, settings), "adfatigue-cli", ["*"], ["operator"], ttl_s=600)
 
 
-def unreachable_hint(exc: grpc.RpcError, target: str) -> str:
-    """A sentence to add when the service could not be reached at all."""
+def unreachable_hint(exc: grpc.RpcError, target: str, flag: str = "--gateway",
+                     variable: str = "ADFATIGUE_GATEWAY_ADDR") -> str:
+    """A sentence to add when the service could not be reached at all (``flag`` / ``variable``: how the command
+    is pointed at it; ``status`` talks to the scheduler: ``--scheduler``, no variable)."""
     if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN) \
             and any(w in (exc.details() or "") for w in ("connect", "refused", "HTTP/2", "Socket closed")):
-        return (f"\nnothing answers at {target}: is `adfatigue up` running (from this folder, or pass "
-                "--gateway HOST:PORT / set ADFATIGUE_GATEWAY_ADDR)?")
+        where = f"{flag} HOST:PORT" + (f" / set {variable}" if variable else "")
+        return f"\nnothing answers at {target}: is `adfatigue up` running (from this folder, or pass {where})?"
     return ""
 
 

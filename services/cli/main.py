@@ -94,8 +94,8 @@ def _token(parser, args) -> str:
         parser.error(str(exc))
 
 
-def _rpc_failed(exc: grpc.RpcError, target: str) -> int:
-    print(f"{exc.code().name}: {exc.details()}{unreachable_hint(exc, target)}", file=sys.stderr)
+def _rpc_failed(exc: grpc.RpcError, target: str, **hint) -> int:
+    print(f"{exc.code().name}: {exc.details()}{unreachable_hint(exc, target, **hint)}", file=sys.stderr)
     return 2
 
 
@@ -268,7 +268,7 @@ def cmd_status(parser, args) -> int:
     try:
         reply = asyncio.run(call())
     except grpc.RpcError as exc:
-        code = _rpc_failed(exc, target)
+        code = _rpc_failed(exc, target, flag="--scheduler", variable="")
         print(_alert_lines(parser, args)[1], file=sys.stderr)
         return code
     found, text = _alert_lines(parser, args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 import signal
 import sys
 import time
@@ -139,7 +140,7 @@ def run_up(parser, args, data_dir: Path) -> int:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     except (RuntimeError, PageBuildError) as exc:
-        print(f"adfatigue up failed: {exc}", file=sys.stderr)
+        print(f"adfatigue up failed: {_failure_text(str(exc))}", file=sys.stderr)
         status = 1
     finally:
         # a second Ctrl-C (or SIGTERM) must not cut the shutdown short and leave processes behind
@@ -203,3 +204,14 @@ def _announce(system: LocalSystem, csvs) -> None:
         print(f"  sign in with this one-time link (valid 24 h, works once; restart `up` for another):\n  {link}")
     print(f"\nrunning; try:  {hint}")
     print("press Ctrl-C to stop", flush=True)
+
+
+def _failure_text(text: str) -> str:
+    """A service's start-up failure for a person: a taken port is said in one line with what to do (the
+    service's traceback stays in its log); anything else as the launcher reported it."""
+    taken = re.search(r"(?:OSError: )?(cannot listen on \S+: the port is in use[^\n]*)", text)
+    if taken:
+        service = text.split(" exited", 1)[0]
+        return (f"{service}: {taken.group(1)}. Another `adfatigue up` (or another program) holds the port: stop it, "
+                "or start this one beside it with --gateway-port 0 --bff-port 0 (free ports) and its own --data-dir")
+    return text

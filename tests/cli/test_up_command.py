@@ -86,3 +86,32 @@ def test_second_up_on_the_same_folder_is_refused_and_a_signal_stops_everything(t
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_a_taken_port_is_said_in_one_line_with_what_to_do():
+    """Finding: a second `up` from another folder printed the gateway's whole traceback."""
+    from services.cli.up_command import _failure_text
+
+    text = _failure_text("cache_gateway exited with code 1:\nTraceback (most recent call last):\n  File ...\n"
+                         "OSError: cannot listen on 127.0.0.1:50051: the port is in use or the address is not local")
+    assert text.startswith("cache_gateway: cannot listen on 127.0.0.1:50051") and "Traceback" not in text
+    assert "--gateway-port 0 --bff-port 0" in text and "--data-dir" in text
+    assert _failure_text("meta_fetcher exited with code 2: bad setting") == "meta_fetcher exited with code 2: bad setting"
+
+
+def test_status_names_its_own_flag_when_the_scheduler_does_not_answer():
+    """Finding: `status` said to pass --gateway / ADFATIGUE_GATEWAY_ADDR; it takes --scheduler."""
+    import grpc
+
+    from services.cli.gateway_calls import unreachable_hint
+
+    class Refused(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self):
+            return "failed to connect to all addresses; last error: connection refused"
+
+    hint = unreachable_hint(Refused(), "127.0.0.1:50054", flag="--scheduler", variable="")
+    assert "--scheduler HOST:PORT" in hint and "--gateway" not in hint and "ADFATIGUE_GATEWAY_ADDR" not in hint
+    assert "--gateway HOST:PORT / set ADFATIGUE_GATEWAY_ADDR" in unreachable_hint(Refused(), "127.0.0.1:50051")
