@@ -139,7 +139,9 @@ def compute(by_service: Mapping[str, list[Sample] | None]) -> SystemMetrics:
     m.error_rate = _ratio(sum(v for labels, v in calls if labels.get("rpc_grpc_status_code") in ERROR_CODES),
                           m.rpc_calls)
     m.meta_requests = int(_sum(every, "adfatigue_meta_requests_total"))
-    m.meta_failure_ratio = _ratio(_sum(every, "adfatigue_meta_requests_total", outcome="error"), m.meta_requests)
+    failures = _sum(every, "adfatigue_meta_requests_total", outcome="error") - \
+        _sum(every, "adfatigue_meta_requests_total", outcome="error", error_class="not_found")  # as the alert
+    m.meta_failure_ratio = _ratio(failures, m.meta_requests)
     limits = [v for n, _, v in every if n == "adfatigue_meta_budget_limit"]
     m.meta_budget_limit = int(max(limits)) if limits else None
     m.meta_budget_granted = int(_sum(every, "adfatigue_meta_budget_acquisitions_total", outcome="granted"))

@@ -2,8 +2,9 @@
 
 * ``adfatigue.meta.requests`` {request} — HTTP requests sent to the Graph API (every attempt,
   retries included), ``outcome`` = ok | error; on errors ``error.class`` = the failure class of
-  ``graph_errors.ErrorClass`` (retry, throttled, shrink, token_invalid, permanent) or ``page`` for
-  an undecodable body. Meta failure ratio = errors / requests.
+  ``graph_errors.ErrorClass`` (retry, throttled, shrink, token_invalid, permanent), ``page`` for
+  an undecodable body, or ``not_found`` (Meta does not know the object: an unknown ad account id, the
+  caller's mistake). Meta failure ratio = errors but not_found / requests (the alert's expression).
 * ``adfatigue.meta.budget.acquisitions`` {call} — budget units asked for before a request,
   ``outcome`` = granted | refused (the app budget is spent or a usage-header pause is on).
 * ``adfatigue.meta.budget.limit`` {call} — calls the budget allows per window;
