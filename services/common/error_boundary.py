@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -140,7 +141,27 @@ def _passes(exc: BaseException) -> bool:
         not isinstance(exc, Exception)
 
 
-def _wrap_unary(behavior, method: str):
+def _wrap_unary(behavior, method: str, timer=None):
+    """``timer``: an ``RpcMetrics`` whose ``record`` times the call here, in the same wrapper (no layer of its
+    own: on an L1 hit every coroutine layer counts against telemetry's budget)."""
+    if timer is not None:
+        record, tier = timer.record, timer.tier
+
+        async def timed(request, context):
+            started, failed, token = time.perf_counter(), None, tier.set(None)
+            context.set_trailing_metadata(NO_TRANSPARENT_RETRY)
+            try:
+                return await behavior(request, context)
+            except BaseException as exc:
+                failed = exc
+                if _passes(exc):
+                    raise
+                await _answer(exc, context, method)
+            finally:
+                record(started, method, context, failed, tier.get())
+                tier.reset(token)
+        return timed
+
     async def handler(request, context):
         context.set_trailing_metadata(NO_TRANSPARENT_RETRY)
         try:
@@ -152,26 +173,36 @@ def _wrap_unary(behavior, method: str):
     return handler
 
 
-def _wrap_stream(behavior, method: str):
+def _wrap_stream(behavior, method: str, timer=None):
     if inspect.isasyncgenfunction(behavior):
+        record = timer.record if timer is not None else None
+
         async def handler(request, context):
+            started, failed = time.perf_counter(), None
             context.set_trailing_metadata(NO_TRANSPARENT_RETRY)
             try:
                 async for item in behavior(request, context):
                     yield item
             except BaseException as exc:
+                failed = exc
                 if _passes(exc):
                     raise
                 await _answer(exc, context, method)
+            finally:
+                if record is not None:  # a stream is timed to its end
+                    record(started, method, context, failed, None)
         return handler
-    return _wrap_unary(behavior, method)  # a coroutine that writes with context.write
+    return _wrap_unary(behavior, method, timer)  # a coroutine that writes with context.write
 
 
 class ErrorBoundary(grpc.aio.ServerInterceptor):
     """Turns dependency failures into UNAVAILABLE / DEADLINE_EXCEEDED and bugs into a clean UNKNOWN."""
 
-    def __init__(self) -> None:
+    def __init__(self, timer=None) -> None:
+        """``timer``: an ``RpcMetrics`` (services/common/telemetry.py) timing every call but health checks and
+        reflection, inside this boundary's own wrapper; None: calls are not timed here."""
         self._wrapped: dict[str, tuple[object, object]] = {}  # method -> (handler, its wrapped handler)
+        self.timer = timer
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -181,23 +212,27 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
         known = self._wrapped.get(method)
         if known is not None and known[0] is handler:  # the usual case: wrap once per method
             return known[1]
-        wrapped = self._wrap(handler, method)
+        timer = self.timer if self.timer is not None and self.timer.times(method) else None
+        wrapped = self._wrap(handler, method, timer)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
     @staticmethod
-    def _wrap(handler, method: str):
+    def _wrap(handler, method: str, timer=None):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer)
+                _wrap_unary(handler.unary_unary, method, timer), handler.request_deserializer,
+                handler.response_serializer)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer)
+                _wrap_stream(handler.unary_stream, method, timer), handler.request_deserializer,
+                handler.response_serializer)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method), handler.request_deserializer, handler.response_serializer)
+                _wrap_unary(handler.stream_unary, method, timer), handler.request_deserializer,
+                handler.response_serializer)
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method), handler.request_deserializer,
+                _wrap_stream(handler.stream_stream, method, timer), handler.request_deserializer,
                 handler.response_serializer)
         return handler

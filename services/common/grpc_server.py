@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common.error_boundary import ErrorBoundary
 from services.common.request_decoding import DecodeGuard
 from services.common.tls import TlsConfig
-from services.common.telemetry import server_interceptors
+from services.common.telemetry import server_timer
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,11 @@ def service_channel(target: str, tls: "TlsConfig | None | object" = FROM_ENV) ->
 class GrpcHost:
     """One grpc.aio server with health checking and reflection registered.
 
-    ``interceptors`` run outermost first; then the ``DecodeGuard`` (services/common/request_decoding.py:
-    undecodable request bytes are INVALID_ARGUMENT); the ``ErrorBoundary`` (services/common/error_boundary.py)
-    is always the innermost one, so every other interceptor sees the final status of a failed call.
+    ``interceptors`` run outermost first; then the ``ErrorBoundary`` (services/common/error_boundary.py:
+    dependency failures become UNAVAILABLE / DEADLINE_EXCEEDED, bugs a clean UNKNOWN; it also times every call
+    for ``rpc.server.call.duration``), so every interceptor before it sees the final status of a failed call;
+    innermost the ``DecodeGuard`` (services/common/request_decoding.py: undecodable request bytes are
+    INVALID_ARGUMENT).
 
     ``tls``: serve TLS with these certificates (default: ``GRPC_TLS_*`` from the environment, see
     services/common/tls.py; None or no certificate: plaintext). With TLS and ``health_port`` set, health
@@ -116,9 +118,11 @@ class GrpcHost:
         self.tls = TlsConfig.from_env() if tls is FROM_ENV else tls
         self._health_server: grpc.aio.Server | None = None
         self.health_port = 0
-        # RPC durations outermost (services/common/telemetry.py): they see every call's final status
-        self.server = grpc.aio.server(interceptors=[*server_interceptors(), *interceptors, DecodeGuard(),
-                                                    ErrorBoundary()], options=SERVER_OPTIONS)
+        # RPC durations are timed by the ErrorBoundary's own wrapper (services/common/telemetry.py: RpcMetrics),
+        # which sees each call's final status: no interceptor layer of their own on the hot path. The boundary
+        # wraps the DecodeGuard's wrapping, so undecodable requests are timed (INVALID_ARGUMENT) too.
+        self.server = grpc.aio.server(interceptors=[*interceptors, ErrorBoundary(server_timer()), DecodeGuard()],
+                                      options=SERVER_OPTIONS)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []

@@ -340,6 +340,19 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
         self._children: dict[tuple[str, int, str | None], object] = {}
         self._wrapped: dict[str, tuple[object, object]] = {}
 
+    #: what ErrorBoundary(timer=...) uses when it times calls in its own wrapper (services/common/grpc_server.py)
+    tier = rpc_tier
+
+    @staticmethod
+    def times(method: str) -> bool:
+        """Whether ``method`` is traffic (health checks and reflection are not)."""
+        return not method.startswith(_NOT_TRAFFIC)
+
+    def record(self, started: float, full_method: str, context, failed: BaseException | None,
+               tier: str | None) -> None:
+        """One call's duration since ``started`` (``time.perf_counter``), with its final status."""
+        self._record(started, full_method, context, failed, tier)
+
     def _record(self, started: float, full_method: str, context, failed: BaseException | None,
                 tier: str | None) -> None:
         code = context.code() if hasattr(context, "code") else None
@@ -399,9 +412,8 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
         return unary
 
 
-def server_interceptors() -> list:
-    """The interceptors every GrpcHost puts outermost (none before ``setup_telemetry`` or with it off)."""
+def server_timer() -> "RpcMetrics | None":
+    """What times every GrpcHost's calls, inside its ErrorBoundary (None before ``setup_telemetry`` or with it
+    off)."""
     tel = _current
-    if tel is None or tel.rpc_metrics is None:
-        return []
-    return [tel.rpc_metrics]
+    return tel.rpc_metrics if tel is not None else None
