@@ -4,7 +4,7 @@ gRPC status -> HTTP status follows Google's published mapping (google/rpc/code.p
 INVALID_ARGUMENT/FAILED_PRECONDITION/OUT_OF_RANGE 400, UNAUTHENTICATED 401,
 PERMISSION_DENIED 403, NOT_FOUND 404, ABORTED/ALREADY_EXISTS 409,
 RESOURCE_EXHAUSTED 429 (with ``Retry-After``), CANCELLED 499, UNIMPLEMENTED 501,
-UNAVAILABLE 503 (with ``Retry-After``), DEADLINE_EXCEEDED 504; anything else 500.
+UNAVAILABLE 503 (with ``Retry-After``), DEADLINE_EXCEEDED 504 (with ``Retry-After``); anything else 500.
 """
 
 from __future__ import annotations
@@ -69,6 +69,11 @@ def problem_from_rpc(exc: grpc.aio.AioRpcError, what: str) -> Problem:
         headers["Retry-After"] = str(retry)
     if code == grpc.StatusCode.UNAVAILABLE and ("failed to connect" in details.lower() or "connect" in details.lower()):
         details = f"the insights gateway cannot be reached ({details}); try again in a few seconds"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        headers["Retry-After"] = "5"
+        if details.lower() == "deadline exceeded":  # our own deadline ran out: gRPC says only that
+            details = ("the insights gateway did not answer in time (scoring or a fetch from Meta may still be "
+                       "running); retry in a few seconds — the answer is usually ready then")
     return Problem(status, f"{what}: {details}", kind=code.name.lower().replace("_", "-"), headers=headers,
                    grpc_status=code.name)
 

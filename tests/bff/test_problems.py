@@ -36,3 +36,10 @@ def test_rate_limit_carries_retry_after_from_the_trailer():
 def test_unreachable_gateway_is_503_saying_so():
     problem = problem_from_rpc(rpc_error(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"), "x")
     assert problem.status == 503 and "cannot be reached" in problem.detail and problem.headers["Retry-After"]
+
+
+def test_our_own_deadline_running_out_says_what_to_do():
+    """Finding: with the engine stalled the page got '504 ...: Deadline Exceeded' and no Retry-After."""
+    problem = problem_from_rpc(rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"), "act_1")
+    assert problem.status == 504 and "retry in a few seconds" in problem.detail
+    assert problem.headers["Retry-After"] == "5"
