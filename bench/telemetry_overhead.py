@@ -123,12 +123,16 @@ async def _saturate(address: str, md, keys, clients: int, seconds: float, pid: i
         await client.close()
 
 
+def _system_config(name: str) -> SystemConfig:
+    """A throw-away local system for one measurement (its own data folder and database)."""
+    return SystemConfig(data_dir=Path(tempfile.mkdtemp(prefix=f"adfatigue-{name}-")), gateway_port=0,
+                        scheduler_interval_s=86400, mongodb_uri=os.environ.get("MONGODB_URI") or None,
+                        extra_env={"MONGODB_DB": f"bench_{name.replace('-', '_')}_{os.getpid()}",
+                                   "LOG_LEVEL": "WARNING", "L1_TTL_SECONDS": "3600"})
+
+
 def measure(seconds: float = 3.0, rounds: int = 5, clients: int = 32, log=print) -> dict:
-    data_dir = Path(tempfile.mkdtemp(prefix="adfatigue-telemetry-"))
-    config = SystemConfig(data_dir=data_dir, gateway_port=0, scheduler_interval_s=86400,
-                          mongodb_uri=os.environ.get("MONGODB_URI") or None,
-                          extra_env={"MONGODB_DB": f"bench_tel_{os.getpid()}", "LOG_LEVEL": "WARNING",
-                                     "L1_TTL_SECONDS": "3600"})
+    config = _system_config("telemetry")
     keys = _keys()
     per_variant: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     collector = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
@@ -186,11 +190,8 @@ IR_VARIANTS = {"on": {}, "off": {"ADFATIGUE_TELEMETRY": "off"}, "none": {"OTEL_S
 
 def measure_instructions(calls: int = 1000, idle_s: float = 4.0, rounds: int = 3, log=print) -> dict:
     """Instructions per L1-hit GetInsights of each variant's gateway under callgrind (see the module doc)."""
-    data_dir = Path(tempfile.mkdtemp(prefix="adfatigue-telemetry-ir-"))
-    config = SystemConfig(data_dir=data_dir, gateway_port=0, scheduler_interval_s=86400,
-                          mongodb_uri=os.environ.get("MONGODB_URI") or None,
-                          extra_env={"MONGODB_DB": f"bench_tel_ir_{os.getpid()}", "LOG_LEVEL": "WARNING",
-                                     "L1_TTL_SECONDS": "3600"})
+    config = _system_config("telemetry-ir")
+    data_dir = config.data_dir
     keys = _keys()
     variants = IR_VARIANTS
     per_variant: dict[str, list[float]] = {v: [] for v in variants}
