@@ -115,6 +115,10 @@ class InsightsService:
         the serving path must not pay an L2 round trip for it)."""
         name = self._zones.get(account_id)
         if name is None:
+            replica = self.replicas.peek(account_id) if self.replicas is not None else None
+            if replica is not None and replica.timezone:  # a resident account: no store read for it
+                name = self._zones[account_id] = replica.timezone
+                return name
             state = await self.store.account(account_id)
             if state and state.timezone:
                 name = self._zones[account_id] = state.timezone
