@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 FRESH, STALE_REVALIDATING, STALE_UPSTREAM_ERROR = 1, 2, 3  # adfatigue.v1.DataStatus
 
-_L2_HIT = {"tier": metrics.L2, **metrics.HIT}
-_L2_MISS = {"tier": metrics.L2, **metrics.MISS}
 _CALL_OK = {"outcome": "ok"}
 #: Meta calls made on behalf of the running Refresh (the shared fetch task inherits the context).
 _calls_here: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("meta_calls_here", default=None)
@@ -170,10 +168,10 @@ class InsightsService:
         missing = sorted(d for d in due if d not in fetched)
         ranges: list[DateRange] = []
         if missing:
-            metrics.cache_reads.add(1, _L2_MISS)
+            metrics.cache_reads.add(1, metrics.L2_MISS)
             ranges, _ = await self._fetch_days(account_id, missing)
         else:
-            metrics.cache_reads.add(1, _L2_HIT)
+            metrics.cache_reads.add(1, metrics.L2_HIT)
             metrics.meta_calls_avoided.add(1, {"reason": "l2_fresh"})
         stale = due.difference(missing)
         status, reason = FRESH, ""

@@ -60,6 +60,8 @@ refresh_fenced = _m.create_counter("adfatigue.refresh.fenced", unit="{refresh}",
 
 L1, L2, L3 = "l1", "l2", "l3"
 HIT, MISS = {"outcome": "hit"}, {"outcome": "miss"}
+#: attributes of an L2 read (adfatigue.cache.reads), shared by the read path and reads joined in flight
+L2_HIT, L2_MISS = {"tier": L2, **HIT}, {"tier": L2, **MISS}
 
 
 def observe_l1(l1) -> None:

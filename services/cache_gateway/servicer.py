@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 _L1_HIT = metrics.cache_reads.series(tier=metrics.L1, **metrics.HIT)
 _L1_MISS = metrics.cache_reads.series(tier=metrics.L1, **metrics.MISS)
 _AVOIDED_L1 = metrics.meta_calls_avoided.series(reason="l1_fresh")
-_L2_HIT, _L2_MISS = {"tier": metrics.L2, **metrics.HIT}, {"tier": metrics.L2, **metrics.MISS}
 _JOINED = {"reason": "single_flight"}
 _EVENT = {kind: {"kind": kind} for kind in ("snapshot", "change", "jump")}
 
@@ -189,8 +188,9 @@ class CacheGatewayServicer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if len(self._valid) >= 10_000:
             self._valid.clear()
-        day_ends = datetime.combine(today + timedelta(days=1), dt_time(), tzinfo=zone(tz_name or "")).timestamp()
-        if not tz_name:  # no zone yet: "today" is UTC + 1 day, which ends at UTC midnight
+        if tz_name:
+            day_ends = datetime.combine(today + timedelta(days=1), dt_time(), tzinfo=zone(tz_name)).timestamp()
+        else:  # no zone yet: "today" is UTC + 1 day, which ends at UTC midnight
             day_ends = datetime.combine(today, dt_time(), tzinfo=timezone.utc).timestamp()
         self._valid[key] = (account, days, tz_name, day_ends)
         return account, days
@@ -270,7 +270,7 @@ class CacheGatewayServicer:
             if shared is not None:
                 payload, tier = shared
                 # answered by a read in flight: an L2 read of the same outcome (Meta was not called for it)
-                metrics.cache_reads.add(1, _L2_MISS if tier == metrics.L3 else _L2_HIT)
+                metrics.cache_reads.add(1, metrics.L2_MISS if tier == metrics.L3 else metrics.L2_HIT)
                 metrics.meta_calls_avoided.add(1, _JOINED)
                 rpc_tier.set(tier)
                 return payload

@@ -351,10 +351,6 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
     def record(self, started: float, full_method: str, context, failed: BaseException | None,
                tier: str | None) -> None:
         """One call's duration since ``started`` (``time.perf_counter``), with its final status."""
-        self._record(started, full_method, context, failed, tier)
-
-    def _record(self, started: float, full_method: str, context, failed: BaseException | None,
-                tier: str | None) -> None:
         code = context.code() if hasattr(context, "code") else None
         if isinstance(code, grpc.StatusCode):
             value = code.value[0]
@@ -384,7 +380,7 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _timed(self, behavior, is_stream: bool, method: str):
-        record = self._record
+        record = self.record
         if is_stream and inspect.isasyncgenfunction(behavior):
             async def stream(request, context):
                 started, failed = time.perf_counter(), None
