@@ -131,12 +131,27 @@ def score_request(request: fatigue_engine_pb2.ScoreAdsRequest,
         kept = cache.get(request.series_key) if cache is not None else None
         if kept is None:
             raise UnknownSeries(f"series_key {request.series_key!r} is not kept by this engine: send the ads with it")
-        account, series = kept
-    else:
-        account, series = build_series(request)
-        check_one_attribution(series)  # a kept series was checked when it was sent
-        if request.series_key and cache is not None:
-            cache.put(request.series_key, account, series)
+        account, ads = kept
+        config_key = request.config.SerializeToString(deterministic=True)
+        response = fatigue_engine_pb2.ScoreAdsResponse()
+        for i, ad in enumerate(ads):
+            lo, hi = ad.bounds(since, until)
+            if lo == hi:
+                continue  # no day of the ad in the range
+            memo_key = (request.series_key, ad.ad_id, lo, hi, config_key)
+            result = cache.result(memo_key)
+            if result is None:
+                try:
+                    result = score_ad(ad.rows[lo:hi], config)
+                except InvalidSeries as exc:
+                    raise InvalidRequest(f"ads[{i}] (ad_id {ad.ad_id!r}): {exc}") from None
+                cache.keep_result(memo_key, result)
+            response.results.append(_result_proto(result, request.insights_version, ad.ad_id, account))
+        return response
+    account, series = build_series(request)
+    check_one_attribution(series)  # a kept series was checked when it was sent
+    if request.series_key and cache is not None:
+        cache.put(request.series_key, account, series)
     if since or until:
         series = [(ad_id, in_range) for ad_id, rows in series
                   if (in_range := [r for r in rows if (not since or r.date_start >= since)
@@ -147,13 +162,17 @@ def score_request(request: fatigue_engine_pb2.ScoreAdsRequest,
             result = score_ad(rows, config)
         except InvalidSeries as exc:
             raise InvalidRequest(f"ads[{i}] (ad_id {ad_id!r}): {exc}") from None
-        pb = result_to_proto(result, request.insights_version)
-        if not pb.ad_id:
-            pb.ad_id = ad_id
-        if account:
-            pb.account_id = account
-        response.results.append(pb)
+        response.results.append(_result_proto(result, request.insights_version, ad_id, account))
     return response
+
+
+def _result_proto(result, insights_version: int, ad_id: str, account: str):
+    pb = result_to_proto(result, insights_version)
+    if not pb.ad_id:
+        pb.ad_id = ad_id
+    if account:
+        pb.account_id = account
+    return pb
 
 
 class FatigueEngineServicer(fatigue_engine_pb2_grpc.FatigueEngineServicer):
