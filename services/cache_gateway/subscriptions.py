@@ -82,7 +82,8 @@ class SubscriptionHub:
         subs = self._by_account.get(change.account_id)
         if not subs:
             return
-        targets = [sub for sub in subs if change.touches(sub.days.since, sub.days.until)]
+        touches = change.toucher()
+        targets = [sub for sub in subs if touches(sub.days.since, sub.days.until)]
         if self._backlog:  # an earlier fan-out is still under way: keep the order
             self._backlog.append((change, targets))
             return

@@ -62,3 +62,27 @@ async def test_a_large_fan_out_yields_between_batches_and_keeps_each_subscribers
         await asyncio.sleep(0)
     assert all([s.queue.get_nowait().version for _ in range(2)] == [1, 2] for s in subs)
     assert hub.delivered == 70
+
+
+def test_which_ranges_a_change_touches_matches_the_definition():
+    """A change touches [since, until] when one of its rows' or removals' dates is in it, or a score's span overlaps it
+    (``Change.toucher`` bisects the sorted dates; checked against that definition on random changes and ranges)."""
+    import random
+    from datetime import timedelta
+
+    rng = random.Random(5)
+    base = date(2026, 1, 1)
+    for _ in range(300):
+        days = [base + timedelta(days=rng.randrange(60)) for _ in range(rng.randrange(0, 6))]
+        removed = [("7", base + timedelta(days=rng.randrange(60))) for _ in range(rng.randrange(0, 3))]
+        scores = [(b"", base + timedelta(days=a), base + timedelta(days=a + rng.randrange(10)))
+                  for a in (rng.randrange(60) for _ in range(rng.randrange(0, 2)))]
+        c = Change("1", 1, rows=[InsightRow(account_id="1", ad_id="9", date_start=d, date_stop=d) for d in days],
+                   removed=removed, scores=scores)
+        touches = c.toucher()
+        for _ in range(20):
+            since = base + timedelta(days=rng.randrange(-5, 65))
+            until = since + timedelta(days=rng.randrange(0, 15))
+            expected = any(since <= d <= until for d in days + [d for _, d in removed]) or any(
+                first <= until and since <= last for _, first, last in scores)
+            assert touches(since, until) == expected == c.touches(since, until), (days, removed, scores, since, until)
