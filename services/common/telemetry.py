@@ -11,8 +11,8 @@ What it installs (DESIGN.md §monitoring; issue 13):
   reader that ``GetStats`` and tests read (``Telemetry.sums`` / ``Telemetry.metrics``);
 * ``rpc.server.call.duration`` histograms (seconds, per ``rpc.service``, ``rpc.method`` and
   ``rpc.grpc.status_code`` — the RPC semantic conventions — plus ``tier`` on the gateway's reads) from
-  ``RpcMetrics``, a server interceptor ``GrpcHost`` installs (the contrib gRPC instrumentation makes
-  spans, no metrics), recorded through ``prometheus_client`` into the exporter's registry (same
+  ``RpcMetrics``, which ``GrpcHost``'s ErrorBoundary calls from the wrapper it puts around every handler
+  (the contrib gRPC instrumentation makes spans, no metrics), recorded through ``prometheus_client`` into the exporter's registry (same
   ``/metrics``; why: its docstring; no exporter, no RPC durations);
 * process metrics (RSS, CPU) from the contrib system-metrics instrumentation;
 * **traces when there is somewhere to send them**: with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set (every
