@@ -27,6 +27,7 @@ from services.cache_gateway.change_feed import Change
 from services.cache_gateway.l2_store import replay_since
 from services.cache_gateway.rescoring import Rescorer
 from services.cache_gateway.subscriptions import SubscriptionHub
+from services.cache_gateway.single_flight import SharedAnswers
 from services.cache_gateway.upstream import UpstreamError
 from services.common.auth import (
     OPERATOR, SCHEDULER, AuthError, JwtVerifier, Principal, ServiceToken, require_account, require_operator,
@@ -126,7 +127,7 @@ class CacheGatewayServicer:
         #: (account_id, since, until) as sent -> (account, range, zone name, UTC time the account's day ends):
         #: a valid request's parse, reused until that day ends or the account's zone becomes known
         self._valid: dict[tuple[str, str, str], tuple[str, DateRange, str | None, float]] = {}
-        self._inflight: dict[tuple, asyncio.Future] = {}  # L1 key -> the answer being computed (see _shared)
+        self._answers = SharedAnswers()  # L1 key -> the answer being computed (see _shared)
         self.l1_totals = L1Totals(self)
         service.on_change = self._on_change
         if service.replicas is not None:  # a replica changed or went: answers memoised from it are void
@@ -260,32 +261,15 @@ class CacheGatewayServicer:
         return payload, _tier(result)
 
     async def _shared(self, key, answer) -> bytes:
-        """Concurrent identical L1 misses share one answer (the same bytes every caller would get): the first
-        computes it (``answer()`` -> (bytes, tier)), the others wait for it — after a write, N callers of a
-        widget no longer serialize the same snapshot or score the same range N times (issue 14). A waiter
-        whose leader failed or left computes its own answer (and gets its own status)."""
-        pending = self._inflight.get(key)
-        if pending is not None:
-            shared = await asyncio.shield(pending)
-            if shared is not None:
-                payload, tier = shared
-                # answered by a read in flight: an L2 read of the same outcome (Meta was not called for it)
-                metrics.cache_reads.add(1, metrics.L2_MISS if tier == metrics.L3 else metrics.L2_HIT)
-                metrics.meta_calls_avoided.add(1, _JOINED)
-                rpc_tier.set(tier)
-                return payload
-            payload, tier = await answer()
-            rpc_tier.set(tier)
-            return payload
-        future = self._inflight[key] = asyncio.get_running_loop().create_future()
-        shared = None
-        try:
-            shared = await answer()
-            rpc_tier.set(shared[1])
-            return shared[0]
-        finally:
-            del self._inflight[key]
-            future.set_result(shared)
+        """Concurrent identical L1 misses share one answer (the same bytes every caller would get; see
+        ``SharedAnswers``): ``answer()`` -> (bytes, tier)."""
+        (payload, tier), joined = await self._answers.run(key, answer)
+        if joined:
+            # answered by a read in flight: an L2 read of the same outcome (Meta was not called for it)
+            metrics.cache_reads.add(1, metrics.L2_MISS if tier == metrics.L3 else metrics.L2_HIT)
+            metrics.meta_calls_avoided.add(1, _JOINED)
+        rpc_tier.set(tier)
+        return payload
 
     @audited
     async def GetFatigue(self, request: gw.GetFatigueRequest, context) -> bytes:

@@ -50,3 +50,41 @@ class SingleFlight:
             task.add_done_callback(_done)
             futures.append(task)
         return futures
+
+
+_FAILED = object()
+
+
+class SharedAnswers:
+    """Concurrent identical computations, by key, share one result (the gateway's concurrent identical L1 misses:
+    after a write, N callers of a widget no longer serialize the same snapshot or score the same range N times;
+    issue 14).
+
+    Unlike ``SingleFlight`` (day ranges of upstream fetches, shared in a task of their own), the first caller
+    computes the result in its own task and the others wait for it; a waiter whose leader failed or was cancelled
+    computes its own (and so gets its own error or status).
+    """
+
+    def __init__(self) -> None:
+        self._inflight: dict[object, asyncio.Future] = {}
+
+    async def run(self, key, compute: Callable[[], Awaitable[object]]) -> tuple[object, bool]:
+        """``(result, joined)``: ``compute()``'s result, or that of the same key's computation under way
+        (``joined`` True). Raises what this caller's own ``compute()`` raised."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+            if shared is not _FAILED:
+                return shared, True
+            return await compute(), False
+        future = self._inflight[key] = asyncio.get_running_loop().create_future()
+        result = _FAILED
+        try:
+            result = await compute()
+            return result, False
+        finally:
+            del self._inflight[key]
+            future.set_result(result)
+
+    def __len__(self) -> int:
+        return len(self._inflight)

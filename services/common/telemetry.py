@@ -11,8 +11,8 @@ What it installs (DESIGN.md §monitoring; issue 13):
   reader that ``GetStats`` and tests read (``Telemetry.sums`` / ``Telemetry.metrics``);
 * ``rpc.server.call.duration`` histograms (seconds, per ``rpc.service``, ``rpc.method`` and
   ``rpc.grpc.status_code`` — the RPC semantic conventions — plus ``tier`` on the gateway's reads) from
-  ``RpcMetrics``, a server interceptor ``GrpcHost`` installs (the contrib gRPC instrumentation makes
-  spans, no metrics), recorded through ``prometheus_client`` into the exporter's registry (same
+  ``RpcMetrics``, which ``GrpcHost``'s ErrorBoundary calls from the wrapper it puts around every handler
+  (the contrib gRPC instrumentation makes spans, no metrics), recorded through ``prometheus_client`` into the exporter's registry (same
   ``/metrics``; why: its docstring; no exporter, no RPC durations);
 * process metrics (RSS, CPU) from the contrib system-metrics instrumentation;
 * **traces when there is somewhere to send them**: with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set (every
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import logging
 import os
 import time
@@ -315,11 +314,11 @@ def prometheus_histogram(name: str, documentation: str, labelnames: tuple[str, .
                                registry=REGISTRY if registry is None else registry)
 
 
-class RpcMetrics(grpc.aio.ServerInterceptor):
+class RpcMetrics:
     """``rpc.server.call.duration`` (s) of every call, per ``rpc.service``, ``rpc.method`` and
     ``rpc.grpc.status_code`` (the RPC semantic conventions), plus ``tier`` when the servicer set ``rpc_tier``
-    (health checks and reflection left out). Streams are timed to their end. Each method's handler is wrapped
-    once and reused.
+    (health checks and reflection left out). Streams are timed to their end. Not an interceptor of its own:
+    ``ErrorBoundary(timer)`` calls ``record`` from the wrapper it already puts around every handler.
 
     Recorded with the Prometheus client's own histogram (``prometheus_client``, the exposition library the
     OpenTelemetry Prometheus exporter serves through, in the same registry: one ``/metrics``), named and
@@ -338,7 +337,6 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
             "rpc_server_call_duration_seconds", "Duration of incoming RPCs (tier: the cache tier that answered a "
             "read)", self.LABELS, registry)
         self._children: dict[tuple[str, int, str | None], object] = {}
-        self._wrapped: dict[str, tuple[object, object]] = {}
 
     #: what ErrorBoundary(timer=...) uses when it times calls in its own wrapper (services/common/grpc_server.py)
     tier = rpc_tier
@@ -364,48 +362,6 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
             service, _, method = full_method.lstrip("/").rpartition("/")
             child = self._children[key] = self._histogram.labels("grpc", service, method, str(value), tier or "")
         child.observe(time.perf_counter() - started)
-
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(_NOT_TRAFFIC):
-            return handler
-        known = self._wrapped.get(method)
-        if known is not None and known[0] is handler:  # the usual case: wrapped once per method
-            return known[1]
-        from services.common.handler_wrapping import rebuild
-
-        wrapped = rebuild(handler, lambda behavior, is_stream: self._timed(behavior, is_stream, method))
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _timed(self, behavior, is_stream: bool, method: str):
-        record = self.record
-        if is_stream and inspect.isasyncgenfunction(behavior):
-            async def stream(request, context):
-                started, failed = time.perf_counter(), None
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except BaseException as exc:
-                    failed = exc
-                    raise
-                finally:
-                    record(started, method, context, failed, None)
-            return stream
-
-        async def unary(request, context):
-            started, failed = time.perf_counter(), None
-            token = rpc_tier.set(None)
-            try:
-                return await behavior(request, context)
-            except BaseException as exc:
-                failed = exc
-                raise
-            finally:
-                record(started, method, context, failed, rpc_tier.get())
-                rpc_tier.reset(token)
-        return unary
 
 
 def server_timer() -> "RpcMetrics | None":

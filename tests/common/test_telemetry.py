@@ -1,6 +1,6 @@
 """services/common/telemetry.py: settings, and RPC durations of real gRPC calls.
 
-Server durations come from ``RpcMetrics`` (our interceptor), client durations from the spans of the
+Server durations come from ``RpcMetrics`` (timed in the ErrorBoundary's wrapper), client durations from the spans of the
 contrib gRPC aio client interceptor, on a loopback server and channel, with an in-memory span
 exporter and an in-memory metric reader of their own (no global provider is set, so other tests
 are not affected).
@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from services.common.settings import SettingsError
 
+from services.common.error_boundary import ErrorBoundary
 from services.common.telemetry import DURATION_BUCKETS_S, RpcDurationFromSpans, RpcMetrics, TelemetrySettings
 
 
@@ -52,7 +53,8 @@ async def test_rpc_durations_per_method_and_status_code_from_grpc_spans():
     tracer = TracerProvider()
     tracer.add_span_processor(RpcDurationFromSpans(meters))
     tracer.add_span_processor(SimpleSpanProcessor(spans))
-    server = grpc.aio.server(interceptors=[RpcMetrics(registry), aio_server_interceptor(tracer_provider=tracer)])
+    # as GrpcHost times calls: inside the ErrorBoundary's own wrapper, behind the contrib tracing interceptor
+    server = grpc.aio.server(interceptors=[aio_server_interceptor(tracer_provider=tracer), ErrorBoundary(RpcMetrics(registry))])
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
         "test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(_echo)})])
     port = server.add_insecure_port("127.0.0.1:0")
