@@ -4,7 +4,8 @@
 
 (the shape ``ServiceProcess(prefix=[sys.executable, "bench/profiled.py"])`` produces: ``PYTHON`` is ignored, the
 module runs in this interpreter as ``__main__``). ``SIGUSR1`` starts profiling, ``SIGUSR2`` stops it and writes the
-statistics to ``$PROFILE_OUT`` (``pstats`` format). Used to count which functions run per request, a deterministic
+statistics to ``$PROFILE_OUT`` (``pstats`` format) and the garbage collections run in between, per generation, to
+``$PROFILE_OUT.gc.json``. Used to count which functions run per request, a deterministic
 number, unlike time: ``bench/telemetry_overhead.py`` compares the calls per L1 hit of a gateway with telemetry on
 and off.
 """
@@ -12,6 +13,8 @@ and off.
 from __future__ import annotations
 
 import cProfile
+import gc
+import json
 import os
 import runpy
 import signal
@@ -25,12 +28,17 @@ def main() -> None:
     if not out:
         raise SystemExit("PROFILE_OUT (where to write the statistics) is not set")
     profile = cProfile.Profile()
+    collections: list[int] = []
 
     def start(*_):
+        collections[:] = [g["collections"] for g in gc.get_stats()]
         profile.enable()
 
     def dump(*_):
         profile.disable()
+        ran = [g["collections"] - before for g, before in zip(gc.get_stats(), collections)]
+        with open(out + ".gc.json", "w") as fh:
+            json.dump({"collections_per_generation": ran}, fh)
         profile.dump_stats(out)
 
     signal.signal(signal.SIGUSR1, start)

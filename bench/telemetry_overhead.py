@@ -287,19 +287,21 @@ def measure_instructions(calls: int = 1000, idle_s: float = 4.0, rounds: int = 2
 PROFILED = Path(__file__).resolve().with_name("profiled.py")
 
 
-def calls_added_per_hit(calls: int = 2000, log=print) -> dict:
+def calls_added_per_hit(calls: int = 20_000, log=print) -> dict:
     """Which functions run per L1 hit with telemetry on but not off: call counts, which are deterministic.
 
     A gateway of each variant runs under ``bench/profiled.py`` (cProfile switched on by a signal after warming);
     ``calls`` L1-hit GetInsights are sent one after another; the per-function call counts of the two processes
     are compared. Listed: every function whose calls per hit differ by at least 0.5 (background work such as
-    change-feed polls differs by a few calls in all, far below that)."""
+    change-feed polls differs by a few calls in all, far below that). Also counted: the garbage collections per
+    generation in the window (a full one runs every ~20,000 hits here, so the window is that long)."""
     import pstats
     import signal
 
     config = _system_config("telemetry-calls")
     keys = _keys()
     counts: dict[str, dict[str, int]] = {}
+    collections: dict[str, list[int]] = {}
     with LocalSystem(config) as system:
         md = bearer(mint_token(system.jwt_secret, "bench-telemetry", ["*"], ["operator"], ttl_s=7200))
         for name in ("on", "off"):
@@ -318,12 +320,14 @@ def calls_added_per_hit(calls: int = 2000, log=print) -> dict:
                 time.sleep(0.1)
             time.sleep(0.5)
             counts[name] = {_function_name(k): v[1] for k, v in pstats.Stats(str(out)).stats.items()}
+            collections[name] = json.loads(Path(str(out) + ".gc.json").read_text())["collections_per_generation"]
             proc.stop(timeout=60)
             log(f"profiled {name}: {len(counts[name])} functions over {calls} L1 hits ({hits})")
     on, off = counts["on"], counts["off"]
     added = sorted(((fn, on.get(fn, 0) / calls, off.get(fn, 0) / calls) for fn in set(on) | set(off)
                     if abs(on.get(fn, 0) - off.get(fn, 0)) >= calls / 2), key=lambda r: (r[2] - r[1], r[0]))
-    return {"calls": calls, "added": [{"function": fn, "on": a, "off": b} for fn, a, b in added]}
+    return {"calls": calls, "added": [{"function": fn, "on": a, "off": b} for fn, a, b in added],
+            "gc_collections": collections}
 
 
 def _function_name(key: tuple[str, int, str]) -> str:
@@ -499,6 +503,11 @@ def _instructions_report(result: dict) -> list[str]:
                   "by at least 0.5 per hit:", "", "| function | calls / hit, on | calls / hit, off |",
                   "| --- | ---: | ---: |",
                   *[f"| `{a['function']}` | {a['on']:.2f} | {a['off']:.2f} |" for a in added["added"]], ""]
+        ran = added.get("gc_collections")
+        if ran:
+            lines += [f"Garbage collections in those {added['calls']:,} hits (generations 0 / 1 / 2): on "
+                      f"{' / '.join(map(str, ran['on']))}, off {' / '.join(map(str, ran['off']))} — the same: "
+                      "collection costs both alike, which is why the windows above count it apart.", ""]
     if wrappers:
         w = wrappers["per_call"]
         share = f" ({wrappers['added'] / ir['per_l1_hit']['off']:+.2%} of an L1 hit with telemetry off)" if ir else ""
