@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
+
+from cachetools import LRUCache
 
 from services.common.insight_row import InsightRow
 
@@ -52,56 +53,61 @@ class KeptAd:
         return lo, max(lo, hi)
 
 
+class _Counted:
+    """A least-recently-used table (``cachetools.LRUCache``) that counts its hits and misses; callers hold the lock."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.table: LRUCache = LRUCache(maxsize=max(1, maxsize))
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        found = self.table.get(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
 class SeriesCache:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_results: int = DEFAULT_MAX_RESULTS):
         if max_entries < 1 or max_results < 0:
             raise ValueError("max_entries must be >= 1 and max_results >= 0")
         self.max_entries = max_entries
         self.max_results = max_results
-        self._entries: OrderedDict[str, tuple[str, list[KeptAd]]] = OrderedDict()
-        self._results: OrderedDict[tuple, object] = OrderedDict()
+        self.series = _Counted(max_entries)    # key -> (account_id, kept ads); .hits / .misses
+        self.results = _Counted(max_results)   # (key, ad, lo, hi, config) -> FatigueResult; .hits / .misses
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
-        self.result_hits = self.result_misses = 0
 
     def put(self, key: str, account_id: str, series: Series) -> None:
         kept = [KeptAd.of(ad_id, rows) for ad_id, rows in series]
         with self._lock:
-            self._entries[key] = (account_id, kept)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self.series.table[key] = (account_id, kept)
 
     def get(self, key: str) -> tuple[str, list[KeptAd]] | None:
         """(account_id, the kept ads) under ``key``, or None."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return entry
+            return self.series.get(key)
 
     def result(self, key: tuple):
         """The result memoised under ``key`` (see the module doc), or None."""
         with self._lock:
-            found = self._results.get(key)
-            if found is None:
-                self.result_misses += 1
-                return None
-            self._results.move_to_end(key)
-            self.result_hits += 1
-            return found
+            return self.results.get(key)
 
     def keep_result(self, key: tuple, result) -> None:
         if self.max_results == 0:
             return
         with self._lock:
-            self._results[key] = result
-            self._results.move_to_end(key)
-            while len(self._results) > self.max_results:
-                self._results.popitem(last=False)
+            self.results.table[key] = result
+
+    def clear(self) -> None:
+        """Forget every series and result (what a restarted engine knows)."""
+        with self._lock:
+            self.series.table.clear()
+            self.results.table.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.series)

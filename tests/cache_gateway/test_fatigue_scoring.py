@@ -116,7 +116,7 @@ async def test_an_engine_that_lost_the_series_is_sent_it_again(replica, engine):
         await scorer.score(ACCOUNT, week, read(replica, week), config, b"")
         host.server  # the same engine process; forget what it keeps, as a restarted engine would
         for servicer_cache in _engine_caches(host):
-            servicer_cache._entries.clear()
+            servicer_cache.clear()
         month = DateRange(date(2026, 4, 1), date(2026, 4, 29))
         got = await scorer.score(ACCOUNT, month, read(replica, month), config, b"")
         want = await shipped_the_old_way(channel, month, read(replica, month).snapshot, config)

@@ -70,8 +70,8 @@ def test_kept_series_equals_shipped_rows_for_random_ranges(ads) -> None:
                                                    insights_version=7, config=config)
         got = score_request(keyed, cache).SerializeToString(deterministic=True)
         assert got == _shipped(ads, since, until, config), (since, until, config)
-    assert cache.result_hits > 0, "no per-ad result was reused: ads that ended before a range's end re-scored"
-    assert cache.result_misses > 0
+    assert cache.results.hits > 0, "no per-ad result was reused: ads that ended before a range's end re-scored"
+    assert cache.results.misses > 0
 
 
 def test_result_memo_is_bounded_and_keyed_by_config(ads) -> None:
@@ -79,12 +79,12 @@ def test_result_memo_is_bounded_and_keyed_by_config(ads) -> None:
     score_request(fatigue_engine_pb2.ScoreAdsRequest(account_id="act_1001", ads=ads, series_key="k@1"), cache)
     lifetime = fatigue_engine_pb2.ScoreAdsRequest(series_key="k@1")
     plain = score_request(lifetime, cache)
-    assert len(cache._results) == 10
+    assert len(cache.results) == 10
     retargeting = fatigue_engine_pb2.ScoreAdsRequest(series_key="k@1", config=fatigue_pb2.FatigueConfig(
         audience_type=fatigue_pb2.RETARGETING, conversion_action_type="purchase"))
     other = score_request(retargeting, cache)
     assert other.SerializeToString() != plain.SerializeToString()  # another config is not answered from the memo
-    assert len(cache._results) == 10
+    assert len(cache.results) == 10
 
 
 def test_unkept_key_and_bad_range_are_refused(ads) -> None:
