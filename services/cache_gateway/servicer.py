@@ -451,15 +451,21 @@ class CacheGatewayServicer:
                     if parsed is None:  # parsed once for every subscriber
                         parsed = change.encoded["scores"] = [fatigue_pb2.FatigueResult.FromString(b)
                                                              for b, _, _ in change.scores]
-                    fresh = [r for r in parsed
-                             if r.insights_version > scores_sent.get(r.ad_id, -1) and r.insights_version >= sent]
+                    fresh = tuple(i for i, r in enumerate(parsed)
+                                  if r.insights_version > scores_sent.get(r.ad_id, -1) and r.insights_version >= sent)
                     if fresh:
-                        event = self._event(account, gw.SubscribeEvent.CHANGE, change.version, [], [], fields, change)
-                        event.fatigue.extend(fresh)
-                        scores_sent.update({r.ad_id: r.insights_version for r in fresh})
+                        # subscribers to whom the same scores are news get the same bytes: encoded once per set
+                        key = ("scores", fresh)
+                        payload = change.encoded.get(key)
+                        if payload is None:
+                            event = self._event(account, gw.SubscribeEvent.CHANGE, change.version, [], [], fields,
+                                                change)
+                            event.fatigue.extend(parsed[i] for i in fresh)
+                            payload = change.encoded[key] = event.SerializeToString(deterministic=True)
+                        scores_sent.update({parsed[i].ad_id: parsed[i].insights_version for i in fresh})
                         sent = max(sent, change.version)
                         _delivered(change)
-                        yield event
+                        yield payload
                     continue
                 if change.version <= sent:
                     continue
