@@ -91,7 +91,7 @@ class AuditLog:
     async def record(self, subject: str, method: str, account_id: str, status: str, since: str = "",
                      until: str = "", **extra) -> None:
         """Queue one entry; waits while the queue is full (back-pressure), never drops it."""
-        entry = {"_id": ObjectId(), "at": datetime.now(timezone.utc), "service": self.service,
+        entry = {"at": datetime.now(timezone.utc), "service": self.service,
                  "subject": _cut(subject), "method": method, "account_id": _cut(account_id),
                  "since": _cut(since), "until": _cut(until), "status": status, **extra}
         try:
@@ -150,6 +150,8 @@ class AuditLog:
             self._pending.append(self._queue.get_nowait())
         accesses = len(self._pending)
         self._pending = self._coalesce(self._pending)
+        for entry in self._pending:  # ids given once per stored entry (not per access), before the first try
+            entry.setdefault("_id", ObjectId())
         await self._insert(self._pending)
         self.written += accesses
         _ENTRIES.add(accesses, _WRITTEN)
@@ -194,27 +196,44 @@ def status_of(exc: BaseException | None, context) -> str:
     return failure.code.name if failure else "UNKNOWN"
 
 
-@contextlib.asynccontextmanager
-async def audit_call(audit: AuditLog, name: str, request, context, **extra):
-    """One audit entry for what runs inside: the caller (``current_caller``), account, range, final status."""
-    current_caller.set(None)
-    error: BaseException | None = None
-    try:
-        yield
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        principal = current_caller.get()
-        await audit.record(principal.caller if principal else "", name, getattr(request, "account_id", ""),
-                           status_of(error, context), getattr(request, "since", ""), getattr(request, "until", ""),
-                           **extra)
+class audit_call:
+    """``async with audit_call(audit, name, request, context, **extra):`` — one audit entry for what runs inside:
+    the caller (``current_caller``), account, range, final status. (A class, not ``contextlib``'s generator-based
+    manager: the serving path makes one per call.)"""
+
+    __slots__ = ("audit", "name", "request", "context", "extra")
+
+    def __init__(self, audit: AuditLog, name: str, request, context, **extra) -> None:
+        self.audit, self.name, self.request, self.context, self.extra = audit, name, request, context, extra
+
+    async def __aenter__(self) -> None:
+        current_caller.set(None)
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        await _record_call(self.audit, self.name, self.request, self.context, exc, self.extra)
+        return False
+
+
+async def _record_call(audit: AuditLog, name: str, request, context, error: BaseException | None, extra) -> None:
+    principal = current_caller.get()
+    await audit.record(principal.caller if principal else "", name, getattr(request, "account_id", ""),
+                       status_of(error, context), getattr(request, "since", ""), getattr(request, "until", ""),
+                       **extra)
 
 
 def audited(method):
     """Audit every call of a unary servicer method (``self.audit``; see ``audit_call``)."""
+    name = method.__name__
+
     @functools.wraps(method)
     async def handler(self, request, context):
-        async with audit_call(self.audit, method.__name__, request, context):
+        current_caller.set(None)
+        error = None
+        try:
             return await method(self, request, context)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await _record_call(self.audit, name, request, context, error, {})
     return handler

@@ -60,12 +60,12 @@ class DecodeGuard(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None or kind_of(handler).startswith("stream_"):
-            return handler
         method = handler_call_details.method
         known = self._wrapped.get(method)
-        if known is not None and known[0] is handler:
+        if known is not None and known[0] is handler:  # the usual case: wrapped once per method
             return known[1]
+        if handler is None or handler.request_deserializer is None or kind_of(handler).startswith("stream_"):
+            return handler
         wrapped = rebuild(handler, lambda behavior, is_stream: guarded(behavior, is_stream, _refuse_undecodable),
                           _safe(handler.request_deserializer))
         self._wrapped[method] = (handler, wrapped)
