@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import json
 from pathlib import Path
 
@@ -33,6 +35,15 @@ def _mib(x) -> str:
     return "–" if not x else f"{x / 2**20:.1f} MiB"
 
 
+def _paired_ratio(a: dict, b: dict) -> float:
+    """Throughput of ``a`` over ``b``: the median of the per-round ratios when both ran the same rounds (each pair ran
+    back to back, so a slower minute of the machine falls on both), else the ratio of their results."""
+    ra, rb = a.get("rounds_rps") or [], b.get("rounds_rps") or []
+    if ra and len(ra) == len(rb):
+        return statistics.median(x / y for x, y in zip(ra, rb))
+    return a["requests_per_s"] / b["requests_per_s"]
+
+
 def _verdict(ok: bool | None) -> str:
     return "" if ok is None else (" ✓" if ok else " ✗")
 
@@ -50,16 +61,17 @@ def issue14_targets(r: dict) -> list[str]:
             rows.append(f"| page load {p} vs the plain TTL cache | ≤ {target}× | {ratio:.2f}× "
                         f"({_ms(gw_['page_load_ms'], p)} / {_ms(ttl['page_load_ms'], p)} ms){_verdict(ratio <= target)} |")
     if tp.get("gateway") and tp.get("ttl"):
-        ratio = tp["gateway"]["requests_per_s"] / tp["ttl"]["requests_per_s"]
-        rows.append(f"| throughput at saturation vs the plain TTL cache | ≥ 1.2× | {ratio:.2f}× "
-                    f"({_int(tp['gateway']['requests_per_s'])} / {_int(tp['ttl']['requests_per_s'])} /s)"
-                    f"{_verdict(ratio >= 1.2)} |")
+        ratio = _paired_ratio(tp["gateway"], tp["ttl"])
+        rounds = len(tp["gateway"].get("rounds_rps", [])) or 1
+        rows.append(f"| throughput at saturation vs the plain TTL cache (median of {rounds} rounds' ratios) | ≥ 1.2× "
+                    f"| {ratio:.2f}× ({_int(tp['gateway']['requests_per_s'])} / {_int(tp['ttl']['requests_per_s'])} "
+                    f"/s, median rounds){_verdict(ratio >= 1.2)} |")
         if tp.get("bare"):
-            ceiling = tp["bare"]["requests_per_s"] / tp["ttl"]["requests_per_s"]
+            ceiling = _paired_ratio(tp["bare"], tp["ttl"])
             rows.append(f"| … the ceiling: a bare grpc.aio server answering the same bytes from a dict, vs the TTL "
                         f"cache | (≥ 1.2× possible only below this) | {ceiling:.2f}× "
                         f"({_int(tp['bare']['requests_per_s'])} /s; gateway = "
-                        f"{tp['gateway']['requests_per_s'] / tp['bare']['requests_per_s']:.2f}× bare) |")
+                        f"{_paired_ratio(tp['gateway'], tp['bare']):.2f}× bare) |")
     e = sfm.get("echo")
     if e:
         ok = e["ratio_p50"] <= 1.3 and e["ratio_p99"] <= 1.3
