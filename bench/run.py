@@ -109,7 +109,7 @@ def smoke(p: Profile) -> Profile:
     # a 3-s day (9,600x): every page load and restatement still happens, each contender's day is 3 s shorter
     p.accounts, p.day_seconds, p.loads_per_account, p.restatements_per_account = 2, 3.0, 3, 1
     p.baseline_page_loads = 3  # the baselines play one account of two: the sampling path of many accounts
-    p.history_days, p.meta_latency_ms = 35, 20  # Meta's answers still slower than memory, the cold fetches faster
+    p.history_days, p.meta_latency_ms = 35, 50
     p.tier_l2, p.tier_l3, p.tier_miss = 4, 2, 2
     p.l1_sequential, p.l1_tasks, p.l1_per_task, p.l2_requests = 50, 10, 5, 10
     p.planner_repeats, p.fatigue_ads = 10, 30
