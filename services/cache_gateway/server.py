@@ -135,7 +135,8 @@ async def serve(args: argparse.Namespace) -> None:
         await host.wait_for_termination_signal()
     finally:
         health.cancel()
-        steps = ShutdownSteps(budget_s=20.0)  # within Kubernetes' default 30 s grace, whatever is unreachable
+        # within Kubernetes' default 30 s grace, whatever is unreachable
+        steps = ShutdownSteps(budget_s=settings.shutdown_budget_s, step_s=settings.shutdown_step_s)
         # NOT_SERVING, then streams end with UNAVAILABLE so clients reconnect elsewhere, then stop
         await steps.step("the gRPC server", host.stop(before_stop=servicer.hub.close_all))
         await steps.step("the change feed", feed.close())

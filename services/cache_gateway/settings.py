@@ -40,6 +40,12 @@ class GatewaySettings(MongoSettings, SchedulerLeaseSettings, FreshnessSettings, 
     fetch_lock_ttl_s: float = setting(15.0, env="GATEWAY_FETCH_LOCK_TTL_SECONDS", gt=0,
                                       doc="lifetime of an account's fetch lock in Redis without renewal, seconds "
                                           "(renewed every third of it while the fetch runs)")
+    shutdown_budget_s: float = setting(20.0, env="GATEWAY_SHUTDOWN_BUDGET_SECONDS", gt=0,
+                                       doc="longest stop on SIGTERM, seconds, whatever is unreachable (within "
+                                           "Kubernetes' default 30 s grace)")
+    shutdown_step_s: float = setting(5.0, env="GATEWAY_SHUTDOWN_STEP_SECONDS", gt=0,
+                                     doc="longest wait for one step of that stop (closing the change feed, the last "
+                                         "flushes, each client), seconds; a step past it is abandoned and logged")
     with_reach_cum: bool = setting(False, env="GATEWAY_WITH_REACH_CUM",
                                    doc="fetch cumulative reach too (frequency and saturation; more Meta calls)")
     attribution: str = setting("", env="ATTRIBUTION_WINDOWS", allowed="windows such as 7d_click,1d_view",

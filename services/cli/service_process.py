@@ -63,8 +63,20 @@ class ServiceProcess:
         self.stop()
         raise RuntimeError(f"{self.name} did not start within {timeout:.0f}s:\n{self.tail()}")
 
+    def serves_metrics(self) -> bool:
+        """False when its environment turns ``/metrics`` off (``ADFATIGUE_TELEMETRY=off``, ``METRICS_PORT=-1``):
+        then it prints no ``metrics on`` line, and there is none to wait for."""
+        from services.common.settings import TelemetrySettings
+        try:
+            settings = TelemetrySettings.from_env({**os.environ, **(self.env or {})})
+        except ValueError:  # a bad value: the service itself says so at start-up
+            return True
+        return settings.telemetry_enabled and settings.metrics_port >= 0
+
     def metrics_url(self, timeout: float = 5.0) -> str | None:
         """The ``/metrics`` URL the service printed after its ``listening on`` line (None: it has none)."""
+        if not self.serves_metrics():
+            return None
         deadline = time.monotonic() + timeout
         while True:
             try:

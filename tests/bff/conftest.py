@@ -13,19 +13,12 @@ import httpx
 import pytest
 
 from services.cli.local_system import LocalSystem, SystemConfig
-from services.cli.web_build import ensure_page_built
 from tests.shared_data import require_real_csv
 
 REAL = "act_1001"
 SYNTH = "act_900000000001"
 # the real dataset: 55 ads, 2025-10-29 .. 2026-04-29; the page's 180 days end on its last day
 SINCE, UNTIL = "2025-11-01", "2026-04-29"
-
-
-@pytest.fixture(scope="session")
-def page_built():
-    """web/dist, built with npm ci + npm run build when the sources changed (as adfatigue up does)."""
-    return ensure_page_built()
 
 
 @pytest.fixture(scope="session")

@@ -197,9 +197,10 @@ def test_sign_out_needs_csrf_and_ends_the_session(system, base_url):
 # -- events (SSE) --------------------------------------------------------------------------------------
 
 def read_events(client, n: int, headers=None, params=None, timeout=30.0, with_retry=False,
-                stop_at: str = "") -> list[dict]:
-    """The first ``n`` SSE events (dicts of their fields); a block with only ``retry`` counts if ``with_retry``."""
-    out, current = [], {}
+                stop_at: str = "", into: list | None = None) -> list[dict]:
+    """The first ``n`` SSE events (dicts of their fields); a block with only ``retry`` counts if ``with_retry``.
+    ``into``: the list to append each event to as it arrives (another thread can watch it grow)."""
+    out, current = (into if into is not None else []), {}
     query = {"since": SINCE, "until": UNTIL, **(params or {})}
     with client.stream("GET", f"/api/v1/accounts/{REAL}/events", params=query, headers=headers or {},
                        timeout=timeout) as answer:
@@ -302,8 +303,8 @@ def test_a_live_change_applied_to_the_snapshot_equals_a_fresh_read(system, clien
     from datetime import date, timedelta
     events: list[dict] = []
 
-    def listen():
-        events.extend(read_events(client, 10, timeout=60, stop_at="change"))  # snapshot, status..., change
+    def listen():  # snapshot, status..., change; each event lands in ``events`` as it arrives
+        read_events(client, 10, timeout=60, stop_at="change", into=events)
 
     model = fatigue(client).json()
     listener = threading.Thread(target=listen, daemon=True)

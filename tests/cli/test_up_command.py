@@ -58,7 +58,9 @@ def wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 90) 
 @pytest.mark.parametrize("stop_signal,inherit_ignored", [(signal.SIGTERM, False), (signal.SIGINT, False),
                                                         (signal.SIGINT, True), (signal.SIGTERM, True)])
 def test_second_up_on_the_same_folder_is_refused_and_a_signal_stops_everything(tmp_path, stop_signal,
-                                                                               inherit_ignored):
+                                                                               inherit_ignored, page_built):
+    # page_built: `up` builds the page in web/ on its first run; the fixture does it once, under the lock that keeps
+    # two pytest-xdist workers from running npm there at the same time
     data_dir = tmp_path / "home"
     first = start_up(data_dir, tmp_path / "first.log", inherit_ignored)
     try:

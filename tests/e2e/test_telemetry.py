@@ -23,6 +23,7 @@ from datetime import date, timedelta
 
 import grpc
 import pytest
+import yaml
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from services.cli.local_system import LocalSystem, SystemConfig
@@ -94,8 +95,20 @@ def prometheus(system, tmp_path_factory):
                for job, url in system.metrics_urls().items()}
     assert len(targets) == 4, targets
     rules = os.path.join(os.path.dirname(__file__), "..", "..", "k8s", "monitoring", "adfatigue.rules.yml")
-    with Prometheus(tmp_path_factory.mktemp("prometheus"), targets, [os.path.abspath(rules)]) as prom:
+    workdir = tmp_path_factory.mktemp("prometheus")
+    with Prometheus(workdir, targets, [every_second(os.path.abspath(rules), workdir)]) as prom:
         yield prom
+
+
+def every_second(rules: str, workdir) -> str:
+    """The rules file with every group evaluated each second (the scrape interval here), its rules unchanged:
+    the recording group's 30-s interval made the test wait up to 30 s for its first evaluation."""
+    doc = yaml.safe_load(open(rules))
+    for group in doc["groups"]:
+        group["interval"] = "1s"
+    path = workdir / "adfatigue.rules.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,8 @@ def vault_settings(mongo_uri: str, db: str, keys: str, active: str | None = None
     (f"k1:{K1},k2:{K2}", None, "TOKEN_ACTIVE_KEY is required"),
     (f"k1:{K1}", "k9", "'k9' is not among"),
     (f"bad id:{K1}", None, "key id 'bad id'"),
-])
+], ids=["empty", "no-key", "id-twice", "not-base64", "24-bytes", "no-active-key", "unknown-active-key", "bad-id"])
+# (ids without the keys: K1 and K2 are random, and pytest-xdist's workers must collect the same test names)
 def test_bad_key_configuration_is_explained_without_key_material(keys, active, words) -> None:
     with pytest.raises(TokenKeyConfigError) as err:
         Keyring.parse(keys, active)
