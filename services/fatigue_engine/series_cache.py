@@ -3,10 +3,10 @@ shipping or decoding the rows again (issue 14: the gateway hands each account's 
 once per version), and the scores of the ranges asked so far.
 
 - Each kept ad's rows are sorted by date once, so a range's rows are found by bisection
-  (``KeptAd.in_range``), not by scanning every row of the account.
+  (``KeptAd.bounds``), not by scanning every row of the account.
 - A score is a pure function of the ad's rows and the config (``scoring.score_ad``), so the result of
   an ad whose rows in a range are the same slice as in a range scored before is reused: keyed by
-  (series key, ad, first and last row of the slice, config bytes). A lifetime widget whose end date
+  (series key, the ad's place in it, first and last row of the slice, config bytes). A lifetime widget whose end date
   moves re-scores only the ads that delivered since; an ad that ended earlier is looked up.
 
 Bounded by entries (series: ``max_entries``; results: ``max_results``; least recently used dropped
@@ -79,13 +79,15 @@ class SeriesCache:
         self.max_entries = max_entries
         self.max_results = max_results
         self.series = _Counted(max_entries)    # key -> (account_id, kept ads); .hits / .misses
-        self.results = _Counted(max_results)   # (key, ad, lo, hi, config) -> FatigueResult; .hits / .misses
+        self.results = _Counted(max_results)   # (key, ad index, lo, hi, config) -> FatigueResult; .hits / .misses
         self._lock = threading.Lock()
 
-    def put(self, key: str, account_id: str, series: Series) -> None:
+    def put(self, key: str, account_id: str, series: Series) -> list[KeptAd]:
+        """Keep ``series`` under ``key``; returns its kept ads (in the order given)."""
         kept = [KeptAd.of(ad_id, rows) for ad_id, rows in series]
         with self._lock:
             self.series.table[key] = (account_id, kept)
+        return kept
 
     def get(self, key: str) -> tuple[str, list[KeptAd]] | None:
         """(account_id, the kept ads) under ``key``, or None."""

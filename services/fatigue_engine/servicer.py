@@ -23,7 +23,7 @@ from services.fatigue_engine.proto_convert import (
     ProtoConversionError, config_from_proto, result_to_proto, row_from_proto,
 )
 from services.fatigue_engine.scoring import score_ad
-from services.fatigue_engine.series_cache import SeriesCache
+from services.fatigue_engine.series_cache import KeptAd, SeriesCache
 from services.fatigue_engine.windows import InvalidSeries
 
 log = logging.getLogger(__name__)
@@ -127,42 +127,34 @@ def score_request(request: fatigue_engine_pb2.ScoreAdsRequest,
     """
     config: FatigueConfig = config_from_proto(request.config)
     since, until = _day_bounds(request)
+    memoised = bool(request.series_key) and cache is not None
     if request.series_key and not request.ads:
         kept = cache.get(request.series_key) if cache is not None else None
         if kept is None:
             raise UnknownSeries(f"series_key {request.series_key!r} is not kept by this engine: send the ads with it")
         account, ads = kept
-        config_key = request.config.SerializeToString(deterministic=True)
-        response = fatigue_engine_pb2.ScoreAdsResponse()
-        for i, ad in enumerate(ads):
-            lo, hi = ad.bounds(since, until)
-            if lo == hi:
-                continue  # no day of the ad in the range
-            memo_key = (request.series_key, ad.ad_id, lo, hi, config_key)
-            result = cache.result(memo_key)
-            if result is None:
-                try:
-                    result = score_ad(ad.rows[lo:hi], config)
-                except InvalidSeries as exc:
-                    raise InvalidRequest(f"ads[{i}] (ad_id {ad.ad_id!r}): {exc}") from None
-                cache.keep_result(memo_key, result)
-            response.results.append(_result_proto(result, request.insights_version, ad.ad_id, account))
-        return response
-    account, series = build_series(request)
-    check_one_attribution(series)  # a kept series was checked when it was sent
-    if request.series_key and cache is not None:
-        cache.put(request.series_key, account, series)
-    if since or until:
-        series = [(ad_id, in_range) for ad_id, rows in series
-                  if (in_range := [r for r in rows if (not since or r.date_start >= since)
-                                   and (not until or r.date_start <= until)])]
+    else:
+        account, series = build_series(request)
+        check_one_attribution(series)  # a kept series was checked when it was sent
+        ads = cache.put(request.series_key, account, series) if memoised else \
+            [KeptAd.of(ad_id, rows) for ad_id, rows in series]
+    config_key = request.config.SerializeToString(deterministic=True) if memoised else b""
     response = fatigue_engine_pb2.ScoreAdsResponse()
-    for i, (ad_id, rows) in enumerate(series):
-        try:
-            result = score_ad(rows, config)
-        except InvalidSeries as exc:
-            raise InvalidRequest(f"ads[{i}] (ad_id {ad_id!r}): {exc}") from None
-        response.results.append(_result_proto(result, request.insights_version, ad_id, account))
+    for i, ad in enumerate(ads):
+        lo, hi = ad.bounds(since, until)
+        if lo == hi and (since or until):
+            continue  # no day of the ad in the range
+        # a kept series never changes under its key: the same slice of the same ad scores the same
+        memo_key = (request.series_key, i, lo, hi, config_key) if memoised else None
+        result = cache.result(memo_key) if memo_key else None
+        if result is None:
+            try:
+                result = score_ad(ad.rows[lo:hi], config)
+            except InvalidSeries as exc:
+                raise InvalidRequest(f"ads[{i}] (ad_id {ad.ad_id!r}): {exc}") from None
+            if memo_key:
+                cache.keep_result(memo_key, result)
+        response.results.append(_result_proto(result, request.insights_version, ad.ad_id, account))
     return response
 
 
