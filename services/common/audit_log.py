@@ -210,15 +210,12 @@ class audit_call:
         current_caller.set(None)
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
-        await _record_call(self.audit, self.name, self.request, self.context, exc, self.extra)
+        principal = current_caller.get()
+        request = self.request
+        await self.audit.record(principal.caller if principal else "", self.name, getattr(request, "account_id", ""),
+                                status_of(exc, self.context), getattr(request, "since", ""),
+                                getattr(request, "until", ""), **self.extra)
         return False
-
-
-async def _record_call(audit: AuditLog, name: str, request, context, error: BaseException | None, extra) -> None:
-    principal = current_caller.get()
-    await audit.record(principal.caller if principal else "", name, getattr(request, "account_id", ""),
-                       status_of(error, context), getattr(request, "since", ""), getattr(request, "until", ""),
-                       **extra)
 
 
 def audited(method):
@@ -227,13 +224,6 @@ def audited(method):
 
     @functools.wraps(method)
     async def handler(self, request, context):
-        current_caller.set(None)
-        error = None
-        try:
+        async with audit_call(self.audit, name, request, context):
             return await method(self, request, context)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await _record_call(self.audit, name, request, context, error, {})
     return handler
