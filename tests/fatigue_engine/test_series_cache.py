@@ -95,3 +95,21 @@ def test_unkept_key_and_bad_range_are_refused(ads) -> None:
     with pytest.raises(InvalidRequest, match="after until"):
         score_request(fatigue_engine_pb2.ScoreAdsRequest(series_key="k@1", since="2026-02-02", until="2026-02-01"),
                       SeriesCache())
+
+
+def test_two_series_of_one_ad_id_keep_their_own_results(ads) -> None:
+    """A request may hold two series with the same ad_id: the memo keys them by place, not by ad_id."""
+    one = max(ads, key=lambda a: len(a.days))
+    other = next(a for a in ads if a is not one and len(a.days) > 10)
+    # a second series under other's ad_id, other days of as many rows: the same slice bounds, other results
+    first_days = sorted(one.days, key=lambda d: d.date_start)[:len(other.days)]
+    twin = fatigue_pb2.AdSeries(ad_id=other.ad_id, days=first_days)
+    for d in twin.days:
+        d.ad_id = other.ad_id
+    sent = [other, twin]
+    cache = SeriesCache()
+    score_request(fatigue_engine_pb2.ScoreAdsRequest(account_id="act_1001", ads=sent, series_key="t@1"), cache)
+    keyed = score_request(fatigue_engine_pb2.ScoreAdsRequest(series_key="t@1"), cache)
+    shipped = score_request(fatigue_engine_pb2.ScoreAdsRequest(account_id="act_1001", ads=sent))
+    assert keyed.SerializeToString(deterministic=True) == shipped.SerializeToString(deterministic=True)
+    assert keyed.results[0].SerializeToString() != keyed.results[1].SerializeToString()
