@@ -208,7 +208,15 @@ def test_field_selection_and_paging(system):
         with pytest.raises(grpc.RpcError) as err:
             stub.GetInsights(gw.GetInsightsRequest(**base, **bad), timeout=60, metadata=token(system))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.value.details()
-    stats = stub.GetStats(gw.GetStatsRequest(), timeout=10,
-                          metadata=bearer(mint_token(system.jwt_secret, "e2e-operator", ["*"], ["operator"])))
+    operator = bearer(mint_token(system.jwt_secret, "e2e-operator", ["*"], ["operator"]))
+    # this test's own repeat is an L1 hit (the counters restart with the gateway an earlier test restarts, and a
+    # change-feed event of an earlier fetch may still void a memoised answer once: repeat until one is kept)
+    deadline = time.monotonic() + 20
+    while True:
+        assert stub.GetInsights(gw.GetInsightsRequest(**base), timeout=60, metadata=token(system)) == full
+        stats = stub.GetStats(gw.GetStatsRequest(), timeout=10, metadata=operator)
+        if stats.l1_hits > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert stats.l1_hits > 0 and stats.upstream_calls > 0 and 0 < stats.l1_bytes <= stats.l1_max_bytes
     channel.close()
