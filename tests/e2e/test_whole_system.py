@@ -104,10 +104,14 @@ def test_cached_days_plus_new_days_fetch_only_the_new_days(system):
     stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-10"),
                      timeout=120, metadata=token(system))
     seen = len(sandbox_stats(system)["requests"])
+    operator = bearer(mint_token(system.jwt_secret, "e2e-operator", ["*"], ["operator"]))
+    calls = stub.GetStats(gw.GetStatsRequest(), timeout=10, metadata=operator).upstream_calls
     stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-15"),
                      timeout=120, metadata=token(system))
     new = [r for r in sandbox_stats(system)["requests"][seen:] if r.get("after") in (None, "")]
     assert [(r["since"], r["until"]) for r in new] == [("2026-01-11", "2026-01-15")]
+    # GetStats counts the gateway's own call for the new days (its counters restart with the gateway)
+    assert stub.GetStats(gw.GetStatsRequest(), timeout=10, metadata=operator).upstream_calls == calls + 1
     channel.close()
 
 
@@ -218,5 +222,5 @@ def test_field_selection_and_paging(system):
         if stats.l1_hits > 0 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert stats.l1_hits > 0 and stats.upstream_calls > 0 and 0 < stats.l1_bytes <= stats.l1_max_bytes
+    assert stats.l1_hits > 0 and 0 < stats.l1_bytes <= stats.l1_max_bytes
     channel.close()
