@@ -80,8 +80,8 @@ class AccountDemand:
 class _Pending:
     reads: dict[int, int]
     last_read_at: datetime | None = None
-    last_since: str = ""
-    last_until: str = ""
+    last_since: date | str = ""  # the dates as read (written as YYYY-MM-DD at flush, off the serving path)
+    last_until: date | str = ""
 
 
 class DemandTracker:
@@ -127,7 +127,7 @@ class DemandTracker:
         bucket = int(now.timestamp() // self.bucket_s)
         pending.reads[bucket] = pending.reads.get(bucket, 0) + 1
         pending.last_read_at = now
-        pending.last_since, pending.last_until = since.isoformat(), until.isoformat()
+        pending.last_since, pending.last_until = since, until
 
     def subscribed(self, account_id: str) -> None:
         """A Subscribe stream of ``account_id`` started on this replica."""
@@ -188,7 +188,7 @@ class DemandTracker:
                 update["$set"][field] = self._subscribers.get(account_id, 0)
             if item is not None and item.last_read_at is not None:
                 update["$max"] = {"last_read_at": item.last_read_at}
-                update["$set"].update({"last_since": item.last_since, "last_until": item.last_until})
+                update["$set"].update({"last_since": str(item.last_since), "last_until": str(item.last_until)})
             ops.append(UpdateOne({"_id": account_id}, update, upsert=True))
             for bucket, count in sorted((item.reads if item else {}).items()):
                 if bucket <= current - RING_SLOTS:

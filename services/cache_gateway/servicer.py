@@ -230,11 +230,15 @@ class CacheGatewayServicer:
         account, days = await self._authorise(context, request)
         if self.demand:
             self.demand.record_read(account, days.since, days.until)
-        try:
-            fields = check_fields(request.fields)
-        except InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        key = ("insights", account, days, fields, request.page_size, request.page_token)
+        if request.fields:
+            try:
+                fields = check_fields(request.fields)
+            except InvalidRequest as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        else:  # every field (the usual request)
+            fields = ()
+        # the range as its two dates (hashed in C; DateRange's dataclass hash runs Python on every look-up)
+        key = ("insights", account, days.since, days.until, fields, request.page_size, request.page_token)
         cached = self.l1.get(key)
         if cached is not None:
             _L1_HIT[1] += 1
@@ -277,7 +281,7 @@ class CacheGatewayServicer:
         if self.demand:
             self.demand.record_read(account, days.since, days.until)
         config = request.config.SerializeToString(deterministic=True)
-        key = ("fatigue", account, days, config)
+        key = ("fatigue", account, days.since, days.until, config)
         cached = self.l1.get(key)
         if cached is not None:
             _L1_HIT[1] += 1

@@ -32,6 +32,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import time
 from datetime import datetime, timezone
 
 import grpc
@@ -76,9 +77,9 @@ class AuditLog:
         self.batch_window_s = batch_window_s  # gather entries this long, then write them in one insert
         self.retention_days = retention_days
         self.retry_max_s = retry_max_s
-        self._queue: asyncio.Queue[dict] = asyncio.Queue(max_queue)
+        self._queue: asyncio.Queue[tuple] = asyncio.Queue(max_queue)  # accesses as ``record`` queues them
         self._task: asyncio.Task | None = None
-        self._pending: list[dict] = []  # taken from the queue, not yet stored
+        self._pending: list = []  # taken from the queue (accesses, then entries), not yet stored
         self.written = 0
         self.dropped = 0
         self.failed_inserts = 0
@@ -90,32 +91,41 @@ class AuditLog:
 
     async def record(self, subject: str, method: str, account_id: str, status: str, since: str = "",
                      until: str = "", **extra) -> None:
-        """Queue one entry; waits while the queue is full (back-pressure), never drops it."""
-        entry = {"at": datetime.now(timezone.utc), "service": self.service,
-                 "subject": _cut(subject), "method": method, "account_id": _cut(account_id),
-                 "since": _cut(since), "until": _cut(until), "status": status, **extra}
-        try:
-            self._queue.put_nowait(entry)
-        except asyncio.QueueFull:
-            await self._queue.put(entry)
+        """Queue one entry; waits while the queue is full (back-pressure), never drops it.
 
-    @staticmethod
-    def _coalesce(entries: list[dict]) -> list[dict]:
-        """Identical accesses (all fields but ``_id`` and ``at``) as one entry each: the first one's ``_id`` and
-        ``at``, ``count`` and ``last_at``; order of first appearance kept."""
+        What is queued is the raw access (a tuple: UTC seconds, the fields as given, ``extra``'s items); cutting
+        caller-supplied strings and building the stored document happen at flush, off the serving path."""
+        access = (time.time(), subject, method, account_id, status, since, until,
+                  tuple(extra.items()) if extra else ())
+        try:
+            self._queue.put_nowait(access)
+        except asyncio.QueueFull:
+            await self._queue.put(access)
+
+    def _document(self, access: tuple) -> dict:
+        """The stored entry of one queued access (module docstring)."""
+        at, subject, method, account_id, status, since, until, extra = access
+        return {"at": datetime.fromtimestamp(at, timezone.utc), "service": self.service, "subject": _cut(subject),
+                "method": method, "account_id": _cut(account_id), "since": _cut(since), "until": _cut(until),
+                "status": status, **dict(extra)}
+
+    def _coalesce(self, accesses: list[tuple]) -> list[dict]:
+        """Identical accesses (every field but the time) as one entry each: the first one's ``at``, ``count`` and
+        ``last_at``; order of first appearance kept."""
         merged: dict[tuple, dict] = {}
-        for entry in entries:
-            key = tuple((k, v) for k, v in entry.items() if k not in ("_id", "at"))
+        for access in accesses:
+            key = access[1:]
             try:
                 first = merged.get(key)
             except TypeError:  # an unhashable extra: kept as its own entry
-                merged[(id(entry),)] = {**entry, "count": 1, "last_at": entry["at"]}
-                continue
+                key = (id(access),)
+                first = None
             if first is None:
-                merged[key] = {**entry, "count": 1, "last_at": entry["at"]}
+                entry = merged[key] = self._document(access)
+                entry["count"], entry["last_at"] = 1, entry["at"]
             else:
                 first["count"] += 1
-                first["last_at"] = entry["at"]
+                first["last_at"] = datetime.fromtimestamp(access[0], timezone.utc)
         return list(merged.values())
 
     async def _insert(self, batch: list[dict]) -> None:
@@ -176,7 +186,7 @@ class AuditLog:
                 await self._task
         left = self._pending + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
         self._pending = []
-        lost = sum(e.get("count", 1) for e in left)
+        lost = sum(e.get("count", 1) if isinstance(e, dict) else 1 for e in left)
         if lost:
             self.dropped += lost
             _ENTRIES.add(lost, _DROPPED)
