@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import functools
 import json
+import os
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -355,7 +356,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_service_args(parser, CliSettings, argv)  # args.settings; a bad variable exits with status 2
     handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "refresh": cmd_refresh, "token": cmd_token,
                "status": cmd_status, "stats": cmd_stats, "backup": cmd_backup, "restore": cmd_restore}[args.command]
-    sys.exit(handler(commands[args.command], args))
+    try:
+        code = handler(commands[args.command], args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (``adfatigue report --format json | head``): stop quietly, as Unix tools do. Python's
+        # recipe (docs.python.org/3/library/signal.html#note-on-sigpipe): point stdout at devnull so the
+        # interpreter's final flush cannot raise again; 141 = 128 + SIGPIPE, the shell's status for it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

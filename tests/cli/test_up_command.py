@@ -99,6 +99,15 @@ def test_a_taken_port_is_said_in_one_line_with_what_to_do():
     assert text.startswith("cache_gateway: cannot listen on 127.0.0.1:50051") and "Traceback" not in text
     assert "--gateway-port 0 --bff-port 0" in text and "--data-dir" in text
     assert _failure_text("meta_fetcher exited with code 2: bad setting") == "meta_fetcher exited with code 2: bad setting"
+    # a real traceback echoes the source line that raised, with its f-string unformatted (a new user saw
+    # "cannot listen on {self.address}: ... not local\")" printed): the message is the exception's own line
+    traced = _failure_text(
+        "cache_gateway exited with code 1:\nTraceback (most recent call last):\n"
+        '  File "services/common/grpc_server.py", line 146, in start\n'
+        '    raise OSError(f"cannot listen on {self.address}: the port is in use or the address is not local")\n'
+        "OSError: cannot listen on 127.0.0.1:50051: the port is in use or the address is not local")
+    assert traced.startswith("cache_gateway: cannot listen on 127.0.0.1:50051: the port is in use or the address is "
+                             "not local. Another") and "{" not in traced and '")' not in traced
 
 
 def test_status_names_its_own_flag_when_the_scheduler_does_not_answer():
