@@ -167,7 +167,8 @@ def render_table(reply: gw.GetFatigueResponse, lines: list[AdLine], since: str, 
     """Print the report as a rich table on ``console`` (colour decided by the console: terminal, NO_COLOR)."""
     console.print(_header(reply, since, until), highlight=False)
     if not reply.results:
-        console.print(empty_hint(reply, since, until), highlight=False)
+        # soft_wrap: not broken at the terminal's width (the hint ends with a command to paste)
+        console.print(empty_hint(reply, since, until), highlight=False, soft_wrap=True)
         return
     currency = reply.account_currency
     footer, said_once = _footer(reply, lines)

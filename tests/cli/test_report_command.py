@@ -117,11 +117,15 @@ def test_level_filter_and_sort(system):
 
 
 def test_an_empty_answer_says_why_and_where_the_data_lies(system):
-    out = cli(system, "report", "--account", "act_1001")  # default range: the last 90 days, long after the data
+    # default range: the last 90 days, long after the data; an 80-column terminal
+    out = cli(system, "report", "--account", "act_1001", env={"COLUMNS": "80"})
     assert out.returncode == 0, out.stderr
     flat = " ".join(out.stdout.split())
     assert "no ad of act_1001 has a row in" in flat
     assert "the platform holds act_1001's days 2025-10-29 … 2026-04-29" in flat
+    # the suggested command is on one line, whatever the terminal's width (it was broken at 80 columns)
+    assert any(line.rstrip().endswith("report --account act_1001 --since 2025-10-29 --until 2026-04-29")
+               for line in out.stdout.splitlines()), out.stdout
     js = cli(system, "report", "--account", "act_1001", "--format", "json")
     assert json.loads(js.stdout)["stored_days"] == {"since": "2025-10-29", "until": "2026-04-29"}
 
