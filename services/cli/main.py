@@ -37,7 +37,7 @@ import httpx
 from google.protobuf.json_format import MessageToJson
 
 from services.cli import backup_command
-from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_hint
+from services.cli.gateway_calls import NoToken, cli_token, fatigue, local_secret, unreachable_hint
 from services.cli.local_system import gateway_address
 from services.cli.system_metrics import alerts, collect, render_alerts
 from services.cli.system_metrics import render as render_system_metrics
@@ -206,6 +206,31 @@ def cmd_token(parser, args) -> int:
     return 0
 
 
+def cmd_sign_in(parser, args) -> int:
+    """Print a new one-time sign-in link to the page of the ``up`` running from the data folder (and nothing else).
+
+    The link signs in once, as ``up``'s own: for ``--account`` (default every account), with the operator role
+    unless ``--no-operator``, valid ``--ttl`` seconds (default 86,400). Errors: no running ``up`` with a page
+    (endpoints.json without ``bff``), no local secret (exit status 2, with what to do)."""
+    from services.bff.sign_in import mint_sign_in_link
+
+    endpoints = _data_dir(args) / "endpoints.json"
+    bff = json.loads(endpoints.read_text()).get("bff") if endpoints.exists() else None
+    if not bff:
+        parser.error(f"no running page in {_data_dir(args)}: start `adfatigue up` (the page is its BFF), or pass "
+                     "--data-dir of the folder it runs from")
+    if not 1 <= args.ttl <= 7 * 86400:
+        parser.error(f"--ttl {args.ttl}: use 1 to {7 * 86400} seconds (7 days)")
+    accounts = ["*" if text == "*" else "act_" + _account(parser, text) for text in (args.account or ["*"])]
+    try:
+        secret = local_secret(_data_dir(args), args.settings)
+    except NoToken as exc:
+        parser.error(str(exc))
+    print(mint_sign_in_link(f"http://{bff}", secret, "local", accounts, [] if args.no_operator else ["operator"],
+                            ttl_s=args.ttl))
+    return 0
+
+
 def _metrics_urls(parser, args, required: bool = True) -> dict[str, str]:
     """``--metrics NAME=URL`` pairs, else the running ``up``'s (endpoints.json)."""
     if args.metrics:
@@ -335,6 +360,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                     help="act_<digits> the token may read (repeat for more; * = every account)")
     tk.add_argument("--operator", action="store_true", help="add the operator role (forced refreshes, RunNow)")
     tk.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600, at most 7 days)")
+    si = add("sign-in", help="print a new one-time sign-in link to the running `up`'s page")
+    si.add_argument("--account", action="append",
+                    help="act_<digits> the session may read (repeat for more; default * = every account)")
+    si.add_argument("--no-operator", action="store_true", help="without the operator role")
+    si.add_argument("--ttl", type=int, default=86400, help="seconds the link stays valid (default 86400 = 24 h)")
     st = add("status", help="the scheduler's status")
     st.add_argument("--scheduler", help="host:port of the Scheduler (default: the running `up`)")
     st.add_argument("--json", action="store_true")
@@ -347,7 +377,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sm.add_argument("--json", action="store_true", help="one JSON object (numbers as ratios, ms, bytes)")
     sm.add_argument("--metrics", action="append", metavar="NAME=URL",
                     help="a service's /metrics URL (repeat; default: the running `up`)")
-    return parser, {"up": up, "report": rep, "watch": wt, "refresh": rf, "token": tk, "status": st, "stats": sm,
+    return parser, {"up": up, "report": rep, "watch": wt, "refresh": rf, "token": tk, "sign-in": si, "status": st,
+                    "stats": sm,
                     **backup_command.add_parsers(add)}
 
 
@@ -355,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
     args = parse_service_args(parser, CliSettings, argv)  # args.settings; a bad variable exits with status 2
     handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "refresh": cmd_refresh, "token": cmd_token,
-               "status": cmd_status, "stats": cmd_stats, "backup": cmd_backup, "restore": cmd_restore}[args.command]
+               "sign-in": cmd_sign_in, "status": cmd_status, "stats": cmd_stats, "backup": cmd_backup, "restore": cmd_restore}[args.command]
     try:
         code = handler(commands[args.command], args)
         sys.stdout.flush()

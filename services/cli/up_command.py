@@ -201,7 +201,7 @@ def _announce(system: LocalSystem, csvs) -> None:
                  if csvs else "")
         link = system.sign_in_link(next_path="/ad-fatigue" + query, ttl_s=24 * 3600)
         print(f"\nthe page: {system.page_url}{query}")
-        print(f"  sign in with this one-time link (valid 24 h, works once; restart `up` for another):\n  {link}")
+        print(f"  sign in with this one-time link (valid 24 h, works once; `adfatigue sign-in` prints another):\n  {link}")
     print(f"\nrunning; try:  {hint}")
     print("press Ctrl-C to stop", flush=True)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import httpx
@@ -55,6 +58,27 @@ def test_sign_in_link_works_once_and_sets_a_strict_http_only_cookie(system, base
         assert browser.get(base_url + "/api/v1/session").json()["user"] == "once"
     with httpx.Client() as thief:
         assert "used already" in problem(thief.get(link, follow_redirects=False), 401)["detail"]
+
+
+def test_the_sign_in_command_prints_a_new_one_time_link(system, base_url):
+    """`adfatigue sign-in` (finding of a new-user trial: a used link could only be replaced by restarting `up`)."""
+    def sign_in(*args):
+        env = {**os.environ, "JWT_HS256_SECRET": system.jwt_secret}
+        return subprocess.run([sys.executable, "-m", "services.cli.main", "sign-in", *args, "--data-dir",
+                               str(system.config.data_dir)], capture_output=True, text=True, timeout=60, env=env)
+    out = sign_in("--account", "act_1001", "--no-operator", "--ttl", "600")
+    assert out.returncode == 0, out.stderr
+    link = out.stdout.strip()
+    assert link.startswith(base_url + "/ad-fatigue/sign-in?token=")
+    with httpx.Client() as browser:
+        assert browser.get(link, follow_redirects=False).status_code == 303
+        me = browser.get(base_url + "/api/v1/session").json()
+        assert me["user"] == "local" and me["accounts"] == ["act_1001"] and not me.get("roles"), me
+    with httpx.Client() as again:
+        assert "used already" in problem(again.get(link, follow_redirects=False), 401)["detail"]
+    for bad, says in ((["--ttl", "0"], "--ttl 0"), (["--account", "act_x"], "act_<digits>")):
+        refused = sign_in(*bad)
+        assert refused.returncode == 2 and says in refused.stderr
 
 
 @pytest.mark.parametrize("make", [
