@@ -76,7 +76,8 @@ class SignInLinks:
         now = time.time()
         self._used = {j: e for j, e in self._used.items() if e > now}
         if claims["jti"] in self._used:
-            raise SignInError("this sign-in link was used already: each link signs in once; ask for a new one (a local run: `adfatigue sign-in` prints one)")
+            raise SignInError("this sign-in link was used already: each link signs in once; ask for a new one "
+                              "(a local run: `adfatigue sign-in` prints one)")
         self._used[claims["jti"]] = float(claims["exp"])
         roles, subject = claims.get("roles") or [], claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
