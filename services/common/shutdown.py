@@ -27,9 +27,10 @@ class ShutdownSteps:
         self.deadline = clock() + budget_s
         self.abandoned: list[str] = []
 
-    async def step(self, what: str, awaitable: Awaitable) -> None:
-        """Await ``awaitable`` for at most ``step_s`` (and what is left of the budget); never raises."""
-        left = min(self.step_s, self.deadline - self.clock())
+    async def step(self, what: str, awaitable: Awaitable, limit_s: float | None = None) -> None:
+        """Await ``awaitable`` for at most ``limit_s`` (default ``step_s``) and what is left of the budget; never
+        raises. A task that runs out of time is cancelled (``asyncio.wait_for``)."""
+        left = min(self.step_s if limit_s is None else limit_s, self.deadline - self.clock())
         if left <= 0:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()

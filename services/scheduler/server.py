@@ -36,6 +36,7 @@ from services.common.lease_record import LeaseRecords
 from services.common.logs import configure_logging
 from services.common.telemetry import setup_telemetry
 from services.common.grpc_server import GrpcHost, service_channel
+from services.common.shutdown import ShutdownSteps
 from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.budget import LocalBudget, RedisBudget
@@ -118,22 +119,20 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await host.wait_for_termination_signal()
     finally:
+        # bounded, whatever is unreachable (services/common/shutdown.py): with MongoDB gone, the lease release
+        # and the audit log's last flush each waited for the driver's own timeouts
+        steps = ShutdownSteps(budget_s=settings.shutdown_budget_s, step_s=settings.shutdown_step_s)
         loop.request_stop()  # a cycle in progress finishes its refreshes (up to STOP_GRACE_S), then we leave
-        try:
-            await asyncio.wait_for(runner_task, STOP_GRACE_S)
-        except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
-            runner_task.cancel()
-        await host.stop()
-        try:
-            await lease.release()
-        except Exception:
-            pass
-        await audit.close()
-        await notifier.aclose()
-        await channel.close()
+        await steps.step("the cycle in progress", runner_task, limit_s=STOP_GRACE_S)
+        inner_s = max(0.5, settings.shutdown_step_s - 1)  # a step's own timeout, inside the step's bound
+        await steps.step("the gRPC server", host.stop(grace=inner_s))
+        await steps.step("the leader lease", lease.release())
+        await steps.step("the audit log's last entries", audit.close(timeout_s=inner_s))
+        await steps.step("the webhook client", notifier.aclose())
+        await steps.step("the gateway channel", channel.close())
         if redis_client:
-            await redis_client.aclose()
-        await client.close()
+            await steps.step("Redis", redis_client.aclose())
+        await steps.step("MongoDB", client.close())
         telemetry.shutdown()
 
 

@@ -68,6 +68,13 @@ class SchedulerSettings(MongoSettings, SchedulerLeaseSettings, GatewayAddressSet
                                             doc="a gateway silent this long has no live subscribers, seconds")
     idle_after_s: float = setting(7 * 86400.0, env="SCHEDULER_IDLE_AFTER_SECONDS", gt=0,
                                   doc="accounts unread this long are not refreshed by the scheduler, seconds")
+    shutdown_budget_s: float = setting(20.0, env="SCHEDULER_SHUTDOWN_BUDGET_SECONDS", gt=0,
+                                       doc="longest stop on SIGTERM, seconds, whatever is unreachable (within "
+                                           "Kubernetes' default 30 s grace)")
+    shutdown_step_s: float = setting(5.0, env="SCHEDULER_SHUTDOWN_STEP_SECONDS", gt=0,
+                                     doc="longest wait for one step of that stop (releasing the lease, the audit "
+                                         "log's last entries, each client), seconds; the cycle in progress gets up "
+                                         "to 8 s; a step past it is abandoned and logged")
     webhook_url: str = setting("", env="SCHEDULER_WEBHOOK_URL", secret=True,
                                allowed="an http(s) URL such as https://hooks.slack.com/services/...",
                                doc="Slack-compatible notifications (R10); may embed a secret path")

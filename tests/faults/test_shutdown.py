@@ -48,6 +48,27 @@ def test_a_gateway_exits_within_its_shutdown_budget_when_the_store_is_gone(tmp_p
     assert extra.proc.poll() is not None, "a replica added under another name outlived the system"
 
 
+def test_the_scheduler_exits_within_its_shutdown_budget_when_the_store_is_gone(tmp_path):
+    """Finding (a helper's fault trial): with MongoDB stopped, the scheduler took longer than 10 s to stop (the
+    lease release and the audit log's last flush waited on the store)."""
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("needs the embedded store, which this test stops")
+    config = SystemConfig(data_dir=tmp_path, gateway_port=0, scheduler_interval_s=86400, bff_port=None,
+                          mongodb_uri=None, extra_env={"MONGODB_DB": f"stop_{uuid.uuid4().hex[:8]}",
+                                                       "SCHEDULER_SHUTDOWN_BUDGET_SECONDS": str(BUDGET_S),
+                                                       "SCHEDULER_SHUTDOWN_STEP_SECONDS": str(STEP_S)})
+    with LocalSystem(config) as system:
+        scheduler = system.processes["scheduler"]
+        system.mongo.stop()
+        time.sleep(1.0)
+        started = time.monotonic()
+        scheduler.proc.send_signal(signal.SIGTERM)
+        scheduler.proc.wait(60)
+        took = time.monotonic() - started
+        assert scheduler.proc.returncode == 0
+        assert took < BUDGET_S + 5.0, f"the scheduler took {took:.1f} s to stop"  # + the interpreter's own exit
+
+
 async def test_shutdown_steps_bound_each_step_and_the_whole():
     import asyncio
 
