@@ -48,7 +48,8 @@ def last_event_id(header: str | None, query: str | None) -> int | None:
     if value in (None, ""):
         return None
     value = value.strip()
-    if not value.isdigit() or len(value) > 18:
+    # ASCII digits only: str.isdigit() also accepts "³" (int() then raised: HTTP 500) and "٣" (taken as 3)
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise Problem(400, f"Last-Event-ID {value[:40]!r} is not a version number: reload the page to start afresh",
                       kind="invalid-last-event-id")
     return int(value)

@@ -276,6 +276,14 @@ def test_bad_last_event_id_is_400(client, value, words):
     assert words in problem(answer, 400)["detail"]
 
 
+@pytest.mark.parametrize("value", ["\u00b3", "\u2460", "\u0663"])  # superscript three, circled one, Arabic-Indic 3
+def test_a_last_event_id_of_non_ascii_digits_is_400(client, value):
+    """Finding (fault trial): "³" passed str.isdigit() and int() raised (HTTP 500); "٣" was taken as version 3."""
+    answer = client.get(f"/api/v1/accounts/{REAL}/events",
+                        params={"since": SINCE, "until": UNTIL, "last_event_id": value})
+    assert "not a version number" in problem(answer, 400)["detail"]
+
+
 # -- transport: headers, compression, OpenAPI, unknown paths -------------------------------------------
 
 def test_security_headers_on_api_and_page(client):
