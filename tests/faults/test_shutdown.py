@@ -26,6 +26,18 @@ pytestmark = pytest.mark.e2e
 BUDGET_S, STEP_S = 4.0, 1.0
 
 
+def stops_within_budget_without_the_store(system, service, what: str) -> None:
+    """Stop the embedded store, then SIGTERM ``service``: it exits cleanly within its budget."""
+    system.mongo.stop()
+    time.sleep(1.0)
+    started = time.monotonic()
+    service.proc.send_signal(signal.SIGTERM)
+    service.proc.wait(60)
+    took = time.monotonic() - started
+    assert service.proc.returncode == 0
+    assert took < BUDGET_S + 5.0, f"{what} took {took:.1f} s to stop"  # + the interpreter's own exit
+
+
 def test_a_gateway_exits_within_its_shutdown_budget_when_the_store_is_gone(tmp_path):
     config = SystemConfig(data_dir=tmp_path, gateway_port=0, scheduler_interval_s=86400,
                           mongodb_uri=None, extra_env={"MONGODB_DB": f"stop_{uuid.uuid4().hex[:8]}",
@@ -36,14 +48,7 @@ def test_a_gateway_exits_within_its_shutdown_budget_when_the_store_is_gone(tmp_p
     with LocalSystem(config) as system:
         replica = system.add_gateway_replica("gateway_under_another_name")
         extra = system.add_gateway_replica("one_more_replica")
-        system.mongo.stop()
-        time.sleep(1.0)
-        started = time.monotonic()
-        replica.proc.send_signal(signal.SIGTERM)
-        replica.proc.wait(60)
-        took = time.monotonic() - started
-        assert replica.proc.returncode == 0
-        assert took < BUDGET_S + 5.0, f"the gateway took {took:.1f} s to stop"  # + the interpreter's own exit
+        stops_within_budget_without_the_store(system, replica, "the gateway")
         assert "did not finish" in replica.log_path.read_text() + (tmp_path / "logs" / "gateway_under_another_name.jsonl").read_text()
     assert extra.proc.poll() is not None, "a replica added under another name outlived the system"
 
@@ -58,15 +63,7 @@ def test_the_scheduler_exits_within_its_shutdown_budget_when_the_store_is_gone(t
                                                        "SCHEDULER_SHUTDOWN_BUDGET_SECONDS": str(BUDGET_S),
                                                        "SCHEDULER_SHUTDOWN_STEP_SECONDS": str(STEP_S)})
     with LocalSystem(config) as system:
-        scheduler = system.processes["scheduler"]
-        system.mongo.stop()
-        time.sleep(1.0)
-        started = time.monotonic()
-        scheduler.proc.send_signal(signal.SIGTERM)
-        scheduler.proc.wait(60)
-        took = time.monotonic() - started
-        assert scheduler.proc.returncode == 0
-        assert took < BUDGET_S + 5.0, f"the scheduler took {took:.1f} s to stop"  # + the interpreter's own exit
+        stops_within_budget_without_the_store(system, system.processes["scheduler"], "the scheduler")
 
 
 async def test_shutdown_steps_bound_each_step_and_the_whole():
