@@ -31,6 +31,9 @@ class StalePageToken(ValueError):
 
 
 def check_fields(fields) -> tuple[str, ...]:
+    """The selected fields, sorted and unique (``()`` = every field); raises InvalidRequest naming unknown ones."""
+    if not fields:  # the usual request: no selection (and no set to build on the serving path)
+        return ()
     unknown = sorted(set(fields) - SELECTABLE_FIELDS)
     if unknown:
         raise InvalidRequest(f"unknown field(s) {quoted(', '.join(unknown))}; selectable: "

@@ -230,13 +230,10 @@ class CacheGatewayServicer:
         account, days = await self._authorise(context, request)
         if self.demand:
             self.demand.record_read(account, days.since, days.until)
-        if request.fields:
-            try:
-                fields = check_fields(request.fields)
-            except InvalidRequest as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        else:  # every field (the usual request)
-            fields = ()
+        try:
+            fields = check_fields(request.fields)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         # the range as its two dates (hashed in C; DateRange's dataclass hash runs Python on every look-up)
         key = ("insights", account, days.since, days.until, fields, request.page_size, request.page_token)
         cached = self.l1.get(key)
