@@ -209,10 +209,9 @@ def _announce(system: LocalSystem, csvs) -> None:
 def _failure_text(text: str) -> str:
     """A service's start-up failure for a person: a taken port is said in one line with what to do (the
     service's traceback stays in its log); anything else as the launcher reported it."""
-    # the exception's own line ("OSError: ..."), not the traceback's echo of the source line that raised it
-    # (which holds the f-string unformatted and matched first: "cannot listen on {self.address}: ...")
-    found = re.findall(r"^\s*(?:OSError: )(cannot listen on \S+: the port is in use[^\n]*)", text, re.M) or \
-        re.findall(r"(cannot listen on [^\s{}]+: the port is in use[^\n\"]*)", text)
+    # the exception's message, not the traceback's echo of the source line that raised it (its f-string is
+    # unformatted, "cannot listen on {self.address}: ...", and matched first): no braces, no closing quote
+    found = re.findall(r"(cannot listen on [^\s{}]+: the port is in use[^\n\"]*)", text)
     taken = found[-1] if found else None
     if taken:
         service = text.split(" exited", 1)[0]
