@@ -37,7 +37,7 @@ import httpx
 from google.protobuf.json_format import MessageToJson
 
 from services.cli import backup_command
-from services.cli.gateway_calls import NoToken, cli_token, fatigue, local_secret, unreachable_hint
+from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_hint
 from services.cli.local_system import gateway_address
 from services.cli.system_metrics import alerts, collect, render_alerts
 from services.cli.system_metrics import render as render_system_metrics
@@ -45,7 +45,7 @@ from services.cli.settings import CliSettings
 from services.cli.report import (
     FORMATS, LEVELS, SORTS, empty_hint, render_csv, render_json, render_markdown, render_table, report_lines,
 )
-from services.cli.operator_commands import development_token, refresh, refresh_text
+from services.cli.operator_commands import development_token, refresh, refresh_text, sign_in_link
 from services.cli.terminal import terminal_console
 from services.cli.up_command import run_up
 from services.cli.watch_command import run_watch
@@ -207,27 +207,12 @@ def cmd_token(parser, args) -> int:
 
 
 def cmd_sign_in(parser, args) -> int:
-    """Print a new one-time sign-in link to the page of the ``up`` running from the data folder (and nothing else).
-
-    The link signs in once, as ``up``'s own: for ``--account`` (default every account), with the operator role
-    unless ``--no-operator``, valid ``--ttl`` seconds (default 86,400). Errors: no running ``up`` with a page
-    (endpoints.json without ``bff``), no local secret (exit status 2, with what to do)."""
-    from services.bff.sign_in import mint_sign_in_link
-
-    endpoints = _data_dir(args) / "endpoints.json"
-    bff = json.loads(endpoints.read_text()).get("bff") if endpoints.exists() else None
-    if not bff:
-        parser.error(f"no running page in {_data_dir(args)}: start `adfatigue up` (the page is its BFF), or pass "
-                     "--data-dir of the folder it runs from")
-    if not 1 <= args.ttl <= 7 * 86400:
-        parser.error(f"--ttl {args.ttl}: use 1 to {7 * 86400} seconds (7 days)")
+    """Print a new one-time sign-in link to the running ``up``'s page (and nothing else; see ``sign_in_link``)."""
     accounts = ["*" if text == "*" else "act_" + _account(parser, text) for text in (args.account or ["*"])]
     try:
-        secret = local_secret(_data_dir(args), args.settings)
-    except NoToken as exc:
+        print(sign_in_link(_data_dir(args), args.settings, accounts, not args.no_operator, args.ttl))
+    except (NoToken, ValueError) as exc:
         parser.error(str(exc))
-    print(mint_sign_in_link(f"http://{bff}", secret, "local", accounts, [] if args.no_operator else ["operator"],
-                            ttl_s=args.ttl))
     return 0
 
 
@@ -386,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     parser, commands = build_parser()
     args = parse_service_args(parser, CliSettings, argv)  # args.settings; a bad variable exits with status 2
     handler = {"up": cmd_up, "report": cmd_report, "watch": cmd_watch, "refresh": cmd_refresh, "token": cmd_token,
-               "sign-in": cmd_sign_in, "status": cmd_status, "stats": cmd_stats, "backup": cmd_backup, "restore": cmd_restore}[args.command]
+               "sign-in": cmd_sign_in, "status": cmd_status, "stats": cmd_stats, "backup": cmd_backup,
+               "restore": cmd_restore}[args.command]
     try:
         code = handler(commands[args.command], args)
         sys.stdout.flush()

@@ -7,10 +7,12 @@
   ``adfatigue up`` created in ``<data dir>/dev-jwt-secret``, or
   ``JWT_HS256_SECRET``), for grpcurl or any other gRPC client. Only for local
   systems: production verifies RS256/ES256 tokens from an identity provider.
+- ``sign-in``: a one-time sign-in link to the running ``up``'s page, signed with that same secret.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from services.cli.gateway_calls import local_secret
@@ -32,6 +34,24 @@ def development_token(data_dir: Path, settings: TokenMintSettings, accounts: lis
         raise ValueError(f"--ttl {ttl_s}: use 1 to {MAX_TTL_S} seconds (7 days)")
     return mint_token(local_secret(data_dir, settings), "adfatigue-token", accounts,
                       ["operator"] if operator else [], ttl_s=ttl_s, audience=settings.jwt_audience or None)
+
+
+def sign_in_link(data_dir: Path, settings: TokenMintSettings, accounts: list[str], operator: bool, ttl_s: int) -> str:
+    """A one-time sign-in URL to the page of the ``up`` running from ``data_dir`` (its BFF in endpoints.json), for
+    ``accounts`` (``act_<digits>`` or ``*``), role ``operator`` when asked, valid ``ttl_s`` seconds.
+
+    Raises NoToken (no local secret) or ValueError (no running page, ttl outside 1 s .. 7 days)."""
+    from services.bff.sign_in import mint_sign_in_link
+
+    if not 1 <= ttl_s <= MAX_TTL_S:
+        raise ValueError(f"--ttl {ttl_s}: use 1 to {MAX_TTL_S} seconds (7 days)")
+    endpoints = data_dir / "endpoints.json"
+    bff = json.loads(endpoints.read_text()).get("bff") if endpoints.exists() else None
+    if not bff:
+        raise ValueError(f"no running page in {data_dir}: start `adfatigue up` (the page is its BFF), or pass "
+                         "--data-dir of the folder it runs from")
+    return mint_sign_in_link(f"http://{bff}", local_secret(data_dir, settings), "local", accounts,
+                             ["operator"] if operator else [], ttl_s=ttl_s)
 
 
 async def refresh(target: str, token: str, account: str, since: str, until: str, force: bool) -> gw.RefreshResponse:
