@@ -62,6 +62,11 @@ def token(system, accounts=("*",)) -> tuple:
     return bearer(mint_token(system.jwt_secret, "e2e-test", list(accounts)))
 
 
+def operator_token(system) -> tuple:
+    """Metadata of an operator (GetStats)."""
+    return bearer(mint_token(system.jwt_secret, "e2e-operator", ["*"], ["operator"]))
+
+
 def test_fatigue_over_the_full_range_then_l1_then_l2_after_restart(system):
     channel, stub = gateway(system)
     request = gw.GetFatigueRequest(account_id=ACCOUNT, since=SINCE, until=UNTIL)
@@ -104,7 +109,7 @@ def test_cached_days_plus_new_days_fetch_only_the_new_days(system):
     stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-10"),
                      timeout=120, metadata=token(system))
     seen = len(sandbox_stats(system)["requests"])
-    operator = bearer(mint_token(system.jwt_secret, "e2e-operator", ["*"], ["operator"]))
+    operator = operator_token(system)
     calls = stub.GetStats(gw.GetStatsRequest(), timeout=10, metadata=operator).upstream_calls
     stub.GetInsights(gw.GetInsightsRequest(account_id=SECOND, since="2026-01-01", until="2026-01-15"),
                      timeout=120, metadata=token(system))
@@ -212,7 +217,7 @@ def test_field_selection_and_paging(system):
         with pytest.raises(grpc.RpcError) as err:
             stub.GetInsights(gw.GetInsightsRequest(**base, **bad), timeout=60, metadata=token(system))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.value.details()
-    operator = bearer(mint_token(system.jwt_secret, "e2e-operator", ["*"], ["operator"]))
+    operator = operator_token(system)
     # this test's own repeat is an L1 hit (the counters restart with the gateway an earlier test restarts, and a
     # change-feed event of an earlier fetch may still void a memoised answer once: repeat until one is kept)
     deadline = time.monotonic() + 20
