@@ -60,7 +60,7 @@ def create_app(settings: BffSettings | None = None) -> FastAPI:
     app = FastAPI(title="adfatigue BFF", version="1.0.0", description=API_DESCRIPTION, lifespan=lifespan,
                   openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
     app.state.settings = settings
-    app.state.sign_in_links = SignInLinks(settings.jwt_hs256_secret)
+    app.state.sign_in_links = SignInLinks(settings.jwt_hs256_secret, settings.sign_in_used_links)
     problems.install(app)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(page_router)

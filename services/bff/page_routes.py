@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from services.bff.problems import PROBLEM_SCHEMA, Problem
 from services.bff.sessions import start_session
-from services.bff.sign_in import SignInError
+from services.bff.sign_in import SignInError, SignInUnavailable
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -23,16 +23,21 @@ async def root() -> Response:
 
 
 @router.get(PAGE + "/sign-in", status_code=303, summary="Redeem a one-time sign-in link",
-            responses={303: {"description": "signed in: on to the page"}, 400: PROBLEM_SCHEMA, 401: PROBLEM_SCHEMA})
+            responses={303: {"description": "signed in: on to the page"}, 400: PROBLEM_SCHEMA, 401: PROBLEM_SCHEMA,
+                       503: PROBLEM_SCHEMA})
 async def sign_in(request: Request, token: Annotated[str, Query(max_length=4096)],
                   next: Annotated[str, Query(max_length=512)] = PAGE) -> Response:
-    """Starts a session from a link printed by ``adfatigue up`` (each link works once, for 15 minutes).
-    401: expired, used or forged link. Production deployments sign in through the proxy instead."""
+    """Starts a session from a link printed by ``adfatigue up`` / ``adfatigue sign-in`` (each link works
+    once, until its ``exp``; a restart of the BFF keeps used links used). 401: expired, used or forged link;
+    503: the used-links file cannot be read or written. Production deployments sign in through the proxy instead."""
     if request.app.state.settings.sign_in != "link":
         raise Problem(400, "sign-in links are off here: sign in through your company's sign-in page",
                       kind="sign-in-links-off")
     try:
         user = request.app.state.sign_in_links.redeem(token)
+    except SignInUnavailable as exc:
+        log.error("sign-in links cannot be checked: %s", exc)
+        raise Problem(503, str(exc), kind="sign-in-unavailable") from None
     except SignInError as exc:
         log.warning("sign-in link refused: %s", exc)  # never the link or its token (logs.py redacts them anyway)
         raise Problem(401, str(exc), kind="sign-in-link") from None

@@ -40,6 +40,10 @@ class BffSettings(AuthSettings, LoggingSettings, TlsSettings):
         "{}", env="BFF_USER_ACCOUNTS", allowed='JSON, e.g. {"ann@example.com": ["act_1"], "*": []}',
         doc='proxy-header mode: user -> ad accounts; key "*" applies to every signed-in user')
     operators: str = setting("", env="BFF_OPERATORS", doc="proxy-header mode: comma-separated operator users")
+    sign_in_used_links: Path | None = setting(
+        None, env="BFF_SIGN_IN_USED_LINKS",
+        doc="link mode: JSON file keeping redeemed links' jti until they expire, so a link stays used across "
+            "restarts (adfatigue up: <data dir>/sign-in-used-links.json; unset: process memory only)")
     session_secret: str = setting("", env="BFF_SESSION_SECRET", secret=True,
                                   doc="signs session cookies (default: derived from JWT_HS256_SECRET)")
     session_max_age_s: int = setting(8 * 3600, env="BFF_SESSION_MAX_AGE_S", ge=60, doc="session lifetime, seconds")

@@ -2,8 +2,11 @@
 
 - ``link`` (local runs): ``adfatigue up`` prints a one-time link
   ``/ad-fatigue/sign-in?token=<JWT>``. The token is HS256-signed with a key derived from the local
-  secret, lives 15 minutes, has ``purpose`` = ``adfatigue-bff-sign-in`` and a
-  ``jti``; the BFF accepts each ``jti`` once.
+  secret, lives as long as it was minted for (``adfatigue sign-in --ttl``, default
+  24 hours; tests mint 15-minute ones), has ``purpose`` = ``adfatigue-bff-sign-in`` and a
+  ``jti``; the BFF accepts each ``jti`` once. Used ``jti``s are kept until their link expires, in
+  ``BFF_SIGN_IN_USED_LINKS`` (a JSON file; ``adfatigue up`` puts it beside the local secret, so a
+  used link stays used when the BFF restarts) or, unset, in the process's memory.
 - ``proxy-header`` (production): an authenticating reverse proxy in front of
   the BFF (e.g. oauth2-proxy with OIDC, ``--set-xauthrequest``/``--pass-user-headers``)
   names the user in ``X-Forwarded-Email``; the header is believed only from
@@ -15,9 +18,12 @@ Either way the BFF then keeps the user in its own session cookie.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import secrets
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 
 import jwt
@@ -33,7 +39,11 @@ USER_ROLES = frozenset({READER, OPERATOR})
 
 
 class SignInError(Exception):
-    pass
+    """The link is not accepted (HTTP 401)."""
+
+
+class SignInUnavailable(SignInError):
+    """No link can be checked now: the used-links file is unreadable or unwritable (HTTP 503)."""
 
 
 def link_key(secret: str) -> str:
@@ -54,12 +64,65 @@ def mint_sign_in_link(base_url: str, secret: str, subject: str, accounts, roles=
     return f"{base_url.rstrip('/')}/ad-fatigue/sign-in?{urlencode(query)}"
 
 
-class SignInLinks:
-    """Verifies one-time sign-in tokens; each is accepted once (per BFF process)."""
+class UsedLinks:
+    """The ``jti`` -> ``exp`` (Unix seconds) of redeemed sign-in links that have not expired yet.
 
-    def __init__(self, secret: str):
+    With ``path`` the set lives in that JSON file, rewritten whole and atomically (temporary file, then
+    ``os.replace``) before a link is accepted, so a restart forgets no used link; a missing file is an empty
+    set; an unreadable one raises ``SignInError`` (no link is accepted then rather than an old one twice).
+    """
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self._memory: dict[str, float] = {}
+
+    def _load(self, now: float) -> dict[str, float]:
+        if self.path is None:
+            used = self._memory
+        else:
+            try:
+                used = json.loads(self.path.read_text())
+                if not isinstance(used, dict):
+                    raise ValueError("not a JSON object")
+                used = {str(j): float(e) for j, e in used.items()}
+            except FileNotFoundError:
+                used = {}
+            except (OSError, ValueError, TypeError) as exc:
+                raise SignInUnavailable(f"sign-in is unavailable: the used-links file {self.path} cannot be read "
+                                  f"({exc}); an operator can delete it (links issued before then become "
+                                  "usable once more until they expire)") from None
+        return {j: e for j, e in used.items() if e > now}
+
+    def _save(self, used: dict[str, float]) -> None:
+        if self.path is None:
+            self._memory = used
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(used))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise SignInUnavailable(f"sign-in is unavailable: the used-links file {self.path} cannot be written "
+                              f"({exc})") from None
+
+    def use(self, jti: str, exp: float) -> bool:
+        """Marks ``jti`` used; False when it was used already."""
+        now = time.time()
+        used = self._load(now)
+        if jti in used:
+            return False
+        used[jti] = exp
+        self._save(used)
+        return True
+
+
+class SignInLinks:
+    """Verifies one-time sign-in tokens; each is accepted once (see ``UsedLinks``)."""
+
+    def __init__(self, secret: str, used_links_path: Path | None = None):
         self.secret = secret
-        self._used: dict[str, float] = {}  # jti -> exp
+        self._used = UsedLinks(used_links_path)
 
     def redeem(self, token: str) -> User:
         if not self.secret:
@@ -73,18 +136,17 @@ class SignInLinks:
             raise SignInError("this sign-in link is not valid: copy the whole link that adfatigue up printed") from None
         if claims.get("purpose") != PURPOSE:
             raise SignInError("this token is not a sign-in link")
-        now = time.time()
-        self._used = {j: e for j, e in self._used.items() if e > now}
-        if claims["jti"] in self._used:
-            raise SignInError("this sign-in link was used already: each link signs in once; ask for a new one "
-                              "(a local run: `adfatigue sign-in` prints one)")
-        self._used[claims["jti"]] = float(claims["exp"])
         roles, subject = claims.get("roles") or [], claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise SignInError("this sign-in link names no user ('sub' must be a non-empty string): make a new one")
         if not isinstance(roles, list) or not all(isinstance(r, str) and r in USER_ROLES for r in roles):
             raise SignInError(f"this sign-in link's roles must be a list of {' or '.join(sorted(USER_ROLES))}: "
                               "make a new one")
+        if not isinstance(claims["jti"], str) or not isinstance(claims["exp"], (int, float)):
+            raise SignInError("this sign-in link's 'jti' must be a string and 'exp' a number: make a new one")
+        if not self._used.use(claims["jti"], float(claims["exp"])):
+            raise SignInError("this sign-in link was used already: each link signs in once; ask for a new one "
+                              "(a local run: `adfatigue sign-in` prints one)")
         try:
             return User(subject, account_list(claims.get("accounts") or []), tuple(roles))
         except (ValueError, TypeError) as exc:

@@ -68,12 +68,14 @@ class LocalSystem:
         if self.on_step is not None:
             self.on_step(name)
 
-    def _process(self, name: str, module: str, args: list[str]) -> ServiceProcess:
+    def _process(self, name: str, module: str, args: list[str], own_env: dict[str, str] | None = None
+                 ) -> ServiceProcess:
         demo = LIVE_DEMO_ENV if self.config.live_demo else {}
         page = {"NOTIFY_PAGE_URL": f"http://127.0.0.1:{self.config.bff_port}"} if self.config.bff_port else {}
         env = {"MONGODB_URI": self.mongodb_uri or "", "JWT_HS256_SECRET": self.jwt_secret, **demo, **page,
                # /metrics on a free port each (printed; endpoints.json lists them), JSON logs rotated daily
-               "METRICS_PORT": "0", "LOG_FILE": str(self.logs / f"{name}.jsonl"), **self.config.extra_env}
+               "METRICS_PORT": "0", "LOG_FILE": str(self.logs / f"{name}.jsonl"), **(own_env or {}),
+               **self.config.extra_env}
         proc = ServiceProcess(name, module, args, self.logs / f"{name}.log", env)
         self.processes[name] = proc
         self._step(name)
@@ -111,7 +113,8 @@ class LocalSystem:
                           ["--port", "0", "--gateway", gateway.address,
                            "--interval-seconds", str(cfg.scheduler_interval_s)])
             if cfg.bff_port is not None:
-                self._process("bff", "services.bff", ["--port", str(cfg.bff_port), "--gateway", gateway.address])
+                self._process("bff", "services.bff", ["--port", str(cfg.bff_port), "--gateway", gateway.address],
+                              {"BFF_SIGN_IN_USED_LINKS": str(cfg.data_dir / "sign-in-used-links.json")})
         except BaseException:
             self.stop()
             raise

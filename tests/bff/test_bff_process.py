@@ -77,3 +77,39 @@ def test_proxy_header_sign_in_believes_only_trusted_peers(system, tmp_path):
         assert answer.status_code == 401
     finally:
         untrusted.stop()
+
+
+def test_a_used_sign_in_link_stays_used_when_the_bff_restarts(system, tmp_path):
+    """Attacker trial finding: used jtis lived only in the BFF's memory, so after a restart (the key is derived from
+    the persistent local secret) a used link signed in again."""
+    used = tmp_path / "sign-in-used-links.json"
+    link = None
+    for run in ("first", "second"):
+        bff = start_bff(system, tmp_path, f"bff_links_{run}", BFF_SIGN_IN_USED_LINKS=str(used))
+        base = f"http://{bff.address}"
+        link = link or mint_sign_in_link(base, system.jwt_secret, "once", ["act_1001"])
+        try:
+            with httpx.Client(base_url=base, timeout=60) as browser:
+                answer = browser.get(link[link.index("/ad-fatigue"):], follow_redirects=False)
+        finally:
+            bff.stop()
+        if run == "first":
+            assert answer.status_code == 303, answer.text
+        else:
+            assert answer.status_code == 401 and "used already" in answer.json()["detail"], answer.text
+    assert list(json.loads(used.read_text()).values())[0] > time.time()  # kept until the link's exp
+
+
+def test_an_unreadable_used_links_file_refuses_every_link_with_503(system, tmp_path):
+    used = tmp_path / "sign-in-used-links.json"
+    used.write_text("{not json")
+    bff = start_bff(system, tmp_path, "bff_links_bad", BFF_SIGN_IN_USED_LINKS=str(used))
+    base = f"http://{bff.address}"
+    try:
+        with httpx.Client(base_url=base, timeout=60) as browser:
+            link = mint_sign_in_link(base, system.jwt_secret, "x", ["act_1001"])
+            answer = browser.get(link.removeprefix(base), follow_redirects=False)
+    finally:
+        bff.stop()
+    assert answer.status_code == 503 and answer.headers["content-type"].startswith("application/problem+json")
+    assert str(used) in answer.json()["detail"] and used.read_text() == "{not json"  # nothing overwritten
