@@ -8,6 +8,11 @@ insights version it was computed from (a newer stored score always wins).
 The change stream carries stored scores to subscribers on every replica.
 With an ``alerter`` (``fatigue_alerts.py``), ads whose stored level crossed
 into or out of warning / critical are handed to it, per account.
+
+A rescoring that fails (FatigueEngine down or slow, the store unreachable) is
+not dropped: its ads go back in the queue after a backoff (1 s, doubling up
+to ``retry_max_s``), merged with whatever was queued since, until it succeeds,
+so scores catch up with the data once the fault is gone without another write.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ log = logging.getLogger(__name__)
 
 class Rescorer:
     def __init__(self, store: InsightsStore, engine_stub, timeout_s: float = 60.0, metadata=lambda: None,
-                 alerter: FatigueAlerter | None = None):
+                 alerter: FatigueAlerter | None = None, retry_first_s: float = 1.0, retry_max_s: float = 30.0):
         """``metadata``: call metadata of each ScoreAds (the gateway's service token); ``alerter``: where
-        level changes go (fatigue_alerts.py)."""
+        level changes go (fatigue_alerts.py); ``retry_first_s`` / ``retry_max_s``: the first and the longest
+        wait, seconds, before a failed account's ads are tried again (doubling in between)."""
         self.store = store
         self.alerter = alerter
         self.engine = engine_stub
@@ -41,6 +47,10 @@ class Rescorer:
         self._pending: dict[str, set[str]] = defaultdict(set)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self.retry_first_s, self.retry_max_s = retry_first_s, retry_max_s
+        self._failures: dict[str, int] = {}  # account -> consecutive failed rescorings
+        self._retries: set[asyncio.Task] = set()
+        self._waiting: dict[str, set[str]] = {}  # account -> ads of its waiting retry
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -61,9 +71,29 @@ class Rescorer:
                     await self.rescore(account_id, ad_ids)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # keep going; the next change rescores again
+                except Exception as exc:  # keep going; these ads are tried again after a backoff
                     metrics.rescore_runs.add(1, {"outcome": "error"})
-                    log.warning("rescoring %d ad(s) of act_%s failed: %s", len(ad_ids), account_id, exc)
+                    failures = self._failures[account_id] = self._failures.get(account_id, 0) + 1
+                    delay = min(self.retry_max_s, self.retry_first_s * 2 ** (failures - 1))
+                    log.warning("rescoring %d ad(s) of act_%s failed (%d in a row): %s; trying again in %.0f s",
+                                len(ad_ids), account_id, failures, exc, delay)
+                    self._retry_later(account_id, ad_ids, delay)
+                else:
+                    self._failures.pop(account_id, None)
+
+    def _retry_later(self, account_id: str, ad_ids: set[str], delay_s: float) -> None:
+        """One waiting retry per account: ads of a later failure join the one already waiting."""
+        if account_id in self._waiting:
+            self._waiting[account_id].update(ad_ids)
+            return
+        self._waiting[account_id] = set(ad_ids)
+
+        async def retry():
+            await asyncio.sleep(delay_s)
+            self.schedule(account_id, frozenset(self._waiting.pop(account_id, ())))
+        task = asyncio.create_task(retry())
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
 
     async def rescore(self, account_id: str, ad_ids: set[str]) -> int:
         """Score ``ad_ids`` from one consistent read and store the results; returns how many were stored."""
@@ -112,6 +142,8 @@ class Rescorer:
         return levels
 
     async def close(self) -> None:
+        for task in list(self._retries):
+            task.cancel()
         if self.alerter:
             await self.alerter.aclose()
         if self._task:

@@ -426,7 +426,12 @@ class CacheGatewayServicer:
                 ad_ids = {r.ad_id for r in result.snapshot.rows}
                 scores = await self._stored_scores(account, ad_ids)
                 scores_sent.update((ad_id, version) for ad_id, version, _ in scores)
-                self.rescorer.schedule(account, frozenset(ad_ids.difference(scores_sent)))  # none or quarantined
+                stale = set(ad_ids.difference(scores_sent))  # no score (never scored, or quarantined)
+                if result.entries is not None:  # resident: a score older than its ad's rows (a lost rescoring)
+                    for row, entry in zip(result.snapshot.rows, result.entries):
+                        if entry.version > scores_sent.get(row.ad_id, entry.version):
+                            stale.add(row.ad_id)
+                self.rescorer.schedule(account, frozenset(stale))
                 metrics.subscription_events.add(1, _EVENT["snapshot"])
                 yield self._state_event(account, gw.SubscribeEvent.SNAPSHOT, result.snapshot, result.entries, fields,
                                         [result_bytes for _, _, result_bytes in scores])

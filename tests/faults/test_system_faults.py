@@ -134,6 +134,32 @@ def test_sandbox_errors_give_a_clear_status_or_a_stale_answer_with_the_reason(sy
         httpx.delete(f"{sandbox}/_sandbox/faults", timeout=10)
 
 
+def test_a_rescoring_lost_to_an_engine_outage_is_retried_until_scores_catch_up(system, mongo_uri):
+    """Attacker trial finding: with fatigue_engine down during a write, the rescoring was dropped and the
+    changed ads kept scores of the old insights version (Subscribe served them) until some later write."""
+    engine = system.processes["fatigue_engine"]
+    engine.stop()
+    try:
+        version = restate_and_refresh(system, days_ago(5, 5)[0])
+        time.sleep(2)  # at least one rescoring attempt fails while the engine is down
+    finally:
+        system.restart("fatigue_engine")  # same port; no further write follows
+    with MongoClient(mongo_uri) as client:
+        db = client[f"faults_{os.getpid()}"]
+        changed = set(db["insights"].distinct("ad_id", {"account_id": SYNTH[4:], "version": version}))
+        assert changed
+        deadline = time.monotonic() + 90
+        while True:
+            caught_up = set(db["scores"].distinct("ad_id", {"account_id": SYNTH[4:], "ad_id": {"$in": sorted(changed)},
+                                                            "insights_version": {"$gte": version}}))
+            if caught_up == changed:
+                break
+            assert time.monotonic() < deadline, f"still on old scores: {sorted(changed - caught_up)}"
+            time.sleep(0.5)
+    log = (system.logs / "cache_gateway.jsonl").read_text()
+    assert "trying again in" in log  # the scores came from the retry
+
+
 def test_gateway_killed_mid_stream_resume_elsewhere_loses_and_repeats_nothing(system, mongo_uri):
     system.add_gateway_replica("cache_gateway_doomed")
     sub = Collector(system, "cache_gateway_doomed", SYNTH)
