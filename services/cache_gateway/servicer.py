@@ -34,6 +34,7 @@ from services.common.auth import (
     require_role,
 )
 from services.common.account_ids import InvalidAccountId, normalise_account_id
+from services.common.fatigue_config import config_problem
 from services.common.dates import DateRange, InvalidDateRange, account_today, parse_range, zone
 from services.common.error_boundary import peer_message
 from services.common.grpc_server import service_channel
@@ -275,6 +276,8 @@ class CacheGatewayServicer:
     @audited
     async def GetFatigue(self, request: gw.GetFatigueRequest, context) -> bytes:
         account, days = await self._authorise(context, request)
+        if request.HasField("config") and (problem := config_problem(request.config)):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         if self.demand:
             self.demand.record_read(account, days.since, days.until)
         config = request.config.SerializeToString(deterministic=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from services.common.fatigue_config import config_problem
 from services.common.row_proto import RowDecodeError, row_from_proto, row_to_proto  # noqa: F401 (re-exported)
 from services.common.pb.adfatigue.v1 import fatigue_pb2
 from services.fatigue_engine.config import DEFAULT_CONFIG, AudienceType, FatigueConfig
@@ -32,7 +33,15 @@ LEVEL_TO_PROTO = {
 
 
 def config_from_proto(pb: fatigue_pb2.FatigueConfig) -> FatigueConfig:
-    """Proto config -> ``FatigueConfig``; AUDIENCE_TYPE_UNSPECIFIED is prospecting (fatigue.proto)."""
+    """Proto config -> ``FatigueConfig``; AUDIENCE_TYPE_UNSPECIFIED is prospecting (fatigue.proto).
+
+    Raises ``ProtoConversionError`` for an ``audience_type`` that is not one of the enum's values (an
+    unknown number would silently score as prospecting) and for a ``conversion_action_type`` that is not
+    a Graph API action type (``services/common/fatigue_config.py``).
+    """
+    problem = config_problem(pb)
+    if problem:
+        raise ProtoConversionError(problem)
     audience = AudienceType.RETARGETING if pb.audience_type == fatigue_pb2.RETARGETING else AudienceType.PROSPECTING
     action = pb.conversion_action_type or DEFAULT_CONFIG.conversion_action_type
     if audience is DEFAULT_CONFIG.audience_type and action == DEFAULT_CONFIG.conversion_action_type:

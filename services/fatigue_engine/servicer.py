@@ -125,7 +125,10 @@ def score_request(request: fatigue_engine_pb2.ScoreAdsRequest,
 
     Raises ``InvalidRequest``, or ``UnknownSeries`` for a ``series_key`` without ``ads`` not in ``cache``.
     """
-    config: FatigueConfig = config_from_proto(request.config)
+    try:
+        config: FatigueConfig = config_from_proto(request.config)
+    except ProtoConversionError as exc:
+        raise InvalidRequest(str(exc)) from None
     since, until = _day_bounds(request)
     memoised = bool(request.series_key) and cache is not None
     if request.series_key and not request.ads:

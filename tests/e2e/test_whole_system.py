@@ -151,6 +151,22 @@ def test_bad_input_gets_a_clear_status(system, account, since, until, code, word
     channel.close()
 
 
+@pytest.mark.parametrize("config, words", [
+    (fatigue_pb2.FatigueConfig(audience_type=9), "audience_type 9 is not one of"),
+    (fatigue_pb2.FatigueConfig(conversion_action_type="Lead!" * 50), "is not a Graph API action_type"),
+])
+def test_a_fatigue_config_the_engine_cannot_honour_is_invalid_argument_not_retry(system, config, words):
+    """Attacker trial finding: these scored as prospecting / as an unknown action (or, refused by the engine,
+    would have come back UNAVAILABLE "retry shortly")."""
+    channel, stub = gateway(system)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetFatigue(gw.GetFatigueRequest(account_id=ACCOUNT, since="2026-01-01", until="2026-01-07", config=config),
+                        timeout=60, metadata=token(system))
+    channel.close()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.value.details()
+    assert len(err.value.details()) < 300
+
+
 def test_callers_without_a_valid_token_or_access_are_refused_and_audited(system):
     channel, stub = gateway(system)
     request = gw.GetInsightsRequest(account_id=ACCOUNT, since="2026-03-01", until="2026-03-02")

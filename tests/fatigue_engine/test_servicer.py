@@ -72,6 +72,20 @@ async def test_retargeting_config_is_applied(channel) -> None:
     assert (freq.band_lo, freq.band_hi, freq.score) == (4.0, 8.0, 0.0)
 
 
+async def test_a_config_the_engine_cannot_honour_is_refused(channel) -> None:
+    """Attacker trial finding: an unknown audience_type scored as prospecting and any text was a conversion."""
+    s = series(worked_example())
+    await expect_invalid(channel, s, config=fatigue_pb2.FatigueConfig(audience_type=7),
+                         match="config.audience_type 7 is not one of")
+    for bad in ("Lead", "lead; drop", "x" * 101, ".lead", "lead__"):
+        details = await expect_invalid(channel, s, config=fatigue_pb2.FatigueConfig(conversion_action_type=bad),
+                                       match="is not a Graph API action_type")
+        assert len(details) < 300, details
+    for good in ("purchase", "offsite_conversion.fb_pixel_lead", "offsite_conversion.custom.1234567890",
+                 "onsite_conversion.messaging_conversation_started_7d"):
+        assert (await call(channel, s, config=fatigue_pb2.FatigueConfig(conversion_action_type=good))).results
+
+
 async def test_empty_request_gives_empty_response(channel) -> None:
     assert len((await call(channel)).results) == 0
 
