@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.error_boundary import answered_by_our_server
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://adfatigue.dev/problems/"
 
@@ -56,7 +58,11 @@ def problem_from_rpc(exc: grpc.aio.AioRpcError, what: str) -> Problem:
     """The problem for a failed gateway call; ``what`` names the request ("act_1 2026-01-01..2026-01-31")."""
     code = exc.code()
     status = GRPC_TO_HTTP.get(code, 500)
-    details = exc.details() or code.name
+    # the gateway's own message when it answered (its error boundary keeps internals out); a transport
+    # failure's text (core error strings, addresses) is logged, never shown
+    details = exc.details() if answered_by_our_server(exc) and exc.details() else ""
+    if not details:
+        log.warning("gateway call %s failed in transport: %s %s", what, code.name, exc.details())
     headers = {}
     if status in (429, 503):
         retry = 60 if status == 429 else 5
@@ -67,19 +73,32 @@ def problem_from_rpc(exc: grpc.aio.AioRpcError, what: str) -> Problem:
                 except ValueError:
                     pass
         headers["Retry-After"] = str(retry)
-    if code == grpc.StatusCode.UNAVAILABLE and ("failed to connect" in details.lower() or "connect" in details.lower()):
-        details = f"the insights gateway cannot be reached ({details}); try again in a few seconds"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         headers["Retry-After"] = "5"
-        if details.lower() == "deadline exceeded":  # our own deadline ran out: gRPC says only that
+        if not details or details.lower() == "deadline exceeded":  # our own deadline ran out
             details = ("the insights gateway did not answer in time (scoring or a fetch from Meta may still be "
                        "running); retry in a few seconds — the answer is usually ready then")
+    elif not details and code == grpc.StatusCode.UNAVAILABLE:
+        details = "the insights gateway cannot be reached (restarting or down); try again in a few seconds"
+    elif not details:
+        details = f"the insights gateway call ended with {code.name}"
     return Problem(status, f"{what}: {details}", kind=code.name.lower().replace("_", "-"), headers=headers,
                    grpc_status=code.name)
 
 
+#: Longest request path echoed in a problem (``instance``, and ``detail`` of 404 / 405); longer ones are cut.
+PATH_SHOWN_MAX = 200
+
+
+def shown_path(request: Request) -> str:
+    """The request's path as a problem echoes it: at most PATH_SHOWN_MAX characters (a 40 KB path is not
+    sent back 40 KB larger)."""
+    path = request.url.path
+    return path if len(path) <= PATH_SHOWN_MAX else path[:PATH_SHOWN_MAX] + "…"
+
+
 def _response(request: Request, problem: Problem) -> JSONResponse:
-    return JSONResponse(problem.body(request.url.path), status_code=problem.status, headers=problem.headers,
+    return JSONResponse(problem.body(shown_path(request)), status_code=problem.status, headers=problem.headers,
                         media_type=PROBLEM_JSON)
 
 
@@ -97,16 +116,16 @@ async def on_validation(request: Request, exc: RequestValidationError) -> JSONRe
 async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404:
-        detail = f"no such endpoint: {request.method} {request.url.path} (the API is under /api/v1/)"
+        detail = f"no such endpoint: {request.method} {shown_path(request)} (the API is under /api/v1/)"
     elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}"
+        detail = f"{request.method} is not allowed on {shown_path(request)}"
     return _response(request, Problem(exc.status_code, detail, headers=dict(exc.headers or {})))
 
 
 async def on_bug(request: Request, exc: Exception) -> JSONResponse:
     """A bug: the log has the exception under a reference the answer gives (never the exception's name)."""
     reference = uuid.uuid4().hex[:12]
-    log.error("%s %s: internal error, reference %s", request.method, request.url.path, reference, exc_info=exc)
+    log.error("%s %s: internal error, reference %s", request.method, shown_path(request), reference, exc_info=exc)
     return _response(request, Problem(500, f"internal error (a bug), reference {reference}: please report it "
                                            "with that reference", kind="internal"))
 

@@ -307,6 +307,13 @@ def test_unknown_endpoint_and_wrong_method_are_problems(client):
     problem(client.delete("/api/v1/accounts"), 405)
 
 
+def test_a_long_unknown_path_is_not_echoed_back_whole(client):
+    """Attacker trial finding: a 40 KB path came back twice (detail and instance) in the 404."""
+    answer = client.get("/api/v1/" + "a" * 40_000)
+    body = problem(answer, 404)
+    assert len(answer.content) < 1_000 and len(body["instance"]) <= 201, len(answer.content)
+
+
 def test_gateway_down_is_503_with_retry_after(system, tmp_path):
     """A second BFF pointed at a port where nothing listens."""
     from services.cli.service_process import ServiceProcess
@@ -324,6 +331,7 @@ def test_gateway_down_is_503_with_retry_after(system, tmp_path):
             answer = fatigue(c)
             body = problem(answer, 503)
             assert int(answer.headers["retry-after"]) >= 1 and "gateway" in body["detail"]
+            assert str(dead) not in body["detail"] and "UNKNOWN" not in body["detail"], body  # no core text
     finally:
         bff.stop()
 

@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from services.bff.problems import problem_from_rpc
+from services.common.error_boundary import NO_TRANSPARENT_RETRY
 
 
 def rpc_error(code: grpc.StatusCode, details: str, trailers=()) -> grpc.aio.AioRpcError:
@@ -19,7 +20,8 @@ def rpc_error(code: grpc.StatusCode, details: str, trailers=()) -> grpc.aio.AioR
     (grpc.StatusCode.UNAVAILABLE, 503), (grpc.StatusCode.DEADLINE_EXCEEDED, 504), (grpc.StatusCode.UNKNOWN, 500),
 ])
 def test_status_mapping_keeps_the_gateways_words(code, status):
-    problem = problem_from_rpc(rpc_error(code, "what went wrong, and what to do"), "act_1 2026-01-01..2026-01-31")
+    answered = rpc_error(code, "what went wrong, and what to do", NO_TRANSPARENT_RETRY)  # the gateway's trailer
+    problem = problem_from_rpc(answered, "act_1 2026-01-01..2026-01-31")
     assert problem.status == status
     assert problem.detail == "act_1 2026-01-01..2026-01-31: what went wrong, and what to do"
     assert problem.body("/x")["grpc_status"] == code.name
@@ -36,6 +38,15 @@ def test_rate_limit_carries_retry_after_from_the_trailer():
 def test_unreachable_gateway_is_503_saying_so():
     problem = problem_from_rpc(rpc_error(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses"), "x")
     assert problem.status == 503 and "cannot be reached" in problem.detail and problem.headers["Retry-After"]
+
+
+def test_transport_text_is_never_shown():
+    """Attacker trial finding: the 503 detail carried gRPC core text (the gateway's address, 'UNKNOWN')."""
+    core = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50999: Failed to connect to "
+            "remote host: Connection refused")
+    for code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        detail = problem_from_rpc(rpc_error(code, core), "act_1").detail
+        assert "127.0.0.1" not in detail and "UNKNOWN" not in detail and "ipv4" not in detail, detail
 
 
 def test_our_own_deadline_running_out_says_what_to_do():
