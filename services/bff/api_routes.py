@@ -16,7 +16,7 @@ from services.bff.problems import PROBLEM_SCHEMA, Problem, problem_from_rpc
 from services.bff.requests_in import ACCOUNT_PATTERN, DATE_PATTERN, date_range, readable_account
 from services.bff.requests_in import last_event_id as parse_last_event_id
 from services.bff.schemas import Accounts, PageModel, RefreshResult, Session
-from services.bff.sessions import require_csrf, signed_in
+from services.bff.sessions import end_session, require_csrf, signed_in
 from services.bff.users import User
 
 router = APIRouter()
@@ -42,8 +42,8 @@ async def get_session(request: Request, user: SignedIn) -> Session:
 @router.post("/session/sign-out", status_code=204, responses=ERRORS, summary="Sign out",
              dependencies=[Depends(require_csrf)])
 async def sign_out(request: Request, user: SignedIn) -> Response:
-    """Ends the session (needs ``X-CSRF-Token``)."""
-    request.session.clear()
+    """Ends the session (needs ``X-CSRF-Token``); a copy of its cookie is refused afterwards (401)."""
+    end_session(request)
     return Response(status_code=204)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import time
+import uuid
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -16,7 +18,16 @@ CSRF_HEADER = "X-CSRF-Token"
 
 def start_session(request: Request, user: User) -> None:
     request.session.clear()
-    request.session.update({"user": user.as_session(), "csrf": new_csrf_token()})
+    request.session.update({"user": user.as_session(), "csrf": new_csrf_token(), "sid": uuid.uuid4().hex})
+
+
+def end_session(request: Request) -> None:
+    """Sign-out: the session's cookie is cleared and its id refused until the cookie would have expired
+    (a copy of the cookie does not sign in again)."""
+    sid = request.session.get("sid")
+    if isinstance(sid, str):
+        request.app.state.sign_in_links.end_session(sid, time.time() + request.app.state.settings.session_max_age_s)
+    request.session.clear()
 
 
 def signed_in(request: Request) -> User:
@@ -34,6 +45,13 @@ def signed_in(request: Request) -> User:
         hint = ("open the sign-in link that `adfatigue up` printed (or run it again for a new one)"
                 if settings.sign_in == "link" else "sign in through your company's sign-in page")
         raise Problem(401, f"not signed in: {hint}", kind="not-signed-in")
+    sid = request.session.get("sid")
+    if not isinstance(sid, str):
+        request.session.clear()
+        raise Problem(401, "your session is from an older version: sign in again", kind="not-signed-in")
+    if request.app.state.sign_in_links.session_ended(sid):
+        request.session.clear()
+        raise Problem(401, "this session was signed out: sign in again", kind="not-signed-in")
     try:
         return User.from_session(data)
     except (KeyError, TypeError):
@@ -41,13 +59,28 @@ def signed_in(request: Request) -> User:
         raise Problem(401, "your session is damaged: sign in again", kind="not-signed-in") from None
 
 
+def site_origin(request: Request) -> str:
+    """This site's origin (scheme://host[:port]): ``BFF_PUBLIC_URL``'s when set (behind a TLS proxy the BFF
+    itself sees http), else the request's own scheme and Host."""
+    public = request.app.state.settings.public_url
+    if public:
+        parts = urlsplit(public)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+    return f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+
+
 def require_csrf(request: Request) -> None:
-    """State-changing requests: ``X-CSRF-Token`` must match the session's token, and Origin (if sent) this site."""
+    """State-changing requests: a signed-in user (else 401, as for reads), ``X-CSRF-Token`` matching the
+    session's token and Origin, if sent, exactly this site's (scheme included: http://site is not https://site)
+    (else 403)."""
+    signed_in(request)
     expected = request.session.get("csrf", "")
     sent = request.headers.get(CSRF_HEADER, "")
     if not expected or not sent or not hmac.compare_digest(expected, sent):
         raise Problem(403, f"missing or wrong {CSRF_HEADER} header: take csrf_token from GET /api/v1/session "
                            "(reload the page)", kind="csrf")
     origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise Problem(403, f"request from another site ({origin}) refused", kind="csrf")
+    if origin and origin.rstrip("/").lower() != site_origin(request):
+        shown = origin if len(origin) <= 100 else origin[:100] + "…"
+        raise Problem(403, f"request from another site ({shown}) refused: this site is {site_origin(request)}",
+                      kind="csrf")

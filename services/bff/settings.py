@@ -42,8 +42,8 @@ class BffSettings(AuthSettings, LoggingSettings, TlsSettings):
     operators: str = setting("", env="BFF_OPERATORS", doc="proxy-header mode: comma-separated operator users")
     sign_in_used_links: Path | None = setting(
         None, env="BFF_SIGN_IN_USED_LINKS",
-        doc="link mode: JSON file keeping redeemed links' jti until they expire, so a link stays used across "
-            "restarts (adfatigue up: <data dir>/sign-in-used-links.json; unset: process memory only)")
+        doc="JSON file keeping redeemed links' jti and signed-out sessions' ids until they expire, so neither "
+            "works again after a restart (adfatigue up: <data dir>/sign-in-used-links.json; unset: memory only)")
     session_secret: str = setting("", env="BFF_SESSION_SECRET", secret=True,
                                   doc="signs session cookies (default: derived from JWT_HS256_SECRET)")
     session_max_age_s: int = setting(8 * 3600, env="BFF_SESSION_MAX_AGE_S", ge=60, doc="session lifetime, seconds")

@@ -65,7 +65,9 @@ def mint_sign_in_link(base_url: str, secret: str, subject: str, accounts, roles=
 
 
 class UsedLinks:
-    """The ``jti`` -> ``exp`` (Unix seconds) of redeemed sign-in links that have not expired yet.
+    """Keys -> expiry (Unix seconds) of what must not work again until then: redeemed sign-in links
+    (``link:<jti>``, until the link's ``exp``) and signed-out sessions (``session:<sid>``, until the
+    session could have expired).
 
     With ``path`` the set lives in that JSON file, rewritten whole and atomically (temporary file, then
     ``os.replace``) before a link is accepted, so a restart forgets no used link; a missing file is an empty
@@ -75,6 +77,7 @@ class UsedLinks:
     def __init__(self, path: Path | None = None):
         self.path = path
         self._memory: dict[str, float] = {}
+        self._seen: tuple[float, dict[str, float]] | None = None  # (file mtime, its content) for ``contains``
 
     def _load(self, now: float) -> dict[str, float]:
         if self.path is None:
@@ -106,15 +109,33 @@ class UsedLinks:
             raise SignInUnavailable(f"sign-in is unavailable: the used-links file {self.path} cannot be written "
                               f"({exc})") from None
 
-    def use(self, jti: str, exp: float) -> bool:
-        """Marks ``jti`` used; False when it was used already."""
+    def use(self, key: str, exp: float) -> bool:
+        """Marks ``key`` used until ``exp``; False when it was used already."""
         now = time.time()
         used = self._load(now)
-        if jti in used:
+        if key in used:
             return False
-        used[jti] = exp
+        used[key] = exp
         self._save(used)
         return True
+
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` is used and not expired (the file is re-read only when it changed: this runs on
+        every signed-in request)."""
+        if self.path is not None:
+            try:
+                mtime = self.path.stat().st_mtime_ns
+            except FileNotFoundError:
+                return False
+            except OSError:
+                mtime = -1
+            if self._seen is None or self._seen[0] != mtime or mtime == -1:
+                self._seen = (mtime, self._load(time.time()))
+            used = self._seen[1]
+        else:
+            used = self._memory
+        exp = used.get(key)
+        return exp is not None and exp > time.time()
 
 
 class SignInLinks:
@@ -144,13 +165,22 @@ class SignInLinks:
                               "make a new one")
         if not isinstance(claims["jti"], str) or not isinstance(claims["exp"], (int, float)):
             raise SignInError("this sign-in link's 'jti' must be a string and 'exp' a number: make a new one")
-        if not self._used.use(claims["jti"], float(claims["exp"])):
+        if not self._used.use("link:" + claims["jti"], float(claims["exp"])):
             raise SignInError("this sign-in link was used already: each link signs in once; ask for a new one "
                               "(a local run: `adfatigue sign-in` prints one)")
         try:
             return User(subject, account_list(claims.get("accounts") or []), tuple(roles))
         except (ValueError, TypeError) as exc:
             raise SignInError(f"this sign-in link names a bad account: {exc}") from None
+
+
+    def end_session(self, sid: str, until: float) -> None:
+        """Sign-out: the session ``sid`` is refused from now until ``until`` (Unix seconds; its cookie could
+        be replayed until it expires)."""
+        self._used.use("session:" + sid, until)
+
+    def session_ended(self, sid: str) -> bool:
+        return self._used.contains("session:" + sid)
 
 
 def proxy_user(subject: str, user_accounts: dict[str, list[str]], operators: list[str]) -> User:

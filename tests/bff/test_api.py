@@ -196,9 +196,20 @@ def test_refresh_needs_the_csrf_token(client):
     problem(client.post(url, params=params, headers={"X-CSRF-Token": "guess"}), 403)
     token = client.get("/api/v1/session").json()["csrf_token"]
     problem(client.post(url, params=params, headers={"X-CSRF-Token": token, "Origin": "http://evil.example"}), 403)
+    same_host_other_scheme = "https://" + client.base_url.netloc.decode()  # attacker trial: scheme was ignored
+    problem(client.post(url, params=params, headers={"X-CSRF-Token": token, "Origin": same_host_other_scheme}), 403)
+    assert client.post(url, params=params, headers={"X-CSRF-Token": token, "Origin": str(client.base_url).rstrip("/")}
+                       ).status_code == 200
     answer = client.post(url, params=params, headers={"X-CSRF-Token": token})
     assert answer.status_code == 200, answer.text
     assert answer.json()["version"] > 0
+
+
+def test_a_post_without_a_session_is_401_like_a_read(base_url):
+    """Attacker trial finding: it was 403 'missing X-CSRF-Token', which sends a person to the wrong fix."""
+    with httpx.Client(base_url=base_url) as anon:
+        for path in (f"/api/v1/accounts/{REAL}/refresh?since=2026-04-20&until=2026-04-29", "/api/v1/session/sign-out"):
+            assert "sign-in link" in problem(anon.post(path, headers={"X-CSRF-Token": "x"}), 401)["detail"]
 
 
 def test_forced_refresh_is_for_operators(system, base_url):
@@ -214,8 +225,11 @@ def test_sign_out_needs_csrf_and_ends_the_session(system, base_url):
     with signed_in_client(system, base_url, "carol", ["*"], []) as carol:
         problem(carol.post("/api/v1/session/sign-out"), 403)
         token = carol.get("/api/v1/session").json()["csrf_token"]
+        copied = carol.cookies["adfatigue_session"]
         assert carol.post("/api/v1/session/sign-out", headers={"X-CSRF-Token": token}).status_code == 204
         problem(carol.get("/api/v1/session"), 401)
+    with httpx.Client(base_url=base_url, cookies={"adfatigue_session": copied}) as replay:  # attacker trial finding
+        assert "signed out" in problem(replay.get("/api/v1/session"), 401)["detail"]
 
 
 # -- events (SSE) --------------------------------------------------------------------------------------
