@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -41,15 +42,24 @@ def check_fields(fields) -> tuple[str, ...]:
     return tuple(sorted(set(fields)))
 
 
-_PAGE_TOKEN = re.compile(r"([0-9]{1,19}):([1-9][0-9]{0,9})")
+_PAGE_TOKEN = re.compile(r"([0-9]{1,19}):([1-9][0-9]{0,9}):([0-9a-f]{16})")
 
 
-def page_bounds(page_size: int, page_token: str, version: int, total_rows: int | None = None) -> tuple[int, int]:
+def page_binding(account: str, since, until, fields: tuple[str, ...]) -> str:
+    """The part of a page token that ties it to its request (AIP-158: the other fields of a paged request
+    must match the first one): 16 hex digits of SHA-256 over account, range and field selection."""
+    text = f"{account}|{since}|{until}|{','.join(fields)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def page_bounds(page_size: int, page_token: str, version: int, total_rows: int | None = None,
+                binding: str = "") -> tuple[int, int]:
     """(offset, size) of the page; raises InvalidRequest or StalePageToken.
 
-    A page token is fully validated: canonical URL-safe base64 of ``<version>:<offset>`` exactly as
-    ``page_token`` writes it, offset > 0 and (given ``total_rows``) inside the answer; anything else
-    (a negative or huge offset, padding tricks, other text) is INVALID_ARGUMENT.
+    A page token is fully validated: canonical URL-safe base64 of ``<version>:<offset>:<binding>`` exactly
+    as ``page_token`` writes it, offset > 0 and (given ``total_rows``) inside the answer, ``binding``
+    (``page_binding``) that of this request — a token of another account, range or field selection is
+    refused; anything else (a negative or huge offset, padding tricks, other text) is INVALID_ARGUMENT.
     """
     if page_size < 0 or page_size > MAX_PAGE_SIZE:
         raise InvalidRequest(f"page_size {page_size} must be between 0 (default {DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}")
@@ -65,6 +75,9 @@ def page_bounds(page_size: int, page_token: str, version: int, total_rows: int |
     if match is None or page_token != base64.urlsafe_b64encode(text.encode()).decode():
         raise not_ours
     token_version, offset = int(match.group(1)), int(match.group(2))
+    if match.group(3) != binding:
+        raise InvalidRequest("page_token belongs to another request (its account, since/until or fields differ): "
+                             "send the first request's values with it, or omit it to start from the first page")
     if token_version == version and total_rows is not None and offset >= total_rows:
         raise not_ours
     if token_version != version:
@@ -73,8 +86,9 @@ def page_bounds(page_size: int, page_token: str, version: int, total_rows: int |
     return offset, size
 
 
-def page_token(version: int, offset: int) -> str:
-    return base64.urlsafe_b64encode(f"{version}:{offset}".encode()).decode()
+def page_token(version: int, offset: int, binding: str) -> str:
+    """The next_page_token of a page: ``<version>:<offset>:<binding>`` in URL-safe base64 (opaque to callers)."""
+    return base64.urlsafe_b64encode(f"{version}:{offset}:{binding}".encode()).decode()
 
 
 def freshness_message(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, now: datetime) -> insights_pb2.Freshness:
@@ -125,8 +139,9 @@ def freshness_bytes(result: ReadResult, policy: FreshnessPolicy, tz: ZoneInfo, n
 
 
 def insights_response_bytes(account: str, result: ReadResult, fields: tuple[str, ...], offset: int, size: int,
-                            freshness: bytes) -> bytes:
-    """One page of a GetInsightsResponse, serialized deterministically (``freshness``: ``freshness_bytes``).
+                            freshness: bytes, binding: str = "") -> bytes:
+    """One page of a GetInsightsResponse, serialized deterministically (``freshness``: ``freshness_bytes``;
+    ``binding``: ``page_binding`` of the request, written into next_page_token).
 
     Rows of a replica (all fields) are joined from their serialized form: a
     repeated message field is the concatenation of its framed elements, so the
@@ -135,7 +150,7 @@ def insights_response_bytes(account: str, result: ReadResult, fields: tuple[str,
     """
     version = result.snapshot.version
     more = offset + size < len(result.snapshot.rows)
-    token = page_token(version, offset + size) if more else ""
+    token = page_token(version, offset + size, binding) if more else ""
     head = gw.GetInsightsResponse(account_id=account, version=version).SerializeToString(deterministic=True)
     if result.entries is None or fields:
         rows, _ = insights_rows(result, fields, offset, size)

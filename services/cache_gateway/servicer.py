@@ -17,7 +17,7 @@ import grpc
 from services.cache_gateway.insights_service import FRESH, InsightsService
 from services.cache_gateway.l1_cache import CachedResponse, L1Cache
 from services.cache_gateway.responses import (
-    InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_bounds,
+    InvalidRequest, StalePageToken, check_fields, freshness_bytes, insights_response_bytes, page_binding, page_bounds,
 )
 from services.cache_gateway import metrics, stats
 from services.cache_gateway.account_replica import ROWS_FIELD, frame
@@ -249,16 +249,17 @@ class CacheGatewayServicer:
     async def _insights_answer(self, request, context, account: str, days: DateRange, fields, key) -> tuple[bytes, str]:
         """An L1 miss of GetInsights: (the answer, the tier that answered)."""
         result = await self._read(context, account, days)
+        binding = page_binding(account, days.since, days.until, fields)
         try:
             offset, size = page_bounds(request.page_size, request.page_token, result.snapshot.version,
-                                       len(result.snapshot.rows))
+                                       len(result.snapshot.rows), binding)
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StalePageToken as exc:
             await context.abort(grpc.StatusCode.ABORTED, str(exc))
         payload = insights_response_bytes(
             account, result, fields, offset, size,
-            freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock()))
+            freshness_bytes(result, self.service.policy, zone(result.snapshot.timezone), self.service.clock()), binding)
         self._remember(key, payload, result, account)
         return payload, _tier(result)
 

@@ -299,13 +299,13 @@ async def test_steady_state_reads_send_nothing_to_l2_and_answer_the_same_bytes(m
                 assert fresh == freshness_message(l2_result, policy, ZoneInfo("UTC"), now).SerializeToString(
                     deterministic=True)
                 for fields, offset, size in (((), 0, 5000), ((), 5, 4), (("spend",), 2, 3)):
-                    joined = insights_response_bytes(account, result, fields, offset, size, fresh)
-                    assert joined == insights_response_bytes(account, l2_result, fields, offset, size, fresh)
+                    joined = insights_response_bytes(account, result, fields, offset, size, fresh, "b" * 16)
+                    assert joined == insights_response_bytes(account, l2_result, fields, offset, size, fresh, "b" * 16)
                     rows = [row_to_proto(r, fields or None) for r in from_l2.rows[offset:offset + size]]
                     assert joined == gw.GetInsightsResponse(
                         account_id=account, version=from_l2.version, rows=rows,
                         freshness=freshness_message(l2_result, policy, ZoneInfo("UTC"), now),
-                        next_page_token=page_token(from_l2.version, offset + size)
+                        next_page_token=page_token(from_l2.version, offset + size, "b" * 16)
                         if offset + size < len(from_l2.rows) else "").SerializeToString(deterministic=True)
         finally:
             await replicas.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -211,8 +211,9 @@ def test_bad_input_is_invalid_argument_with_a_short_echo(system, stub):
     first = stub.GetInsights(gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2, **DAYS), timeout=120,
                              metadata=reader)
     assert first.next_page_token
+    binding = base64.urlsafe_b64decode(first.next_page_token).decode().rsplit(":", 1)[1]  # this request's
     for offset in ("-4", "99999999", "0", "+2", " 2"):
-        forged = base64.urlsafe_b64encode(f"{first.version}:{offset}".encode()).decode()
+        forged = base64.urlsafe_b64encode(f"{first.version}:{offset}:{binding}".encode()).decode()
         refused(lambda: stub.GetInsights(gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2, page_token=forged,
                                                                **DAYS), timeout=30, metadata=reader),
                 grpc.StatusCode.INVALID_ARGUMENT, "page_token")
@@ -220,6 +221,14 @@ def test_bad_input_is_invalid_argument_with_a_short_echo(system, stub):
                                                     page_token=first.next_page_token, **DAYS),
                               timeout=60, metadata=reader)
     assert second.rows and second.rows[0] != first.rows[0]
+    # attacker trial finding: a token was not tied to its request, so it paged another range or selection
+    other_days = {**DAYS, "since": (date.fromisoformat(DAYS["since"]) - timedelta(days=1)).isoformat()}
+    for other in (gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2, page_token=first.next_page_token,
+                                        **other_days),
+                  gw.GetInsightsRequest(account_id=ACCOUNT, page_size=2, page_token=first.next_page_token,
+                                        fields=["spend"], **DAYS)):
+        refused(lambda: stub.GetInsights(other, timeout=60, metadata=reader), grpc.StatusCode.INVALID_ARGUMENT,
+                "belongs to another request")
     huge = "9" * 10_000
     for request in (gw.GetInsightsRequest(account_id=huge, **DAYS),
                     gw.GetInsightsRequest(account_id=ACCOUNT, since="x" * 10_000, until=DAYS["until"]),
