@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import PyMongoError
 
 from services.cli.backup import DamagedArchive, RestoreRefused, backup, restore
+from services.cli.local_system import running_endpoints
 from services.cli.progress import Steps
 from services.cli.terminal import terminal_console
 from services.common.embedded_mongo import EmbeddedMongo
@@ -37,10 +37,7 @@ def store_uri(args, data_dir: Path):
     """The URI to use (see the module doc); starts and stops the data folder's embedded store if needed."""
     uri = args.settings.mongodb_uri
     if not uri:
-        try:
-            uri = json.loads((data_dir / "endpoints.json").read_text()).get("mongodb") or None
-        except (OSError, ValueError):
-            uri = None
+        uri = running_endpoints(data_dir).get("mongodb") or None
         if uri and not _answers(uri):
             uri = None
     if uri:

@@ -195,12 +195,20 @@ class LocalSystem:
         self.stop()
 
 
+def running_endpoints(data_dir: Path) -> dict:
+    """What the ``up`` running from ``data_dir`` wrote to ``endpoints.json``: service name -> host:port,
+    ``mongodb`` -> its URI, ``metrics`` -> {service: /metrics URL}; ``{}`` when none runs there (no file, or
+    one cut short or damaged: the commands then fall back to their defaults and flags)."""
+    try:
+        endpoints = json.loads((data_dir / "endpoints.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return endpoints if isinstance(endpoints, dict) else {}
+
+
 def gateway_address(data_dir: Path, settings: GatewayAddressSettings) -> str:
     """Where the gateway is: ``settings.gateway_addr`` when given (``--gateway``, ``ADFATIGUE_GATEWAY_ADDR``),
     else the running ``up``'s endpoints, else the default ``127.0.0.1:50051``."""
     if settings.is_set("gateway_addr"):
         return settings.gateway_addr
-    endpoints = data_dir / "endpoints.json"
-    if endpoints.exists():
-        return json.loads(endpoints.read_text()).get("cache_gateway", settings.gateway_addr)
-    return settings.gateway_addr
+    return running_endpoints(data_dir).get("cache_gateway", settings.gateway_addr)

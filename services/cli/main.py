@@ -38,7 +38,7 @@ from google.protobuf.json_format import MessageToJson
 
 from services.cli import backup_command
 from services.cli.gateway_calls import NoToken, cli_token, fatigue, unreachable_hint
-from services.cli.local_system import gateway_address
+from services.cli.local_system import gateway_address, running_endpoints
 from services.cli.system_metrics import alerts, collect, render_alerts
 from services.cli.system_metrics import render as render_system_metrics
 from services.cli.settings import CliSettings
@@ -226,8 +226,7 @@ def _metrics_urls(parser, args, required: bool = True) -> dict[str, str]:
                 parser.error(f"--metrics {item!r}: use NAME=URL, e.g. cache_gateway=http://10.0.0.7:9464/metrics")
             urls[name] = url
         return urls
-    endpoints = _data_dir(args) / "endpoints.json"
-    urls = json.loads(endpoints.read_text()).get("metrics", {}) if endpoints.exists() else {}
+    urls = running_endpoints(_data_dir(args)).get("metrics", {})
     if not urls and required:
         parser.error(f"no running system in {_data_dir(args)} (start `adfatigue up`, or pass --metrics NAME=URL)")
     return urls
@@ -268,8 +267,7 @@ def cmd_status(parser, args) -> int:
     data_dir = _data_dir(args)
     target = args.scheduler
     if not target:
-        endpoints = data_dir / "endpoints.json"
-        target = json.loads(endpoints.read_text()).get("scheduler") if endpoints.exists() else "127.0.0.1:50054"
+        target = running_endpoints(data_dir).get("scheduler", "127.0.0.1:50054")
     token = _token(parser, args)
 
     async def call():

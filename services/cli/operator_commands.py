@@ -12,10 +12,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from services.cli.gateway_calls import local_secret
+from services.cli.local_system import running_endpoints
 from services.common.auth import bearer, mint_token
 from services.common.grpc_server import service_channel
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2 as gw, cache_gateway_pb2_grpc
@@ -45,8 +45,7 @@ def sign_in_link(data_dir: Path, settings: TokenMintSettings, accounts: list[str
 
     if not 1 <= ttl_s <= MAX_TTL_S:
         raise ValueError(f"--ttl {ttl_s}: use 1 to {MAX_TTL_S} seconds (7 days)")
-    endpoints = data_dir / "endpoints.json"
-    bff = json.loads(endpoints.read_text()).get("bff") if endpoints.exists() else None
+    bff = running_endpoints(data_dir).get("bff")
     if not bff:
         raise ValueError(f"no running page in {data_dir}: start `adfatigue up` (the page is its BFF), or pass "
                          "--data-dir of the folder it runs from")

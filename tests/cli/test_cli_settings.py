@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from services.cli.gateway_calls import NoToken, cli_token
-from services.cli.local_system import gateway_address
+from services.cli.local_system import gateway_address, running_endpoints
 from services.cli.main import build_parser
 from services.cli.operator_commands import development_token
 from services.cli.settings import CliSettings
@@ -55,6 +55,11 @@ def test_the_gateway_is_the_flag_or_variable_then_the_running_up_then_the_defaul
     assert gateway_address(tmp_path, CliSettings.from_env({"ADFATIGUE_GATEWAY_ADDR": "gw:7"})) == "gw:7"
     # the default value given explicitly still wins over endpoints.json
     assert gateway_address(tmp_path, CliSettings(gateway_addr="127.0.0.1:50051")) == "127.0.0.1:50051"
+    # an endpoints.json cut short (up killed while writing) or not an object: as if none runs, no traceback
+    for damaged in ('{"cache_gateway": "127.0', "[1, 2]"):
+        (tmp_path / "endpoints.json").write_text(damaged)
+        assert running_endpoints(tmp_path) == {}
+        assert gateway_address(tmp_path, CliSettings()) == "127.0.0.1:50051"
 
 
 def test_up_calls_real_meta_only_with_both_the_token_and_the_url():
