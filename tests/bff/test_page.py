@@ -42,9 +42,12 @@ def row_of(page: Page, ad_name: str):
 
 def test_real_account_shows_55_ads_and_the_fatigued_video_with_reasons(page: Page, system, tmp_path):
     page.set_viewport_size({"width": 1280, "height": 900})
+    failed: list[str] = []  # every answer >= 400 (a new-user trial saw a /favicon.ico 404 on each load)
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     open_page(page, system)
     wait_live(page)
     expect(page.locator("tbody tr")).to_have_count(55)
+    assert not failed, failed
     video = row_of(page, "Ad 001 Video 003")
     badges = video.locator(".badge").all_inner_texts()
     assert {"Warning", "Critical"} & set(badges), badges
