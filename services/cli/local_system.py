@@ -141,7 +141,7 @@ class LocalSystem:
         args = list(old.args)
         if "--port" in args:
             args[args.index("--port") + 1] = str(old.port)
-        proc = ServiceProcess(name, old.module, args, old.log_path.with_suffix(".restart.log"), old.env)
+        proc = ServiceProcess(name, old.module, args, self.logs / f"{name}.restart.log", old.env, old.prefix)
         self.processes[name] = proc.start()
         self._write_endpoints()
         return proc

@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 import time
+from collections import deque
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 from pathlib import Path
@@ -132,11 +133,7 @@ def run_up(parser, args, data_dir: Path) -> int:
         if args.exit_after is not None:
             time.sleep(args.exit_after)
         else:
-            while all(p.alive() for p in system.processes.values()):
-                time.sleep(0.5)
-            dead = [n for n, p in system.processes.items() if not p.alive()]
-            print(f"stopping: {', '.join(dead)} exited (see {system.logs})", file=sys.stderr)
-            status = 1
+            status = supervise(system)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     except (RuntimeError, PageBuildError) as exc:
@@ -164,6 +161,41 @@ def _prime_live_demo(system: LocalSystem, gateway: str) -> None:
         print(f"  live demo: first read failed: {exc.code().name}: {exc.details()}")
     print(f"\nlive demo: {account} accrues today's delivery every few seconds and restates a recent day now and "
           f"then; watch it with:\n  {invoked_as()} watch --account {account} --since {since} --until {today}")
+
+
+#: A service that exits is started again on its port, at most RESTARTS_MAX times in RESTART_WINDOW_S
+#: (systemd's Restart=on-failure with StartLimitBurst / StartLimitIntervalSec); beyond that `up` stops.
+RESTARTS_MAX = 5
+RESTART_WINDOW_S = 300.0
+
+
+def supervise(system: LocalSystem, poll_s: float = 0.5) -> int:
+    """Watch the services until Ctrl-C / SIGTERM (KeyboardInterrupt): one that exits is started again on its
+    port (its log: ``logs/<name>.restart.log``); returns 1 once restarts fail or come too often."""
+    restarts: deque[float] = deque()
+    while True:
+        time.sleep(poll_s)
+        dead = [name for name, proc in system.processes.items() if not proc.alive()]
+        if not dead:
+            continue
+        now = time.monotonic()
+        while restarts and now - restarts[0] > RESTART_WINDOW_S:
+            restarts.popleft()
+        for name in dead:
+            code = system.processes[name].proc.returncode
+            if len(restarts) >= RESTARTS_MAX:
+                print(f"stopping: {name} exited (code {code}), and {RESTARTS_MAX} restarts in the last "
+                      f"{RESTART_WINDOW_S / 60:.0f} min were not enough (see {system.logs})", file=sys.stderr)
+                return 1
+            print(f"{name} exited (code {code}); starting it again (see {system.logs / (name + '.log')})",
+                  file=sys.stderr, flush=True)
+            try:
+                proc = system.restart(name)
+            except RuntimeError as exc:
+                print(f"stopping: {name} did not start again: {_failure_text(str(exc))}", file=sys.stderr)
+                return 1
+            restarts.append(now)
+            print(f"{name} is back on {proc.address}", flush=True)
 
 
 def _announce(system: LocalSystem, csvs) -> None:

@@ -126,3 +126,54 @@ def test_status_names_its_own_flag_when_the_scheduler_does_not_answer():
     hint = unreachable_hint(Refused(), "127.0.0.1:50054", flag="--scheduler", variable="")
     assert "--scheduler HOST:PORT" in hint and "--gateway" not in hint and "ADFATIGUE_GATEWAY_ADDR" not in hint
     assert "--gateway HOST:PORT / set ADFATIGUE_GATEWAY_ADDR" in unreachable_hint(Refused(), "127.0.0.1:50051")
+
+
+def test_a_service_that_dies_is_started_again_on_its_port_and_up_keeps_running(tmp_path, page_built):
+    """Attacker trial finding: one child exiting stopped the whole system."""
+    import json
+    data_dir = tmp_path / "home"
+    log = tmp_path / "up.log"
+    up = start_up(data_dir, log)
+    try:
+        wait_for(log, "press Ctrl-C", up)
+        before = json.loads((data_dir / "endpoints.json").read_text())
+        engine = next(k for k in children_of(up.pid)
+                      if b"services.fatigue_engine" in Path(f"/proc/{k}/cmdline").read_bytes())
+        os.kill(engine, signal.SIGKILL)
+        wait_for(log, f"fatigue_engine is back on {before['fatigue_engine']}", up)
+        assert "fatigue_engine exited (code -9); starting it again" in log.read_text()
+        assert not alive(engine) and up.poll() is None
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert "Traceback" not in log.read_text()
+
+
+def test_supervise_gives_up_after_too_many_restarts(capsys, tmp_path):
+    """A service that keeps dying is restarted RESTARTS_MAX times, then `up` stops with status 1."""
+    from types import SimpleNamespace
+
+    from services.cli.up_command import RESTARTS_MAX, supervise
+
+    class Dying:
+        proc = SimpleNamespace(returncode=3)
+        address = "127.0.0.1:1"
+
+        def alive(self):
+            return False
+
+    class System:
+        logs = tmp_path
+        processes = {"meta_fetcher": Dying()}
+        restarted = 0
+
+        def restart(self, name):
+            self.restarted += 1
+            return self.processes[name]
+
+    system = System()
+    assert supervise(system, poll_s=0) == 1
+    assert system.restarted == RESTARTS_MAX
+    assert f"{RESTARTS_MAX} restarts in the last 5 min were not enough" in capsys.readouterr().err
