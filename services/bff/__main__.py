@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock.bind((settings.host, settings.port))
     except OSError as exc:
-        print(f"bff: cannot listen on {settings.host}:{settings.port}: {exc.strerror}; choose another --port",
-              file=sys.stderr)
+        print(f"bff: cannot listen on {settings.host}:{settings.port}: {exc.strerror}; choose another port "
+              "(--port; under `adfatigue up`: --bff-port)", file=sys.stderr)
         return 1
     settings = settings.replace(port=sock.getsockname()[1])
     app = create_app(settings)

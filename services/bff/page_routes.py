@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from services.bff.problems import PROBLEM_SCHEMA, Problem
 from services.bff.sessions import start_session
@@ -22,6 +23,16 @@ async def root() -> Response:
     return RedirectResponse(PAGE, status_code=307)
 
 
+def _refused(request: Request, status: int, detail: str, kind: str) -> Response:
+    """A refused sign-in: problem details, or for a browser following the link (``Accept: text/html``) the same
+    words as a small HTML page (people click these links; raw JSON told them nothing)."""
+    if "text/html" not in request.headers.get("accept", ""):
+        raise Problem(status, detail, kind=kind)
+    body = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in refused</title></head>"
+            f"<body><main><h1>Sign-in refused</h1><p>{html.escape(detail)}</p></main></body></html>")
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
 @router.get(PAGE + "/sign-in", status_code=303, summary="Redeem a one-time sign-in link",
             responses={303: {"description": "signed in: on to the page"}, 400: PROBLEM_SCHEMA, 401: PROBLEM_SCHEMA,
                        503: PROBLEM_SCHEMA})
@@ -29,18 +40,19 @@ async def sign_in(request: Request, token: Annotated[str, Query(max_length=4096)
                   next: Annotated[str, Query(max_length=512)] = PAGE) -> Response:
     """Starts a session from a link printed by ``adfatigue up`` / ``adfatigue sign-in`` (each link works
     once, until its ``exp``; a restart of the BFF keeps used links used). 401: expired, used or forged link;
-    503: the used-links file cannot be read or written. Production deployments sign in through the proxy instead."""
+    503: the used-links file cannot be read or written. Refusals are problem details, or a small HTML page with
+    the same words when the request accepts text/html (a browser following the link). Production deployments sign in through the proxy instead."""
     if request.app.state.settings.sign_in != "link":
-        raise Problem(400, "sign-in links are off here: sign in through your company's sign-in page",
-                      kind="sign-in-links-off")
+        return _refused(request, 400, "sign-in links are off here: sign in through your company's sign-in page",
+                        "sign-in-links-off")
     try:
         user = request.app.state.sign_in_links.redeem(token)
     except SignInUnavailable as exc:
         log.error("sign-in links cannot be checked: %s", exc)
-        raise Problem(503, str(exc), kind="sign-in-unavailable") from None
+        return _refused(request, 503, str(exc), "sign-in-unavailable")
     except SignInError as exc:
         log.warning("sign-in link refused: %s", exc)  # never the link or its token (logs.py redacts them anyway)
-        raise Problem(401, str(exc), kind="sign-in-link") from None
+        return _refused(request, 401, str(exc), "sign-in-link")
     start_session(request, user)
     log.info("signed in with a one-time link: %s (accounts %s, roles %s)", user.subject,
              ",".join(user.accounts) or "none", ",".join(user.roles) or "none")

@@ -30,6 +30,13 @@ def end_session(request: Request) -> None:
     request.session.clear()
 
 
+def _how_to_sign_in(settings) -> str:
+    if settings.sign_in == "link":
+        return ("open a sign-in link: the one `adfatigue up` printed, or a new one from `adfatigue sign-in` "
+                "(each works once)")
+    return "sign in through your company's sign-in page"
+
+
 def signed_in(request: Request) -> User:
     """FastAPI dependency: the user, or Problem 401 saying how to sign in."""
     settings = request.app.state.settings
@@ -40,23 +47,22 @@ def signed_in(request: Request) -> User:
             current = request.session.get("user")
             if not current or current.get("sub") != name:
                 start_session(request, proxy_user(name, settings.user_accounts, settings.operator_users))
+    hint = _how_to_sign_in(settings)
     data = request.session.get("user")
     if not data:
-        hint = ("open the sign-in link that `adfatigue up` printed (or run it again for a new one)"
-                if settings.sign_in == "link" else "sign in through your company's sign-in page")
         raise Problem(401, f"not signed in: {hint}", kind="not-signed-in")
     sid = request.session.get("sid")
     if not isinstance(sid, str):
         request.session.clear()
-        raise Problem(401, "your session is from an older version: sign in again", kind="not-signed-in")
+        raise Problem(401, f"your session is from an older version: {hint}", kind="not-signed-in")
     if request.app.state.sign_in_links.session_ended(sid):
         request.session.clear()
-        raise Problem(401, "this session was signed out: sign in again", kind="not-signed-in")
+        raise Problem(401, f"this session was signed out: {hint}", kind="not-signed-in")
     try:
         return User.from_session(data)
     except (KeyError, TypeError):
         request.session.clear()
-        raise Problem(401, "your session is damaged: sign in again", kind="not-signed-in") from None
+        raise Problem(401, f"your session is damaged: {hint}", kind="not-signed-in") from None
 
 
 def site_origin(request: Request) -> str:

@@ -151,10 +151,11 @@ class SignInLinks:
         try:
             claims = jwt.decode(token, link_key(self.secret), algorithms=["HS256"], options={"require": ["exp", "jti", "sub"]})
         except jwt.ExpiredSignatureError:
-            raise SignInError("this sign-in link has expired: ask for a new one (restart adfatigue up or "
-                              "run it again)") from None
+            raise SignInError("this sign-in link has expired: ask for a new one (a local run: `adfatigue sign-in` "
+                              "prints one)") from None
         except jwt.InvalidTokenError:
-            raise SignInError("this sign-in link is not valid: copy the whole link that adfatigue up printed") from None
+            raise SignInError("this sign-in link is not valid: copy the whole link that `adfatigue up` "
+                              "or `adfatigue sign-in` printed") from None
         if claims.get("purpose") != PURPOSE:
             raise SignInError("this token is not a sign-in link")
         roles, subject = claims.get("roles") or [], claims.get("sub")

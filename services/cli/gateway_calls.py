@@ -48,6 +48,14 @@ def unreachable_hint(exc: grpc.RpcError, target: str, flag: str = "--gateway",
     return ""
 
 
+def rpc_failure_text(exc: grpc.RpcError, target: str, **hint) -> str:
+    """A failed call said for a person: only ``unreachable_hint``'s sentence when nothing answered (gRPC's own
+    text there is transport detail: "failed to connect to all addresses; last error: UNKNOWN: ipv4:..."), else
+    the status and the service's message."""
+    sentence = unreachable_hint(exc, target, **hint)
+    return sentence.strip() if sentence else f"{exc.code().name}: {exc.details()}"
+
+
 async def fatigue(target: str, token: str, account: str, since: str, until: str) -> gw.GetFatigueResponse:
     async with service_channel(target) as channel:
         stub = cache_gateway_pb2_grpc.CacheGatewayStub(channel)

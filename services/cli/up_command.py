@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from services.cli.gateway_calls import fatigue, unreachable_hint
+from services.cli.gateway_calls import fatigue, rpc_failure_text
 from services.cli.local_system import LocalSystem, SystemConfig
 from services.cli.progress import Steps, waiting
 from services.cli.report import render_table, report_lines
@@ -69,7 +69,7 @@ def hold_data_dir(data_dir: Path):
         pid = handle.read().strip() or "?"
         handle.close()
         raise AlreadyRunning(f"adfatigue is already running from {data_dir} (pid {pid}): stop it with Ctrl-C "
-                             "there, or start another one with --data-dir DIR --gateway-port 0") from None
+                             "there, or start another one beside it with --data-dir DIR --gateway-port 0 --bff-port 0") from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -220,14 +220,18 @@ def _announce(system: LocalSystem, csvs) -> None:
                 reply = asyncio.run(fatigue(gateway, token, account, first.isoformat(), last.isoformat()))
             render_table(reply, report_lines(reply), first.isoformat(), last.isoformat(), terminal_console())
         except grpc.RpcError as exc:
-            print(f"  report failed: {exc.code().name}: {exc.details()}{unreachable_hint(exc, gateway)}")
+            print(f"  report failed: {rpc_failure_text(exc, gateway)}")
     if system.config.live_demo:
         _prime_live_demo(system, gateway)
+    # the commands find this system through its data folder: say it unless it is the default one
+    here = "" if system.config.data_dir.resolve() == Path(".adfatigue").resolve() else \
+        f" --data-dir {system.config.data_dir}"
     if csvs:
         _, account, first, last = csvs[0]
-        hint = f"{invoked_as()} report --account act_{account} --since {first} --until {min(last, latest - timedelta(days=1))}"
+        hint = (f"{invoked_as()} report{here} --account act_{account} --since {first} "
+                f"--until {min(last, latest - timedelta(days=1))}")
     else:
-        hint = f"{invoked_as()} report --account act_900000000001"
+        hint = f"{invoked_as()} report{here} --account act_900000000001"
     if system.page_url:
         query = (f"?account=act_{csvs[0][1]}&since={csvs[0][2]}&until={min(csvs[0][3], latest - timedelta(days=1))}"
                  if csvs else "")
@@ -243,7 +247,7 @@ def _failure_text(text: str) -> str:
     service's traceback stays in its log); anything else as the launcher reported it."""
     # the exception's message, not the traceback's echo of the source line that raised it (its f-string is
     # unformatted, "cannot listen on {self.address}: ...", and matched first): no braces, no closing quote
-    found = re.findall(r"(cannot listen on [^\s{}]+: the port is in use[^\n\"]*)", text)
+    found = re.findall(r"(cannot listen on [^\s{}]+: (?:the port is in use|Address already in use)[^\n\";]*)", text)
     taken = found[-1] if found else None
     if taken:
         service = text.split(" exited", 1)[0]

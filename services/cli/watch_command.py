@@ -17,7 +17,7 @@ import time
 import grpc
 from rich.console import Console
 
-from services.cli.gateway_calls import unreachable_hint
+from services.cli.gateway_calls import rpc_failure_text
 from services.common.auth import bearer
 from services.common.fatigue_text import level_name
 from services.common.grpc_server import service_channel
@@ -97,7 +97,7 @@ async def run_watch(target: str, token: str, account: str, since: str, until: st
                 failures += 1
                 waiting = False
                 if exc.code() != grpc.StatusCode.UNAVAILABLE or failures >= 5:
-                    print(f"{exc.code().name}: {exc.details()}{unreachable_hint(exc, target)}", file=sys.stderr)
+                    print(rpc_failure_text(exc, target), file=sys.stderr)
                     return 2
                 resume = f"from version {last}" if last is not None else "from a new snapshot"
                 print(f"stream ended ({exc.details()}); reconnecting {resume}", file=sys.stderr, flush=True)

@@ -58,6 +58,10 @@ def test_sign_in_link_works_once_and_sets_a_strict_http_only_cookie(system, base
         assert browser.get(base_url + "/api/v1/session").json()["user"] == "once"
     with httpx.Client() as thief:
         assert "used already" in problem(thief.get(link, follow_redirects=False), 401)["detail"]
+        # a browser following the link gets the same words as a page (a new-user trial saw raw JSON)
+        page = thief.get(link, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+        assert "used already" in page.text and "adfatigue sign-in" in page.text and "<script" not in page.text
 
 
 def test_the_sign_in_command_prints_a_new_one_time_link(system, base_url):

@@ -99,6 +99,11 @@ def test_a_taken_port_is_said_in_one_line_with_what_to_do():
     assert text.startswith("cache_gateway: cannot listen on 127.0.0.1:50051") and "Traceback" not in text
     assert "--gateway-port 0 --bff-port 0" in text and "--data-dir" in text
     assert _failure_text("meta_fetcher exited with code 2: bad setting") == "meta_fetcher exited with code 2: bad setting"
+    # the BFF's own words for it (a new-user trial: its hint named the BFF's --port, not up's flags)
+    bff = _failure_text("bff exited with code 1:\nbff: cannot listen on 127.0.0.1:8080: Address already in use; "
+                        "choose another port (--port; under `adfatigue up`: --bff-port)")
+    assert bff.startswith("bff: cannot listen on 127.0.0.1:8080: Address already in use. Another") and \
+        "--gateway-port 0 --bff-port 0" in bff
     # a real traceback echoes the source line that raised, with its f-string unformatted (a new user saw
     # "cannot listen on {self.address}: ... not local\")" printed): the message is the exception's own line
     traced = _failure_text(
@@ -114,7 +119,7 @@ def test_status_names_its_own_flag_when_the_scheduler_does_not_answer():
     """Finding: `status` said to pass --gateway / ADFATIGUE_GATEWAY_ADDR; it takes --scheduler."""
     import grpc
 
-    from services.cli.gateway_calls import unreachable_hint
+    from services.cli.gateway_calls import rpc_failure_text, unreachable_hint
 
     class Refused(grpc.RpcError):
         def code(self):
@@ -126,6 +131,8 @@ def test_status_names_its_own_flag_when_the_scheduler_does_not_answer():
     hint = unreachable_hint(Refused(), "127.0.0.1:50054", flag="--scheduler", variable="")
     assert "--scheduler HOST:PORT" in hint and "--gateway" not in hint and "ADFATIGUE_GATEWAY_ADDR" not in hint
     assert "--gateway HOST:PORT / set ADFATIGUE_GATEWAY_ADDR" in unreachable_hint(Refused(), "127.0.0.1:50051")
+    # said alone: gRPC's transport text is not shown before it (a new-user trial)
+    assert rpc_failure_text(Refused(), "127.0.0.1:50054").startswith("nothing answers at 127.0.0.1:50054")
 
 
 def test_a_service_that_dies_is_started_again_on_its_port_and_up_keeps_running(tmp_path, page_built):
