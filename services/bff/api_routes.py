@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import anyio
@@ -16,7 +17,7 @@ from services.bff.problems import PROBLEM_SCHEMA, Problem, problem_from_rpc
 from services.bff.requests_in import ACCOUNT_PATTERN, DATE_PATTERN, date_range, readable_account
 from services.bff.requests_in import last_event_id as parse_last_event_id
 from services.bff.schemas import Accounts, PageModel, RefreshResult, Session
-from services.bff.sessions import end_session, require_csrf, signed_in
+from services.bff.sessions import end_session, require_csrf, session_ended, signed_in
 from services.bff.users import User
 
 router = APIRouter()
@@ -102,7 +103,8 @@ async def get_events(request: Request, user: SignedIn, act: Act, since: Since, u
     if start is not None and last is not None and last > start.version:
         raise Problem(400, f"Last-Event-ID {last} is newer than the data (version {start.version}): "
                            "reload the page", kind="invalid-last-event-id")
-    events = live_events.stream(request.app.state.feeds, user, account, since, until, start, last, settings.retry_ms)
+    events = live_events.stream(request.app.state.feeds, user, account, since, until, start, last, settings.retry_ms,
+                                signed_out=partial(session_ended, request))
     stop = anyio.Event()  # set by sse-starlette on shutdown: the stream then ends with a complete response
     return EventSourceResponse(live_events.until_stopped(events, stop), ping=settings.heartbeat_s,
                                headers={"X-Accel-Buffering": "no"}, shutdown_event=stop, shutdown_grace_period=3)

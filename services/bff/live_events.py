@@ -178,8 +178,10 @@ class Feeds:
 
 
 async def stream(feeds: Feeds, user: User, account: str, since: str, until: str, start: Model | None,
-                 last_event_id: int | None, retry_ms: int):
-    """SSE events for one page. ``start``: the model read before the stream opened (None: gateway was down)."""
+                 last_event_id: int | None, retry_ms: int, signed_out=lambda: False):
+    """SSE events for one page. ``start``: the model read before the stream opened (None: gateway was down);
+    ``signed_out()``: checked before each event, so a stream opened before a sign-out delivers nothing after
+    it (a last ``status`` event says so and the stream ends)."""
     key = (account, since, until)
     listener = Listener(last_event_id, feeds.models.exact(key, last_event_id) if last_event_id is not None else None)
     yield ServerSentEvent(retry=retry_ms, sep=SEP).encode()
@@ -191,6 +193,10 @@ async def stream(feeds: Feeds, user: User, account: str, since: str, until: str,
         while True:
             event = await listener.queue.get()
             if event is None:
+                return
+            if signed_out():
+                yield _event("status", None, {"session": "ended", "detail": "this session was signed out: "
+                                                                            "sign in again to follow the page"})
                 return
             yield event
     finally:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 
 from services.bff.problems import Problem
-from services.bff.sign_in import new_csrf_token, proxy_user
+from services.bff.sign_in import SignInUnavailable, new_csrf_token, proxy_user
 from services.bff.users import User
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -26,8 +26,25 @@ def end_session(request: Request) -> None:
     (a copy of the cookie does not sign in again)."""
     sid = request.session.get("sid")
     if isinstance(sid, str):
-        request.app.state.sign_in_links.end_session(sid, time.time() + request.app.state.settings.session_max_age_s)
+        try:
+            request.app.state.sign_in_links.end_session(sid, time.time() + request.app.state.settings.session_max_age_s)
+        except SignInUnavailable:  # logged by sign_in.py; the session stays: a sign-out that is not kept is none
+            raise Problem(503, "sign-out could not be recorded (the server cannot write its sign-in records): "
+                               "your session is still open; try again in a minute or tell the operator",
+                          kind="sign-out-unavailable", headers={"Retry-After": "60"}) from None
     request.session.clear()
+
+
+def session_ended(request: Request) -> bool:
+    """Whether the request's session was signed out (or has no id). Fails closed: True when the sign-in
+    records cannot be read."""
+    sid = request.session.get("sid")
+    if not isinstance(sid, str):
+        return True
+    try:
+        return request.app.state.sign_in_links.session_ended(sid)
+    except SignInUnavailable:
+        return True
 
 
 def _how_to_sign_in(settings) -> str:
@@ -55,7 +72,11 @@ def signed_in(request: Request) -> User:
     if not isinstance(sid, str):
         request.session.clear()
         raise Problem(401, f"your session is from an older version: {hint}", kind="not-signed-in")
-    if request.app.state.sign_in_links.session_ended(sid):
+    try:
+        ended = request.app.state.sign_in_links.session_ended(sid)
+    except SignInUnavailable as exc:
+        raise Problem(503, str(exc), kind="sign-in-unavailable", headers={"Retry-After": "60"}) from None
+    if ended:
         request.session.clear()
         raise Problem(401, f"this session was signed out: {hint}", kind="not-signed-in")
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import time
@@ -32,6 +33,7 @@ from services.bff.users import User, account_list
 from services.common.auth import OPERATOR, READER
 
 PURPOSE = "adfatigue-bff-sign-in"
+log = logging.getLogger(__name__)
 
 
 #: Roles a person signed in to the page may hold (services/common/auth.py names them).
@@ -64,6 +66,11 @@ def mint_sign_in_link(base_url: str, secret: str, subject: str, accounts, roles=
     return f"{base_url.rstrip('/')}/ad-fatigue/sign-in?{urlencode(query)}"
 
 
+#: What a person is told when the used-links file cannot be used (its path and the OS error go to the log only).
+UNAVAILABLE = ("sign-in is unavailable: the server cannot read or write its sign-in records; try again in a "
+               "minute, or tell the operator (the BFF's log says what is wrong)")
+
+
 class UsedLinks:
     """Keys -> expiry (Unix seconds) of what must not work again until then: redeemed sign-in links
     (``link:<jti>``, until the link's ``exp``) and signed-out sessions (``session:<sid>``, until the
@@ -71,7 +78,8 @@ class UsedLinks:
 
     With ``path`` the set lives in that JSON file, rewritten whole and atomically (temporary file, then
     ``os.replace``) before a link is accepted, so a restart forgets no used link; a missing file is an empty
-    set; an unreadable one raises ``SignInError`` (no link is accepted then rather than an old one twice).
+    set; an unreadable or unwritable one raises ``SignInUnavailable`` (no link is accepted then rather than an old
+    one twice; the reason is logged, not shown).
     """
 
     def __init__(self, path: Path | None = None):
@@ -90,10 +98,11 @@ class UsedLinks:
                 used = {str(j): float(e) for j, e in used.items()}
             except FileNotFoundError:
                 used = {}
-            except (OSError, ValueError, TypeError) as exc:
-                raise SignInUnavailable(f"sign-in is unavailable: the used-links file {self.path} cannot be read "
-                                  f"({exc}); an operator can delete it (links issued before then become "
-                                  "usable once more until they expire)") from None
+            except (OSError, ValueError, TypeError, RecursionError) as exc:  # RecursionError: nesting too deep
+                log.error("the used-links file %s cannot be read (%s): no sign-in link is accepted until it is "
+                          "mended or deleted (deleting makes links issued before usable once more until they expire)",
+                          self.path, str(exc)[:200])
+                raise SignInUnavailable(UNAVAILABLE) from None
         return {j: e for j, e in used.items() if e > now}
 
     def _save(self, used: dict[str, float]) -> None:
@@ -106,8 +115,8 @@ class UsedLinks:
             tmp.write_text(json.dumps(used))
             os.replace(tmp, self.path)
         except OSError as exc:
-            raise SignInUnavailable(f"sign-in is unavailable: the used-links file {self.path} cannot be written "
-                              f"({exc})") from None
+            log.error("the used-links file %s cannot be written (%s)", self.path, exc)
+            raise SignInUnavailable(UNAVAILABLE) from None
 
     def use(self, key: str, exp: float) -> bool:
         """Marks ``key`` used until ``exp``; False when it was used already."""

@@ -406,3 +406,37 @@ def test_a_bad_asset_name_is_404_problem_details_not_500(base_url, name):
     """Finding: a NUL or an over-long asset name answered 500 (ValueError / OSError) to anybody."""
     with httpx.Client(base_url=base_url) as anon:
         assert "no such" in problem(anon.get(f"/ad-fatigue/assets/{name}"), 404)["detail"]
+
+
+def test_a_stream_opened_before_sign_out_delivers_nothing_after_it(system, base_url, client):
+    """Attacker trial finding: an open SSE stream on a copied cookie kept delivering changes after sign-out."""
+    import threading
+    from datetime import date, timedelta
+    with signed_in_client(system, base_url, "erin", ["*"], []) as erin:
+        events: list[dict] = []
+        with httpx.Client(base_url=base_url, cookies={"adfatigue_session": erin.cookies["adfatigue_session"]},
+                          timeout=60) as copy:
+            listener = threading.Thread(target=lambda: read_events(copy, 20, timeout=60, into=events), daemon=True)
+            listener.start()
+            deadline = time.monotonic() + 30
+            while not any(e.get("event") == "snapshot" for e in events):
+                assert time.monotonic() < deadline, events
+                time.sleep(0.05)
+            csrf = erin.get("/api/v1/session").json()["csrf_token"]
+            assert erin.post("/api/v1/session/sign-out", headers={"X-CSRF-Token": csrf}).status_code == 204
+            seen = len(events)
+            model = fatigue(client).json()
+            ad = model["ads"][2]
+            last = max(i for i, v in enumerate(ad["series"]["impressions"]) if v)
+            day = (date.fromisoformat(ad["series"]["first_day"]) + timedelta(days=last)).isoformat()
+            assert httpx.post(f"{system.sandbox_url}/_sandbox/restate", timeout=30,
+                              json={"account_id": REAL, "date": day, "ad_id": ad["ad_id"],
+                                    "set": {"spend": "555.55"}}).status_code == 200
+            operator_csrf = client.get("/api/v1/session").json()["csrf_token"]
+            done = client.post(f"/api/v1/accounts/{REAL}/refresh", params={"since": day, "until": day, "force": "true"},
+                               headers={"X-CSRF-Token": operator_csrf})
+            assert done.status_code == 200 and done.json()["rows_changed"] >= 1
+            listener.join(60)
+    after = events[seen:]
+    assert not any(e.get("event") in ("change", "jump", "snapshot") for e in after), after
+    assert after and after[-1]["event"] == "status" and json.loads(after[-1]["data"])["session"] == "ended", after

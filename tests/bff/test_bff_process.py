@@ -100,16 +100,39 @@ def test_a_used_sign_in_link_stays_used_when_the_bff_restarts(system, tmp_path):
     assert list(json.loads(used.read_text()).values())[0] > time.time()  # kept until the link's exp
 
 
-def test_an_unreadable_used_links_file_refuses_every_link_with_503(system, tmp_path):
+def test_an_unusable_used_links_file_is_503_everywhere_never_500_nor_a_replay(system, tmp_path):
+    """Attacker trial findings: with the file damaged, signed-in sessions got 500 (a bug) and a deeply nested file
+    made sign-in 500 too; with it unwritable, sign-out was 500. Now 503 with a plain message (the path and the
+    OS error are in the log only), and an unrecorded sign-out leaves the session open rather than pretending."""
     used = tmp_path / "sign-in-used-links.json"
-    used.write_text("{not json")
     bff = start_bff(system, tmp_path, "bff_links_bad", BFF_SIGN_IN_USED_LINKS=str(used))
     base = f"http://{bff.address}"
+
+    def unavailable(answer: httpx.Response) -> dict:
+        assert answer.status_code == 503 and answer.headers["content-type"].startswith("application/problem+json")
+        assert str(tmp_path) not in answer.text and "Errno" not in answer.text, answer.text
+        return answer.json()
+
     try:
         with httpx.Client(base_url=base, timeout=60) as browser:
-            link = mint_sign_in_link(base, system.jwt_secret, "x", ["act_1001"])
-            answer = browser.get(link.removeprefix(base), follow_redirects=False)
+            assert browser.get(mint_sign_in_link(base, system.jwt_secret, "x", ["act_1001"]).removeprefix(base),
+                               follow_redirects=False).status_code == 303
+            csrf = browser.get("/api/v1/session").json()["csrf_token"]
+            # unwritable (a directory where the temporary file goes): sign-out is not recorded, and says so
+            blocker = tmp_path / f".{used.name}.{bff.proc.pid}.tmp"
+            blocker.mkdir()
+            assert "still open" in unavailable(browser.post("/api/v1/session/sign-out",
+                                                            headers={"X-CSRF-Token": csrf}))["detail"]
+            blocker.rmdir()
+            assert browser.get("/api/v1/session").status_code == 200
+            for damaged in ("{not json", "[" * 200_000 + "]" * 200_000):
+                used.write_text(damaged)
+                unavailable(browser.get("/api/v1/session"))
+                unavailable(browser.get("/api/v1/accounts"))
+                link = mint_sign_in_link(base, system.jwt_secret, "y", ["act_1001"])
+                unavailable(httpx.get(link, follow_redirects=False, timeout=60))
+                assert used.read_text() == damaged  # nothing overwritten
     finally:
         bff.stop()
-    assert answer.status_code == 503 and answer.headers["content-type"].startswith("application/problem+json")
-    assert str(used) in answer.json()["detail"] and used.read_text() == "{not json"  # nothing overwritten
+    log = bff.log_path.read_text()
+    assert "Traceback" not in log
