@@ -149,8 +149,10 @@ def _sort_key(ad: dict):
     return (-(ad["score"] if ad["score"] is not None else -1), ad["ad_name"], ad["ad_id"])
 
 
-def build(account: dict, since: str, until: str, version: int, rows, results, freshness) -> dict:
-    """The page model of ``account`` ({"id","name","currency","timezone"}) at ``version``."""
+def build(account: dict, since: str, until: str, version: int, rows, results, freshness, stored_days=None) -> dict:
+    """The page model of ``account`` ({"id","name","currency","timezone"}) at ``version``; ``stored_days``: the
+    gateway's ``GetFatigueResponse.stored_days`` (set only when no ad has a row in the range), so the page can
+    say where the account's data lies."""
     by_ad: dict[str, dict[str, insights_pb2.InsightRow]] = defaultdict(dict)
     for r in rows:
         by_ad[r.ad_id][r.date_start] = r
@@ -160,7 +162,9 @@ def build(account: dict, since: str, until: str, version: int, rows, results, fr
                  key=_sort_key)
     return {"account": account, "range": {"since": since, "until": until}, "version": version,
             "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "freshness": freshness_view(freshness, account.get("timezone", "")), "summary": summary(ads), "ads": ads}
+            "freshness": freshness_view(freshness, account.get("timezone", "")), "summary": summary(ads), "ads": ads,
+            "stored_days": {"since": stored_days.since, "until": stored_days.until}
+            if stored_days is not None and stored_days.since else None}
 
 
 def diff(old: dict, new: dict) -> dict:
@@ -168,6 +172,6 @@ def diff(old: dict, new: dict) -> dict:
     before = {a["ad_id"]: a for a in old["ads"]}
     after_ids = {a["ad_id"] for a in new["ads"]}
     return {"version": new["version"], "from_version": old["version"], "generated_at": new["generated_at"],
-            "freshness": new["freshness"], "summary": new["summary"],
+            "freshness": new["freshness"], "summary": new["summary"], "stored_days": new.get("stored_days"),
             "ads": [a for a in new["ads"] if before.get(a["ad_id"]) != a],
             "removed": sorted(set(before) - after_ids), "order": [a["ad_id"] for a in new["ads"]]}

@@ -80,7 +80,8 @@ class PageModels:
             info = await self.account(user, account)  # after the read: a first read records currency and zone
             cached = self._models.get((key, insights.version))
             if cached is None:
-                cached = self._store(key, insights.version, info, insights.rows, fatigue.results, insights.freshness)
+                cached = self._store(key, insights.version, info, insights.rows, fatigue.results, insights.freshness,
+                                     stored_days=_stored_days(fatigue))
             else:  # same version: freshness may have moved on
                 cached.data["freshness"] = page_model.freshness_view(insights.freshness, info["timezone"])
                 cached._encoded = None
@@ -108,11 +109,12 @@ class PageModels:
                         if since <= r.date_start <= until:
                             rows[(r.ad_id, r.date_start)] = r
                     return self._store(key, event.version, base.info, list(rows.values()), fatigue.results,
-                                       fatigue.freshness, rows)
+                                       fatigue.freshness, rows, _stored_days(fatigue))
         return await self.read(user, account, since, until, at_least=event.version)
 
-    def _store(self, key, version: int, info: dict, rows, results, freshness, by_key: dict | None = None) -> Model:
-        data = page_model.build(info, key[1], key[2], version, rows, results, freshness)
+    def _store(self, key, version: int, info: dict, rows, results, freshness, by_key: dict | None = None,
+               stored_days=None) -> Model:
+        data = page_model.build(info, key[1], key[2], version, rows, results, freshness, stored_days)
         model = Model(key, version, data, rows=by_key or {(r.ad_id, r.date_start): r for r in rows}, info=info)
         self._models[(key, version)] = model
         while len(self._models) > self.keep:
@@ -130,3 +132,8 @@ class PageModels:
 def is_transient(exc: grpc.aio.AioRpcError) -> bool:
     return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                           grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED)
+
+
+def _stored_days(fatigue) -> object | None:
+    """``GetFatigueResponse.stored_days`` when the gateway set it (an answer without any ad), else None."""
+    return fatigue.stored_days if fatigue.HasField("stored_days") else None

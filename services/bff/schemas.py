@@ -94,6 +94,9 @@ class PageModel(BaseModel):
     freshness: Freshness
     summary: Summary
     ads: list[Ad] = Field(description="highest score first")
+    stored_days: dict[str, str] | None = Field(
+        default=None, description="only when no ad has a row in the range: the first and last day (since, until) "
+                                  "with rows stored for the account, so the page can offer them")
 
 
 class RefreshResult(BaseModel):

@@ -167,3 +167,20 @@ def test_a_user_without_access_is_told_plainly(page: Page, system):
     notice = page.get_by_test_id("problem")
     expect(notice).to_contain_text(f"You do not have access to {SYNTH}", timeout=30_000)
     expect(notice).to_contain_text("alice may not read")
+
+
+def test_an_empty_range_says_where_the_data_is_and_one_click_shows_it(page: Page, system, base_url):
+    """New-user trial finding: a link from `adfatigue sign-in` opened the last 28 days (empty for the sample
+    account) and the page said only "No ads delivered in this range"."""
+    import re
+    top_ad(base_url, system)  # the sample account's days are stored (whichever test runs first)
+    empty = "?" + urlencode({"account": REAL, "since": "2026-11-01", "until": "2026-11-28"})
+    open_page(page, system, query=empty)
+    notice = page.get_by_test_id("no-data")
+    expect(notice).to_contain_text(re.compile(r"The platform holds its days 20\d\d-\d\d-\d\d … 2026-04-29"),
+                                   timeout=60_000)
+    notice.get_by_role("button", name="Show 2026-04-02 … 2026-04-29").click()
+    expect(page.get_by_test_id("no-data")).to_have_count(0, timeout=60_000)
+    expect(page.locator("tbody tr").first).to_be_visible()
+    assert "since=2026-04-02" in page.url and "until=2026-04-29" in page.url
+    assert page.locator("input[name=since]").input_value() == "2026-04-02"

@@ -45,7 +45,15 @@ function ProblemNotice({ problem, act }: { problem: Problem; act?: string }) {
   )
 }
 
-function Dashboard({ view, session }: { view: View; session: Session | null }) {
+/** The last 28 days (or fewer) of what the platform holds: since..until, ISO dates. */
+function lastHeld(held: { since: string; until: string }): { since: string; until: string } {
+  const until = new Date(`${held.until}T00:00:00Z`)
+  const start = new Date(until.getTime() - 27 * 86_400_000)
+  const since = isoDay(start) < held.since ? held.since : isoDay(start)
+  return { since, until: held.until }
+}
+
+function Dashboard({ view, session, onGo }: { view: View; session: Session | null; onGo: (v: View) => void }) {
   const data = usePageData(view.act, view.since, view.until)
   const [selected, setSelected] = useState<string | null>(null)
   const [refreshing, setRefreshing] = useState('')
@@ -72,6 +80,21 @@ function Dashboard({ view, session }: { view: View; session: Session | null }) {
         ) : null}
       </div>
       <FreshnessBanner model={model} connection={data.connection} gatewayDetail={data.gatewayDetail} />
+      {model.ads.length === 0 ? (
+        <div className="notice" role="status" data-testid="no-data">
+          <p>
+            No ad of {view.act} has a row in {view.since} … {view.until}.{' '}
+            {model.stored_days
+              ? `The platform holds its days ${model.stored_days.since} … ${model.stored_days.until}.`
+              : 'The platform holds no day of this account yet.'}
+          </p>
+          {model.stored_days ? (
+            <button type="button" onClick={() => onGo({ act: view.act, ...lastHeld(model.stored_days!) })}>
+              Show {lastHeld(model.stored_days).since} … {model.stored_days.until}
+            </button>
+          ) : null}
+        </div>
+      ) : null}
       <AccountSummary model={model} />
       <div className="main">
         <AdTable model={model} selected={ad?.ad_id ?? null} onSelect={setSelected} />
@@ -114,6 +137,7 @@ export function App() {
         <h1>Ad fatigue</h1>
         {view ? (
           <form
+            key={`${view.act}/${view.since}/${view.until}`}
             className="picker"
             onSubmit={(e) => {
               e.preventDefault()
@@ -145,7 +169,7 @@ export function App() {
       </header>
       <main>
         {problem ? <ProblemNotice problem={problem} /> : null}
-        {view ? <Dashboard key={`${view.act}/${view.since}/${view.until}`} view={view} session={session} /> : null}
+        {view ? <Dashboard key={`${view.act}/${view.since}/${view.until}`} view={view} session={session} onGo={go} /> : null}
       </main>
     </>
   )

@@ -61,6 +61,8 @@ export interface PageModel {
   freshness: Freshness
   summary: Summary
   ads: Ad[]
+  /** only when no ad has a row in the range: the first and last day stored for the account */
+  stored_days?: { since: string; until: string } | null
 }
 
 export interface Change {
@@ -72,6 +74,7 @@ export interface Change {
   ads: Ad[]
   removed: string[]
   order: string[]
+  stored_days?: { since: string; until: string } | null
 }
 
 export interface GatewayStatus {

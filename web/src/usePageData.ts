@@ -42,6 +42,7 @@ function applyChange(model: PageModel, change: Change): PageModel {
     generated_at: change.generated_at,
     freshness: change.freshness,
     summary: change.summary,
+    stored_days: change.stored_days ?? null,
     ads: ordered,
   }
 }
