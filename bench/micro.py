@@ -23,10 +23,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -203,6 +207,50 @@ def replica_memory() -> dict:
     return {"rows": replica.rows_held(), "days": len(replica.fetched), "estimate_bytes": replica.size_bytes,
             "measured_bytes": after - before,
             "method": "the real sample account's AccountReplica with every row serialized; size_bytes vs tracemalloc"}
+
+
+_GC_PROBE = """
+import gc, json, sys, time
+from datetime import datetime, timezone
+import services.cache_gateway.server  # every module the gateway imports
+from services.common.heap import freeze_startup_heap
+if sys.argv[1] == "frozen":
+    freeze_startup_heap()
+from bench.accounts import SAMPLE_CSV
+from services.cache_gateway.account_replica import AccountReplica
+from services.cache_gateway.l2_store import AccountImage, AccountState
+from services.common.ads_manager_csv import load_csv
+rows = load_csv(SAMPLE_CSV, "1")
+now = datetime.now(timezone.utc)
+replica = AccountReplica.from_image(AccountImage(AccountState("1", 1, 1), [(r.ad_id, r.date_start, 1, r) for r in rows],
+                                                 {r.date_start: now for r in rows}, []))
+del rows
+best = float("inf")
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    gc.collect()
+    best = min(best, time.perf_counter() - t)
+print(json.dumps({"ms": best * 1000, "walked": len(gc.get_objects()), "frozen": gc.get_freeze_count()}))
+"""
+
+
+def gc_full_collection(repeats: int = 7) -> dict:
+    """What a full garbage collection costs a gateway, with and without ``services/common/heap.py``'s freeze of
+    start-up objects: a fresh interpreter imports every module the gateway does, (frozen: freezes them), then holds
+    the real sample account's replica, and times ``gc.collect()`` (best of ``repeats``); one process per variant."""
+    from bench.accounts import SAMPLE_CSV
+
+    if not SAMPLE_CSV.is_file():
+        return {"skipped": f"{SAMPLE_CSV} is missing"}
+    out = {}
+    for variant in ("unfrozen", "frozen"):
+        done = subprocess.run([sys.executable, "-c", _GC_PROBE, variant, str(repeats)], capture_output=True,
+                              text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent, check=True)
+        out[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**out, "ratio": out["frozen"]["ms"] / out["unfrozen"]["ms"],
+            "method": "fresh interpreter per variant: the gateway's imports, the real sample account's replica "
+                      f"resident, gc.collect() best of {repeats}; frozen = gc.freeze() after the imports "
+                      "(what every service does when it starts serving)"}
 
 
 def join_vs_encode(repeats: int = 20) -> dict:

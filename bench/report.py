@@ -239,6 +239,10 @@ def markdown(r: dict) -> str:
             elif name == "join_vs_encode":
                 lines.append(f"| rows joined vs encoded | {v['rows']:,} rows: encode {v['encode_ms']:.1f} ms, join "
                              f"{v['join_ms']:.2f} ms ({v['speedup']:,.0f}×) | {v['method']} |")
+            elif name == "gc_full_collection":
+                lines.append(f"| full garbage collection, gateway heap | {v['unfrozen']['ms']:.1f} ms walking "
+                             f"{v['unfrozen']['walked']:,} objects; start-up frozen {v['frozen']['ms']:.1f} ms "
+                             f"walking {v['frozen']['walked']:,} ({v['ratio']:.2f}×) | {v['method']} |")
             elif name == "planner":
                 lines.append(f"| planner | {v['p50_ms']:.2f} ms per plan ({v['days']} days → {v['ranges_planned']} "
                              f"ranges) | {v['method']} |")

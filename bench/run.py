@@ -215,6 +215,7 @@ async def run_async(system: BenchSystem, profile: Profile, results: dict, log=pr
             "planner": await asyncio.to_thread(micro.planner_benchmark, profile.planner_repeats),
             "fatigue_scoring": await asyncio.to_thread(micro.fatigue_benchmark, profile.fatigue_ads),
             "join_vs_encode": await asyncio.to_thread(micro.join_vs_encode),
+            "gc_full_collection": await asyncio.to_thread(micro.gc_full_collection),
         }
         results["replica_memory"] = micro.replica_memory()
     if "throughput" not in profile.skip:

@@ -16,6 +16,7 @@ from services.bff.settings import BffSettings
 from services.common.logs import configure_logging
 from services.common.settings import parse_service_args
 from services.common.telemetry import setup_telemetry
+from services.common.heap import freeze_startup_heap
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if server.started:
             print(f"bff listening on http://{settings.host}:{settings.port}", flush=True)
             telemetry.announce()
+            freeze_startup_heap()  # services/common/heap.py
         await task
 
     # uvicorn handles SIGINT/SIGTERM while it serves and raises the signal again once stopped; a stop that

@@ -42,6 +42,7 @@ from services.common.auth import GATEWAY, JwtVerifier, ServiceToken
 from services.common.lease_record import LeaseRecords
 from services.common.distributed_lock import DistributedLock
 from services.common.grpc_server import GrpcHost
+from services.common.heap import freeze_startup_heap
 from services.common.logs import configure_logging
 from services.common.telemetry import setup_telemetry
 from services.common.settings import SettingsError, parse_service_args
@@ -130,6 +131,7 @@ async def serve(args: argparse.Namespace) -> None:
     port = await host.start([SERVICE_NAME])
     print(f"cache_gateway listening on {args.host}:{port}", flush=True)
     telemetry.announce()
+    freeze_startup_heap()  # services/common/heap.py: full collections no longer walk start-up's objects
     health = asyncio.create_task(follow_store_health(host, feed))
     try:
         await host.wait_for_termination_signal()

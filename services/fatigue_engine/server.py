@@ -11,6 +11,7 @@ from services.common.grpc_server import GrpcHost
 from services.common.telemetry import setup_telemetry
 from services.common.service_callers import ServiceCallers
 from services.common.pb.adfatigue.v1 import fatigue_engine_pb2_grpc
+from services.common.heap import freeze_startup_heap
 from services.fatigue_engine.servicer import SERVICE_NAME, FatigueEngineServicer
 
 
@@ -33,6 +34,7 @@ async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
     shown = f"[{host}]" if ":" in host else host
     print(f"fatigue_engine listening on {shown}:{bound}", flush=True)
     telemetry.announce()
+    freeze_startup_heap()  # services/common/heap.py
     try:
         await grpc_host.wait_for_termination_signal()
     finally:

@@ -37,6 +37,7 @@ from services.meta_fetcher import metrics
 from services.common.service_callers import ServiceCallers
 from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import meta_fetcher_pb2_grpc
+from services.common.heap import freeze_startup_heap
 from services.meta_fetcher.credentials import Credentials
 from services.meta_fetcher.graph_client import GraphClient
 from services.meta_fetcher.graph_errors import register_secret
@@ -135,6 +136,7 @@ async def _serve(args: argparse.Namespace) -> None:
     callers = ServiceCallers.from_env({GATEWAY}, "meta_fetcher")  # every FetchInsights spends Meta budget
     async with fetcher_server(settings, address, settings.shutdown_grace_s, callers) as (host, port):
         print(f"meta_fetcher listening on {args.host}:{port}", flush=True)
+        freeze_startup_heap()  # services/common/heap.py
         telemetry.announce()
         log.info("meta_fetcher serving %s with Graph %s %s", SERVICE_NAME, settings.graph_url, settings.api_version)
         await host.wait_for_termination_signal()

@@ -39,6 +39,7 @@ from services.common.grpc_server import GrpcHost, service_channel
 from services.common.shutdown import ShutdownSteps
 from services.common.settings import parse_service_args
 from services.common.pb.adfatigue.v1 import cache_gateway_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
+from services.common.heap import freeze_startup_heap
 from services.scheduler.budget import LocalBudget, RedisBudget
 from services.scheduler.cycle import CycleRunner
 from services.scheduler.events import build_notifier
@@ -110,6 +111,7 @@ async def serve(args: argparse.Namespace) -> None:
     port = await host.start([SERVICE_NAME])
     print(f"scheduler listening on {args.host}:{port}", flush=True)
     telemetry.announce()
+    freeze_startup_heap()  # services/common/heap.py
     logging.getLogger(__name__).info(
         "scheduler %s: interval %.0f s, budget %s (share %d of %d calls/%.0f s, reserve %d), lease %s",
         holder, settings.interval_s, "redis-shared" if redis_client else "configured-share", settings.share_calls,
