@@ -18,6 +18,8 @@
   repeats).
 - ``fatigue_scoring``: ``services.fatigue_engine.scoring.score_ads`` on 1,000
   synthetic ads x 90 days (the sandbox's seeded model), in-process; best of 3.
+- ``gc_full_collection``: ``gc.collect()`` over a gateway's heap (its imports and the real sample
+  account's replica), in a fresh interpreter, with and without start-up objects frozen.
 """
 
 from __future__ import annotations
