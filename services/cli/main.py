@@ -282,7 +282,9 @@ def cmd_status(parser, args) -> int:
         return code
     found, text = _alert_lines(parser, args)
     if args.json:
-        print(json.dumps({**json.loads(MessageToJson(reply)), "alerts": found}, indent=2))
+        # the proto's own field names (snake_case, as stats --json and the README use), not protobuf's lowerCamel
+        view = json.loads(MessageToJson(reply, preserving_proto_field_name=True))
+        print(json.dumps({**view, "alerts": found}, indent=2))
     else:
         print(render_status(reply) + "\n\n" + text)
     return 0

@@ -284,3 +284,4 @@ def test_status_shows_which_alerts_would_fire_and_prometheus_sees_a_service_down
     assert {"name": "ServiceDown", "severity": "critical", "firing": False,
             "detail": "adfatigue-fatigue-engine on " + pending[0]["metric"]["instance"] + " is down"} \
         in json.loads(listed.stdout)["alerts"]
+    assert "instance_id" in json.loads(listed.stdout) and "instanceId" not in listed.stdout  # the proto's names
