@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started:
+            freeze_startup_heap()  # services/common/heap.py; before the readiness line
             print(f"bff listening on http://{settings.host}:{settings.port}", flush=True)
             telemetry.announce()
-            freeze_startup_heap()  # services/common/heap.py
         await task
 
     # uvicorn handles SIGINT/SIGTERM while it serves and raises the signal again once stopped; a stop that

@@ -129,9 +129,9 @@ async def serve(args: argparse.Namespace) -> None:
     host = GrpcHost(f"{args.host}:{settings.port}")
     add_cache_gateway_to_server(servicer, host.server)
     port = await host.start([SERVICE_NAME])
+    freeze_startup_heap()  # services/common/heap.py; before the readiness line: no caller waits on it
     print(f"cache_gateway listening on {args.host}:{port}", flush=True)
     telemetry.announce()
-    freeze_startup_heap()  # services/common/heap.py: full collections no longer walk start-up's objects
     health = asyncio.create_task(follow_store_health(host, feed))
     try:
         await host.wait_for_termination_signal()

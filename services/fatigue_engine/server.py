@@ -32,9 +32,9 @@ async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
     grpc_host = build_host(host, port, ServiceCallers.from_env({GATEWAY}, "fatigue_engine"))
     bound = await grpc_host.start([SERVICE_NAME])
     shown = f"[{host}]" if ":" in host else host
+    freeze_startup_heap()  # services/common/heap.py; before the readiness line: no caller waits on it
     print(f"fatigue_engine listening on {shown}:{bound}", flush=True)
     telemetry.announce()
-    freeze_startup_heap()  # services/common/heap.py
     try:
         await grpc_host.wait_for_termination_signal()
     finally:

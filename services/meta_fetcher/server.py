@@ -135,8 +135,8 @@ async def _serve(args: argparse.Namespace) -> None:
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     callers = ServiceCallers.from_env({GATEWAY}, "meta_fetcher")  # every FetchInsights spends Meta budget
     async with fetcher_server(settings, address, settings.shutdown_grace_s, callers) as (host, port):
+        freeze_startup_heap()  # services/common/heap.py; before the readiness line: no caller waits on it
         print(f"meta_fetcher listening on {args.host}:{port}", flush=True)
-        freeze_startup_heap()  # services/common/heap.py
         telemetry.announce()
         log.info("meta_fetcher serving %s with Graph %s %s", SERVICE_NAME, settings.graph_url, settings.api_version)
         await host.wait_for_termination_signal()

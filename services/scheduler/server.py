@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -51,6 +52,7 @@ from services.scheduler.sources import GatewayRefresher, MongoDemandSource, Mong
 
 SERVICE_NAME = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name
 #: On SIGTERM, how long a cycle in progress may take to finish (ServiceProcess.stop waits 10 s before SIGKILL).
+FIRST_LEASE_WAIT_S = 5.0  # longest start-up wait for the first lease attempt, seconds
 STOP_GRACE_S = 8.0
 
 
@@ -108,10 +110,14 @@ async def serve(args: argparse.Namespace) -> None:
     await audit.start()
     scheduler_pb2_grpc.add_SchedulerServicer_to_server(
         SchedulerServicer(loop, JwtVerifier.from_settings(settings), audit), host.server)
+    # the first lease attempt before serving (a RunNow right after "listening" found no leader yet), bounded: with
+    # the store or Redis unreachable the loop keeps trying after start-up, as before
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(loop.keep_lease(), FIRST_LEASE_WAIT_S)
     port = await host.start([SERVICE_NAME])
+    freeze_startup_heap()  # services/common/heap.py; before the readiness line: no caller waits on it
     print(f"scheduler listening on {args.host}:{port}", flush=True)
     telemetry.announce()
-    freeze_startup_heap()  # services/common/heap.py
     logging.getLogger(__name__).info(
         "scheduler %s: interval %.0f s, budget %s (share %d of %d calls/%.0f s, reserve %d), lease %s",
         holder, settings.interval_s, "redis-shared" if redis_client else "configured-share", settings.share_calls,
