@@ -9,10 +9,13 @@ The change stream carries stored scores to subscribers on every replica.
 With an ``alerter`` (``fatigue_alerts.py``), ads whose stored level crossed
 into or out of warning / critical are handed to it, per account.
 
-A rescoring that fails (FatigueEngine down or slow, the store unreachable) is
-not dropped: its ads go back in the queue after a backoff (1 s, doubling up
-to ``retry_max_s``), merged with whatever was queued since, until it succeeds,
-so scores catch up with the data once the fault is gone without another write.
+A rescoring that fails for a passing reason (FatigueEngine unreachable, slow or
+busy; the store or Redis unreachable: ``TRANSIENT_ENGINE_CODES``,
+``error_boundary.classify``) is not dropped: its ads go back in the queue after
+a backoff (1 s, doubling up to ``retry_max_s``), merged with whatever was queued
+since, until it succeeds, so scores catch up with the data once the fault is
+gone without another write. A refusal that would repeat (the engine's
+INVALID_ARGUMENT for those rows, a bug) is logged as an error and not retried.
 """
 
 from __future__ import annotations
@@ -25,12 +28,22 @@ import grpc
 
 from services.cache_gateway.fatigue_alerts import FatigueAlerter, level_changes
 from services.cache_gateway.l2_store import InsightsStore
+from services.common.error_boundary import classify
 from services.common.fatigue_text import level_name
 from services.common.pb.adfatigue.v1 import fatigue_engine_pb2, fatigue_pb2
 from services.common.row_proto import row_to_proto
 from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
+
+#: Engine answers worth trying again later (the same request can succeed then).
+TRANSIENT_ENGINE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED,
+                                    grpc.StatusCode.CANCELLED})
+
+
+class EngineUnavailable(RuntimeError):
+    """ScoreAds failed for a passing reason (``TRANSIENT_ENGINE_CODES``): retried after a backoff."""
 
 
 class Rescorer:
@@ -71,8 +84,12 @@ class Rescorer:
                     await self.rescore(account_id, ad_ids)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # keep going; these ads are tried again after a backoff
+                except Exception as exc:  # keep going; passing faults are tried again after a backoff
                     metrics.rescore_runs.add(1, {"outcome": "error"})
+                    if not (isinstance(exc, EngineUnavailable) or classify(exc) is not None):
+                        log.error("rescoring %d ad(s) of act_%s failed and is not retried (it would fail the same "
+                                  "way): %s", len(ad_ids), account_id, exc)
+                        continue
                     failures = self._failures[account_id] = self._failures.get(account_id, 0) + 1
                     delay = min(self.retry_max_s, self.retry_first_s * 2 ** (failures - 1))
                     log.warning("rescoring %d ad(s) of act_%s failed (%d in a row): %s; trying again in %.0f s",
@@ -115,7 +132,8 @@ class Rescorer:
         try:
             reply = await self.engine.ScoreAds(request, timeout=self.timeout_s, metadata=self.metadata())
         except grpc.aio.AioRpcError as exc:
-            raise RuntimeError(f"fatigue_engine: {exc.code().name} {exc.details()}") from None
+            kind = EngineUnavailable if exc.code() in TRANSIENT_ENGINE_CODES else RuntimeError
+            raise kind(f"fatigue_engine: {exc.code().name} {exc.details()}") from None
         before = await self._stored_levels(account_id, series) if self.alerter else {}
         stored = 0
         saved: list[tuple[fatigue_pb2.FatigueResult, str, str]] = []
