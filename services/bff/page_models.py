@@ -17,6 +17,7 @@ from services.bff import page_model
 from services.bff.gateway_client import GatewayClient
 from services.bff.problems import Problem
 from services.bff.users import User
+from services.common.error_boundary import RETRYABLE_CODES
 
 
 @dataclass
@@ -130,8 +131,7 @@ class PageModels:
 
 
 def is_transient(exc: grpc.aio.AioRpcError) -> bool:
-    return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                          grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED)
+    return exc.code() in RETRYABLE_CODES
 
 
 def _stored_days(fatigue) -> object | None:

@@ -10,7 +10,7 @@ With an ``alerter`` (``fatigue_alerts.py``), ads whose stored level crossed
 into or out of warning / critical are handed to it, per account.
 
 A rescoring that fails for a passing reason (FatigueEngine unreachable, slow or
-busy; the store or Redis unreachable: ``TRANSIENT_ENGINE_CODES``,
+busy; the store or Redis unreachable: ``error_boundary.RETRYABLE_CODES``,
 ``error_boundary.classify``) is not dropped: its ads go back in the queue after
 a backoff (1 s, doubling up to ``retry_max_s``), merged with whatever was queued
 since, until it succeeds, so scores catch up with the data once the fault is
@@ -28,7 +28,7 @@ import grpc
 
 from services.cache_gateway.fatigue_alerts import FatigueAlerter, level_changes
 from services.cache_gateway.l2_store import InsightsStore
-from services.common.error_boundary import classify
+from services.common.error_boundary import RETRYABLE_CODES, classify
 from services.common.fatigue_text import level_name
 from services.common.pb.adfatigue.v1 import fatigue_engine_pb2, fatigue_pb2
 from services.common.row_proto import row_to_proto
@@ -36,14 +36,8 @@ from services.cache_gateway import metrics
 
 log = logging.getLogger(__name__)
 
-#: Engine answers worth trying again later (the same request can succeed then).
-TRANSIENT_ENGINE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                                    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED,
-                                    grpc.StatusCode.CANCELLED})
-
-
 class EngineUnavailable(RuntimeError):
-    """ScoreAds failed for a passing reason (``TRANSIENT_ENGINE_CODES``): retried after a backoff."""
+    """ScoreAds failed for a passing reason (``RETRYABLE_CODES``): retried after a backoff."""
 
 
 class Rescorer:
@@ -132,7 +126,7 @@ class Rescorer:
         try:
             reply = await self.engine.ScoreAds(request, timeout=self.timeout_s, metadata=self.metadata())
         except grpc.aio.AioRpcError as exc:
-            kind = EngineUnavailable if exc.code() in TRANSIENT_ENGINE_CODES else RuntimeError
+            kind = EngineUnavailable if exc.code() in RETRYABLE_CODES else RuntimeError
             raise kind(f"fatigue_engine: {exc.code().name} {exc.details()}") from None
         before = await self._stored_levels(account_id, series) if self.alerter else {}
         stored = 0

@@ -57,6 +57,12 @@ _PASSED_PEER_CODES = {
 NO_TRANSPARENT_RETRY = (("grpc-retry-pushback-ms", "-1"),)
 
 
+#: Statuses after which the same call can succeed later (the peer unreachable, slow, busy, or the call
+#: aborted or cancelled): a caller may retry after a backoff; any other status would repeat.
+RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                             grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED})
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     code: grpc.StatusCode
