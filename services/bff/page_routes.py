@@ -41,14 +41,14 @@ async def sign_in(request: Request, token: Annotated[str, Query(max_length=4096)
     """Starts a session from a link printed by ``adfatigue up`` / ``adfatigue sign-in`` (each link works
     once, until its ``exp``; a restart of the BFF keeps used links used). 401: expired, used or forged link;
     503: the used-links file cannot be read or written. Refusals are problem details, or a small HTML page with
-    the same words when the request accepts text/html (a browser following the link). Production deployments sign in through the proxy instead."""
+    the same words when the request accepts text/html (a browser following the link). Production deployments
+    sign in through the proxy instead."""
     if request.app.state.settings.sign_in != "link":
         return _refused(request, 400, "sign-in links are off here: sign in through your company's sign-in page",
                         "sign-in-links-off")
     try:
         user = request.app.state.sign_in_links.redeem(token)
-    except SignInUnavailable as exc:
-        log.error("sign-in links cannot be checked: %s", exc)
+    except SignInUnavailable as exc:  # sign_in.py logged why (the file's path and the OS error)
         return _refused(request, 503, str(exc), "sign-in-unavailable")
     except SignInError as exc:
         log.warning("sign-in link refused: %s", exc)  # never the link or its token (logs.py redacts them anyway)

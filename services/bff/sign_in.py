@@ -183,7 +183,6 @@ class SignInLinks:
         except (ValueError, TypeError) as exc:
             raise SignInError(f"this sign-in link names a bad account: {exc}") from None
 
-
     def end_session(self, sid: str, until: float) -> None:
         """Sign-out: the session ``sid`` is refused from now until ``until`` (Unix seconds; its cookie could
         be replayed until it expires)."""

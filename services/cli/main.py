@@ -37,7 +37,7 @@ import httpx
 from google.protobuf.json_format import MessageToJson
 
 from services.cli import backup_command
-from services.cli.gateway_calls import NoToken, cli_token, fatigue, rpc_failure_text
+from services.cli.gateway_calls import NoToken, cli_token, fatigue, rpc_failure_text, unreachable_hint
 from services.cli.local_system import gateway_address, running_endpoints
 from services.cli.system_metrics import alerts, collect, render_alerts
 from services.cli.system_metrics import render as render_system_metrics
@@ -149,7 +149,7 @@ def cmd_report(parser, args) -> int:
             reply = asyncio.run(fatigue(target, token, account, since, until))
     except grpc.RpcError as exc:
         if fmt == "json":
-            _json_error(exc.code(), rpc_failure_text(exc, target).removeprefix(f"{exc.code().name}: "))
+            _json_error(exc.code(), unreachable_hint(exc, target).strip() or exc.details() or "")
             return 2
         return _rpc_failed(exc, target)
     lines = report_lines(reply, levels, args.sort)

@@ -69,7 +69,8 @@ def hold_data_dir(data_dir: Path):
         pid = handle.read().strip() or "?"
         handle.close()
         raise AlreadyRunning(f"adfatigue is already running from {data_dir} (pid {pid}): stop it with Ctrl-C "
-                             "there, or start another one beside it with --data-dir DIR --gateway-port 0 --bff-port 0") from None
+                             "there, or start another one beside it with --data-dir DIR --gateway-port 0 "
+                             "--bff-port 0") from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
