@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -45,6 +46,25 @@ def signed_in_client(system, base_url: str, subject: str = "tester", accounts=("
         answer = client.get(link.removeprefix(base_url), follow_redirects=False)
         assert answer.status_code == 303, answer.text
         yield client
+
+
+def last_delivered_day(ad: dict) -> str:
+    """The last day with impressions of a page-model ad (its daily series starts at ``series.first_day``)."""
+    last = max(i for i, v in enumerate(ad["series"]["impressions"]) if v)
+    return (date.fromisoformat(ad["series"]["first_day"]) + timedelta(days=last)).isoformat()
+
+
+def restate_and_refresh(system, base_url: str, ad_id: str, day: str, spend: str) -> int:
+    """A restatement at the sandbox (Meta), then a Refresh through the BFF; returns the new version."""
+    answer = httpx.post(f"{system.sandbox_url}/_sandbox/restate",
+                        json={"account_id": REAL, "date": day, "ad_id": ad_id, "set": {"spend": spend}})
+    assert answer.status_code == 200 and answer.json()["restated"], answer.text
+    with signed_in_client(system, base_url, "operator-bot", ["*"], ["operator"]) as op:
+        csrf = op.get("/api/v1/session").json()["csrf_token"]
+        done = op.post(f"/api/v1/accounts/{REAL}/refresh", params={"since": day, "until": day, "force": "true"},
+                       headers={"X-CSRF-Token": csrf}, timeout=120)
+        assert done.status_code == 200 and done.json()["rows_changed"] >= 1, done.text
+        return done.json()["version"]
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ import jwt
 import pytest
 
 from services.bff.sign_in import link_key, mint_sign_in_link
-from tests.bff.conftest import REAL, SINCE, SYNTH, UNTIL, signed_in_client
+from tests.bff.conftest import (
+    REAL, SINCE, SYNTH, UNTIL, last_delivered_day, restate_and_refresh, signed_in_client,
+)
 
 pytestmark = pytest.mark.e2e
 PROBLEM = "application/problem+json"
@@ -358,7 +360,6 @@ def test_a_live_change_applied_to_the_snapshot_equals_a_fresh_read(system, clien
     """The stream's change (rows of the gateway's CHANGE + scores at that version) rebuilds the same model as
     reading the whole range again."""
     import threading
-    from datetime import date, timedelta
     events: list[dict] = []
 
     def listen():  # snapshot, status..., change; each event lands in ``events`` as it arrives
@@ -371,8 +372,7 @@ def test_a_live_change_applied_to_the_snapshot_equals_a_fresh_read(system, clien
     while len(events) < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     ad = model["ads"][1]
-    last = max(i for i, v in enumerate(ad["series"]["impressions"]) if v)
-    day = (date.fromisoformat(ad["series"]["first_day"]) + timedelta(days=last)).isoformat()
+    day = last_delivered_day(ad)
     restated = httpx.post(f"{system.sandbox_url}/_sandbox/restate",
                           json={"account_id": REAL, "date": day, "ad_id": ad["ad_id"],
                                 "set": {"spend": "777.77", "inline_link_clicks": 3}})
@@ -411,7 +411,6 @@ def test_a_bad_asset_name_is_404_problem_details_not_500(base_url, name):
 def test_a_stream_opened_before_sign_out_delivers_nothing_after_it(system, base_url, client):
     """Attacker trial finding: an open SSE stream on a copied cookie kept delivering changes after sign-out."""
     import threading
-    from datetime import date, timedelta
     with signed_in_client(system, base_url, "erin", ["*"], []) as erin:
         events: list[dict] = []
         with httpx.Client(base_url=base_url, cookies={"adfatigue_session": erin.cookies["adfatigue_session"]},
@@ -425,17 +424,8 @@ def test_a_stream_opened_before_sign_out_delivers_nothing_after_it(system, base_
             csrf = erin.get("/api/v1/session").json()["csrf_token"]
             assert erin.post("/api/v1/session/sign-out", headers={"X-CSRF-Token": csrf}).status_code == 204
             seen = len(events)
-            model = fatigue(client).json()
-            ad = model["ads"][2]
-            last = max(i for i, v in enumerate(ad["series"]["impressions"]) if v)
-            day = (date.fromisoformat(ad["series"]["first_day"]) + timedelta(days=last)).isoformat()
-            assert httpx.post(f"{system.sandbox_url}/_sandbox/restate", timeout=30,
-                              json={"account_id": REAL, "date": day, "ad_id": ad["ad_id"],
-                                    "set": {"spend": "555.55"}}).status_code == 200
-            operator_csrf = client.get("/api/v1/session").json()["csrf_token"]
-            done = client.post(f"/api/v1/accounts/{REAL}/refresh", params={"since": day, "until": day, "force": "true"},
-                               headers={"X-CSRF-Token": operator_csrf})
-            assert done.status_code == 200 and done.json()["rows_changed"] >= 1
+            ad = fatigue(client).json()["ads"][2]
+            restate_and_refresh(system, base_url, ad["ad_id"], last_delivered_day(ad), "555.55")
             listener.join(60)
     after = events[seen:]
     assert not any(e.get("event") in ("change", "jump", "snapshot") for e in after), after

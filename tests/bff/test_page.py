@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.bff.conftest import REAL, SINCE, SYNTH, UNTIL, signed_in_client
+from tests.bff.conftest import (
+    REAL, SINCE, SYNTH, UNTIL, last_delivered_day, restate_and_refresh, signed_in_client,
+)
 
 pytestmark = pytest.mark.e2e
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "ad-fatigue-page.png"
@@ -101,28 +102,11 @@ def test_two_tabs_show_the_same_version_in_every_widget(context, system):
     assert first.get_by_test_id("spend-at-risk").inner_text() == second.get_by_test_id("spend-at-risk").inner_text()
 
 
-def restate_and_refresh(system, base_url: str, ad_id: str, day: str, spend: str) -> int:
-    """A restatement at the sandbox (Meta), then a Refresh through the BFF; returns the new version."""
-    answer = httpx.post(f"{system.sandbox_url}/_sandbox/restate",
-                        json={"account_id": REAL, "date": day, "ad_id": ad_id, "set": {"spend": spend}})
-    assert answer.status_code == 200 and answer.json()["restated"], answer.text
-    with signed_in_client(system, base_url, "operator-bot", ["*"], ["operator"]) as op:
-        csrf = op.get("/api/v1/session").json()["csrf_token"]
-        done = op.post(f"/api/v1/accounts/{REAL}/refresh", params={"since": day, "until": day, "force": "true"},
-                       headers={"X-CSRF-Token": csrf}, timeout=120)
-        assert done.status_code == 200 and done.json()["rows_changed"] >= 1, done.text
-        return done.json()["version"]
-
-
 def top_ad(base_url: str, system) -> dict:
     with signed_in_client(system, base_url) as c:
         model = c.get(f"/api/v1/accounts/{REAL}/fatigue", params={"since": SINCE, "until": UNTIL}).json()
     ad = model["ads"][0]
-    last = ad["series"]["first_day"]
-    from datetime import date, timedelta
-    days = [i for i, v in enumerate(ad["series"]["impressions"]) if v]
-    day = (date.fromisoformat(last) + timedelta(days=days[-1])).isoformat()
-    return {"ad": ad, "day": day, "version": model["version"]}
+    return {"ad": ad, "day": last_delivered_day(ad), "version": model["version"]}
 
 
 def test_a_restatement_reaches_the_open_page_within_2_s(page: Page, system, base_url):
