@@ -61,6 +61,7 @@ function Dashboard({ view, session, onGo }: { view: View; session: Session | nul
   if (data.error) return <ProblemNotice problem={data.error} act={view.act} />
   if (!model) return <p className="muted" role="status">Loading {view.act} …</p>
   const ad = model.ads.find((a) => a.ad_id === selected) ?? model.ads[0]
+  const held = model.stored_days ? lastHeld(model.stored_days) : null // the offer of an empty range
   const refresh = () => {
     if (!session) return
     setRefreshing('refreshing …')
@@ -88,9 +89,9 @@ function Dashboard({ view, session, onGo }: { view: View; session: Session | nul
               ? `The platform holds its days ${model.stored_days.since} … ${model.stored_days.until}.`
               : 'The platform holds no day of this account yet.'}
           </p>
-          {model.stored_days ? (
-            <button type="button" onClick={() => onGo({ act: view.act, ...lastHeld(model.stored_days!) })}>
-              Show {lastHeld(model.stored_days).since} … {model.stored_days.until}
+          {held ? (
+            <button type="button" onClick={() => onGo({ act: view.act, ...held })}>
+              Show {held.since} … {held.until}
             </button>
           ) : null}
         </div>
